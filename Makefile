@@ -1,0 +1,81 @@
+# postmortembot — build, test, install. `make deps` installs the Debian packages; `make` builds
+# bin/postmortembot; `make check` runs every test and ends with "N passed, N failed".
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+PKGS    := libwebsockets libuv libcurl lua5.4 lua5.4-cjson libarchive openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Icore $(PKG_CFLAGS) -DPMB_VERSION='"$(VERSION)"'
+LDLIBS  += $(PKG_LIBS) -lm
+
+DEBIAN_PKGS := build-essential pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
+  libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev libarchive-dev libssl-dev \
+  libcmocka-dev lua-busted cmark python3 tzdata ca-certificates unzip clang-format
+
+CORE_SRC := $(wildcard core/*.c)
+CORE_OBJ := $(patsubst core/%.c,build/core/%.o,$(CORE_SRC))
+LIB_OBJ  := $(filter-out build/core/main.o,$(CORE_OBJ))
+ASAN_OBJ := $(patsubst core/%.c,build/asan/%.o,$(CORE_SRC))
+TEST_SRC := $(wildcard tests/c/test_*.c)
+TEST_BIN := $(patsubst tests/c/%.c,build/tests/%,$(TEST_SRC))
+
+.PHONY: all deps check asan unit fmt fmt-check demo bench install clean
+all: bin/postmortembot
+
+deps:
+	@sh tools/deps.sh $(DEBIAN_PKGS)
+
+bin/postmortembot: $(CORE_OBJ)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/core/%.o: core/%.c $(wildcard core/*.h)
+	@mkdir -p build/core
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build, used by the integration tests in `make check`.
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+asan: bin/postmortembot-asan
+bin/postmortembot-asan: $(ASAN_OBJ)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+build/asan/%.o: core/%.c $(wildcard core/*.h)
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+build/tests/%: tests/c/%.c $(LIB_OBJ)
+	@mkdir -p build/tests
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+
+unit: $(TEST_BIN)
+
+check: bin/postmortembot bin/postmortembot-asan $(TEST_BIN)
+	@python3 tests/run_all.py
+
+fmt:
+	clang-format -i core/*.c core/*.h tests/c/*.c
+fmt-check:
+	@clang-format --dry-run -Werror core/*.c core/*.h tests/c/*.c
+
+demo: deps bin/postmortembot
+	@python3 tools/demo.py
+
+bench: bin/postmortembot
+	@for b in bench/*.sh; do sh $$b; done
+
+install: bin/postmortembot
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/postmortembot \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/etc/postmortembot
+	install -m 755 bin/postmortembot $(DESTDIR)$(PREFIX)/bin/postmortembot
+	cp -R scripts templates $(DESTDIR)$(PREFIX)/share/postmortembot/
+	sed -e 's|"\.\./scripts"|"$(PREFIX)/share/postmortembot/scripts"|' \
+	    -e 's|"\.\./templates"|"$(PREFIX)/share/postmortembot/templates"|' \
+	    -e 's|"\.\./var"|"/var/lib/postmortembot"|' \
+	    config/postmortembot.lua > $(DESTDIR)$(PREFIX)/etc/postmortembot/postmortembot.lua
+	install -m 644 docs/postmortembot.1 $(DESTDIR)$(PREFIX)/share/man/man1/postmortembot.1
+
+clean:
+	rm -rf build bin

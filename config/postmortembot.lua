@@ -1,0 +1,80 @@
+-- postmortembot configuration (Lua). Every key is optional unless marked; the defaults are shown.
+-- Relative paths are relative to this file. Reloaded on SIGHUP with everything else: a broken
+-- edit keeps the old config running and logs the error. Check an edit with
+--   bin/postmortembot check -c config/postmortembot.lua
+return {
+  scripts_dir   = "../scripts",     -- commands/, filters/, lib/, init.lua
+  templates_dir = "../templates",   -- *.mustache (partials in partials/)
+  data_dir      = "../var",         -- reports and incident records; POSTMORTEMBOT_DATA_DIR wins
+  timezone      = "UTC",            -- zone of every time in reports (TZ is used when this is nil)
+  second_timezone = nil,            -- e.g. "America/New_York": a second time column in the timeline
+  admin_channel = nil,              -- channel id that hears about failed reloads, e.g. "C0ADMIN"
+  listen        = nil,              -- "127.0.0.1:9102": /healthz and /metrics; POSTMORTEMBOT_LISTEN wins
+
+  http = {
+    timeout         = 30,    -- seconds for one Web API call
+    connect_timeout = 10,
+    max_concurrent  = 16,    -- Web API calls in flight at once
+    max_retries     = 5,     -- for 5xx, timeouts and connection errors (not for ok:false)
+    max_retry_time  = 120,   -- seconds: give up retrying after this long
+  },
+
+  downloads = {
+    max_bytes   = 100 * 1024 * 1024,  -- a file larger than this is reported, not downloaded
+    concurrency = 4,
+    timeout     = 300,
+    -- hosts that may receive the bot token (the SLACK_API_URL host is always added)
+    allowed_hosts = { "slack.com", "*.slack.com", "slack-files.com", "*.slack-files.com" },
+  },
+
+  budget = {
+    cpu_seconds = 2,      -- per resume of a command's coroutine
+    memory_mb   = 256,    -- per generation of scripts
+  },
+
+  socket = {
+    ping_interval = 10,   -- seconds between our pings
+    pong_timeout  = 20,   -- no pong (or any frame) for this long: reconnect
+  },
+
+  report = {
+    template = "postmortem.md",        -- name under templates_dir, without .mustache
+    templates_by_channel = {},         -- { C0123 = "postmortem-short.md" }
+    upload = true,                     -- upload the .md and .zip into the thread
+    progress_after = 3,                -- seconds before a progress message is posted
+  },
+
+  timeline = {
+    alert_storm_window = 600,          -- seconds: same bot + same title within this collapse
+    resolution_phrases = { "resolved", "all clear", "incident closed" },
+    mitigation_phrases = { "mitigated", "rolled back", "rollback complete", "workaround in place" },
+    resolution_reaction = "white_check_mark",
+    user_cache_ttl = 3600,             -- seconds a users.info answer is reused
+  },
+
+  status = {
+    channels = {},                     -- channel ids that receive status updates, e.g. { "C0STATUS" }
+    -- who may broadcast: user ids and/or user group ids (S...). Empty both = everyone.
+    broadcasters = { users = {}, usergroups = {} },
+    template = "statusupdate.slack",   -- templates/statusupdate.slack.mustache
+    webhooks = {
+      -- A generic JSON relay (a WhatsApp bridge, say). Headers may name environment variables
+      -- as ${NAME}; the secret stays in the environment, never in this file.
+      -- {
+      --   name = "whatsapp-bridge",
+      --   url = "https://relay.example.com/whatsapp/send",
+      --   headers = { ["Authorization"] = "Bearer ${WHATSAPP_BRIDGE_TOKEN}",
+      --               ["Content-Type"] = "application/json" },
+      --   body_template = "statusupdate.webhook.json",
+      --   retries = 3,
+      -- },
+    },
+  },
+
+  incident = {
+    channel = nil,                     -- channel id where `incident start` posts the root message
+    runbook_url = nil,                 -- linked from the incident's root message
+    template = "incident.start.slack",
+    first_status_update = true,        -- `incident start` also broadcasts a first status update
+  },
+}

@@ -1,0 +1,61 @@
+/* host.h — the Lua host: generations (a lua_State built from config, scripts and templates),
+ * one coroutine per event, CPU budget and memory cap, all-or-nothing reload on SIGHUP.
+ * main.c drives it; api.c is the only file that gives Lua its primitives. */
+#ifndef PMB_HOST_H
+#define PMB_HOST_H
+
+#include <stddef.h>
+
+#include "http.h"
+#include "socketmode.h"
+
+enum host_mode { HOST_MODE_RUN, HOST_MODE_CHECK, HOST_MODE_RENDER };
+
+struct host_options {
+    const char *config_path;   /* -c FILE, default "config/postmortembot.lua" */
+    enum host_mode mode;
+    const char *write_root;    /* render -o DIR; NULL = the data dir */
+};
+
+/* What the C core takes from the config (read from generation 1; http limits re-read on reload).
+ * Strings are owned by host.c and live until host_shutdown. */
+struct core_settings {
+    struct http_settings http;
+    struct sm_settings sm;     /* app_token left NULL: main.c fills it from the environment */
+    const char *data_dir;      /* absolute; POSTMORTEMBOT_DATA_DIR wins */
+    const char *listen;        /* "host:port" or NULL; POSTMORTEMBOT_LISTEN wins */
+    const char *log_level;     /* config log_level, default "info" */
+};
+
+struct bot_identity {
+    char user_id[32], bot_id[32], team_id[32], team[128], url[256];
+};
+
+/* Build generation 1. On error, logs every problem (file:line: message) and returns -1. */
+int host_init(const struct host_options *o);
+const struct core_settings *host_settings(void);
+void host_set_bot(const struct bot_identity *bot); /* from auth.test, before events flow */
+
+/* SIGHUP: build a new generation; swap only if it all loads and self-checks. 0 = swapped. */
+int host_reload(void);
+int host_generation(void);
+
+/* A Socket Mode envelope (already acked, not a duplicate): run init.on_envelope in a new
+ * coroutine of the current generation. */
+void host_on_envelope(const char *json, size_t len, void *arg);
+
+/* `check`: print problems to stdout/stderr; returns 0 when everything loads, 1 otherwise. */
+int host_check_report(void);
+
+/* `render`: runs init.render{...} in a coroutine on the loop; when it finishes, done(rc, md_path)
+ * is called (rc 0 ok). */
+void host_render(const char *thread, const char *users, const char *out_dir,
+                 void (*done)(int rc, const char *md_path, void *arg), void *arg);
+
+/* Stop accepting events; give running coroutines up to grace seconds, then end them; done()
+ * runs on the loop when no coroutine is left. */
+void host_drain(double grace, void (*done)(void *arg), void *arg);
+int host_running(void);        /* coroutines alive */
+void host_shutdown(void);      /* close every generation (after host_drain) */
+
+#endif

@@ -1,0 +1,28 @@
+/* json.h — the C side's few JSON needs, decoded with lua-cjson in a core-owned lua_State that is
+ * never reloaded (the project's one JSON codec). Used by http.c (ok/error of Web API answers),
+ * socketmode.c (envelope id, type, event id, retry_attempt) and main.c (auth.test). */
+#ifndef PMB_JSON_H
+#define PMB_JSON_H
+
+#include <stddef.h>
+
+struct json_doc; /* a decoded document */
+
+int json_init(void);
+void json_shutdown(void);
+
+/* Decode; NULL when the text is not JSON or not an object/array. Free with json_free. */
+struct json_doc *json_parse(const char *text, size_t len);
+void json_free(struct json_doc *doc);
+
+/* Dotted paths into objects: "payload.event.channel". Strings are copied into buf (truncated,
+ * always NUL-terminated); return 0 if found with the right type, -1 otherwise. */
+int json_get_string(struct json_doc *doc, const char *path, char *buf, size_t size);
+int json_get_number(struct json_doc *doc, const char *path, double *out);
+int json_get_bool(struct json_doc *doc, const char *path, int *out);
+int json_has(struct json_doc *doc, const char *path);
+
+/* {"key":"value"} with value JSON-escaped. Returns malloc'd text; caller frees. */
+char *json_encode_pair(const char *key, const char *value);
+
+#endif

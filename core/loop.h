@@ -1,0 +1,29 @@
+/* loop.h — the one libuv loop of the process, and the ready queue.
+ * Library callbacks (curl, lws) never run Lua or re-enter a library: they loop_defer() the work,
+ * and a uv_check/uv_idle pair drains the queue after the current I/O phase, in FIFO order. */
+#ifndef PMB_LOOP_H
+#define PMB_LOOP_H
+
+#include <uv.h>
+
+int loop_init(void);          /* 0 or a negative uv error */
+uv_loop_t *loop_get(void);
+int loop_run(void);           /* uv_run(DEFAULT) */
+int loop_close(void);         /* closes the ready-queue handles, runs the loop dry, uv_loop_close; 0 = clean */
+
+typedef void (*loop_task_fn)(void *arg);
+/* Queue fn(arg) to run soon on the loop, outside any library callback. Never fails (aborts on OOM). */
+void loop_defer(loop_task_fn fn, void *arg);
+
+/* Monotonic seconds (uv_hrtime based) and wall-clock seconds with microseconds. */
+double loop_now_mono(void);
+double loop_now_wall(void);
+
+/* A tiny helper for one-shot timers owned by a module: allocates a uv_timer_t that frees
+ * itself after firing or after loop_timer_cancel(). */
+struct loop_timer;
+struct loop_timer *loop_timer_start(double seconds, loop_task_fn fn, void *arg);
+/* Safe on NULL; fn will not run. After fn has run the pointer is dead: owners clear it in fn. */
+void loop_timer_cancel(struct loop_timer *t);
+
+#endif
