@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Ack latency of Socket Mode envelopes and the bot's memory, on loopback.
+
+Starts the fake Slack (tests/fakeslack) and the real binary, waits for "socket mode connected",
+reads the bot's RSS, sends a burst of N events_api envelopes (default 1000) as fast as one thread
+can, and prints p50/p99/max of the time from the fake sending an envelope to the fake reading its
+ack, then the RSS again. The events are reaction_added: acked and routed, but no command runs.
+Usage: python3 bench/ack_latency.py [--count N] [--bin bin/postmortembot]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakeslack"))
+import fakeslack  # noqa: E402
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def percentile(values, p):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = min(len(values) - 1, max(0, int(round(p / 100.0 * (len(values) - 1)))))
+    return values[k]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--bin", default=os.environ.get("POSTMORTEMBOT_BIN", os.path.join(ROOT, "bin", "postmortembot")))
+    ap.add_argument("--config", default=os.path.join(ROOT, "config", "postmortembot.lua"))
+    args = ap.parse_args()
+
+    fs = fakeslack.FakeSlack().start()
+    data_dir = tempfile.mkdtemp(prefix="pmb-bench-")
+    env = dict(os.environ, SLACK_BOT_TOKEN=fs.bot_token, SLACK_APP_TOKEN=fs.app_token,
+               SLACK_API_URL=fs.api_url, POSTMORTEMBOT_DATA_DIR=data_dir)
+    env.pop("POSTMORTEMBOT_LISTEN", None)
+    log_lines = []
+    connected = threading.Event()
+    proc = subprocess.Popen([args.bin, "-c", args.config], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+
+    def read_log():
+        for line in proc.stderr:
+            log_lines.append(line)
+            if 'msg="socket mode connected"' in line:
+                connected.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    try:
+        if not connected.wait(15):
+            print("the bot did not connect; last log lines:\n" + "".join(log_lines[-20:]), file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+        rss_connected = rss_kib(proc.pid)
+        conn = fs.open_connections()[-1]
+        start = time.monotonic()
+        for i in range(args.count):
+            fs.send_event({"type": "reaction_added", "user": "U0ALICE", "reaction": "eyes",
+                           "item": {"type": "message", "channel": "C0BENCH", "ts": "1700000000.%06d" % i},
+                           "event_ts": "1700000001.%06d" % i}, conn=conn)
+        sent = time.monotonic() - start
+        fs.wait_for(lambda: len(fs.acks) >= args.count, timeout=60, what="%d acks" % args.count)
+        total = time.monotonic() - start
+        lat = [(a.time_acked - a.time_sent) * 1e3 for a in fs.acks if a.time_sent is not None]
+        time.sleep(0.5)
+        rss_after = rss_kib(proc.pid)
+        print("ack latency over %d envelopes (fake send -> fake reads ack, loopback): "
+              "p50 %.3f ms  p99 %.3f ms  max %.3f ms" % (len(lat), percentile(lat, 50), percentile(lat, 99), max(lat)))
+        print("burst sent in %.3f s, all acked after %.3f s" % (sent, total))
+        print("bot RSS after connect: %d KiB; after the burst: %d KiB" % (rss_connected, rss_after))
+        return 0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        fs.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

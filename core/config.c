@@ -1,0 +1,109 @@
+/* config.c — turns a generation's config table (defaults already merged by the boot chunk in
+ * host.c, paths already absolute) into struct core_settings for the C core: HTTP limits,
+ * download limits, Socket Mode timings, data dir, listen address, log level.
+ * Called by host.c at start-up and on every successful reload. */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host_gen.h"
+
+#define CONFIG_MAX_HOSTS 32
+
+static char *config_hosts[CONFIG_MAX_HOSTS];
+static const char *config_hosts_view[CONFIG_MAX_HOSTS];
+static char *config_data_dir, *config_listen, *config_log_level;
+
+static double config_num(lua_State *L, int t, const char *a, const char *b, double def)
+{
+    double v = def;
+    lua_getfield(L, t, a); /* stack: ... section */
+    if (b && lua_istable(L, -1)) {
+        lua_getfield(L, -1, b); /* stack: ... section value */
+        if (lua_isnumber(L, -1)) {
+            v = lua_tonumber(L, -1);
+        }
+        lua_pop(L, 1);
+    } else if (!b && lua_isnumber(L, -1)) {
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static char *config_str(lua_State *L, int t, const char *key)
+{
+    char *v = NULL;
+    lua_getfield(L, t, key);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        v = strdup(lua_tostring(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+void config_free(void)
+{
+    for (size_t i = 0; i < CONFIG_MAX_HOSTS; i++) {
+        free(config_hosts[i]);
+        config_hosts[i] = NULL;
+    }
+    free(config_data_dir);
+    free(config_listen);
+    free(config_log_level);
+    config_data_dir = config_listen = config_log_level = NULL;
+}
+
+int config_read_settings(lua_State *L, int idx, struct core_settings *s)
+{
+    int t = lua_absindex(L, idx);
+    size_t n = 0;
+
+    config_free();
+    memset(s, 0, sizeof *s);
+    s->http.timeout = config_num(L, t, "http", "timeout", 30);
+    s->http.connect_timeout = config_num(L, t, "http", "connect_timeout", 10);
+    s->http.max_concurrent = (int)config_num(L, t, "http", "max_concurrent", 16);
+    s->http.max_retries = (int)config_num(L, t, "http", "max_retries", 5);
+    s->http.max_retry_time = config_num(L, t, "http", "max_retry_time", 120);
+    s->http.download_max_bytes =
+        (long long)config_num(L, t, "downloads", "max_bytes", 100.0 * 1024 * 1024);
+    s->http.download_concurrency = (int)config_num(L, t, "downloads", "concurrency", 4);
+    s->http.download_timeout = config_num(L, t, "downloads", "timeout", 300);
+
+    lua_getfield(L, t, "downloads"); /* stack: downloads */
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "allowed_hosts"); /* stack: downloads hosts */
+        if (lua_istable(L, -1)) {
+            lua_Integer len = luaL_len(L, -1);
+            for (lua_Integer i = 1; i <= len && n < CONFIG_MAX_HOSTS; i++) {
+                lua_rawgeti(L, -1, i); /* stack: downloads hosts host */
+                if (lua_type(L, -1) == LUA_TSTRING) {
+                    config_hosts[n] = strdup(lua_tostring(L, -1));
+                    config_hosts_view[n] = config_hosts[n];
+                    n++;
+                }
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    s->http.allowed_hosts = config_hosts_view;
+    s->http.allowed_hosts_n = n;
+
+    s->sm.ping_interval = config_num(L, t, "socket", "ping_interval", 10);
+    s->sm.pong_timeout = config_num(L, t, "socket", "pong_timeout", 20);
+    s->sm.close_timeout = config_num(L, t, "socket", "close_timeout", 1);
+    s->sm.max_frame = (size_t)config_num(L, t, "socket", "max_frame", 1024.0 * 1024);
+    s->sm.dedupe_ttl = config_num(L, t, "socket", "dedupe_ttl", 900);
+    s->sm.dedupe_max = (size_t)config_num(L, t, "socket", "dedupe_max", 65536);
+
+    config_data_dir = config_str(L, t, "data_dir");
+    config_listen = config_str(L, t, "listen");
+    config_log_level = config_str(L, t, "log_level");
+    s->data_dir = config_data_dir;
+    s->listen = config_listen;
+    s->log_level = config_log_level ? config_log_level : "info";
+    return 0;
+}

@@ -1,0 +1,136 @@
+/* host_gen.h — what the Lua host's own files share (host.c, api.c, budget.c, sandbox.c,
+ * config.c): a generation (one lua_State and its budgets), a task (one coroutine) and the hooks
+ * between them. Nothing outside the host includes this; the rest of the core sees host.h. */
+#ifndef PMB_HOST_GEN_H
+#define PMB_HOST_GEN_H
+
+#include <lua.h>
+#include <stddef.h>
+
+#include "host.h"
+
+/* ---- budget.c: memory cap (counting allocator) and CPU budget (count hook) ---- */
+
+enum budget_kill { BUDGET_NONE = 0, BUDGET_CPU, BUDGET_MEM };
+
+struct budget_mem {
+    size_t used;    /* bytes the generation holds now */
+    size_t cap;     /* budget.memory_mb */
+    size_t reserve; /* extra bytes the error path may use once a run was killed */
+    size_t peak;
+};
+
+/* One resume (or one load step) under budget. Only one is active at a time: the loop is single
+ * threaded and resumes never nest. */
+struct budget_run {
+    struct budget_mem *mem;
+    double started;  /* loop_now_mono() at the start of the resume */
+    double limit;    /* seconds */
+    lua_State *L;    /* the thread being resumed */
+    enum budget_kill killed;
+    char where[256]; /* "scripts/x.lua:12" where the CPU budget ran out, or "" */
+};
+
+void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void budget_install_hook(lua_State *L); /* count hook every BUDGET_HOOK_COUNT instructions */
+void budget_begin(struct budget_run *run, struct budget_mem *mem, lua_State *L, double limit);
+void budget_end(struct budget_run *run);
+int budget_active(void); /* a run is in progress */
+/* "cpu budget exceeded (2 s without yielding)" / "memory cap exceeded (256 MB)". Static buffer. */
+const char *budget_kill_message(const struct budget_run *run);
+
+/* ---- generations and tasks (host.c) ---- */
+
+struct host_gen {
+    struct budget_mem mem; /* first member: the allocator's ud is the generation */
+    lua_State *L;
+    int number;
+    int refs;    /* live tasks */
+    int retired; /* no longer current: closed when refs drops to 0 */
+    enum host_mode mode;
+    double cpu_seconds;
+    char *config_path;   /* as given */
+    char *scripts_dir;   /* absolute */
+    char *templates_dir; /* absolute */
+    char *data_dir;      /* absolute */
+    char *write_root;    /* realpath: data_dir, or render's out_dir */
+    char *admin_channel; /* or NULL */
+    char *timezone;
+    int config_ref;    /* registry: the config table */
+    int templates_ref; /* registry: { name = source } */
+    int init_ref;      /* registry: the init module */
+    int boot_ref;      /* registry: the boot table (task_main, child_main, render_main) */
+    struct host_gen *next_retired;
+};
+
+struct host_task;
+/* How a yielded primitive is cancelled (drain, shutdown) — frees its op. */
+typedef void (*host_cancel_fn)(struct host_task *t);
+
+enum host_task_kind { HOST_TASK_ENVELOPE, HOST_TASK_CHILD, HOST_TASK_RENDER };
+
+struct host_task {
+    struct host_gen *gen;
+    lua_State *co;
+    int ref; /* registry anchor of co */
+    enum host_task_kind kind;
+    void *op; /* the pending primitive (api.c) or NULL */
+    host_cancel_fn cancel;
+    enum budget_kill killed;
+    char kill_msg[384];
+    /* where the host posts a failure reply (host.task_reply_to, set by the router) */
+    char reply_channel[32], reply_thread[32], reply_label[96];
+    /* host.all children */
+    struct host_task *parent; /* the task waiting in host.all */
+    int child_index;
+    int start_nargs;   /* values to pass to the queued first resume */
+    int queued;        /* a resume is on the ready queue */
+    int zombie;        /* ended while queued: the queued resume frees it */
+    struct host_task *prev, *next; /* every live task */
+};
+
+/* The task whose coroutine is L (NULL outside a host coroutine, e.g. inside a coroutine the
+ * script made itself, or at load time). */
+struct host_task *host_task_of(lua_State *L);
+struct host_gen *host_gen_of(lua_State *L);
+/* Resume t with nargs values already pushed onto t->co. Never called from inside a resume. */
+void host_task_resume(struct host_task *t, int nargs);
+/* Same, from the ready queue (for completions that may arrive while Lua runs). */
+void host_task_resume_soon(struct host_task *t);
+/* host.all: start (on the next loop turn) a child of parent running fns[index] under the boot
+ * child_main, which stores {ok=..} into results[index]; refs are registry refs. NULL on OOM. */
+struct host_task *host_task_spawn_child(struct host_task *parent, int results_ref, int fns_ref,
+                                        int index);
+/* Called by api.c when a child finished (so host.all can start the next / resume the parent). */
+void api_child_done(struct host_task *child, int ok, const char *error);
+/* Cancel a task's pending op and end its coroutine (drain, shutdown). */
+void host_task_abort(struct host_task *t);
+void host_task_abort_children(struct host_task *parent);
+/* Post text in a thread via chat.postMessage, from C (failure replies, admin channel). */
+void host_post_message(const char *channel, const char *thread_ts, const char *text);
+const struct bot_identity *host_bot(void); /* NULL when unknown */
+
+/* ---- config.c ---- */
+/* Read the (defaults-merged) config table at index idx into s; strings are strdup'd into the
+ * arrays owned by config.c (freed by config_free). */
+int config_read_settings(lua_State *L, int idx, struct core_settings *s);
+void config_free(void);
+
+/* ---- sandbox.c ---- */
+/* Open the curated libraries of a generation and install `require`, `print`, `host`, `cjson`.
+ * Expects gen->scripts_dir set. 0 or -1 (message on the Lua stack). Run inside lua_pcall. */
+int sandbox_open(lua_State *L);
+/* require(name) from C (inside a protected call): pushes the module. */
+int sandbox_require(lua_State *L);
+/* Load a Lua file as text with a chunkname; pushes the function or raises. */
+void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname);
+
+/* ---- api.c ---- */
+int api_open(lua_State *L); /* luaopen_host */
+/* Is path (absolute or relative to the write root) inside the root? Writes the absolute path to
+ * out. 0 or -1 with why in err. mkdirs = create the parent directories. */
+int api_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
+                           char *err, size_t errsz);
+int api_valid_zone(const char *zone);
+
+#endif

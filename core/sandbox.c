@@ -1,0 +1,199 @@
+/* sandbox.c — the environment scripts see in a generation (docs/lua-api.md "The sandbox"):
+ * the safe standard library, os.time/clock/date/difftime, debug.traceback only, print that logs,
+ * and a `require` that loads text chunks from scripts_dir only (plus `host` and `cjson`).
+ * host.c calls sandbox_open when it builds a generation; api.c supplies the `host` module. */
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "host_gen.h"
+#include "log.h"
+
+#define SANDBOX_LOADED "pmb.loaded"
+
+static const char *const sandbox_base_allowed[] = {
+    "assert",       "error",        "ipairs",   "next",   "pairs",    "pcall",
+    "xpcall",       "rawequal",     "rawget",   "rawlen", "rawset",   "select",
+    "setmetatable", "getmetatable", "tonumber", "tostring", "type",   "_G",
+    "_VERSION",     "string",       "table",    "math",   "utf8",     "coroutine",
+    "os",           "debug",        NULL};
+
+void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname)
+{
+    luaL_Buffer b;
+    char chunk[4096];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        luaL_error(L, "cannot open %s: %s", chunkname + 1, strerror(errno));
+        return;
+    }
+    luaL_buffinit(L, &b);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        /* a Lua error here would leak f: reading is into a Lua buffer, so close first on OOM is
+         * not possible; files are small and OOM here ends the load anyway */
+        luaL_addlstring(&b, chunk, n);
+    }
+    fclose(f);
+    luaL_pushresult(&b); /* stack: source */
+    size_t len;
+    const char *src = lua_tolstring(L, -1, &len);
+    if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
+        lua_error(L); /* message has chunkname:line */
+    }
+    lua_remove(L, -2); /* stack: fn */
+}
+
+static int sandbox_valid_module_name(const char *name)
+{
+    if (!*name || name[0] == '.') {
+        return 0;
+    }
+    for (const char *p = name; *p; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                 (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
+        if (!ok || (p[0] == '.' && p[1] == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* require(name): "host", "cjson", else scripts_dir/name.lua or scripts_dir/name/init.lua */
+int sandbox_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    struct host_gen *gen = host_gen_of(L);
+    char rel[512], path[1024], chunkname[600];
+    const char *base;
+
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, SANDBOX_LOADED); /* stack: name loaded */
+    lua_getfield(L, 2, name);                            /* stack: name loaded mod */
+    if (!lua_isnil(L, -1)) {
+        return 1;
+    }
+    lua_pop(L, 1);
+    if (!sandbox_valid_module_name(name)) {
+        return luaL_error(L, "require: bad module name '%s'", name);
+    }
+    snprintf(rel, sizeof rel, "%s", name);
+    for (char *p = rel; *p; p++) {
+        if (*p == '.') {
+            *p = '/';
+        }
+    }
+    base = strrchr(gen->scripts_dir, '/');
+    base = base ? base + 1 : gen->scripts_dir;
+    snprintf(path, sizeof path, "%s/%s.lua", gen->scripts_dir, rel);
+    snprintf(chunkname, sizeof chunkname, "@%s/%s.lua", base, rel);
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        snprintf(path, sizeof path, "%s/%s/init.lua", gen->scripts_dir, rel);
+        snprintf(chunkname, sizeof chunkname, "@%s/%s/init.lua", base, rel);
+        probe = fopen(path, "rb");
+    }
+    if (!probe) {
+        return luaL_error(L, "module '%s' not found (looked for %s/%s.lua and %s/%s/init.lua)",
+                          name, base, rel, base, rel);
+    }
+    fclose(probe);
+    sandbox_loadfile(L, path, chunkname); /* stack: name loaded fn */
+    lua_pushvalue(L, 1);
+    lua_pushstring(L, path);
+    lua_call(L, 2, 1); /* stack: name loaded result */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 2, name); /* loaded[name] = result */
+    return 1;
+}
+
+/* print(...) = host.log("info", ...) */
+static int sandbox_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        luaL_tolstring(L, i, NULL);
+        if (i > 1) {
+            luaL_addchar(&b, '\t');
+        }
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    const char *keys[] = {"text"};
+    const char *values[] = {lua_tostring(L, -1)};
+    log_eventv(LOG_INFO, "print", keys, values, 1);
+    return 0;
+}
+
+static void sandbox_keep_only(lua_State *L, const char *lib, const char *const *keep)
+{
+    lua_getglobal(L, lib);           /* stack: lib */
+    lua_newtable(L);                 /* stack: lib new */
+    for (size_t i = 0; keep[i]; i++) {
+        lua_getfield(L, -2, keep[i]);
+        lua_setfield(L, -2, keep[i]);
+    }
+    lua_setglobal(L, lib);
+    lua_pop(L, 1);
+}
+
+int sandbox_open(lua_State *L)
+{
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},        {LUA_COLIBNAME, luaopen_coroutine},
+                                    {LUA_TABLIBNAME, luaopen_table},  {LUA_OSLIBNAME, luaopen_os},
+                                    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+                                    {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_DBLIBNAME, luaopen_debug},
+                                    {NULL, NULL}};
+    static const char *const os_keep[] = {"time", "clock", "date", "difftime", NULL};
+    static const char *const debug_keep[] = {"traceback", NULL};
+
+    for (const luaL_Reg *l = libs; l->func; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    sandbox_keep_only(L, "os", os_keep);
+    sandbox_keep_only(L, "debug", debug_keep);
+
+    /* drop every global not on the list (load, dofile, loadfile, collectgarbage, warn, ...) */
+    lua_pushglobaltable(L); /* stack: G */
+    lua_newtable(L);        /* stack: G kept */
+    for (size_t i = 0; sandbox_base_allowed[i]; i++) {
+        lua_getfield(L, -2, sandbox_base_allowed[i]);
+        lua_setfield(L, -2, sandbox_base_allowed[i]);
+    }
+    lua_pushnil(L); /* clear G */
+    while (lua_next(L, -3)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, -5);
+    }
+    lua_pushnil(L); /* copy kept back */
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 2);
+
+    /* module cache shared by require: host and cjson are built in */
+    lua_newtable(L); /* stack: loaded */
+    api_open(L);
+    lua_setfield(L, -2, "host");
+    luaopen_cjson(L);
+    lua_setfield(L, -2, "cjson");
+    lua_setfield(L, LUA_REGISTRYINDEX, SANDBOX_LOADED);
+
+    lua_register(L, "require", sandbox_require);
+    lua_register(L, "print", sandbox_print);
+    return 0;
+}

@@ -1,0 +1,651 @@
+/* socketmode.c — Slack Socket Mode on top of ws.c: apps.connections.open (http.c), hello, the ack
+ * of every envelope written in C on receipt, dedupe of redeliveries (dedupe.c), make-before-break
+ * on `disconnect`, reconnect with backoff and jitter, pings and a no-frame watchdog, malformed
+ * frames logged and skipped. main.c starts and stops it; each new envelope goes to the callback
+ * (the Lua host) through loop_defer, after its ack was queued. */
+#include "socketmode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dedupe.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+#include "ws.h"
+
+#define SM_TICK_MS 250               /* pings and watchdog are checked this often */
+#define SM_BACKOFF_FIRST 0.25        /* seconds before the first reconnect attempt */
+#define SM_BACKOFF_MAX 30.0          /* cap of the exponential backoff */
+#define SM_LINK_DISABLED_RETRY 300.0 /* Socket Mode switched off in the app: retry slowly */
+#define SM_AUTH_REFUSED_RETRY 60.0   /* the app token was refused: someone has to fix it */
+#define SM_ACK_HISTOGRAM "pmb_ack_latency_seconds"
+
+/* One WebSocket to Slack. There are two only while a replacement is being made. */
+struct sm_conn {
+    struct ws_conn *ws;
+    int id;              /* for logs: 1, 2, 3, ... */
+    int hello;           /* Slack said hello on it */
+    int retiring;        /* we are closing it on purpose (replaced, link_disabled, stop) */
+    int disconnect_seen; /* Slack asked us to move: it needs a replacement */
+    double last_ping;
+    struct sm_conn *next;
+};
+
+struct sm_delivery {
+    size_t len;
+    char json[];
+};
+
+static struct {
+    int started, stopping;
+    struct sm_settings s;
+    char *app_token;
+    sm_envelope_fn on_envelope;
+    void *arg;
+    struct sm_conn *conns;
+    struct http_call *open_call; /* apps.connections.open in flight */
+    uv_timer_t retry_timer, tick_timer;
+    int attempt;       /* failed attempts since the last hello */
+    int link_disabled; /* waiting out SM_LINK_DISABLED_RETRY */
+    int next_id;
+    const char *state;
+    char last_error[200];
+    unsigned long connects, reconnects, envelopes, acks, duplicates, malformed;
+    unsigned long opens; /* apps.connections.open calls started */
+    struct dedupe *seen;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+} sm = {.state = "connecting"};
+
+static void sm_ensure(void);
+static void sm_connect_now(void);
+
+static const struct ws_callbacks sm_ws_callbacks;
+
+/* ---- helpers ---- */
+
+static void sm_set_error(const char *what, const char *detail)
+{
+    snprintf(sm.last_error, sizeof sm.last_error, "%.80s%s%.110s", what, detail ? ": " : "",
+             detail ? detail : "");
+}
+
+static int sm_any_connected(void)
+{
+    for (struct sm_conn *c = sm.conns; c; c = c->next) {
+        if (c->hello && !c->retiring) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void sm_update_state(void)
+{
+    int up = sm_any_connected();
+    metrics_gauge_set("pmb_socket_connected", "1 while a Socket Mode connection is open", NULL,
+                      up ? 1 : 0);
+    if (sm.stopping) {
+        sm.state = "stopped";
+    } else if (up) {
+        sm.state = "connected";
+    } else if (sm.link_disabled) {
+        sm.state = "link_disabled";
+    } else if (uv_is_active((uv_handle_t *)&sm.retry_timer)) {
+        sm.state = "backoff";
+    } else {
+        sm.state = "connecting";
+    }
+}
+
+static void sm_count(const char *name, const char *help, unsigned long *counter)
+{
+    (*counter)++;
+    metrics_counter_add(name, help, NULL, 1);
+}
+
+static void sm_id_str(const struct sm_conn *c, char *buf, size_t size)
+{
+    snprintf(buf, size, "%d", c->id);
+}
+
+/* "wss://wss-primary.slack.com/link/?ticket=..." -> "wss-primary.slack.com": the ticket is a
+ * credential and never goes to the log. */
+static void sm_url_host(const char *url, char *buf, size_t size)
+{
+    const char *p = strstr(url, "://");
+    size_t n;
+    p = p ? p + 3 : url;
+    n = strcspn(p, "/?#");
+    if (n >= size) {
+        n = size - 1;
+    }
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+}
+
+/* ---- timers: retry and tick ---- */
+
+static void sm_retry_cb(uv_timer_t *t)
+{
+    (void)t;
+    sm.link_disabled = 0;
+    sm_connect_now();
+}
+
+static void sm_schedule_retry(double seconds)
+{
+    char secs[32], attempt[32];
+    uv_timer_start(&sm.retry_timer, sm_retry_cb, (uint64_t)(seconds * 1000.0), 0);
+    snprintf(secs, sizeof secs, "%.2f", seconds);
+    snprintf(attempt, sizeof attempt, "%d", sm.attempt);
+    log_event(LOG_INFO, "socket mode reconnecting later", "retry_in_s", secs, "attempt", attempt,
+              NULL);
+    sm_update_state();
+}
+
+/* Exponential backoff with jitter: 0.25 s, 0.5, 1, 2, ... capped at 30 s, each x[0.75, 1.25]. */
+static void sm_schedule_backoff(void)
+{
+    double delay = SM_BACKOFF_FIRST;
+    for (int i = 0; i < sm.attempt && delay < SM_BACKOFF_MAX; i++) {
+        delay *= 2;
+    }
+    if (delay > SM_BACKOFF_MAX) {
+        delay = SM_BACKOFF_MAX;
+    }
+    delay *= 0.75 + 0.5 * ((double)rand() / RAND_MAX);
+    sm.attempt++;
+    sm_schedule_retry(delay);
+}
+
+static void sm_tick_cb(uv_timer_t *t)
+{
+    double now = loop_now_mono();
+    (void)t;
+    for (struct sm_conn *c = sm.conns; c; c = c->next) {
+        if (c->retiring) {
+            continue; /* ws.c's close deadline takes care of it */
+        }
+        if (now - ws_last_rx(c->ws) > sm.s.pong_timeout) {
+            char id[16], secs[32];
+            sm_id_str(c, id, sizeof id);
+            snprintf(secs, sizeof secs, "%.1f", now - ws_last_rx(c->ws));
+            log_event(LOG_WARN, "no frame from Slack in time; dropping the connection", "conn", id,
+                      "silent_s", secs, NULL);
+            sm_set_error("no frame from Slack within pong_timeout", NULL);
+            ws_abort(c->ws);
+            continue;
+        }
+        if (ws_is_open(c->ws) && now - c->last_ping >= sm.s.ping_interval) {
+            c->last_ping = now;
+            ws_ping(c->ws);
+        }
+    }
+}
+
+/* ---- apps.connections.open ---- */
+
+static int sm_auth_refused(const char *code)
+{
+    static const char *const refused[] = {"invalid_auth",
+                                          "not_authed",
+                                          "account_inactive",
+                                          "token_revoked",
+                                          "token_expired",
+                                          "team_disabled",
+                                          "missing_scope",
+                                          "not_allowed_token_type",
+                                          NULL};
+    for (int i = 0; code && refused[i]; i++) {
+        if (strcmp(code, refused[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void sm_open_done(const struct http_result *res, void *arg)
+{
+    char url[4096], host[256], id[16];
+    struct json_doc *doc;
+    struct sm_conn *c;
+    (void)arg;
+
+    sm.open_call = NULL;
+    if (sm.stopping) {
+        return;
+    }
+    if (res->err != HTTP_OK) {
+        const char *code = res->code ? res->code : http_err_code(res->err);
+        sm_set_error("apps.connections.open failed", code);
+        if (res->err == HTTP_ERR_SLACK && sm_auth_refused(code)) {
+            log_event(LOG_ERROR,
+                      "apps.connections.open refused the app token; check "
+                      "SLACK_APP_TOKEN (an xapp- token with connections:write)",
+                      "error", code, NULL);
+            sm_schedule_retry(SM_AUTH_REFUSED_RETRY);
+            return;
+        }
+        log_event(LOG_WARN, "apps.connections.open failed", "error", code, "detail",
+                  res->message ? res->message : "", NULL);
+        sm_ensure();
+        return;
+    }
+    url[0] = '\0';
+    doc = json_parse(res->body, res->body_len);
+    if (doc) {
+        json_get_string(doc, "url", url, sizeof url);
+        json_free(doc);
+    }
+    if (!url[0]) {
+        sm_set_error("apps.connections.open returned no url", NULL);
+        log_event(LOG_WARN, "apps.connections.open returned no url", NULL);
+        sm_ensure();
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        sm_ensure();
+        return;
+    }
+    c->id = ++sm.next_id;
+    c->last_ping = loop_now_mono();
+    c->ws = ws_connect(url, &sm_ws_callbacks, c, sm.s.max_frame, sm.s.close_timeout);
+    sm_url_host(url, host, sizeof host);
+    sm_id_str(c, id, sizeof id);
+    if (!c->ws) {
+        free(c);
+        sm_set_error("could not start the websocket", host);
+        log_event(LOG_WARN, "could not start the socket mode websocket", "host", host, NULL);
+        sm_ensure();
+        return;
+    }
+    c->next = sm.conns;
+    sm.conns = c;
+    log_event(LOG_INFO, "socket mode connecting", "conn", id, "host", host, NULL);
+}
+
+static void sm_connect_now(void)
+{
+    if (sm.stopping || sm.open_call) {
+        return;
+    }
+    uv_timer_stop(&sm.retry_timer);
+    if (sm.opens++ > 0) {
+        sm_count("pmb_socket_reconnects_total", "Socket Mode connections opened after the first",
+                 &sm.reconnects);
+    }
+    sm.open_call = http_api("apps.connections.open", sm.app_token, NULL, 0,
+                            "application/x-www-form-urlencoded", sm_open_done, NULL);
+    if (!sm.open_call) {
+        sm_set_error("could not start apps.connections.open", NULL);
+        log_event(LOG_WARN, "could not start apps.connections.open", NULL);
+        sm_schedule_backoff();
+        return;
+    }
+    sm_update_state();
+}
+
+/* Make sure something is under way towards a healthy connection: a live one, a new one being
+ * opened, or a retry timer. Called after anything that may have lost one. */
+static void sm_ensure(void)
+{
+    if (sm.stopping || sm.link_disabled || sm.open_call ||
+        uv_is_active((uv_handle_t *)&sm.retry_timer)) {
+        sm_update_state();
+        return;
+    }
+    for (struct sm_conn *c = sm.conns; c; c = c->next) {
+        if (!c->retiring && !c->disconnect_seen) {
+            sm_update_state();
+            return;
+        }
+    }
+    sm_schedule_backoff();
+}
+
+/* ---- frames ---- */
+
+static void sm_malformed(struct sm_conn *c, const char *why, size_t size)
+{
+    char id[16], sz[32];
+    sm_id_str(c, id, sizeof id);
+    snprintf(sz, sizeof sz, "%zu", size);
+    sm_count("pmb_frames_malformed_total", "Socket Mode frames skipped as malformed",
+             &sm.malformed);
+    log_event(LOG_WARN, "malformed socket mode frame skipped", "conn", id, "why", why, "bytes", sz,
+              NULL);
+}
+
+static void sm_deliver(void *arg)
+{
+    struct sm_delivery *d = arg;
+    if (sm.stopping) {
+        log_event(LOG_WARN, "envelope dropped: shutting down", NULL);
+    } else if (sm.on_envelope) {
+        sm.on_envelope(d->json, d->len, sm.arg);
+    }
+    free(d);
+}
+
+static void sm_on_hello(struct sm_conn *c, struct json_doc *doc)
+{
+    char id[16], num[32];
+    double n = 0;
+    sm_id_str(c, id, sizeof id);
+    if (json_get_number(doc, "num_connections", &n) < 0) {
+        n = 0;
+    }
+    snprintf(num, sizeof num, "%.0f", n);
+    c->hello = 1;
+    sm.attempt = 0;
+    sm.link_disabled = 0;
+    sm.last_error[0] = '\0';
+    sm.connects++;
+    log_event(LOG_INFO, "socket mode connected", "conn", id, "num_connections", num, NULL);
+    /* make-before-break: the new connection is up, so the old ones can go */
+    for (struct sm_conn *o = sm.conns; o; o = o->next) {
+        if (o != c && !o->retiring) {
+            char oid[16];
+            sm_id_str(o, oid, sizeof oid);
+            o->retiring = 1;
+            log_event(LOG_INFO, "closing the replaced socket mode connection", "conn", oid, NULL);
+            ws_close(o->ws);
+        }
+    }
+    sm_update_state();
+}
+
+static void sm_on_disconnect(struct sm_conn *c, const char *reason)
+{
+    char id[16];
+    sm_id_str(c, id, sizeof id);
+    if (strcmp(reason, "link_disabled") == 0) {
+        log_event(LOG_ERROR, "Socket Mode is disabled in the app settings", "conn", id,
+                  "retry_in_s", "300", NULL);
+        sm_set_error("Socket Mode is disabled in the app settings", NULL);
+        sm.link_disabled = 1;
+        http_cancel(sm.open_call);
+        sm.open_call = NULL;
+        for (struct sm_conn *o = sm.conns; o; o = o->next) {
+            if (!o->retiring) {
+                o->retiring = 1;
+                ws_close(o->ws);
+            }
+        }
+        uv_timer_start(&sm.retry_timer, sm_retry_cb, (uint64_t)(SM_LINK_DISABLED_RETRY * 1000), 0);
+        sm_update_state();
+        return;
+    }
+    /* warning, refresh_requested, too_many_websockets and anything new: open a new connection,
+     * keep reading (and acking) on this one until the new one has said hello */
+    log_event(LOG_INFO, "socket mode disconnect requested; opening a new connection", "conn", id,
+              "reason", reason, NULL);
+    c->disconnect_seen = 1;
+    for (struct sm_conn *o = sm.conns; o; o = o->next) {
+        if (!o->hello && !o->retiring) {
+            return; /* a replacement is already connecting */
+        }
+    }
+    sm_connect_now();
+}
+
+static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *envelope_id,
+                           const char *json, size_t len)
+{
+    char event_id[128], key[160], id[16], retry[32];
+    double now = loop_now_mono();
+    double attempt = 0;
+    int has_event =
+        json_get_string(doc, "payload.event_id", event_id, sizeof event_id) == 0 && event_id[0];
+    int dup;
+
+    if (json_get_number(doc, "retry_attempt", &attempt) < 0) {
+        attempt = 0;
+    }
+    snprintf(key, sizeof key, "envelope:%s", envelope_id);
+    dup = dedupe_contains(sm.seen, key, now);
+    if (!dup && dedupe_add(sm.seen, key, now) < 0) {
+        log_event(LOG_WARN, "dedupe: out of memory", NULL);
+    }
+    if (has_event) {
+        snprintf(key, sizeof key, "event:%s", event_id);
+        dup = dedupe_check_add(sm.seen, key, now) == 1 || dup;
+    }
+    if (dup) {
+        sm_id_str(c, id, sizeof id);
+        snprintf(retry, sizeof retry, "%.0f", attempt);
+        sm_count("pmb_envelopes_duplicate_total", "Socket Mode redeliveries acked and skipped",
+                 &sm.duplicates);
+        log_event(LOG_INFO, "duplicate envelope skipped", "conn", id, "envelope_id", envelope_id,
+                  "event_id", has_event ? event_id : "", "retry_attempt", retry, NULL);
+        return;
+    }
+    struct sm_delivery *d = malloc(sizeof *d + len + 1);
+    if (!d) {
+        log_event(LOG_ERROR, "out of memory: envelope dropped", "envelope_id", envelope_id, NULL);
+        return;
+    }
+    d->len = len;
+    memcpy(d->json, json, len);
+    d->json[len] = '\0';
+    loop_defer(sm_deliver, d);
+}
+
+static int sm_is_envelope_type(const char *type)
+{
+    return strcmp(type, "events_api") == 0 || strcmp(type, "slash_commands") == 0 ||
+           strcmp(type, "interactive") == 0;
+}
+
+static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double rx_mono, void *arg)
+{
+    struct sm_conn *c = arg;
+    char envelope_id[128], type[64], reason[64];
+    struct json_doc *doc;
+    int has_envelope;
+    (void)ws;
+
+    doc = json_parse(data, len);
+    if (!doc) {
+        sm_malformed(c, "not a JSON object", len);
+        return;
+    }
+    /* the ack comes first: before dedupe, before any Lua, even for a type we do not know */
+    has_envelope =
+        json_get_string(doc, "envelope_id", envelope_id, sizeof envelope_id) == 0 && envelope_id[0];
+    if (has_envelope) {
+        char *ack = json_encode_pair("envelope_id", envelope_id);
+        sm_count("pmb_envelopes_received_total", "Socket Mode envelopes received", &sm.envelopes);
+        if (ack && ws_send_text(c->ws, ack, strlen(ack), rx_mono, SM_ACK_HISTOGRAM) == 0) {
+            sm_count("pmb_envelopes_acked_total", "Socket Mode envelopes acked", &sm.acks);
+        } else {
+            log_event(LOG_WARN, "could not queue an ack", "envelope_id", envelope_id, NULL);
+        }
+        free(ack);
+    }
+    if (json_get_string(doc, "type", type, sizeof type) < 0) {
+        sm_malformed(c, "no type", len);
+    } else if (strcmp(type, "hello") == 0) {
+        sm_on_hello(c, doc);
+    } else if (strcmp(type, "disconnect") == 0) {
+        if (json_get_string(doc, "reason", reason, sizeof reason) < 0) {
+            snprintf(reason, sizeof reason, "unknown");
+        }
+        sm_on_disconnect(c, reason);
+    } else if (!sm_is_envelope_type(type)) {
+        sm_malformed(c, "unknown type", len);
+    } else if (!has_envelope) {
+        sm_malformed(c, "envelope without envelope_id", len);
+    } else {
+        sm_on_envelope(c, doc, envelope_id, data, len);
+    }
+    json_free(doc);
+}
+
+static void sm_ws_bad_frame(struct ws_conn *ws, const char *why, size_t size, void *arg)
+{
+    (void)ws;
+    sm_malformed(arg, why, size);
+}
+
+static void sm_ws_open(struct ws_conn *ws, void *arg)
+{
+    char id[16];
+    (void)ws;
+    sm_id_str(arg, id, sizeof id);
+    log_event(LOG_DEBUG, "socket mode websocket open; waiting for hello", "conn", id, NULL);
+}
+
+static void sm_stop_finish(void *arg);
+
+static void sm_ws_close(struct ws_conn *ws, int opened, int code, const char *reason, void *arg)
+{
+    struct sm_conn *c = arg, **p;
+    char id[16], code_s[16];
+    (void)ws;
+
+    for (p = &sm.conns; *p && *p != c; p = &(*p)->next) {
+    }
+    if (*p) {
+        *p = c->next;
+    }
+    sm_id_str(c, id, sizeof id);
+    snprintf(code_s, sizeof code_s, "%d", code);
+    if (c->retiring || sm.stopping) {
+        log_event(LOG_INFO, "socket mode connection closed", "conn", id, NULL);
+    } else {
+        log_event(LOG_WARN, opened ? "socket mode connection lost" : "socket mode connect failed",
+                  "conn", id, "reason", reason, "code", code_s, NULL);
+        sm_set_error(opened ? "connection lost" : "connect failed", reason);
+    }
+    free(c);
+    if (sm.stopping) {
+        if (!sm.conns) {
+            sm_stop_finish(NULL);
+        }
+        return;
+    }
+    sm_ensure();
+}
+
+static const struct ws_callbacks sm_ws_callbacks = {
+    .on_open = sm_ws_open,
+    .on_text = sm_ws_text,
+    .on_bad_frame = sm_ws_bad_frame,
+    .on_close = sm_ws_close,
+};
+
+/* ---- public ---- */
+
+int sm_start(const struct sm_settings *s, sm_envelope_fn on_envelope, void *arg)
+{
+    if (sm.started || !s || !s->app_token) {
+        return -1;
+    }
+    sm.s = *s;
+    if (!(sm.s.ping_interval > 0)) {
+        sm.s.ping_interval = 10;
+    }
+    if (!(sm.s.pong_timeout > 0)) {
+        sm.s.pong_timeout = 20;
+    }
+    if (!(sm.s.close_timeout > 0)) {
+        sm.s.close_timeout = 1;
+    }
+    if (sm.s.max_frame == 0) {
+        sm.s.max_frame = 1024 * 1024;
+    }
+    if (!(sm.s.dedupe_ttl > 0)) {
+        sm.s.dedupe_ttl = 900;
+    }
+    if (sm.s.dedupe_max == 0) {
+        sm.s.dedupe_max = 65536;
+    }
+    sm.app_token = strdup(s->app_token);
+    sm.seen = dedupe_new(sm.s.dedupe_max, sm.s.dedupe_ttl);
+    if (!sm.app_token || !sm.seen) {
+        free(sm.app_token);
+        sm.app_token = NULL;
+        dedupe_free(sm.seen);
+        sm.seen = NULL;
+        return -1;
+    }
+    sm.s.app_token = sm.app_token;
+    sm.on_envelope = on_envelope;
+    sm.arg = arg;
+    sm.started = 1;
+    srand((unsigned)(loop_now_wall() * 1000.0));
+    uv_timer_init(loop_get(), &sm.retry_timer);
+    uv_timer_init(loop_get(), &sm.tick_timer);
+    uv_timer_start(&sm.tick_timer, sm_tick_cb, SM_TICK_MS, SM_TICK_MS);
+    sm_connect_now();
+    sm_update_state();
+    return 0;
+}
+
+static void sm_stop_finish(void *arg)
+{
+    void (*done)(void *) = sm.stop_done;
+    (void)arg;
+    sm.stop_done = NULL;
+    if (sm.started) {
+        sm.started = 0;
+        uv_close((uv_handle_t *)&sm.retry_timer, NULL);
+        uv_close((uv_handle_t *)&sm.tick_timer, NULL);
+        dedupe_free(sm.seen);
+        sm.seen = NULL;
+        free(sm.app_token);
+        sm.app_token = NULL;
+    }
+    if (done) {
+        done(sm.stop_arg);
+    }
+}
+
+void sm_stop(void (*done)(void *arg), void *arg)
+{
+    if (sm.stopping) {
+        return;
+    }
+    sm.stopping = 1;
+    sm.stop_done = done;
+    sm.stop_arg = arg;
+    if (!sm.started) {
+        sm.state = "stopped";
+        loop_defer(sm_stop_finish, NULL);
+        return;
+    }
+    http_cancel(sm.open_call);
+    sm.open_call = NULL;
+    uv_timer_stop(&sm.retry_timer);
+    uv_timer_stop(&sm.tick_timer);
+    sm_update_state();
+    log_event(LOG_INFO, "socket mode stopping", NULL);
+    for (struct sm_conn *c = sm.conns; c; c = c->next) {
+        c->retiring = 1;
+        ws_close(c->ws);
+    }
+    if (!sm.conns) {
+        loop_defer(sm_stop_finish, NULL);
+    }
+}
+
+void sm_get_status(struct sm_status *out)
+{
+    memset(out, 0, sizeof *out);
+    out->connected = sm.started && !sm.stopping && sm_any_connected();
+    out->state = sm.state;
+    out->last_error = sm.last_error[0] ? sm.last_error : NULL;
+    out->connects = sm.connects;
+    out->reconnects = sm.reconnects;
+    out->envelopes = sm.envelopes;
+    out->acks = sm.acks;
+    out->duplicates = sm.duplicates;
+    out->malformed = sm.malformed;
+}

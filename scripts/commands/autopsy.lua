@@ -1,0 +1,148 @@
+-- `@postmortembot autopsy this` (or just `autopsy`): reads the thread it is typed in, writes the
+-- report under data_dir/reports/<channel>/<thread_ts>/vN/ and uploads the .md and .zip into the
+-- thread. Shows progress (hourglass reaction, then a message it updates for long threads) and says
+-- what failed and what to do. Calls lib/timeline.lua (collect), lib/bundle.lua, lib/upload.lua.
+-- To change what the report contains edit lib/report.lua; how it looks, templates/postmortem.md.mustache.
+local host = require "host"
+local timeline_lib = require "lib.timeline"
+local bundle = require "lib.bundle"
+local upload = require "lib.upload"
+
+local WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"
+
+local STAGE_WORDS = {
+  messages = "messages read",
+  users = "names looked up",
+  files = "files downloaded",
+}
+
+-- What to tell the thread for an error (a host err table or a Lua error string).
+local function advice(err)
+  if type(err) ~= "table" then
+    return "something broke inside the bot (" .. tostring(err) .. "). The details are in its log."
+  end
+  local code = tostring(err.code)
+  if code == "not_in_channel" or code == "channel_not_found" then
+    return "I am not a member of this channel. Invite me with `/invite @postmortembot` and ask again."
+  elseif code == "missing_scope" then
+    return "the Slack app lacks the scope `" .. tostring(err.needed or "?") .. "`. Add it under OAuth & "
+      .. "Permissions, reinstall the app, and ask again."
+  elseif code == "invalid_auth" or code == "not_authed" or code == "token_revoked"
+      or code == "token_expired" or code == "account_inactive" then
+    return "Slack rejected the bot's token (`" .. code .. "`). The bot's operator must check SLACK_BOT_TOKEN."
+  elseif code == "ratelimited" then
+    return "Slack kept rate-limiting me. Try again in a few minutes."
+  elseif code == "thread_not_found" then
+    return "Slack cannot find this thread. Ask again in the thread itself."
+  elseif code == "timeout" or code == "connect" or code == "http_status" or code == "upload_failed" then
+    return "I could not reach Slack (`" .. code .. "`: " .. tostring(err.message or "") .. "). Try again in a few minutes."
+  end
+  return "`" .. code .. "`: " .. tostring(err.message or "") .. ". The details are in the bot's log."
+end
+
+-- Progress reporting: a message posted once the work takes longer than report.progress_after
+-- seconds, then updated (at most once a second) as the collector reports stages.
+local function progress_reporter(ctx)
+  local report_cfg = (ctx.config or {}).report or {}
+  local after = tonumber(report_cfg.progress_after) or 3
+  local started = host.monotonic()
+  local state = { counts = {}, order = {}, last_update = 0 }
+
+  local function text(prefix)
+    local parts = {}
+    for _, stage in ipairs(state.order) do
+      local c = state.counts[stage]
+      local words = STAGE_WORDS[stage] or stage
+      if c.total then
+        parts[#parts + 1] = string.format("%d/%d %s", c.n, c.total, words)
+      else
+        parts[#parts + 1] = string.format("%d %s", c.n, words)
+      end
+    end
+    local body = #parts > 0 and (": " .. table.concat(parts, ", ")) or ""
+    return prefix .. body
+  end
+
+  function state.progress(stage, n, total)
+    if not state.counts[stage] then state.order[#state.order + 1] = stage end
+    state.counts[stage] = { n = tonumber(n) or 0, total = tonumber(total) }
+    local now = host.monotonic()
+    if now - started < after then return end
+    if not state.ts then
+      state.ts = ctx.reply(text(":hourglass_flowing_sand: Working on the postmortem"))
+      state.last_update = now
+    elseif now - state.last_update >= 1 then
+      ctx.update(state.ts, text(":hourglass_flowing_sand: Working on the postmortem"))
+      state.last_update = now
+    end
+  end
+
+  function state.finish(ok)
+    if not state.ts then return end
+    if ok then
+      ctx.update(state.ts, text(":white_check_mark: Postmortem done"))
+    else
+      ctx.update(state.ts, text(":x: Postmortem failed"))
+    end
+  end
+
+  return state
+end
+
+-- The work: returns a short description of what was done, or raises / returns nil, err, stage.
+local function build_and_upload(ctx, progress)
+  local slot = bundle.prepare(ctx.channel, ctx.thread_ts)
+  local timeline, err = timeline_lib.collect(ctx, { out_dir = slot.dir, progress = progress.progress })
+  if not timeline then return nil, err, "reading the thread" end
+  progress.progress("report", 1, 1)
+  local written
+  written, err = bundle.write(timeline, slot)
+  if not written then return nil, err, "writing the report" end
+  ctx.log("info", "report written", { path = written.md_path, version = slot.version,
+                                      entries = written.view.counts.entries })
+
+  local changes_text
+  if slot.previous then
+    local changes = bundle.changes(bundle.load_timeline(slot.previous_dir), timeline)
+    changes_text = bundle.changes_text(slot.version, slot.previous, changes)
+  end
+  local comment = upload.summary(written.view, changes_text)
+  local report_cfg = (ctx.config or {}).report or {}
+  if report_cfg.upload == false then
+    ctx.reply(comment .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
+    return written
+  end
+  local title = written.view.title
+  local ok
+  ok, err = upload.files(ctx.channel, ctx.thread_ts, {
+    { path = written.md_path, filename = written.md_name, title = "Postmortem: " .. title },
+    { path = written.zip_path, filename = written.zip_name, title = "Postmortem bundle: " .. title },
+  }, comment)
+  if not ok then return nil, err, "uploading the report" end
+  return written
+end
+
+return {
+  name = "autopsy this",
+  aliases = { "autopsy" },
+  help = "autopsy this — turn this thread into a postmortem (Markdown + zip) and upload it here",
+  run = function(ctx, _args)
+    ctx.react(WORKING)
+    local progress = progress_reporter(ctx)
+    local ok, result, err, stage = pcall(build_and_upload, ctx, progress)
+    local success = ok and result ~= nil
+    ctx.unreact(WORKING)
+    ctx.react(success and DONE or FAILED)
+    progress.finish(success)
+    if success then return end
+    if not ok then
+      err, stage = result, "building the report"
+      ctx.log("error", "autopsy failed", { err = tostring(err) })
+    else
+      ctx.log("warn", "autopsy failed", { stage = stage, code = type(err) == "table" and err.code or nil,
+                                          err = tostring(err) })
+    end
+    ctx.reply(":x: The postmortem failed while " .. stage .. ": " .. advice(err))
+  end,
+  advice = advice,
+}

@@ -1,0 +1,75 @@
+-- `statusupdate <text>`: sends an outage update to every status channel and webhook in the config
+-- (status.channels, status.webhooks), then answers in the thread with ONE reply listing each
+-- destination with ok or the error, and records the update in the thread's incident record.
+-- To change the message, edit templates/statusupdate.*.mustache; to change where it goes, the
+-- config. Calls lib/permissions.lua, lib/broadcast.lua, lib/incidents.lua.
+local host = require "host"
+local permissions = require "lib.permissions"
+local broadcast = require "lib.broadcast"
+local incidents = require "lib.incidents"
+local slackfmt = require "lib.slackfmt"
+
+local statusupdate = {}
+
+-- Quotes around the whole text are dropped: `statusupdate "We are back"` sends We are back.
+-- Curly quotes count too (phones and macOS type them).
+local QUOTE_PAIRS = { { '"', '"' }, { "'", "'" }, { "“", "”" }, { "‘", "’" }, { "„", "“" } }
+
+function statusupdate.strip_quotes(text)
+  text = tostring(text or ""):gsub("^%s+", ""):gsub("%s+$", "")
+  for _, pair in ipairs(QUOTE_PAIRS) do
+    local open, close = pair[1], pair[2]
+    if #text >= #open + #close and text:sub(1, #open) == open and text:sub(-#close) == close then
+      local inner = text:sub(#open + 1, #text - #close)
+      -- "a" and "b" is not one quoted text: leave it alone
+      if not inner:find(close, 1, true) then
+        return (inner:gsub("^%s+", ""):gsub("%s+$", ""))
+      end
+    end
+  end
+  return text
+end
+
+function statusupdate.run(ctx, args)
+  local text = statusupdate.strip_quotes(args)
+  if text == "" then
+    ctx.reply("Usage: `statusupdate &lt;text&gt;`, e.g. `statusupdate Payments are failing for 5% of users; rollback under way`.")
+    return
+  end
+  local allowed, why = permissions.may_broadcast(ctx.user, ctx.config)
+  if not allowed then
+    ctx.log("info", "statusupdate refused", { user = ctx.user, reason = why })
+    ctx.reply(permissions.refusal(ctx.user, "send status updates"))
+    return
+  end
+
+  local record = incidents.load(ctx.channel, ctx.thread_ts)
+  local title = record and record.title or broadcast.thread_title(ctx.channel, ctx.thread_ts)
+    or "Status update"
+  local at = host.now()
+  local results, view = broadcast.send(ctx.config, {
+    kind = "status",
+    title = title,
+    text = text,
+    user = ctx.user,
+    at = at,
+    thread_url = broadcast.thread_url(ctx.bot, ctx.channel, ctx.thread_ts),
+  })
+
+  if record then
+    incidents.add_update(record, { ts = ctx.ts, user = ctx.user, text = view.text, at = at })
+    local ok, err = incidents.save(record)
+    if not ok then
+      ctx.log("error", "incident record not saved", { err = tostring(err) })
+    end
+  end
+  ctx.reply(broadcast.summary(results, "Status update"))
+end
+
+return {
+  name = "statusupdate",
+  help = "statusupdate <text> — post an update to the status channel(s) and webhooks",
+  run = statusupdate.run,
+  -- exposed for the specs
+  strip_quotes = statusupdate.strip_quotes,
+}

@@ -1,0 +1,23 @@
+-- Drops the `@postmortembot autopsy this` message that asked for this report, and earlier requests
+-- for a report in the same thread (they are not part of the incident). Run by lib/filters.lua;
+-- env.command_ts is the ts of the request (nil in an offline render).
+local function is_report_request(entry, bot_user_id)
+  local text = (entry.raw and entry.raw.text) or ""
+  local who, rest = text:match("^%s*<@([%w]+)[^>]*>%s*(.*)$")
+  if not who or (bot_user_id and who ~= bot_user_id) then return false end
+  return rest:lower():match("^autopsy%f[%W]") ~= nil
+end
+
+return {
+  name = "30-drop-command",
+  description = "Drops the request for this report.",
+  apply = function(entries, env)
+    local bot_user_id = env.bot and env.bot.user_id
+    return env.drop_where(entries, function(entry)
+      if entry.ts == env.thread_ts then return nil end
+      if env.command_ts and entry.ts == env.command_ts then return "the request for this report" end
+      if bot_user_id and is_report_request(entry, bot_user_id) then return "an earlier request for a report" end
+      return nil
+    end)
+  end,
+}

@@ -1,0 +1,263 @@
+-- Sends one outage update (status update, incident started, resolved) to every configured
+-- destination: the status channels (host.api chat.postMessage; the core retries) and the outgoing
+-- webhooks (host.http with their own retries), each tried on its own, all at once (host.all).
+-- Called by commands/statusupdate.lua, incident_start.lua, incident_resolve.lua; calls
+-- lib/templates.lua (statusupdate.slack / statusupdate.webhook.json), lib/slackfmt.lua and host.
+local host = require "host"
+local templates = require "lib.templates"
+local slackfmt = require "lib.slackfmt"
+
+local broadcast = {}
+
+local HEADLINES = {
+  status = "Status update",
+  started = "Incident started",
+  resolved = "Resolved",
+}
+
+local function status_config(config)
+  return (config or {}).status or {}
+end
+
+-- "Bearer ${TOKEN_NAME}" -> "Bearer <value of TOKEN_NAME>". Returns the string, or nil and the
+-- name of the first variable that is not set (so nothing half-filled is ever sent).
+function broadcast.expand_env(value, getenv)
+  getenv = getenv or host.getenv
+  local missing
+  local out = tostring(value):gsub("%${([%w_]+)}", function(name)
+    local v = getenv(name)
+    if v == nil then
+      missing = missing or name
+      return ""
+    end
+    return v
+  end)
+  if missing then
+    return nil, missing
+  end
+  return out
+end
+
+-- Display names for user ids (users.info each; the id itself when Slack does not answer).
+function broadcast.user_names(ids)
+  local names = {}
+  for _, id in ipairs(ids) do
+    if not names[id] then
+      local res = host.api("users.info", { user = id })
+      local user = res and res.user
+      local name
+      if type(user) == "table" then
+        local profile = type(user.profile) == "table" and user.profile or {}
+        for _, candidate in ipairs({ profile.display_name, profile.real_name, user.real_name, user.name }) do
+          if type(candidate) == "string" and candidate ~= "" then
+            name = candidate
+            break
+          end
+        end
+      end
+      names[id] = name or id
+    end
+  end
+  return names
+end
+
+-- The first line of the thread's parent message as plain text (at most 80 characters), for a
+-- title when the thread has no incident record; nil when it cannot be read.
+function broadcast.thread_title(channel, thread_ts)
+  local res = host.api("conversations.replies", { channel = channel, ts = thread_ts, limit = 1 })
+  local parent = res and type(res.messages) == "table" and res.messages[1]
+  if type(parent) ~= "table" or type(parent.text) ~= "string" then
+    return nil
+  end
+  local line = slackfmt.to_plain(parent.text):match("^%s*([^\n]*)") or ""
+  line = line:gsub("%s+$", "")
+  if line == "" then
+    return nil
+  end
+  if utf8.len(line) and utf8.len(line) > 80 then
+    line = line:sub(1, utf8.offset(line, 78) - 1) .. "…"
+  end
+  return line
+end
+
+-- The link to a thread: built from the workspace URL (auth.test) when known, else asked of Slack.
+function broadcast.thread_url(bot, channel, thread_ts)
+  bot = bot or host.bot()
+  local url = slackfmt.permalink(bot and bot.url, channel, thread_ts)
+  if url then
+    return url
+  end
+  local res = host.api("chat.getPermalink", { channel = channel, message_ts = thread_ts })
+  return res and res.permalink or nil
+end
+
+-- Build the view both templates render. `update`:
+--   { kind = "status"|"started"|"resolved", title, text (Slack-encoded, as typed), user,
+--     at (epoch), thread_url, duration (resolved only), zone }
+function broadcast.view(update)
+  local ids = { update.user }
+  for _, id in ipairs(slackfmt.mentioned_users(update.text)) do
+    ids[#ids + 1] = id
+  end
+  local names = update.names or broadcast.user_names(ids)
+  local zone = update.zone or "UTC"
+  local text_plain = slackfmt.to_plain(update.text or "", names)
+  local kind = update.kind or "status"
+  return {
+    kind = kind,
+    is_status = kind == "status",
+    is_started = kind == "started",
+    is_resolved = kind == "resolved",
+    headline = HEADLINES[kind] or "Update",
+    title = update.title or "",
+    text = text_plain,
+    text_slack = update.text or "",
+    has_text = text_plain ~= "",
+    user = update.user,
+    user_mention = "<@" .. tostring(update.user) .. ">",
+    user_name = names[update.user] or update.user,
+    at = math.floor(update.at),
+    at_iso = host.format_time(update.at, "UTC", "%Y-%m-%dT%H:%M:%SZ"),
+    when = host.format_time(update.at, zone, "%Y-%m-%d %H:%M %Z"),
+    zone = zone,
+    thread_url = update.thread_url or "",
+    thread_link = update.thread_url and slackfmt.link(update.thread_url, "incident thread") or nil,
+    duration = update.duration,
+  }
+end
+
+local function send_to_channel(channel, text)
+  local res, err = host.api("chat.postMessage", {
+    channel = channel, text = text, unfurl_links = false, unfurl_media = false,
+  })
+  if not res then
+    return { kind = "channel", name = channel, ok = false, error = tostring(err) }
+  end
+  return { kind = "channel", name = channel, ok = true, ts = res.ts }
+end
+
+local function send_to_webhook(hook, view)
+  local name = hook.name or hook.url or "webhook"
+  local result = { kind = "webhook", name = name, ok = false }
+  if type(hook.url) ~= "string" or hook.url == "" then
+    result.error = "no url configured"
+    return result
+  end
+  local template = hook.body_template or "statusupdate.webhook.json"
+  local ok, body = pcall(templates.render, template, view)
+  if not ok then
+    result.error = "template " .. template .. ": " .. tostring(body)
+    return result
+  end
+  local headers = {}
+  local has_type = false
+  for key, value in pairs(hook.headers or {}) do
+    local expanded, missing = broadcast.expand_env(value)
+    if not expanded then
+      result.error = "environment variable " .. missing .. " is not set (header " .. key .. ")"
+      return result
+    end
+    headers[key] = expanded
+    if key:lower() == "content-type" then has_type = true end
+  end
+  if not has_type and templates.kind(template) == "json" then
+    headers["Content-Type"] = "application/json"
+  end
+  local retries = tonumber(hook.retries) or 0
+  local res, err = host.http({
+    method = hook.method or "POST", url = hook.url, headers = headers, body = body,
+    timeout = tonumber(hook.timeout) or 10, retries = retries,
+  })
+  if not res then
+    result.error = tostring(err)
+  elseif res.status < 200 or res.status > 299 then
+    result.error = "HTTP " .. tostring(res.status)
+    if retries > 0 then
+      result.error = result.error .. " after " .. retries .. (retries == 1 and " retry" or " retries")
+    end
+  else
+    result.ok = true
+    result.status = res.status
+  end
+  return result
+end
+
+-- Send `update` everywhere configured. Returns an array of results, channels first then webhooks,
+-- in config order: { kind = "channel"|"webhook", name, ok, error }.
+function broadcast.send(config, update)
+  local status = status_config(config)
+  update.zone = update.zone or (config or {}).timezone or "UTC"
+  local view = broadcast.view(update)
+  local tasks = {}
+  local labels = {}
+
+  local channels = type(status.channels) == "table" and status.channels or {}
+  if #channels > 0 then
+    local slack_template = status.template or "statusupdate.slack"
+    local ok, text = pcall(templates.render, slack_template, view)
+    if ok then
+      text = text:gsub("%s+$", "")
+    end
+    for _, channel in ipairs(channels) do
+      labels[#labels + 1] = { kind = "channel", name = channel }
+      if ok then
+        tasks[#tasks + 1] = function() return send_to_channel(channel, text) end
+      else
+        local message = "template " .. slack_template .. ": " .. tostring(text)
+        tasks[#tasks + 1] = function()
+          return { kind = "channel", name = channel, ok = false, error = message }
+        end
+      end
+    end
+  end
+  for _, hook in ipairs(type(status.webhooks) == "table" and status.webhooks or {}) do
+    labels[#labels + 1] = { kind = "webhook", name = hook.name or hook.url or "webhook" }
+    tasks[#tasks + 1] = function() return send_to_webhook(hook, view) end
+  end
+
+  if #tasks == 0 then
+    return {}, view
+  end
+  local results = {}
+  for i, r in ipairs(host.all(tasks)) do
+    if r.ok and type(r.value) == "table" then
+      results[i] = r.value
+    else
+      results[i] = { kind = labels[i].kind, name = labels[i].name, ok = false, error = tostring(r.error) }
+    end
+  end
+  for _, r in ipairs(results) do
+    host.log(r.ok and "info" or "warn", "broadcast destination",
+      { kind = r.kind, destination = r.name, ok = tostring(r.ok), error = r.error })
+  end
+  return results, view
+end
+
+-- The lines of the one reply: where the update went, each with ok or the error.
+function broadcast.summary(results, what)
+  what = what or "Status update"
+  if #results == 0 then
+    return what .. ": no status destinations are configured (status.channels, status.webhooks), "
+      .. "so nothing was sent outside this thread."
+  end
+  local ok_count = 0
+  local lines = {}
+  for _, r in ipairs(results) do
+    local label
+    if r.kind == "channel" then
+      label = "<#" .. r.name .. ">"
+    else
+      label = "webhook " .. slackfmt.escape(r.name)
+    end
+    if r.ok then
+      ok_count = ok_count + 1
+      lines[#lines + 1] = "• " .. label .. ": ok"
+    else
+      lines[#lines + 1] = "• " .. label .. ": failed: " .. slackfmt.escape(r.error or "unknown error")
+    end
+  end
+  local head = string.format("%s sent to %d of %d destinations:", what, ok_count, #results)
+  return head .. "\n" .. table.concat(lines, "\n")
+end
+
+return broadcast

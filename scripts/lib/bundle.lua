@@ -1,0 +1,147 @@
+-- The kept copy of a report: data_dir/reports/<channel>/<thread_ts>/vN/ holding the .md,
+-- attachments/, timeline.json and a .zip of the .md + attachments/. bundle.prepare picks vN,
+-- bundle.write renders and writes it, bundle.changes compares with the previous version.
+-- Called by commands/autopsy.lua (and render_offline.lua for write_report); calls lib/report.lua,
+-- cjson and host (files, zip).
+local host = require "host"
+local cjson = require "cjson"
+local report = require "lib.report"
+
+local bundle = {}
+
+-- Channel ids and ts are safe already; anything else is reduced to a safe path segment.
+local function segment(s)
+  s = tostring(s or "unknown"):gsub("[^%w%.%-_]", "_")
+  if s == "" or s == "." or s == ".." then s = "_" end
+  return s
+end
+
+function bundle.thread_dir(data_dir, channel, thread_ts)
+  return data_dir .. "/reports/" .. segment(channel) .. "/" .. segment(thread_ts)
+end
+
+-- Versions already written for this thread, ascending.
+function bundle.versions(data_dir, channel, thread_ts)
+  local names = host.list_dir(bundle.thread_dir(data_dir, channel, thread_ts)) or {}
+  local found = {}
+  for _, name in ipairs(names) do
+    local n = name:match("^v(%d+)$")
+    if n then found[#found + 1] = tonumber(n) end
+  end
+  table.sort(found)
+  return found
+end
+
+-- Pick and create the next version's folder. Returns { dir, version, previous = N | nil,
+-- previous_dir = path | nil }.
+function bundle.prepare(channel, thread_ts, data_dir)
+  data_dir = data_dir or host.config().data_dir
+  local versions = bundle.versions(data_dir, channel, thread_ts)
+  local last = versions[#versions]
+  local version = (last or 0) + 1
+  local base = bundle.thread_dir(data_dir, channel, thread_ts)
+  local dir = base .. "/v" .. version
+  host.mkdir(dir)
+  return { dir = dir, version = version, previous = last,
+           previous_dir = last and (base .. "/v" .. last) or nil }
+end
+
+-- The previous version's timeline (decoded timeline.json), or nil.
+function bundle.load_timeline(dir)
+  if not dir then return nil end
+  local raw = host.read_file(dir .. "/timeline.json")
+  if not raw then return nil end
+  local ok, t = pcall(cjson.decode, raw)
+  if ok and type(t) == "table" then return t end
+  return nil
+end
+
+local function encode_timeline(timeline)
+  local ok, json = pcall(cjson.encode, timeline)
+  if ok then return json end
+  -- a sparse array somewhere: keep what readers need rather than nothing
+  host.log("warn", "timeline.json: full encode failed, writing entries only", { err = tostring(json) })
+  return cjson.encode({ channel = timeline.channel, thread_ts = timeline.thread_ts,
+                        complete = timeline.complete, entries = timeline.entries })
+end
+
+-- Render the report for `timeline` into `slot.dir` (from bundle.prepare, or { dir = out_dir } for
+-- an offline render) and zip it. opts: zip and json (default true: write the .zip and
+-- timeline.json), template, config.
+-- Returns { dir, md_path, md_name, zip_path, zip_name, json_path, file_base, view, markdown }.
+function bundle.write(timeline, slot, opts)
+  opts = opts or {}
+  local markdown, view = report.render(timeline, { version = slot.version, previous = slot.previous,
+                                                   template = opts.template, config = opts.config })
+  local dir = slot.dir
+  local md_name = view.file_base .. ".md"
+  local out = { dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,
+                view = view, markdown = markdown, json_path = dir .. "/timeline.json" }
+  local ok, err = host.write_file(out.md_path, markdown)
+  if not ok then return nil, err end
+  if opts.json ~= false then
+    ok, err = host.write_file(out.json_path, encode_timeline(timeline))
+    if not ok then return nil, err end
+  else
+    out.json_path = nil
+  end
+  if opts.zip ~= false then
+    local members = { md_name }
+    if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
+    out.zip_name = view.file_base .. ".zip"
+    out.zip_path = dir .. "/" .. out.zip_name
+    ok, err = host.zip(out.zip_path, dir, members)
+    if not ok then return nil, err end
+  end
+  return out
+end
+
+-- What changed between two timelines, by message ts: { added, edited, removed, files_added }.
+function bundle.changes(previous, current)
+  local before = {}
+  for _, e in ipairs((previous or {}).entries or {}) do
+    if e.ts then before[e.ts] = e end
+  end
+  local result = { added = 0, edited = 0, removed = 0, files_added = 0 }
+  local seen = {}
+  for _, e in ipairs(current.entries or {}) do
+    local old = e.ts and before[e.ts]
+    if not old then
+      result.added = result.added + 1
+    else
+      seen[e.ts] = true
+      local old_edit = type(old.edited) == "table" and old.edited.ts or nil
+      local new_edit = type(e.edited) == "table" and e.edited.ts or nil
+      if old_edit ~= new_edit or old.text_md ~= e.text_md then result.edited = result.edited + 1 end
+      local had = {}
+      for _, f in ipairs(old.files or {}) do if f.id then had[f.id] = true end end
+      for _, f in ipairs(e.files or {}) do
+        if f.id and not had[f.id] then result.files_added = result.files_added + 1 end
+      end
+    end
+  end
+  for ts in pairs(before) do
+    if not seen[ts] then result.removed = result.removed + 1 end
+  end
+  return result
+end
+
+local function plural(n, one, many)
+  return string.format("%d %s", n, n == 1 and one or many)
+end
+
+-- One sentence for the thread: "Version 2. Since version 1: 3 new entries, 1 edited."
+function bundle.changes_text(version, previous, changes)
+  if not previous then return nil end
+  local parts = {}
+  if changes.added > 0 then parts[#parts + 1] = plural(changes.added, "new entry", "new entries") end
+  if changes.edited > 0 then parts[#parts + 1] = plural(changes.edited, "entry edited", "entries edited") end
+  if changes.removed > 0 then parts[#parts + 1] = plural(changes.removed, "entry gone", "entries gone") end
+  if changes.files_added > 0 then parts[#parts + 1] = plural(changes.files_added, "new file", "new files") end
+  if #parts == 0 then
+    return string.format("Version %d. Nothing changed since version %d.", version, previous)
+  end
+  return string.format("Version %d. Since version %d: %s.", version, previous, table.concat(parts, ", "))
+end
+
+return bundle

@@ -1,0 +1,254 @@
+-- The files of a thread: what each Slack file object becomes in the timeline (image, file or
+-- snippet; or why it cannot be downloaded), the safe local name "<FILEID>-<name>", and the
+-- downloads into the report's attachments/ folder, several at once. Called by lib/timeline.lua;
+-- calls host.download, host.all, host.mkdir, host.exists, host.file_size.
+-- A download failure is never an error of the report: it becomes the file's missing_reason.
+local host = require "host"
+
+local files = {}
+
+files.MAX_NAME_BYTES = 100
+files.DIR = "attachments"
+
+local function str(v)
+  if type(v) == "string" and v ~= "" then return v end
+  return nil
+end
+
+local function mb(n)
+  return string.format("%.1f MB", n / (1024 * 1024))
+end
+
+-- Characters that are path separators, shell or Windows trouble, or invisible reordering marks.
+local REPLACED_ASCII = { ["/"] = true, ["\\"] = true, [":"] = true, ["*"] = true, ["?"] = true,
+                         ['"'] = true, ["<"] = true, [">"] = true, ["|"] = true }
+
+local function is_control(cp)
+  return cp < 0x20 or cp == 0x7f or (cp >= 0x80 and cp <= 0x9f)
+    or (cp >= 0x200e and cp <= 0x200f) or (cp >= 0x202a and cp <= 0x202e)
+    or (cp >= 0x2066 and cp <= 0x2069) or cp == 0xfeff
+end
+
+-- Each UTF-8 character kept, each bad byte, control or separator replaced by "_".
+local function clean_chars(s)
+  local out = {}
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    local len = c < 0x80 and 1 or (c >= 0xc2 and c <= 0xdf) and 2 or (c >= 0xe0 and c <= 0xef) and 3
+      or (c >= 0xf0 and c <= 0xf4) and 4 or 0
+    local ch = len > 0 and s:sub(i, i + len - 1) or nil
+    local cp = ch and #ch == len and utf8.len(ch) == 1 and utf8.codepoint(ch) or nil
+    if not cp then
+      out[#out + 1] = "_"
+      i = i + 1
+    else
+      if is_control(cp) or REPLACED_ASCII[ch] then
+        out[#out + 1] = "_"
+      else
+        out[#out + 1] = ch
+      end
+      i = i + len
+    end
+  end
+  return table.concat(out)
+end
+
+-- The longest prefix of s that is at most n bytes and ends on a character boundary.
+local function cut_utf8(s, n)
+  if #s <= n then return s end
+  local cut = s:sub(1, n)
+  while #cut > 0 and not utf8.len(cut) do cut = cut:sub(1, -2) end
+  return cut
+end
+files.cut_utf8 = cut_utf8
+
+local function trim_dots(s)
+  return (s:gsub("^[%s%.]+", ""):gsub("[%s%.]+$", ""))
+end
+
+-- "<FILEID>-<sanitised name>": no path separators, no "..", no control characters, no leading
+-- dot, at most MAX_NAME_BYTES bytes cut on a UTF-8 boundary (the extension kept), unicode kept.
+function files.safe_name(id, name)
+  local safe_id = tostring(id or ""):gsub("[^%w]", "")
+  if safe_id == "" then safe_id = "F" end
+  local s = clean_chars(tostring(name or ""))
+  s = s:gsub("%.%.+", ".")
+  s = trim_dots(s)
+  if s == "" then s = "file" end
+  local room = files.MAX_NAME_BYTES - #safe_id - 1
+  if #s > room then
+    local ext = s:match("(%.[%w]+)$")
+    if not ext or #ext > 16 or #ext >= room then ext = "" end
+    local stem = s:sub(1, #s - #ext)
+    stem = trim_dots(cut_utf8(stem, room - #ext))
+    if stem == "" then stem = "file" end
+    s = stem .. ext
+  end
+  return safe_id .. "-" .. s
+end
+
+function files.kind(f)
+  local mimetype = str(f.mimetype) or ""
+  if mimetype:match("^image/") then return "image" end
+  if f.mode == "snippet" then return "snippet" end
+  return "file"
+end
+
+-- Why a file cannot be downloaded, from its object alone; nil when it can be tried.
+function files.unavailable_reason(f, max_bytes)
+  local mode = f.mode
+  if mode == "hidden_by_limit" then
+    return "hidden by Slack's message history limit for this workspace's plan"
+  elseif mode == "tombstone" then
+    return "deleted from Slack"
+  elseif mode == "external" or f.is_external == true then
+    local where = str(f.external_type)
+    return "stored outside Slack" .. (where and (" (" .. where .. ")") or "") .. ", not copied"
+  elseif f.file_access == "check_file_info" then
+    return "Slack Connect file whose details Slack did not give (files.info failed)"
+  elseif f.file_access == "access_denied" then
+    return "access denied by Slack"
+  end
+  if not (str(f.url_private_download) or str(f.url_private)) then
+    return "no download link from Slack"
+  end
+  if max_bytes and type(f.size) == "number" and f.size > max_bytes then
+    return "too large (" .. mb(f.size) .. ", limit " .. mb(max_bytes) .. ")"
+  end
+  return nil
+end
+
+-- The timeline's file entry for a Slack file object (see docs/timeline-model.md) and the URL to
+-- download it from (nil when not downloadable; then missing_reason says why).
+function files.describe(f, max_bytes)
+  local fe = {
+    id = str(f.id),
+    name = str(f.name),
+    title = str(f.title),
+    mimetype = str(f.mimetype),
+    size = type(f.size) == "number" and f.size or nil,
+    kind = files.kind(f),
+    slack_permalink = str(f.permalink),
+  }
+  if not fe.name and not fe.title then fe.name = fe.id or "file" end
+  if fe.kind == "snippet" then fe.preview = str(f.preview) end
+  local reason = files.unavailable_reason(f, max_bytes)
+  if reason then
+    fe.missing_reason = reason
+    return fe, nil
+  end
+  return fe, str(f.url_private_download) or str(f.url_private)
+end
+
+-- A host.download error as a reader understands it.
+function files.reason(err, max_bytes)
+  local code = type(err) == "table" and err.code or tostring(err)
+  if code == "login_page" then return "login page instead of the file" end
+  if code == "too_large" then
+    return "too large" .. (max_bytes and (" (limit " .. mb(max_bytes) .. ")") or "")
+  end
+  if code == "http_status" then return "HTTP status " .. tostring(err.status or "?") end
+  if code == "redirect_refused" then return "redirect to another host refused (token not sent)" end
+  if code == "timeout" then return "download timed out" end
+  if code == "connect" then return "could not connect to the file server" end
+  if code == "io" then return "could not be written to disk" end
+  local message = type(err) == "table" and err.message or nil
+  return "download failed: " .. tostring(code) .. (message and (" (" .. message .. ")") or "")
+end
+
+local function group_by_id(jobs)
+  local groups, order = {}, {}
+  for _, job in ipairs(jobs) do
+    local key = job.entry.id or job.url
+    if not groups[key] then
+      groups[key] = { url = job.url, id = job.entry.id, name = job.entry.name or job.entry.title, entries = {} }
+      order[#order + 1] = key
+    end
+    table.insert(groups[key].entries, job.entry)
+  end
+  return groups, order
+end
+
+-- Download every job ({entry = file entry, url =}) into out_dir/attachments/, at most
+-- opts.concurrency at once; sets local_path / sha256 / size or missing_reason on the entries.
+-- The same file shared twice is fetched once. opts: concurrency, max_bytes, progress(n, total).
+function files.download_all(jobs, out_dir, opts)
+  opts = opts or {}
+  local groups, order = group_by_id(jobs)
+  if #order == 0 then return end
+  local dir = out_dir .. "/" .. files.DIR
+  local ok, mkerr = host.mkdir(dir)
+  if ok == nil and mkerr then
+    for _, key in ipairs(order) do
+      for _, fe in ipairs(groups[key].entries) do fe.missing_reason = "could not create the attachments folder" end
+    end
+    return
+  end
+  local done = 0
+  local fns = {}
+  for i, key in ipairs(order) do
+    local g = groups[key]
+    fns[i] = function()
+      local safe = files.safe_name(g.id, g.name)
+      local dl_opts = opts.max_bytes and { max_bytes = opts.max_bytes } or nil
+      local res, err = host.download(g.url, dir .. "/" .. safe, dl_opts)
+      done = done + 1
+      if opts.progress then opts.progress(done, #order) end
+      if not res then return { reason = files.reason(err, opts.max_bytes) } end
+      return { local_path = files.DIR .. "/" .. safe, sha256 = res.sha256, size = res.size }
+    end
+  end
+  local results = host.all(fns, opts.concurrency or 4)
+  for i, key in ipairs(order) do
+    local r = results[i]
+    local outcome
+    if r and r.ok and type(r.value) == "table" then
+      outcome = r.value
+    else
+      outcome = { reason = "download failed: " .. tostring(r and r.error or "no result") }
+    end
+    for _, fe in ipairs(groups[key].entries) do
+      if outcome.local_path then
+        fe.local_path = outcome.local_path
+        fe.sha256 = outcome.sha256
+        fe.size = outcome.size or fe.size
+      else
+        fe.missing_reason = outcome.reason
+      end
+    end
+  end
+end
+
+-- Offline render: use a file already present under out_dir/attachments/, else say why it is absent.
+function files.attach_offline(jobs, out_dir)
+  for _, job in ipairs(jobs) do
+    local fe = job.entry
+    local safe = files.safe_name(fe.id, fe.name or fe.title)
+    local path = (out_dir or ".") .. "/" .. files.DIR .. "/" .. safe
+    if out_dir and host.exists(path) == "file" then
+      fe.local_path = files.DIR .. "/" .. safe
+      fe.size = host.file_size(path) or fe.size
+    else
+      fe.missing_reason = "offline render"
+    end
+  end
+end
+
+-- { downloaded = n, missing = n, bytes = n } over every file of the entries.
+function files.stats(entries)
+  local s = { downloaded = 0, missing = 0, bytes = 0 }
+  for _, e in ipairs(entries) do
+    for _, fe in ipairs(e.files or {}) do
+      if fe.local_path and not fe.missing_reason then
+        s.downloaded = s.downloaded + 1
+        s.bytes = s.bytes + (fe.size or 0)
+      else
+        s.missing = s.missing + 1
+      end
+    end
+  end
+  return s
+end
+
+return files

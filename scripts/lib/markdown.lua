@@ -1,0 +1,202 @@
+-- CommonMark-safe building blocks: escaping user text, code spans, fenced blocks, links, images.
+-- Called by lib/mrkdwn.lua, lib/richtext.lua, lib/templates.lua (the escape of .md templates) and
+-- the report code. Pure Lua, calls nothing. Rule: nothing user-supplied that goes through here can
+-- change the document's block structure or become raw HTML.
+local markdown = {}
+
+-- Every character that can start inline Markdown (emphasis, code, links, images, raw HTML,
+-- autolinks, tables, strikethrough, headings) gets a backslash; CommonMark allows a backslash
+-- before any ASCII punctuation, so this never shows in the rendered text.
+local INLINE_SPECIALS = "[\\`*_%[%]<>#|!~]"
+
+-- Backslash-escape the inline specials and turn `&` into `&amp;` only where it would start an
+-- entity reference (`&copy;`, `&#60;`). Does not look at line starts or newlines.
+function markdown.escape_chars(text)
+  local s = text:gsub(INLINE_SPECIALS, "\\%0")
+  if s:find("&", 1, true) then
+    s = s:gsub("&(#?%w+;)", "&amp;%1")
+  end
+  return s
+end
+
+-- Make one line of already-escaped Markdown safe at the start of a block: drop the leading
+-- indentation (4 spaces would make a code block; Markdown drops it anyway) and escape what
+-- would start a list, a setext underline or a thematic break.
+function markdown.line_start(line)
+  local s = line
+  if s:find("^[ \t]") then
+    s = s:gsub("^[ \t]+", "")
+  end
+  local first = s:sub(1, 1)
+  if first == "-" or first == "+" then
+    local second = s:sub(2, 2)
+    if second == "" or second == " " or second == "\t" or second == "-" then
+      s = "\\" .. s
+    end
+  elseif first == "=" then
+    s = "\\" .. s
+  elseif first:find("%d") then
+    local digits, mark, rest = s:match("^(%d+)([.)])(.*)$")
+    if digits and (rest == "" or rest:find("^[ \t]")) then
+      s = digits .. "\\" .. mark .. rest
+    end
+  end
+  return s
+end
+
+local function to_text(value)
+  if value == nil then
+    return ""
+  end
+  if type(value) ~= "string" then
+    return tostring(value)
+  end
+  return value
+end
+
+-- Inline text (one line): line breaks become spaces, specials are escaped, and the start is
+-- safe even when a template puts the value at the start of a line. This is the escape used
+-- for {{x}} in .md templates.
+function markdown.escape(text)
+  local s = to_text(text)
+  if s:find("[\r\n]") then
+    s = s:gsub("\r?\n", " "):gsub("\r", " ")
+  end
+  return markdown.line_start(markdown.escape_chars(s))
+end
+
+-- Multi-line text for a list item: every line escaped and made safe at its start, lines joined
+-- with hard breaks (a trailing `\`), blank lines kept as one paragraph break, continuation
+-- lines prefixed with `indent` (e.g. "  " after "- ").
+function markdown.escape_block(text, indent)
+  indent = indent or ""
+  local s = to_text(text):gsub("\r\n?", "\n")
+  local out = {}
+  local prev_blank = true
+  for line in (s .. "\n"):gmatch("([^\n]*)\n") do
+    local md = markdown.line_start(markdown.escape_chars(line)):gsub("[ \t]+$", "")
+    if md == "" then
+      if not prev_blank then
+        out[#out + 1] = ""
+      end
+      prev_blank = true
+    else
+      if not prev_blank then
+        out[#out] = out[#out] .. "\\"
+      end
+      out[#out + 1] = md
+      prev_blank = false
+    end
+  end
+  if out[#out] == "" then
+    out[#out] = nil
+  end
+  return markdown.indent(table.concat(out, "\n"), indent)
+end
+
+-- Prefix every non-empty line after the first with `indent` (the list-item continuation).
+function markdown.indent(md, indent)
+  if not indent or indent == "" or not md:find("\n", 1, true) then
+    return md
+  end
+  return (md:gsub("\n([^\n])", "\n" .. indent .. "%1"))
+end
+
+local function longest_run(s, char_pattern)
+  local longest = 0
+  for run in s:gmatch(char_pattern .. "+") do
+    if #run > longest then
+      longest = #run
+    end
+  end
+  return longest
+end
+
+-- An inline code span whose backtick fence is longer than any backtick run inside. Line breaks
+-- become spaces (a code span cannot hold a block boundary).
+function markdown.code_span(text)
+  local s = to_text(text):gsub("\r?\n", " "):gsub("\r", " ")
+  if s == "" then
+    return "` `"
+  end
+  local fence = string.rep("`", longest_run(s, "`") + 1)
+  -- CommonMark strips one space on both sides; pad so backticks at the ends and real edge
+  -- spaces survive.
+  if s:find("^`") or s:find("`$") or (s:find("^ ") and s:find(" $")) then
+    s = " " .. s .. " "
+  end
+  return fence .. s .. fence
+end
+
+-- A fenced code block (no trailing newline) whose fence is longer than any backtick run in the
+-- text, so nothing inside can close it. `lang` keeps only characters safe in an info string.
+function markdown.fence(text, lang)
+  local s = to_text(text):gsub("\r\n?", "\n"):gsub("\n$", "")
+  local fence = string.rep("`", math.max(3, longest_run(s, "`") + 1))
+  local info = ""
+  if type(lang) == "string" then
+    info = lang:gsub("[^%w_+#.-]", "")
+  end
+  return fence .. info .. "\n" .. s .. "\n" .. fence
+end
+
+-- The URL as a link destination, or nil when it must not become a link. Allowed: http(s),
+-- mailto and relative paths (no scheme, not `//host`). Spaces, parentheses, angle brackets,
+-- backslashes and control characters are percent-encoded; `&` that would read as an entity
+-- becomes `&amp;`.
+function markdown.safe_url(url)
+  if type(url) ~= "string" then
+    return nil
+  end
+  local u = url:gsub("^%s+", ""):gsub("%s+$", "")
+  if u == "" then
+    return nil
+  end
+  local lower = u:lower()
+  local allowed = lower:find("^https?://[^/]") or lower:find("^mailto:.")
+  if not allowed then
+    -- relative: no scheme before the first / ? or #, and not protocol-relative
+    local head = u:match("^[^/?#]*")
+    allowed = not head:find(":", 1, true) and not u:find("^//") and not u:find("^\\")
+  end
+  if not allowed then
+    return nil
+  end
+  u = u:gsub("[%c ()<>\\]", function(c)
+    return string.format("%%%02X", c:byte())
+  end)
+  if u:find("&", 1, true) then
+    u = u:gsub("&(#?%w+;)", "&amp;%1")
+  end
+  return u
+end
+
+-- [label](url) for a safe URL. `label_md` is Markdown already (escape it first); an empty label
+-- shows the URL. An unsafe URL (javascript:, data:, ...) is shown as escaped text, not a link.
+function markdown.link(label_md, url)
+  label_md = to_text(label_md):gsub("[\r\n]+", " ")
+  local shown_url = markdown.escape(url)
+  local safe = markdown.safe_url(url)
+  if not safe then
+    if label_md == "" or label_md == shown_url then
+      return shown_url
+    end
+    return label_md .. " (" .. shown_url .. ")"
+  end
+  if label_md == "" then
+    label_md = shown_url
+  end
+  return "[" .. label_md .. "](" .. safe .. ")"
+end
+
+-- ![alt](relpath) for an image stored next to the report; an unsafe path shows the alt text.
+function markdown.image(alt, relpath)
+  local alt_md = markdown.escape(alt)
+  local safe = markdown.safe_url(relpath)
+  if not safe then
+    return alt_md
+  end
+  return "![" .. alt_md .. "](" .. safe .. ")"
+end
+
+return markdown

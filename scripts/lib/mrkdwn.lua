@@ -1,0 +1,372 @@
+-- Slack mrkdwn (a message's `text`) -> CommonMark-safe Markdown for a timeline entry.
+-- Called by lib/timeline.lua (via lib/richtext.lua when a message has no rich_text block) and by
+-- whoever renders attachment text; calls lib/markdown.lua only. The result may be multi-line;
+-- every line is safe after the list-item indent the caller adds (markdown.indent does that).
+-- Never raises on odd input: what cannot be parsed is shown as literal text.
+local markdown = require "lib.markdown"
+
+local mrkdwn = {}
+
+local ENTITIES = { amp = "&", lt = "<", gt = ">" }
+
+-- `&amp;` `&lt;` `&gt;` back to characters; any other `&` stays as it is.
+local function decode_entities(s)
+  if not s:find("&", 1, true) then
+    return s
+  end
+  return (s:gsub("&(%a+);", function(name)
+    local c = ENTITIES[name]
+    if c then
+      return c
+    end
+    return nil
+  end))
+end
+mrkdwn.decode_entities = decode_entities
+
+local function call_resolver(resolve, kind, id, label)
+  local fn = resolve and resolve[kind]
+  if type(fn) ~= "function" then
+    return nil
+  end
+  local name = fn(id, label)
+  if type(name) == "string" and name ~= "" then
+    return name
+  end
+  return nil
+end
+
+local function nonempty(s)
+  if s and s ~= "" then
+    return s
+  end
+  return nil
+end
+
+local function format_date(resolve, ts, format)
+  local fn = resolve and resolve.date
+  if type(fn) == "function" then
+    local s = fn(ts, format)
+    if type(s) == "string" and s ~= "" then
+      return s
+    end
+  end
+  local n = tonumber(ts)
+  if not n then
+    return nil
+  end
+  return os.date("!%Y-%m-%d %H:%M UTC", math.floor(n))
+end
+mrkdwn.format_date = format_date
+
+-- What the inside of `<...>` stands for: { text = what to show, url = link target | nil }.
+-- Follows Slack's rule: `@` user, `#` channel, `!subteam` user group, `!date`, other `!`
+-- special mention, a scheme means a URL; the part after `|` is the label. Anything else is
+-- literal text (nil).
+local function parse_angle(inner, resolve)
+  local body, label = inner, nil
+  local bar = inner:find("|", 1, true)
+  if bar then
+    body, label = inner:sub(1, bar - 1), decode_entities(inner:sub(bar + 1))
+  end
+  local first = body:sub(1, 1)
+  if first == "@" then
+    local id = body:match("^@(%w+)$")
+    if not id then
+      return nil
+    end
+    local name = call_resolver(resolve, "user", id, label) or nonempty(label and label:gsub("^@", "")) or id
+    return { text = "@" .. name }
+  elseif first == "#" then
+    local id = body:match("^#(%w+)$")
+    if not id then
+      return nil
+    end
+    local name = call_resolver(resolve, "channel", id, label) or nonempty(label) or id
+    return { text = "#" .. name:gsub("^#", "") }
+  elseif first == "!" then
+    local id = body:match("^!subteam%^(%w+)$")
+    if id then
+      local name = call_resolver(resolve, "usergroup", id, label) or nonempty(label) or id
+      return { text = "@" .. name:gsub("^@", "") }
+    end
+    local ts, format = body:match("^!date%^([^%^]*)%^([^%^]*)")
+    if ts then
+      return { text = nonempty(label) or format_date(resolve, ts, format) or ts }
+    end
+    local special = body:match("^!(%w+)$")
+    if not special then
+      return nil
+    end
+    return { text = "@" .. (nonempty(label and label:gsub("^@", "")) or special) }
+  elseif body:find("^%a[%w+.-]*:") then
+    local url = decode_entities(body)
+    return { text = nonempty(label) or url, url = url }
+  end
+  return nil
+end
+
+-- Plain text of `<...>` for code, where nothing is formatted.
+local function angle_plain(inner, resolve)
+  local parsed = parse_angle(inner, resolve)
+  if not parsed then
+    return "<" .. decode_entities(inner) .. ">"
+  end
+  return parsed.text
+end
+
+-- Markdown of `<...>`.
+local function angle_markdown(inner, resolve)
+  local parsed = parse_angle(inner, resolve)
+  if not parsed then
+    return markdown.escape_chars("<" .. decode_entities(inner) .. ">")
+  end
+  if parsed.url then
+    return markdown.link(markdown.escape_chars(parsed.text), parsed.url)
+  end
+  return markdown.escape_chars(parsed.text)
+end
+
+-- Code text: links and mentions shown as text, entities decoded, nothing else touched.
+local function code_plain(s, resolve)
+  if s:find("<", 1, true) then
+    s = s:gsub("<([^<>\n]*)>", function(inner)
+      return angle_plain(inner, resolve)
+    end)
+  end
+  return decode_entities(s)
+end
+
+-- An emoji shortcode is kept as it is when it cannot form emphasis: `_` only between letters
+-- or digits (`:white_check_mark:`, `:+1:`, `:skin-tone-2:`).
+local function emoji_safe(name)
+  return not name:find("[^%w_+-]") and not name:find("^_") and not name:find("_$")
+    and not name:find("[^%w]_") and not name:find("_[^%w]")
+end
+
+local MARK_MD = { ["*"] = "**", ["_"] = "_", ["~"] = "~~" }
+
+-- Styles in one line of decoded text where \1N\2 stand for already-built Markdown pieces.
+-- A marker opens after start/space/punctuation and before a non-space; it closes after a
+-- non-space and before end/space/punctuation; doubled markers (`**`) are literal, as in Slack.
+-- Pairs are found with a stack; whatever stays unpaired is escaped literal text.
+local function style_line(s)
+  if not s:find("[*_~]") then
+    return markdown.escape_chars(s)
+  end
+  local marks = {}   -- positions of marker characters, in order
+  local role = {}    -- role[k] = "open" | "close" | nil (literal)
+  local stack = {}
+  local pos = 1
+  while true do
+    local i = s:find("[*_~]", pos)
+    if not i then
+      break
+    end
+    local c = s:sub(i, i)
+    local prev, nxt = s:sub(i - 1, i - 1), s:sub(i + 1, i + 1)
+    local k = #marks + 1
+    marks[k] = i
+    if prev ~= c and nxt ~= c then
+      local can_open = (prev == "" or prev:find("[%s%p%c]") ~= nil) and nxt ~= "" and not nxt:find("%s")
+      local can_close = prev ~= "" and not prev:find("%s") and (nxt == "" or nxt:find("[%s%p%c]") ~= nil)
+      local closed = false
+      if can_close then
+        for depth = #stack, 1, -1 do
+          local opener = stack[depth]
+          if s:sub(marks[opener], marks[opener]) == c then
+            role[opener], role[k] = "open", "close"
+            for d = #stack, depth, -1 do
+              stack[d] = nil
+            end
+            closed = true
+            break
+          end
+        end
+      end
+      if not closed and can_open then
+        stack[#stack + 1] = k
+      end
+    end
+    pos = i + 1
+  end
+  local out = {}
+  local last = 1
+  for k, i in ipairs(marks) do
+    out[#out + 1] = markdown.escape_chars(s:sub(last, i - 1))
+    local c = s:sub(i, i)
+    if role[k] then
+      out[#out + 1] = MARK_MD[c]
+    else
+      out[#out + 1] = "\\" .. c
+    end
+    last = i + 1
+  end
+  out[#out + 1] = markdown.escape_chars(s:sub(last))
+  return table.concat(out)
+end
+
+-- One line of mrkdwn (no fences, no quote marker) -> Markdown, not yet made safe at its start.
+local function convert_line(line, resolve)
+  local pieces = {}
+  local function hold(md)
+    pieces[#pieces + 1] = md
+    return "\1" .. #pieces .. "\2"
+  end
+  local s = line
+  if s:find("[\1\2]") then
+    s = s:gsub("[\1\2]", "\239\191\189") -- U+FFFD: these bytes mark held pieces below
+  end
+  if s:find("`", 1, true) then
+    s = s:gsub("`([^`]+)`", function(code)
+      return hold(markdown.code_span(code_plain(code, resolve)))
+    end)
+  end
+  if s:find("<", 1, true) then
+    s = s:gsub("<([^<>]*)>", function(inner)
+      return hold(angle_markdown(inner, resolve))
+    end)
+  end
+  if s:find(":", 1, true) then
+    s = s:gsub(":([%w_+-]+):", function(name)
+      if emoji_safe(name) then
+        return hold(":" .. name .. ":")
+      end
+      return nil
+    end)
+  end
+  s = style_line(decode_entities(s))
+  if #pieces > 0 then
+    s = s:gsub("\1(%d+)\2", function(n)
+      return pieces[tonumber(n)]
+    end)
+  end
+  return s
+end
+
+-- Split the text at ``` into text and code parts: { {code=bool, text=...}, ... }. An odd
+-- ``` at the end (unclosed) stays in the text.
+local function split_fences(text)
+  local parts = {}
+  local pos = 1
+  while true do
+    local open = text:find("```", pos, true)
+    local close = open and text:find("```", open + 3, true)
+    if not close then
+      parts[#parts + 1] = { code = false, text = text:sub(pos) }
+      break
+    end
+    parts[#parts + 1] = { code = false, text = text:sub(pos, open - 1) }
+    parts[#parts + 1] = { code = true, text = text:sub(open + 3, close - 1) }
+    pos = close + 3
+  end
+  return parts
+end
+
+-- Append the lines of a text part as {kind = "text"|"quote"|"blank", md = ...} to `lines`.
+-- `state.quote_rest` is set by `>>>`, which quotes everything after it.
+local function add_text_lines(lines, text, resolve, state)
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    local kind = "text"
+    local body = line
+    if state.quote_rest then
+      kind = "quote"
+    else
+      local rest = body:match("^&gt;&gt;&gt;(.*)$") or body:match("^>>>(.*)$")
+      if rest then
+        state.quote_rest = true
+        kind, body = "quote", rest
+      else
+        rest = body:match("^&gt;(.*)$") or body:match("^>(.*)$")
+        if rest then
+          kind, body = "quote", rest
+        end
+      end
+    end
+    if kind == "quote" then
+      body = body:gsub("^ ", "")
+    end
+    local md = markdown.line_start(convert_line(body, resolve)):gsub("[ \t]+$", "")
+    if md == "" and kind == "text" then
+      kind = "blank"
+    end
+    lines[#lines + 1] = { kind = kind, md = md }
+  end
+end
+
+-- Join the collected lines: hard breaks inside a paragraph, one blank line between
+-- paragraphs, a blank line after a quote so the next text is not pulled into it.
+local function join_lines(lines)
+  local out = {}
+  local n = #lines
+  for i = 1, n do
+    local line = lines[i]
+    local kind = line.kind
+    local nxt = lines[i + 1]
+    if kind == "blank" then
+      if #out > 0 and out[#out] ~= "" then
+        out[#out + 1] = ""
+      end
+    elseif kind == "fence" then
+      out[#out + 1] = line.md
+    else
+      local md = line.md
+      local same_next = nxt and nxt.kind == kind
+      if kind == "quote" then
+        if md == "" then
+          md = ">"
+        else
+          md = "> " .. md
+        end
+        same_next = same_next and line.md ~= "" and nxt.md ~= ""
+      end
+      if same_next then
+        md = md .. "\\"
+      end
+      out[#out + 1] = md
+      if kind == "quote" and nxt and nxt.kind == "text" then
+        out[#out + 1] = ""
+      end
+    end
+  end
+  while out[#out] == "" do
+    out[#out] = nil
+  end
+  return table.concat(out, "\n")
+end
+
+-- Convert Slack mrkdwn to Markdown. `resolve` (optional) holds functions
+-- user(id, label), channel(id, label), usergroup(id, label) -> name | nil and
+-- date(ts, format) -> string | nil (used only when a <!date> has no fallback).
+function mrkdwn.to_markdown(text, resolve)
+  if type(text) ~= "string" or text == "" then
+    return ""
+  end
+  local s = text
+  if s:find("\r", 1, true) then
+    s = s:gsub("\r\n?", "\n")
+  end
+  local lines = {}
+  local state = {}
+  local parts = split_fences(s)
+  for i, part in ipairs(parts) do
+    if not part.code then
+      -- the newline next to a fence belongs to the fence
+      if i > 1 then
+        part.text = part.text:gsub("^\n", "")
+      end
+      if i < #parts then
+        part.text = part.text:gsub("\n$", "")
+      end
+    end
+    if part.code then
+      local code = part.text:gsub("^\n", ""):gsub("\n$", "")
+      lines[#lines + 1] = { kind = "fence", md = markdown.fence(code_plain(code, resolve)) }
+    elseif part.text ~= "" then
+      add_text_lines(lines, part.text, resolve, state)
+    end
+  end
+  return join_lines(lines)
+end
+
+return mrkdwn

@@ -1,0 +1,349 @@
+-- The postmortem report: report.view(timeline, opts) builds the table a template sees (the ONE place
+-- that decides what the report contains), report.render(timeline, opts) renders it with the template
+-- named by config report.template / report.templates_by_channel. Called by lib/bundle.lua (autopsy)
+-- and lib/render_offline.lua; calls lib/templates.lua, lib/slug.lua and host (time, generation).
+-- The template decides how it looks; text arrives here already converted to Markdown by the timeline.
+local host = require "host"
+local templates = require "lib.templates"
+local slug = require "lib.slug"
+local markdown = require "lib.markdown"
+
+local report = {}
+
+local FIGURES = {
+  { key = "start", name = "Start" },
+  { key = "first_response", name = "First response" },
+  { key = "mitigation", name = "Mitigation" },
+  { key = "resolution", name = "Resolution" },
+}
+local FIGURE_NAMES = {}
+for _, f in ipairs(FIGURES) do FIGURE_NAMES[f.key] = f.name end
+
+local PREVIEW_LINES = 15
+
+-- A value that must stay on one line of the document (names, titles, file names).
+local function one_line(s)
+  if s == nil then return nil end
+  return (tostring(s):gsub("[\r\n]+", " "))
+end
+
+-- Prefix every line of Markdown `text`; blank lines get `blank` (default: nothing), so a list
+-- item or a quote keeps everything that follows inside it.
+local function prefix_lines(text, prefix, blank)
+  local out = {}
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+    if line:match("^%s*$") then
+      out[#out + 1] = blank or ""
+    else
+      out[#out + 1] = prefix .. line
+    end
+  end
+  while #out > 0 and out[#out] == (blank or "") do out[#out] = nil end
+  return table.concat(out, "\n")
+end
+report.prefix_lines = prefix_lines
+
+-- Close a fenced code block left open at the end of `text`, so it cannot swallow what the
+-- template puts after the text (files, the next parts of the entry).
+local function close_fences(text)
+  local open_char, open_len
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+    local indent, fence = line:match("^( *)(```+)")
+    if not fence then indent, fence = line:match("^( *)(~~~+)") end
+    if fence and #indent <= 3 then
+      local rest = line:sub(#indent + #fence + 1)
+      if not open_char then
+        if not (fence:sub(1, 1) == "`" and rest:find("`", 1, true)) then
+          open_char, open_len = fence:sub(1, 1), #fence
+        end
+      elseif fence:sub(1, 1) == open_char and #fence >= open_len and rest:match("^%s*$") then
+        open_char = nil
+      end
+    end
+  end
+  if open_char then
+    return text:gsub("\n*$", "") .. "\n" .. string.rep(open_char, open_len)
+  end
+  return text
+end
+report.close_fences = close_fences
+
+-- A URL the template may put in a link destination, or false (javascript:, data:, junk).
+local function link_url(u)
+  return type(u) == "string" and markdown.safe_url(u) or false
+end
+
+-- Relative link target for a local file: percent-encode all but unreserved characters and "/".
+local function url_path(path)
+  return (path:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+report.url_path = url_path
+
+-- A fenced code block whose fence is longer than any backtick run inside it.
+local function fenced(text, indent)
+  local longest = 2
+  for run in text:gmatch("`+") do
+    if #run > longest then longest = #run end
+  end
+  local fence = string.rep("`", longest + 1)
+  local lines = { indent .. fence }
+  for line in (text:gsub("\n$", "") .. "\n"):gmatch("(.-)\r?\n") do
+    lines[#lines + 1] = indent .. line
+  end
+  lines[#lines + 1] = indent .. fence
+  return table.concat(lines, "\n")
+end
+
+local function size_label(n)
+  if type(n) ~= "number" then return nil end
+  if n < 1024 then return string.format("%d B", n) end
+  if n < 1024 * 1024 then return string.format("%.1f KB", n / 1024) end
+  return string.format("%.1f MB", n / (1024 * 1024))
+end
+report.size_label = size_label
+
+-- The thread's title: the first line of the first entry, Markdown marks and emoji codes removed.
+function report.title(timeline)
+  local first = timeline.entries and timeline.entries[1]
+  local text = first and first.text_md or ""
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    local t = line
+      :gsub("!?%[([^%]]*)%]%([^%)]*%)", "%1")   -- links and images: keep the label
+      :gsub(":[%w_%+%-]+:", "")                    -- :emoji:
+      :gsub("\\(%p)", "%1")                        -- Markdown escapes
+      :gsub("[*_~`#>|]", "")
+      :gsub("^[%s%-%+]+", ""):gsub("%s+", " "):gsub("%s+$", "")
+    if t ~= "" then
+      if #t > 100 then t = t:sub(1, 97):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
+      return t
+    end
+  end
+  local where = timeline.channel_name and ("#" .. timeline.channel_name) or timeline.channel or "Slack"
+  return "Incident in " .. where
+end
+
+-- The template name for this channel: report.templates_by_channel[channel] or report.template.
+function report.template_name(config, channel)
+  local r = (config or {}).report or {}
+  local by = r.templates_by_channel or {}
+  return by[channel] or r.template or "postmortem.md"
+end
+
+local function file_view(f)
+  local v = {
+    name = one_line(f.name or f.title or f.id or "file"),
+    title = one_line(f.title or f.name or f.id or "file"),
+    kind = f.kind,
+    size = size_label(f.size),
+    slack_permalink = link_url(f.slack_permalink),
+    missing_reason = f.missing_reason and one_line(f.missing_reason) or false,
+    is_image = false, is_file = false, url = false, local_path = false, preview_block = false,
+  }
+  if f.local_path and not f.missing_reason then
+    v.url = url_path(f.local_path)
+    v.local_path = f.local_path
+    v.is_image = f.kind == "image"
+    v.is_file = not v.is_image
+  elseif not f.missing_reason then
+    v.missing_reason = "not downloaded"
+  end
+  v.missing = v.missing_reason ~= false
+  if f.kind == "snippet" and f.preview and f.preview ~= "" then
+    local lines, n = {}, 0
+    for line in (f.preview .. "\n"):gmatch("(.-)\r?\n") do
+      n = n + 1
+      if n <= PREVIEW_LINES then lines[#lines + 1] = line end
+    end
+    v.preview_block = fenced(table.concat(lines, "\n"), "    ")
+  end
+  return v
+end
+
+local function attachment_view(a)
+  local fields = {}
+  for i, f in ipairs(a.fields or {}) do
+    fields[#fields + 1] = { title = one_line(f.title or ""), value_md = one_line(f.value_md or ""),
+                            last = i == #a.fields }
+  end
+  local text = a.text_md and a.text_md:match("%S") and prefix_lines(close_fences(a.text_md), "  > ", "  >") or false
+  local pretext = a.pretext_md and a.pretext_md:match("%S") and prefix_lines(a.pretext_md, "  > ", "  >") or false
+  local title = a.title and a.title:match("%S") and one_line(a.title) or false
+  local service = a.service_name and a.service_name:match("%S") and one_line(a.service_name) or false
+  -- fields are all set (false when absent) so a template never falls through to the entry's
+  return {
+    title = title,
+    title_link = link_url(a.title_link),
+    has_heading = (title or service) and true or false,
+    text_block = text,
+    pretext_block = pretext,
+    fields = fields,
+    has_fields = #fields > 0,
+    footer = a.footer and one_line(a.footer) or false,
+    service_name = service,
+    from_url = link_url(a.from_url),
+    is_unfurl = a.is_unfurl or false,
+  }
+end
+
+local function entry_view(e)
+  local author = e.author or {}
+  local marks = e.marks or {}
+  local files, attachments, reactions = {}, {}, {}
+  for _, f in ipairs(e.files or {}) do files[#files + 1] = file_view(f) end
+  for _, a in ipairs(e.attachments or {}) do attachments[#attachments + 1] = attachment_view(a) end
+  for i, r in ipairs(e.reactions or {}) do
+    reactions[#reactions + 1] = { name = one_line(r.name), count = r.count or 1, last = i == #e.reactions }
+  end
+  local text = e.text_md and e.text_md:match("%S") and prefix_lines(close_fences(e.text_md), "  ") or false
+  return {
+    ts = e.ts,
+    date_label = e.date_label or false,
+    time_label = e.time_label or "",
+    time2_label = e.time2_label or false,
+    author = one_line(author.name or author.id or "unknown"),
+    author_id = author.id,
+    is_bot = author.is_bot or false,
+    permalink = link_url(e.permalink),
+    edited = e.edited and { label = e.edited.label or "" } or false,
+    broadcast = e.broadcast or false,
+    merged = e.merged or false,
+    status_update = marks.status_update or false,
+    mitigation = marks.mitigation or false,
+    resolution = marks.resolution or false,
+    text_block = text,
+    files = files,
+    has_files = #files > 0,
+    attachments = attachments,
+    has_attachments = #attachments > 0,
+    reactions = reactions,
+    has_reactions = #reactions > 0,
+  }
+end
+
+local function zone_label(zone, epoch)
+  local ok, p = pcall(host.time_parts, epoch, zone)
+  if not ok then return zone end
+  local off = p.offset or 0
+  local sign = off < 0 and "-" or "+"
+  off = math.abs(off)
+  return string.format("%s (%s, UTC%s%02d:%02d)", zone, p.abbrev or "", sign, off // 3600, (off % 3600) // 60)
+end
+
+local function dropped_view(timeline, zone)
+  local rules, total, merged_total = {}, 0, 0
+  for _, d in ipairs(timeline.dropped or {}) do
+    local items = {}
+    for _, it in ipairs(d.items or {}) do
+      local author = it.author
+      if type(author) == "table" then author = author.name or author.id end
+      items[#items + 1] = {
+        time_label = it.ts and host.format_time(it.ts, zone, "%H:%M:%S") or "",
+        author = one_line(author or "unknown"),
+        summary = one_line(it.summary or ""),
+        permalink = link_url(it.permalink),
+      }
+    end
+    total = total + #items
+    rules[#rules + 1] = { rule = one_line(d.rule), reason = one_line(d.reason or ""), count = #items,
+                          items = items }
+  end
+  for _, e in ipairs(timeline.entries or {}) do
+    if e.merged and e.merged.count then merged_total = merged_total + e.merged.count - 1 end
+  end
+  return rules, total, merged_total
+end
+
+local function figures_view(timeline)
+  local figs = timeline.figures or {}
+  local list = {}
+  for _, f in ipairs(FIGURES) do
+    local v = figs[f.key]
+    if v then
+      list[#list + 1] = { name = f.name, label = v.label or "", permalink = link_url(v.permalink),
+                          by = v.by and one_line(v.by) or false,
+                          source = v.source and one_line(v.source) or false }
+    end
+  end
+  local durations = {}
+  for _, d in ipairs(figs.durations or {}) do
+    durations[#durations + 1] = { from = FIGURE_NAMES[d.from] or d.from, to = FIGURE_NAMES[d.to] or d.to,
+                                  label = d.label, seconds = d.seconds }
+  end
+  return list, durations
+end
+
+-- The view a report template sees. opts: version (bundle version), previous (version number of
+-- the one before), config (defaults to host.config()).
+function report.view(timeline, opts)
+  opts = opts or {}
+  local config = opts.config or host.config() or {}
+  local zone = timeline.zone or config.timezone or "UTC"
+  local entries = {}
+  for _, e in ipairs(timeline.entries or {}) do entries[#entries + 1] = entry_view(e) end
+  local figures, durations = figures_view(timeline)
+  local dropped, dropped_total, merged_total = dropped_view(timeline, zone)
+  local start_epoch = (timeline.figures and timeline.figures.start and timeline.figures.start.time)
+    or (timeline.entries and timeline.entries[1] and timeline.entries[1].time)
+    or tonumber(timeline.thread_ts) or host.now()
+  local title = report.title(timeline)
+  local parent = timeline.entries and timeline.entries[1]
+  local thread_url = timeline.figures and timeline.figures.start and timeline.figures.start.permalink
+  if not thread_url and parent and parent.ts == timeline.thread_ts then thread_url = parent.permalink end
+  local files = timeline.files or {}
+  local requested_by = timeline.requested_by
+  local generated_at = opts.now or host.now()
+  local incomplete = timeline.complete == false
+
+  return {
+    title = title,
+    file_base = slug.file_base(title, start_epoch, zone),
+    channel_id = timeline.channel,
+    channel_label = timeline.channel_name and ("#" .. timeline.channel_name) or timeline.channel,
+    thread_ts = timeline.thread_ts,
+    thread_url = link_url(thread_url),
+    started_label = host.format_time(start_epoch, zone, "%Y-%m-%d %H:%M:%S %Z"),
+    requested_by = requested_by and one_line(requested_by.name or requested_by.id) or false,
+    requested_at_label = timeline.requested_at
+      and host.format_time(timeline.requested_at, zone, "%Y-%m-%d %H:%M %Z") or false,
+    generated_at_label = host.format_time(generated_at, zone, "%Y-%m-%d %H:%M:%S %Z"),
+    zone = zone,
+    zone_label = zone_label(zone, start_epoch),
+    second_zone = timeline.second_zone or false,
+    second_zone_label = timeline.second_zone and zone_label(timeline.second_zone, start_epoch) or false,
+    complete = not incomplete,
+    incomplete = incomplete and { fetched = timeline.fetched or 0, expected = timeline.expected or 0 } or false,
+    figures = figures,
+    has_figures = #figures > 0,
+    durations = durations,
+    has_durations = #durations > 0,
+    entries = entries,
+    has_entries = #entries > 0,
+    dropped = dropped,
+    has_dropped = #dropped > 0,
+    counts = {
+      entries = #entries,
+      fetched = timeline.fetched or #entries,
+      expected = timeline.expected or false,
+      files_downloaded = files.downloaded or 0,
+      files_missing = files.missing or 0,
+      files_bytes = size_label(files.bytes or 0),
+      dropped = dropped_total,
+      merged = merged_total,
+    },
+    version = opts.version or false,
+    previous_version = opts.previous or false,
+    generation = host.generation(),
+  }
+end
+
+-- Render the report Markdown for `timeline`. opts as report.view, plus template (a name that wins
+-- over the config). Returns markdown, view.
+function report.render(timeline, opts)
+  opts = opts or {}
+  local config = opts.config or host.config() or {}
+  local view = report.view(timeline, opts)
+  local name = opts.template or report.template_name(config, timeline.channel)
+  return templates.render(name, view), view
+end
+
+return report

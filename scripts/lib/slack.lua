@@ -1,0 +1,128 @@
+-- Web API helpers on host.api: reading a whole thread (slack.replies, cursor pagination to the end),
+-- names (slack.user_names, cached by lib/people.lua), message permalinks built without a call,
+-- files.info and chat.postMessage. Called by lib/timeline.lua and the commands; calls host.api,
+-- host.bot, lib/people.lua and lib/tsutil.lua. Rate limits and retries are the core's job:
+-- host.api simply answers later, or nil, err when it gave up.
+local host = require "host"
+local cjson = require "cjson"
+local tsutil = require "lib.tsutil"
+local people = require "lib.people"
+
+local slack = {}
+
+slack.REPLIES_LIMIT = 200
+
+local function nonempty(v)
+  return type(v) == "string" and v ~= ""
+end
+
+-- Every message of the thread `ts` in `channel`, parent first, in ts order, each ts once.
+-- on_page(fetched_so_far, expected_or_nil, page_number) is called after every page.
+-- Returns messages, info; info = { complete, fetched, expected, pages, error }.
+-- When the first page fails there is nothing to build on: returns nil, err.
+-- When a later page fails (after the core's retries), returns what was read with complete = false.
+function slack.replies(channel, ts, on_page)
+  local by_ts, order = {}, {}
+  local cursor, seen_cursors = nil, {}
+  local info = { complete = true, fetched = 0, expected = nil, pages = 0 }
+  while true do
+    local params = { channel = channel, ts = ts, limit = slack.REPLIES_LIMIT }
+    if cursor then params.cursor = cursor end
+    local resp, err = host.api("conversations.replies", params)
+    if not resp then
+      if info.pages == 0 then return nil, err end
+      info.complete = false
+      info.error = err
+      host.log("warn", "thread page failed, building from what was read",
+        { channel = channel, thread_ts = ts, pages = info.pages, error = tostring(err) })
+      break
+    end
+    info.pages = info.pages + 1
+    local messages = type(resp.messages) == "table" and resp.messages or {}
+    for _, m in ipairs(messages) do
+      if type(m) == "table" and type(m.ts) == "string" and not by_ts[m.ts] then
+        by_ts[m.ts] = m
+        order[#order + 1] = m
+        if m.ts == ts and type(m.reply_count) == "number" then
+          info.expected = m.reply_count + 1
+        end
+      end
+    end
+    info.fetched = #order
+    if on_page then on_page(info.fetched, info.expected, info.pages) end
+    local meta = resp.response_metadata
+    local next_cursor = type(meta) == "table" and meta.next_cursor or nil
+    if not nonempty(next_cursor) then break end
+    if seen_cursors[next_cursor] then
+      -- Slack handed back a cursor we already followed: stop instead of looping forever.
+      info.complete = false
+      info.error = { code = "cursor_loop", message = "the same cursor came back twice" }
+      break
+    end
+    seen_cursors[next_cursor] = true
+    cursor = next_cursor
+  end
+  tsutil.sort_by_ts(order)
+  if info.expected and info.fetched < info.expected and info.complete then
+    -- Every page came back but fewer messages than reply_count: deleted replies or a race with a
+    -- new reply. Not an error; the counts stay visible to the timeline.
+    info.short = true
+  end
+  return order, info
+end
+
+-- id -> display name, through the people cache (TTL config timeline.user_cache_ttl).
+function slack.user_names(ids)
+  return people.names(ids)
+end
+
+-- The message link, built from the workspace URL (host.bot().url) without an API call:
+-- <url>archives/<channel>/p<ts digits>?thread_ts=<thread_ts>&cid=<channel>
+-- base_url may be given (tests, offline render); nil when no workspace URL is known.
+function slack.permalink(channel, ts, thread_ts, base_url)
+  if not base_url then
+    local bot = host.bot()
+    base_url = bot and bot.url
+  end
+  if not nonempty(base_url) or not channel or not ts then return nil end
+  if base_url:sub(-1) ~= "/" then base_url = base_url .. "/" end
+  local link = base_url .. "archives/" .. channel .. "/p" .. (tsutil.digits(ts) or ts)
+  if thread_ts then
+    link = link .. "?thread_ts=" .. thread_ts .. "&cid=" .. channel
+  end
+  return link
+end
+
+-- The full file object for a stub (Slack Connect files come as mode=file_access,
+-- file_access=check_file_info). Returns file or nil, err.
+function slack.file_info(file_id)
+  local resp, err = host.api("files.info", { file = file_id })
+  if not resp then return nil, err end
+  if type(resp.file) ~= "table" then
+    return nil, { code = "bad_response", message = "files.info without a file" }
+  end
+  return resp.file
+end
+
+-- chat.postMessage; opts: blocks (table), broadcast (bool), unfurl (bool). Returns ts or nil, err.
+function slack.post(channel, text, thread_ts, opts)
+  opts = opts or {}
+  local params = { channel = channel, text = text }
+  if thread_ts then params.thread_ts = thread_ts end
+  if opts.blocks then params.blocks = opts.blocks end
+  if opts.broadcast then params.reply_broadcast = true end
+  if opts.unfurl == false then
+    params.unfurl_links = false
+    params.unfurl_media = false
+  end
+  local resp, err = host.api("chat.postMessage", params)
+  if not resp then return nil, err end
+  return resp.ts
+end
+
+-- True when v is JSON null or nil.
+function slack.is_null(v)
+  return v == nil or v == cjson.null
+end
+
+return slack

@@ -1,0 +1,73 @@
+-- Uploads report files into a thread with Slack's current flow: for each file
+-- files.getUploadURLExternal (exact byte length), a POST of the bytes to upload_url (must answer
+-- 200), then ONE files.completeUploadExternal for all of them with channel_id, the parent
+-- thread_ts and an initial comment. Called by commands/autopsy.lua; calls host.api, host.http,
+-- host.file_size and cjson.
+local host = require "host"
+local cjson = require "cjson"
+
+local upload = {}
+
+local function fail(code, message, extra)
+  local err = { code = code, message = message }
+  for k, v in pairs(extra or {}) do err[k] = v end
+  return setmetatable(err, { __tostring = function(e) return e.code .. ": " .. e.message end })
+end
+
+-- Step 1 and 2 for one file: returns file_id or nil, err.
+local function send_one(f)
+  local length, err = host.file_size(f.path)
+  if not length then return nil, err end
+  local r
+  r, err = host.api("files.getUploadURLExternal", { filename = f.filename, length = length })
+  if not r then return nil, err end
+  if type(r.upload_url) ~= "string" or type(r.file_id) ~= "string" then
+    return nil, fail("bad_response", "files.getUploadURLExternal gave no upload_url/file_id")
+  end
+  local res
+  res, err = host.http { method = "POST", url = r.upload_url, body_file = f.path, retries = 2 }
+  if not res then return nil, err end
+  if res.status ~= 200 then
+    return nil, fail("upload_failed", "the upload of " .. f.filename .. " answered HTTP " .. tostring(res.status),
+                     { status = res.status })
+  end
+  return r.file_id
+end
+
+-- files: array of { path =, filename =, title = }. Returns the completeUploadExternal response
+-- or nil, err. Nothing is shared unless every file went up.
+function upload.files(channel, thread_ts, files, initial_comment)
+  local list = {}
+  for _, f in ipairs(files) do
+    local id, err = send_one(f)
+    if not id then return nil, err end
+    list[#list + 1] = { id = id, title = f.title or f.filename }
+  end
+  local params = { files = cjson.encode(list), channel_id = channel, thread_ts = thread_ts }
+  if initial_comment and initial_comment ~= "" then params.initial_comment = initial_comment end
+  return host.api("files.completeUploadExternal", params)
+end
+
+local function plural(n, one, many)
+  return string.format("%d %s", n, n == 1 and one or many)
+end
+
+-- The initial comment: entries, files, missing files, complete or not; `extra` (e.g. what changed
+-- since the previous version) is added as a second line.
+function upload.summary(view, extra)
+  local c = view.counts or {}
+  local text = string.format("Postmortem: %s, %s attached", plural(c.entries or 0, "entry", "entries"),
+                             plural(c.files_downloaded or 0, "file", "files"))
+  if (c.files_missing or 0) > 0 then
+    text = text .. string.format(", %d could not be downloaded", c.files_missing)
+  end
+  if view.incomplete then
+    text = text .. string.format(". *Incomplete:* only %d of %d messages could be read",
+                                 view.incomplete.fetched or 0, view.incomplete.expected or 0)
+  end
+  text = text .. "."
+  if extra and extra ~= "" then text = text .. "\n" .. extra end
+  return text
+end
+
+return upload

@@ -1,0 +1,160 @@
+-- Specs for scripts/lib/bundle.lua: version folders vN, what gets written (.md, timeline.json,
+-- zip of the .md + attachments/), what changed since the previous version. host is stubbed with
+-- real files under a temporary directory; host.zip records its call.
+local cjson = require "cjson"
+
+local function sh(cmd)
+  assert(os.execute(cmd))
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function stub_host(root)
+  local zips = {}
+  local host = {
+    config = function() return { data_dir = root, timezone = "UTC", report = { template = "t.md" } } end,
+    templates = function()
+      return { ["t.md"] = "# {{title}}\n{{#entries}}- {{time_label}} {{author}}\n{{/entries}}v{{version}}\n" }
+    end,
+    generation = function() return 1 end,
+    now = function() return 1731628000 end,
+    log = function() end,
+    time_parts = function(epoch, zone)
+      local t = os.date("!*t", math.floor(tonumber(epoch)))
+      t.offset, t.abbrev, t.zone = 0, "UTC", zone
+      return t
+    end,
+    format_time = function(epoch, _, fmt)
+      return os.date("!" .. fmt:gsub("%%Z", "UTC"), math.floor(tonumber(epoch)))
+    end,
+    mkdir = function(path) sh("mkdir -p '" .. path .. "'") return true end,
+    write_file = function(path, data)
+      sh("mkdir -p '" .. path:match("^(.*)/") .. "'")
+      local f = assert(io.open(path, "wb"))
+      f:write(data)
+      f:close()
+      return true
+    end,
+    read_file = function(path)
+      local s = read(path)
+      if not s then return nil, { code = "io", message = "no such file" } end
+      return s
+    end,
+    list_dir = function(path)
+      local p = io.popen("ls -1 '" .. path .. "' 2>/dev/null")
+      local names = {}
+      for n in p:lines() do names[#names + 1] = n end
+      p:close()
+      if #names == 0 then return nil, { code = "io" } end
+      return names
+    end,
+    exists = function(path)
+      if os.execute("test -d '" .. path .. "'") then return "dir" end
+      if os.execute("test -f '" .. path .. "'") then return "file" end
+      return nil
+    end,
+    zip = function(zip_path, base, members)
+      zips[#zips + 1] = { zip_path = zip_path, base = base, members = members }
+      return true
+    end,
+  }
+  package.loaded.host = host
+  package.loaded["lib.markdown"] = package.loaded["lib.markdown"]
+    or { escape = function(s) return s end }
+  for _, m in ipairs({ "lib.bundle", "lib.report", "lib.templates", "lib.slug" }) do package.loaded[m] = nil end
+  return host, zips
+end
+
+local function timeline(entries)
+  return { channel = "C0INCIDENT", channel_name = "incidents", thread_ts = "1731624067.001900", zone = "UTC",
+           complete = true, entries = entries, dropped = {}, figures = {}, files = {} }
+end
+
+local function entry(ts, text, edited_ts, files)
+  return { ts = ts, time = tonumber(ts), time_label = os.date("!%H:%M:%S", math.floor(tonumber(ts))),
+           author = { id = "U1", name = "Ada" }, text_md = text, files = files or {},
+           edited = edited_ts and { ts = edited_ts, label = "x" } or nil }
+end
+
+describe("bundle", function()
+  local root, bundle, zips
+
+  before_each(function()
+    root = os.tmpname()
+    os.remove(root)
+    sh("mkdir -p '" .. root .. "'")
+    _, zips = stub_host(root)
+    bundle = require "lib.bundle"
+  end)
+
+  after_each(function()
+    sh("rm -rf '" .. root .. "'")
+  end)
+
+  it("numbers versions v1, v2 under reports/<channel>/<thread_ts>/", function()
+    local a = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    assert.are.equal(root .. "/reports/C0INCIDENT/1731624067.001900/v1", a.dir)
+    assert.are.equal(1, a.version)
+    assert.is_nil(a.previous)
+    local b = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    assert.are.equal(2, b.version)
+    assert.are.equal(1, b.previous)
+    assert.are.equal(a.dir, b.previous_dir)
+  end)
+
+  it("keeps hostile channel or ts values inside the reports folder", function()
+    local a = bundle.prepare("../../etc", "1/../x")
+    assert.are.equal(root .. "/reports/.._.._etc/1_.._x/v1", a.dir)
+  end)
+
+  it("writes the .md, timeline.json and zips the .md with attachments/", function()
+    local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    sh("mkdir -p '" .. slot.dir .. "/attachments'")
+    local t = timeline({ entry("1731624067.001900", "**Checkout errors** in eu") })
+    local out = assert(bundle.write(t, slot))
+    assert.are.equal("postmortem-2024-11-14-checkout-errors-in-eu.md", out.md_name)
+    assert.are.equal("# Checkout errors in eu\n- 22:41:07 Ada\nv1\n", read(out.md_path))
+    assert.are.same(t.entries[1].text_md, cjson.decode(read(slot.dir .. "/timeline.json")).entries[1].text_md)
+    assert.are.same({ zip_path = slot.dir .. "/postmortem-2024-11-14-checkout-errors-in-eu.zip", base = slot.dir,
+                      members = { out.md_name, "attachments" } }, zips[1])
+  end)
+
+  it("leaves attachments/ out of the zip when there is none, and can skip zip and json", function()
+    local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    bundle.write(timeline({ entry("1731624067.001900", "x") }), slot)
+    assert.are.equal(1, #zips[1].members)
+    local offline = root .. "/out"
+    local out = bundle.write(timeline({ entry("1731624067.001900", "x") }), { dir = offline }, { zip = false, json = false })
+    assert.are.equal(1, #zips)
+    assert.is_nil(read(offline .. "/timeline.json"))
+    assert.is_not_nil(read(out.md_path))
+  end)
+
+  it("counts entries added, edited, gone and files added since the previous timeline", function()
+    local before = timeline({ entry("1.000100", "a"), entry("2.000100", "b"), entry("3.000100", "c") })
+    local after = timeline({ entry("1.000100", "a"), entry("2.000100", "b2", "9.0"),
+                             entry("4.000100", "d"), entry("5.000100", "e") })
+    after.entries[1].files = { { id = "F1" } }
+    assert.are.same({ added = 2, edited = 1, removed = 1, files_added = 1 }, bundle.changes(before, after))
+    assert.are.equal("Version 2. Since version 1: 2 new entries, 1 entry edited, 1 entry gone, 1 new file.",
+                     bundle.changes_text(2, 1, bundle.changes(before, after)))
+    assert.are.equal("Version 3. Nothing changed since version 2.",
+                     bundle.changes_text(3, 2, bundle.changes(after, after)))
+    assert.is_nil(bundle.changes_text(1, nil, {}))
+  end)
+
+  it("reads the previous version's timeline.json back", function()
+    local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    bundle.write(timeline({ entry("1731624067.001900", "x") }), slot)
+    local next_slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    local prev = bundle.load_timeline(next_slot.previous_dir)
+    assert.are.equal("1731624067.001900", prev.entries[1].ts)
+    assert.is_nil(bundle.load_timeline(root .. "/nowhere"))
+  end)
+end)
