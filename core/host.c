@@ -140,14 +140,16 @@ static int host_mkdir_p(const char *path)
     return 0;
 }
 
-/* base + "/" + rel unless rel is absolute; lexical only */
-static void host_join(char *out, size_t size, const char *base, const char *rel)
+/* base + "/" + rel unless rel is absolute; lexical only. -1 when it does not fit. */
+static int host_join(char *out, size_t size, const char *base, const char *rel)
 {
+    int n;
     if (rel[0] == '/') {
-        snprintf(out, size, "%s", rel);
+        n = snprintf(out, size, "%s", rel);
     } else {
-        snprintf(out, size, "%s/%s", base, rel);
+        n = snprintf(out, size, "%s/%s", base, rel);
     }
+    return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
 struct host_task *host_task_of(lua_State *L)
@@ -671,6 +673,11 @@ void host_task_resume(struct host_task *t, int nargs)
             host_task_finish(t, LUA_ERRRUN, &run);
             return;
         }
+        if (t->after_yield) {
+            host_cancel_fn fn = t->after_yield;
+            t->after_yield = NULL;
+            fn(t);
+        }
         if (!t->op) {
             host_task_resume_soon(t); /* a bare coroutine.yield(): go on next turn */
         }
@@ -890,7 +897,9 @@ void host_on_envelope(const char *json, size_t len, void *arg)
     }
     host_push_boot_fn(t, "task_main");
     lua_pushlstring(t->co, json, len);
-    host_task_resume(t, 1);
+    /* start on the next loop turn: the ack socketmode.c just queued goes out first */
+    t->start_nargs = 1;
+    host_task_resume_soon(t);
 }
 
 int host_check_report(void)

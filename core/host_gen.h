@@ -76,6 +76,7 @@ struct host_task {
     enum host_task_kind kind;
     void *op; /* the pending primitive (api.c) or NULL */
     host_cancel_fn cancel;
+    host_cancel_fn after_yield; /* run once after the coroutine yielded, outside the budget */
     enum budget_kill killed;
     char kill_msg[384];
     /* where the host posts a failure reply (host.task_reply_to, set by the router) */

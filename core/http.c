@@ -1323,12 +1323,12 @@ struct http_call *http_api(const char *method, const char *token, const char *bo
     size_t n = strlen(http_cfg.api_base) + strlen(method) + 1;
     c->name = strdup(method);
     c->url = malloc(n);
-    c->token = http_strdup(token);
+    c->token = token && *token ? strdup(token) : NULL; /* "" = no token */
     c->body = http_memdup(body ? body : "", body ? body_len : 0);
     c->body_len = body ? body_len : 0;
     c->content_type =
         strdup(content_type && *content_type ? content_type : "application/x-www-form-urlencoded");
-    if (!c->name || !c->url || (token && !c->token) || !c->body || !c->content_type ||
+    if (!c->name || !c->url || (token && *token && !c->token) || !c->body || !c->content_type ||
         strchr(c->content_type, '\n') || strchr(c->content_type, '\r')) {
         http_call_free(c);
         return NULL;
@@ -1397,9 +1397,9 @@ struct http_call *http_download(const char *url, const char *token, const char *
     }
     c->name = strdup("GET");
     c->url = strdup(url);
-    c->token = http_strdup(token);
+    c->token = token && *token ? strdup(token) : NULL; /* "" = no token */
     c->dest = strdup(dest_path);
-    if (!c->name || !c->url || (token && !c->token) || !c->dest) {
+    if (!c->name || !c->url || (token && *token && !c->token) || !c->dest) {
         http_call_free(c);
         return NULL;
     }

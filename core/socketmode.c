@@ -23,6 +23,7 @@
 #define SM_LINK_DISABLED_RETRY 300.0 /* Socket Mode switched off in the app: retry slowly */
 #define SM_AUTH_REFUSED_RETRY 60.0   /* the app token was refused: someone has to fix it */
 #define SM_ACK_HISTOGRAM "pmb_ack_latency_seconds"
+#define SM_DELIVER_MAX_WAIT 0.5 /* seconds an envelope may wait for acks to drain */
 
 /* One WebSocket to Slack. There are two only while a replacement is being made. */
 struct sm_conn {
@@ -35,7 +36,11 @@ struct sm_conn {
     struct sm_conn *next;
 };
 
+/* An envelope waiting for the scripts: delivered once every queued ack has been written, so that
+ * in a burst the acks all go out before any Lua runs (or after SM_DELIVER_MAX_WAIT at worst). */
 struct sm_delivery {
+    struct sm_delivery *next;
+    double queued;
     size_t len;
     char json[];
 };
@@ -57,6 +62,8 @@ static struct {
     unsigned long connects, reconnects, envelopes, acks, duplicates, malformed;
     unsigned long opens; /* apps.connections.open calls started */
     struct dedupe *seen;
+    struct sm_delivery *deliver_head, *deliver_tail;
+    int pump_scheduled;
     void (*stop_done)(void *arg);
     void *stop_arg;
 } sm = {.state = "connecting"};
@@ -322,15 +329,74 @@ static void sm_malformed(struct sm_conn *c, const char *why, size_t size)
               NULL);
 }
 
-static void sm_deliver(void *arg)
+static int sm_acks_pending(void)
 {
-    struct sm_delivery *d = arg;
-    if (sm.stopping) {
-        log_event(LOG_WARN, "envelope dropped: shutting down", NULL);
-    } else if (sm.on_envelope) {
-        sm.on_envelope(d->json, d->len, sm.arg);
+    for (struct sm_conn *c = sm.conns; c; c = c->next) {
+        if (ws_queued(c->ws) > 0) {
+            return 1;
+        }
     }
-    free(d);
+    return 0;
+}
+
+static void sm_free_deliveries(void)
+{
+    while (sm.deliver_head) {
+        struct sm_delivery *d = sm.deliver_head;
+        sm.deliver_head = d->next;
+        free(d);
+    }
+    sm.deliver_tail = NULL;
+}
+
+/* A loop_defer'd task: hand waiting envelopes to the scripts once the acks are out. While acks
+ * are queued it re-queues itself (the loop polls without sleeping, one ack per turn). */
+static void sm_pump(void *arg)
+{
+    (void)arg;
+    sm.pump_scheduled = 0;
+    if (sm.stopping) {
+        if (sm.deliver_head) {
+            log_event(LOG_WARN, "envelopes dropped: shutting down", NULL);
+        }
+        sm_free_deliveries();
+        return;
+    }
+    if (!sm.deliver_head) {
+        return;
+    }
+    if (sm_acks_pending() && loop_now_mono() - sm.deliver_head->queued < SM_DELIVER_MAX_WAIT) {
+        sm.pump_scheduled = 1;
+        loop_defer(sm_pump, NULL);
+        return;
+    }
+    /* take the whole batch first: the callback may lead to new envelopes being queued */
+    struct sm_delivery *batch = sm.deliver_head;
+    sm.deliver_head = sm.deliver_tail = NULL;
+    while (batch) {
+        struct sm_delivery *d = batch;
+        batch = d->next;
+        if (sm.on_envelope && !sm.stopping) {
+            sm.on_envelope(d->json, d->len, sm.arg);
+        }
+        free(d);
+    }
+}
+
+static void sm_queue_delivery(struct sm_delivery *d)
+{
+    d->next = NULL;
+    d->queued = loop_now_mono();
+    if (sm.deliver_tail) {
+        sm.deliver_tail->next = d;
+    } else {
+        sm.deliver_head = d;
+    }
+    sm.deliver_tail = d;
+    if (!sm.pump_scheduled) {
+        sm.pump_scheduled = 1;
+        loop_defer(sm_pump, NULL);
+    }
 }
 
 static void sm_on_hello(struct sm_conn *c, struct json_doc *doc)
@@ -434,7 +500,7 @@ static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *
     d->len = len;
     memcpy(d->json, json, len);
     d->json[len] = '\0';
-    loop_defer(sm_deliver, d);
+    sm_queue_delivery(d);
 }
 
 static int sm_is_envelope_type(const char *type)

@@ -68,6 +68,7 @@ struct ws_conn {
     int close_queued;    /* the close event is queued: nothing follows it */
     double last_rx;
     struct ws_msg *out_head, *out_tail;
+    size_t out_count; /* frames in the queue */
     int ping_pending;
     char *rx;
     size_t rx_len, rx_cap, rx_total;
@@ -170,6 +171,7 @@ static void ws_free_msgs(struct ws_conn *c)
         free(m);
     }
     c->out_tail = NULL;
+    c->out_count = 0;
 }
 
 static void ws_unlink(struct ws_conn *c)
@@ -318,6 +320,7 @@ static int ws_writeable(struct ws_conn *c, struct lws *wsi)
     } else if (c->out_head) {
         struct ws_msg *m = c->out_head;
         c->out_head = m->next;
+        c->out_count--;
         if (!c->out_head) {
             c->out_tail = NULL;
         }
@@ -681,6 +684,7 @@ static int ws_queue(struct ws_conn *c, const char *data, size_t len, double sinc
         c->out_head = m;
     }
     c->out_tail = m;
+    c->out_count++;
     return 0;
 }
 
@@ -706,6 +710,11 @@ int ws_ping(struct ws_conn *c)
     c->ping_pending = 1;
     lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+size_t ws_queued(const struct ws_conn *c)
+{
+    return c ? c->out_count : 0;
 }
 
 double ws_last_rx(const struct ws_conn *c)

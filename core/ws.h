@@ -44,6 +44,8 @@ int ws_send_text(struct ws_conn *c, const char *data, size_t len, double since,
                  const char *histogram);
 /* Queue a ping (at most one outstanding in the queue). 0 or -1 as above. */
 int ws_ping(struct ws_conn *c);
+/* Text frames queued and not yet written (acks still on their way). */
+size_t ws_queued(const struct ws_conn *c);
 /* Seconds (loop_now_mono) of the last frame of any kind from the peer, or of the connect start. */
 double ws_last_rx(const struct ws_conn *c);
 int ws_is_open(const struct ws_conn *c);

@@ -41,7 +41,7 @@ def first_human(users_path):
     raise SystemExit("demo: no human user in the fixture")
 
 
-def wait_for(pred, timeout, what):
+def wait_for(pred, timeout, what, log_path=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = pred()
@@ -64,23 +64,21 @@ def main():
         info = json.loads(fake.stdout.readline())
         print(f"demo: fake Slack on {info['base_url']} with the thread {info['channel']}/{info['thread_ts']}")
 
-        config = os.path.join(work, "postmortembot.lua")
-        with open(config, "w") as f:
-            f.write("-- demo config: the shipped one, with the data dir under var/demo\n"
-                    f"local c = dofile({json.dumps(os.path.join(ROOT, 'config', 'postmortembot.lua'))})\n"
-                    f"c.scripts_dir = {json.dumps(os.path.join(ROOT, 'scripts'))}\n"
-                    f"c.templates_dir = {json.dumps(os.path.join(ROOT, 'templates'))}\n"
-                    f"c.data_dir = {json.dumps(data_dir)}\n"
-                    "c.timezone = 'Europe/Berlin'\n"
-                    "return c\n")
+        # the shipped config, as a newcomer would run it; only the data dir is the demo's own
+        config = os.path.join(ROOT, "config", "postmortembot.lua")
         log_path = os.path.join(work, "bot.log")
         env = dict(os.environ, SLACK_BOT_TOKEN="xoxb-test-bot", SLACK_APP_TOKEN="xapp-test-app",
                    SLACK_API_URL=info["api_url"])
-        env.pop("POSTMORTEMBOT_DATA_DIR", None)
+        env["POSTMORTEMBOT_DATA_DIR"] = data_dir
         log = open(log_path, "w")
         bot = subprocess.Popen([BIN, "-c", config], env=env, stderr=log, stdout=log)
         procs.append(bot)
-        wait_for(lambda: "socket mode connected" in open(log_path).read(), 20, "the bot to connect")
+        def connected():
+            if bot.poll() is not None:
+                sys.stderr.write(open(log_path).read())
+                raise SystemExit(f"demo: the bot exited with status {bot.returncode} (its log is above)")
+            return "socket mode connected" in open(log_path).read()
+        wait_for(connected, 20, "the bot to connect")
         print(f"demo: bot running (pid {bot.pid}), connected over Socket Mode")
 
         user, name = first_human(os.path.join(FIXTURE, "users.json"))
@@ -104,7 +102,7 @@ def main():
         print(f"    ... ({len(lines)} lines)\n")
         print("To change the report's layout while the bot runs: edit templates/postmortem.md.mustache")
         print(f"(or a script in scripts/), check it, then reload without dropping the connection:\n"
-              f"    bin/postmortembot check -c config/postmortembot.lua && kill -HUP {bot.pid}")
+              f"    bin/postmortembot check -c config/postmortembot.lua && kill -HUP $(pidof postmortembot)")
     finally:
         for p in reversed(procs):
             if p.poll() is None:

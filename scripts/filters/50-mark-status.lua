@@ -21,11 +21,19 @@ local function command_text(text, bot_user_id)
   return rest:lower()
 end
 
-local function has_phrase(text, phrases)
-  local lower = text:lower()
-  for _, phrase in ipairs(phrases or {}) do
-    local p = tostring(phrase):lower():gsub("%p", "%%%0")
-    if lower:find("%f[%w]" .. p .. "%f[%W]") then return true end
+-- Lua patterns matching each phrase as whole words, case-insensitively (on lowercased text).
+local function phrase_patterns(phrases)
+  local out = {}
+  for i, phrase in ipairs(phrases or {}) do
+    local escaped = tostring(phrase):lower():gsub("%p", "%%%0")
+    out[i] = "%f[%w]" .. escaped .. "%f[%W]"
+  end
+  return out
+end
+
+local function has_phrase(lower_text, patterns)
+  for _, p in ipairs(patterns) do
+    if lower_text:find(p) then return true end
   end
   return false
 end
@@ -37,6 +45,8 @@ return {
     local t = env.config.timeline or {}
     local reaction = t.resolution_reaction or "white_check_mark"
     local bot_user_id = env.bot and env.bot.user_id
+    local resolution_patterns = phrase_patterns(t.resolution_phrases)
+    local mitigation_patterns = phrase_patterns(t.mitigation_phrases)
     for _, entry in ipairs(entries) do
       local m = entry.raw or {}
       local text = type(m.text) == "string" and m.text or ""
@@ -48,9 +58,10 @@ return {
       for _, r in ipairs(type(m.reactions) == "table" and m.reactions or {}) do
         if r.name == reaction then mark(entry, "resolution", "reaction") end
       end
-      if not (entry.author and entry.author.is_bot) then
-        if has_phrase(text, t.resolution_phrases) then mark(entry, "resolution", "phrase") end
-        if has_phrase(text, t.mitigation_phrases) then mark(entry, "mitigation", "phrase") end
+      if not (entry.author and entry.author.is_bot) and text ~= "" then
+        local lower = text:lower()
+        if has_phrase(lower, resolution_patterns) then mark(entry, "resolution", "phrase") end
+        if has_phrase(lower, mitigation_patterns) then mark(entry, "mitigation", "phrase") end
       end
     end
     return entries

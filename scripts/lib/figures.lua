@@ -80,8 +80,12 @@ function figures.compute(entries, opts)
 
   local parent = first_where(entries, function(e) return e.ts == opts.thread_ts end) or start
   local parent_author = parent.author and parent.author.id
+  -- entries are in ts order: the replies are everything after the first one
   local replies_after_start = function(fn)
-    return first_where(entries, function(e) return e ~= start and tsutil.less(start.ts, e.ts) and fn(e) end)
+    for i = 2, #entries do
+      if fn(entries[i]) then return entries[i] end
+    end
+    return nil
   end
   local responder = replies_after_start(function(e) return is_human(e) and e.author.id ~= parent_author end)
     or replies_after_start(is_human)

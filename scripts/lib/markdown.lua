@@ -12,7 +12,10 @@ local INLINE_SPECIALS = "[\\`*_%[%]<>#|!~]"
 -- Backslash-escape the inline specials and turn `&` into `&amp;` only where it would start an
 -- entity reference (`&copy;`, `&#60;`). Does not look at line starts or newlines.
 function markdown.escape_chars(text)
-  local s = text:gsub(INLINE_SPECIALS, "\\%0")
+  local s = text
+  if s:find(INLINE_SPECIALS) then
+    s = s:gsub(INLINE_SPECIALS, "\\%0")
+  end
   if s:find("&", 1, true) then
     s = s:gsub("&(#?%w+;)", "&amp;%1")
   end
@@ -115,7 +118,11 @@ end
 -- An inline code span whose backtick fence is longer than any backtick run inside. Line breaks
 -- become spaces (a code span cannot hold a block boundary).
 function markdown.code_span(text)
-  local s = to_text(text):gsub("\r?\n", " "):gsub("\r", " ")
+  local s = to_text(text)
+  if not s:find("[`\r\n]") and s ~= "" and not (s:find("^ ") and s:find(" $")) then
+    return "`" .. s .. "`"
+  end
+  s = s:gsub("\r?\n", " "):gsub("\r", " ")
   if s == "" then
     return "` `"
   end
@@ -148,12 +155,14 @@ function markdown.safe_url(url)
   if type(url) ~= "string" then
     return nil
   end
-  local u = url:gsub("^%s+", ""):gsub("%s+$", "")
+  local u = url
+  if u:find("^%s") or u:sub(-1):find("%s") then
+    u = u:gsub("^%s+", ""):gsub("%s+$", "")
+  end
   if u == "" then
     return nil
   end
-  local lower = u:lower()
-  local allowed = lower:find("^https?://[^/]") or lower:find("^mailto:.")
+  local allowed = u:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") or u:find("^[Mm][Aa][Ii][Ll][Tt][Oo]:.")
   if not allowed then
     -- relative: no scheme before the first / ? or #, and not protocol-relative
     local head = u:match("^[^/?#]*")
@@ -162,9 +171,11 @@ function markdown.safe_url(url)
   if not allowed then
     return nil
   end
-  u = u:gsub("[%c ()<>\\]", function(c)
-    return string.format("%%%02X", c:byte())
-  end)
+  if u:find("[%c ()<>\\]") then
+    u = u:gsub("[%c ()<>\\]", function(c)
+      return string.format("%%%02X", c:byte())
+    end)
+  end
   if u:find("&", 1, true) then
     u = u:gsub("&(#?%w+;)", "&amp;%1")
   end
@@ -175,18 +186,18 @@ end
 -- shows the URL. An unsafe URL (javascript:, data:, ...) is shown as escaped text, not a link.
 function markdown.link(label_md, url)
   label_md = to_text(label_md):gsub("[\r\n]+", " ")
-  local shown_url = markdown.escape(url)
   local safe = markdown.safe_url(url)
+  if safe and label_md ~= "" then
+    return "[" .. label_md .. "](" .. safe .. ")"
+  end
+  local shown_url = markdown.escape(url)
   if not safe then
     if label_md == "" or label_md == shown_url then
       return shown_url
     end
     return label_md .. " (" .. shown_url .. ")"
   end
-  if label_md == "" then
-    label_md = shown_url
-  end
-  return "[" .. label_md .. "](" .. safe .. ")"
+  return "[" .. shown_url .. "](" .. safe .. ")"
 end
 
 -- ![alt](relpath) for an image stored next to the report; an unsafe path shows the alt text.

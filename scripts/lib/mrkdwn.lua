@@ -335,13 +335,8 @@ local function join_lines(lines)
   return table.concat(out, "\n")
 end
 
--- Convert Slack mrkdwn to Markdown. `resolve` (optional) holds functions
--- user(id, label), channel(id, label), usergroup(id, label) -> name | nil and
--- date(ts, format) -> string | nil (used only when a <!date> has no fallback).
-function mrkdwn.to_markdown(text, resolve)
-  if type(text) ~= "string" or text == "" then
-    return ""
-  end
+-- Text and code parts of a message -> the collected lines (see add_text_lines).
+local function collect_lines(text, resolve)
   local s = text
   if s:find("\r", 1, true) then
     s = s:gsub("\r\n?", "\n")
@@ -360,13 +355,43 @@ function mrkdwn.to_markdown(text, resolve)
       end
     end
     if part.code then
-      local code = part.text:gsub("^\n", ""):gsub("\n$", "")
-      lines[#lines + 1] = { kind = "fence", md = markdown.fence(code_plain(code, resolve)) }
+      local code = code_plain(part.text:gsub("^\n", ""):gsub("\n$", ""), resolve)
+      lines[#lines + 1] = { kind = "fence", code = code, md = markdown.fence(code) }
     elseif part.text ~= "" then
       add_text_lines(lines, part.text, resolve, state)
     end
   end
-  return join_lines(lines)
+  return lines
+end
+
+-- Convert Slack mrkdwn to Markdown. `resolve` (optional) holds functions
+-- user(id, label), channel(id, label), usergroup(id, label) -> name | nil and
+-- date(ts, format) -> string | nil (used only when a <!date> has no fallback).
+-- The resolvers run inside string.gsub callbacks, so they must not yield.
+function mrkdwn.to_markdown(text, resolve)
+  if type(text) ~= "string" or text == "" then
+    return ""
+  end
+  return join_lines(collect_lines(text, resolve))
+end
+
+-- The same conversion on one line, for places like a table cell or an attachment field:
+-- line breaks become spaces, code blocks become code spans, quote markers are dropped.
+function mrkdwn.to_inline(text, resolve)
+  if type(text) ~= "string" or text == "" then
+    return ""
+  end
+  local out = {}
+  for _, line in ipairs(collect_lines(text, resolve)) do
+    local md = line.md
+    if line.kind == "fence" then
+      md = markdown.code_span(line.code)
+    end
+    if md ~= "" then
+      out[#out + 1] = md
+    end
+  end
+  return table.concat(out, " ")
 end
 
 return mrkdwn

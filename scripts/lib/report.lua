@@ -102,17 +102,35 @@ local function size_label(n)
 end
 report.size_label = size_label
 
+-- Markdown of one line made plain text (links keep their label, marks and escapes removed), to
+-- be escaped again by the template: for titles and the appendix summaries.
+function report.plain(md)
+  local kept = {}
+  local t = tostring(md or "")
+    :gsub("\\$", "")                               -- a hard line break at the end
+    :gsub("\\(%p)", function(c)                    -- escaped characters are text: keep them
+      kept[#kept + 1] = c
+      return "\1"
+    end)
+    :gsub("!?%[([^%]]*)%]%([^%)]*%)", "%1")         -- links and images: keep the label
+    :gsub("[*~`]", "")                              -- emphasis, strike, code marks
+  -- "_" marks emphasis only at a word's edge (snake_case and :white_check_mark: stay)
+  t = (" " .. t .. " "):gsub("([^%w])_+", "%1"):gsub("_+([^%w])", "%1")
+    :gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+  local i = 0
+  return (t:gsub("\1", function()
+    i = i + 1
+    return kept[i]
+  end))
+end
+
 -- The thread's title: the first line of the first entry, Markdown marks and emoji codes removed.
 function report.title(timeline)
   local first = timeline.entries and timeline.entries[1]
   local text = first and first.text_md or ""
   for line in (text .. "\n"):gmatch("(.-)\n") do
-    local t = line
-      :gsub("!?%[([^%]]*)%]%([^%)]*%)", "%1")   -- links and images: keep the label
-      :gsub(":[%w_%+%-]+:", "")                    -- :emoji:
-      :gsub("\\(%p)", "%1")                        -- Markdown escapes
-      :gsub("[*_~`#>|]", "")
-      :gsub("^[%s%-%+]+", ""):gsub("%s+", " "):gsub("%s+$", "")
+    local t = report.plain(line:gsub(":[%w_%+%-]+:", ""))
+      :gsub("^[#>%s%-%+]+", "")
     if t ~= "" then
       if #t > 100 then t = t:sub(1, 97):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
       return t
@@ -239,7 +257,7 @@ local function dropped_view(timeline, zone)
       items[#items + 1] = {
         time_label = it.ts and host.format_time(it.ts, zone, "%H:%M:%S") or "",
         author = one_line(author or "unknown"),
-        summary = one_line(it.summary or ""),
+        summary = report.plain(it.summary or ""),
         permalink = link_url(it.permalink),
       }
     end

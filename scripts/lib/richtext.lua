@@ -106,10 +106,15 @@ local function wrap(md, key)
   if key == "" or key == "c" then
     return md
   end
-  local lead, body, trail = md:match("^(%s*)(.-)(%s*)$")
-  if body == "" then
+  local first = md:find("%S")
+  if not first then
     return md
   end
+  local last = #md
+  while md:find("^%s", last) do
+    last = last - 1
+  end
+  local lead, body, trail = md:sub(1, first - 1), md:sub(first, last), md:sub(last + 1)
   if key:find("s", 1, true) then
     body = "~~" .. body .. "~~"
   end
@@ -125,6 +130,13 @@ end
 -- One styled run (text that may hold newlines) -> Markdown lines appended to `lines`.
 -- `lines` always has a current (last) line that inline pieces are appended to.
 local function add_run(lines, text, key, to_md)
+  if not text:find("\n", 1, true) then
+    if text ~= "" then
+      local md = key:find("c", 1, true) and markdown.code_span(text) or to_md(text)
+      lines[#lines] = lines[#lines] .. wrap(md, key)
+    end
+    return
+  end
   local first = true
   for piece in (text .. "\n"):gmatch("([^\n]*)\n") do
     if not first then
@@ -149,11 +161,11 @@ end
 local function inline_lines(elements, resolve, plain)
   local lines = { "" }
   local plain_parts = {}
-  local pending_text, pending_key = nil, nil
+  local pending, pending_key = {}, nil -- texts of the current same-style run
   local function flush()
-    if pending_text then
-      add_run(lines, pending_text, pending_key, markdown.escape_chars)
-      pending_text = nil
+    if #pending > 0 then
+      add_run(lines, table.concat(pending), pending_key, markdown.escape_chars)
+      pending = {}
     end
   end
   for _, e in ipairs(list_of(elements)) do
@@ -164,12 +176,11 @@ local function inline_lines(elements, resolve, plain)
       else
         local key = style_key(e.style)
         if e.type == "text" then
-          if pending_text and pending_key == key then
-            pending_text = pending_text .. text
-          else
+          if #pending == 0 or pending_key ~= key then
             flush()
-            pending_text, pending_key = text, key
+            pending_key = key
           end
+          pending[#pending + 1] = text
         else
           flush()
           if e.type == "link" and e.unsafe ~= true then
@@ -201,7 +212,10 @@ end
 local function paragraph(lines, prefix)
   local out = {}
   for _, line in ipairs(lines) do
-    local md = markdown.line_start(line):gsub("[ \t]+$", "")
+    local md = markdown.line_start(line)
+    if md:find("[ \t]$") then
+      md = md:gsub("[ \t]+$", "")
+    end
     if md == "" then
       if #out > 0 and out[#out] ~= "" then
         out[#out + 1] = ""

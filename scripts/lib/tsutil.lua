@@ -47,26 +47,34 @@ function tsutil.digits(ts)
   return string.format("%d%06d", sec, micro)
 end
 
--- Whole seconds between two ts (b - a), exact integer arithmetic, rounded down.
+-- Whole seconds between two ts (b - a), exact integer arithmetic, rounded to the nearest second.
 function tsutil.seconds_between(a, b)
   local sa, ma = tsutil.parse(a)
   local sb, mb = tsutil.parse(b)
   if not sa or not sb then return nil end
-  return ((sb * 1000000 + mb) - (sa * 1000000 + ma)) // 1000000
+  return ((sb * 1000000 + mb) - (sa * 1000000 + ma) + 500000) // 1000000
 end
 
 -- Sort an array of tables in place by their `field` ts (default "ts"), stable for equal ts.
+-- Slack answers in order almost always, so an array already in order is left as it is.
 function tsutil.sort_by_ts(list, field)
   field = field or "ts"
-  local keyed = {}
+  local keys = {}
+  local sorted = true
   for i, item in ipairs(list) do
-    keyed[i] = { key = tsutil.key(item[field]), index = i, item = item }
+    keys[i] = tsutil.key(item[field])
+    if i > 1 and keys[i] < keys[i - 1] then sorted = false end
   end
-  table.sort(keyed, function(x, y)
-    if x.key ~= y.key then return x.key < y.key end
-    return x.index < y.index
+  if sorted then return list end
+  local order = {}
+  for i = 1, #list do order[i] = i end
+  table.sort(order, function(x, y)
+    if keys[x] ~= keys[y] then return keys[x] < keys[y] end
+    return x < y
   end)
-  for i, k in ipairs(keyed) do list[i] = k.item end
+  local items = {}
+  for i, idx in ipairs(order) do items[i] = list[idx] end
+  for i, item in ipairs(items) do list[i] = item end
   return list
 end
 

@@ -208,3 +208,25 @@ describe("mrkdwn speed", function()
     assert.are.equal(20000, count(out, "@Ada Lovelace"))
   end)
 end)
+
+describe("mrkdwn.to_inline", function()
+  local INLINE_CASES = {
+    { "lines joined with spaces", "one\ntwo\n\nthree", "one two three" },
+    { "fence becomes a code span", "run ```ls\n<b>``` now", "run `ls <b>` now" },
+    { "quote marker dropped", "&gt; quoted *b*\nnext", "quoted **b** next" },
+    { "line starts still escaped", "- a\n# b", "\\- a \\# b" },
+    { "empty", "", "" },
+  }
+  for _, case in ipairs(INLINE_CASES) do
+    it(case[1], function()
+      assert.are.equal(case[3], mrkdwn.to_inline(case[2], RESOLVE))
+    end)
+  end
+
+  it("stays on one line with no raw HTML", function()
+    local cell = mrkdwn.to_inline("a | b\n```x\n```\n&gt; c\n<b>", RESOLVE)
+    local html = cmark("| h |\n| - |\n| " .. cell .. " |\n")
+    assert.are.equal(0, count(html, "raw HTML omitted"), html)
+    assert.is_nil(cell:find("\n", 1, true))
+  end)
+end)

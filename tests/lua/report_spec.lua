@@ -184,6 +184,11 @@ describe("report.view", function()
     assert.are.equal("postmortem-2024-11-14-checkout-errors-card-payments-failing-in", view.file_base)
   end)
 
+  it("makes Markdown plain for titles and summaries, keeping escaped characters", function()
+    assert.are.equal("a *b* c_d [e] link x", report.plain("**a** \\*b\\* c\\_d \\[e\\] [link](http://x) `x`\\"))
+    assert.are.equal("it failing :white_check_mark: snake_case", report.plain("it _failing_ :white_check_mark: snake_case"))
+  end)
+
   it("falls back to the channel for a title when there is no text", function()
     local t = sample_timeline()
     t.entries = {}

@@ -1,0 +1,56 @@
+-- The scripts' entry point: the host (core/host.c) requires this module when it builds a
+-- generation and calls load() and self_check() before the generation may serve; then
+-- on_envelope(envelope) in a fresh coroutine per Socket Mode envelope, and render(opts) for the
+-- `render` subcommand. Commands live in lib/router.lua's registry, filters in lib/filters.lua.
+local host = require "host"
+local router = require "lib.router"
+
+local init = {}
+
+local function module_exists(name)
+  local ok, err = pcall(require, name)
+  if ok then return true end
+  -- only "not found" means absent; a module that fails to load is an error to report
+  if tostring(err):find("module '" .. name .. "' not found", 1, true) then return false end
+  error(err, 0)
+end
+
+-- Register every command (scripts/commands/*.lua, sorted) and filter rule. Raises on the first
+-- broken file; the message starts with file:line.
+function init.load()
+  router.reset()
+  for _, name in ipairs(host.list_scripts("commands")) do
+    router.add(require(name), "scripts/" .. name:gsub("%.", "/") .. ".lua")
+  end
+  if module_exists("lib.filters") then
+    require("lib.filters").rules()
+  end
+end
+
+-- true, or false plus a list of problems.
+function init.self_check()
+  local problems = router.check()
+  if module_exists("lib.templates") then
+    local ok, errs = require("lib.templates").check_all()
+    if not ok then
+      for _, e in ipairs(errs) do problems[#problems + 1] = e end
+    end
+  end
+  if #problems > 0 then return false, problems end
+  return true
+end
+
+function init.on_envelope(envelope)
+  return router.on_envelope(envelope)
+end
+
+function init.render(opts)
+  return require("lib.render_offline").run(opts)
+end
+
+-- The registered commands, for help and for other modules.
+function init.commands()
+  return router.list()
+end
+
+return init

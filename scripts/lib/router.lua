@@ -1,0 +1,243 @@
+-- The command router: the registry of commands (scripts/commands/*.lua, filled by init.load),
+-- and what happens to each Socket Mode envelope: app_mention events from people become a command
+-- run with a ctx (docs/lua-api.md "The command context"); everything else is ignored. Called by
+-- init.lua; calls host.api/host.log/host.bot and each command's run. A command that raises gets
+-- its error logged with a traceback and a short reply in the thread; budget kills are answered by
+-- the host (C), which knows the thread from host.task_reply_to.
+local host = require "host"
+
+local router = {}
+
+local commands = {} -- sorted by name: { name=, help=, run=, words = {...}, source = }
+local by_words = {} -- { { words = {"incident","start"}, cmd = cmd }, ... } names and aliases
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+local function words_of(s)
+  local words = {}
+  for w in s:lower():gmatch("%S+") do words[#words + 1] = w end
+  return words
+end
+
+function router.reset()
+  commands = {}
+  by_words = {}
+end
+
+-- Validate and register a command table returned by a command file (source: its module name).
+function router.add(cmd, source)
+  source = source or "?"
+  if type(cmd) ~= "table" then
+    error(source .. ": a command file must return a table {name=, help=, run=}", 0)
+  end
+  if type(cmd.name) ~= "string" or trim(cmd.name) == "" then
+    error(source .. ": command has no name (a non-empty string)", 0)
+  end
+  if type(cmd.help) ~= "string" then
+    error(source .. ": command '" .. cmd.name .. "' has no help line (a string)", 0)
+  end
+  if type(cmd.run) ~= "function" then
+    error(source .. ": command '" .. cmd.name .. "' has no run function", 0)
+  end
+  local names = { cmd.name }
+  for _, alias in ipairs(type(cmd.aliases) == "table" and cmd.aliases or {}) do
+    if type(alias) == "string" and trim(alias) ~= "" then names[#names + 1] = alias end
+  end
+  for _, name in ipairs(names) do
+    local words = words_of(name)
+    local key = table.concat(words, " ")
+    for _, entry in ipairs(by_words) do
+      if table.concat(entry.words, " ") == key then
+        error(source .. ": command name '" .. name .. "' is already used by " .. entry.cmd.source, 0)
+      end
+    end
+    by_words[#by_words + 1] = { words = words, cmd = cmd }
+  end
+  cmd.source = source
+  commands[#commands + 1] = cmd
+  table.sort(commands, function(a, b) return a.name < b.name end)
+end
+
+-- The registered commands, sorted by name.
+function router.list()
+  local out = {}
+  for i, cmd in ipairs(commands) do out[i] = cmd end
+  return out
+end
+
+-- Problems with the registry (for init.self_check): an empty list when all is well.
+function router.check()
+  local problems = {}
+  for _, cmd in ipairs(commands) do
+    if type(cmd.name) ~= "string" or type(cmd.help) ~= "string" or type(cmd.run) ~= "function" then
+      problems[#problems + 1] = tostring(cmd.source) .. ": command needs name, help (strings) and run (function)"
+    end
+  end
+  if #commands == 0 then problems[#problems + 1] = "no commands registered (scripts/commands/*.lua)" end
+  return problems
+end
+
+-- The text after the bot's mention, trimmed. "<@U1> autopsy this" -> "autopsy this".
+-- Without a known bot id, a leading mention of anyone is stripped.
+function router.strip_mention(text, bot_user_id)
+  text = text or ""
+  if bot_user_id and bot_user_id ~= "" then
+    local s, e = text:find("<@" .. bot_user_id .. "|?[^>]*>")
+    if s then
+      local after = trim(text:sub(e + 1))
+      if after ~= "" then return after end
+      return trim(text:sub(1, s - 1))
+    end
+    return trim(text)
+  end
+  return trim((text:gsub("^%s*<@[%w]+|?[^>]*>", "", 1)))
+end
+
+-- Longest registered name matching the first words of text (case-insensitive, whole words).
+-- Returns cmd, args (the rest of the original text, trimmed) or nil.
+function router.match(text)
+  local spans = {} -- spans[i] = { word_lower, end_position }
+  for s, w, e in text:gmatch("()(%S+)()") do spans[#spans + 1] = { w:lower(), s, e } end
+  local best, best_n = nil, 0
+  for _, entry in ipairs(by_words) do
+    local n = #entry.words
+    if n > best_n and n <= #spans then
+      local ok = true
+      for i = 1, n do
+        if spans[i][1] ~= entry.words[i] then ok = false break end
+      end
+      if ok then best, best_n = entry.cmd, n end
+    end
+  end
+  if not best then return nil end
+  return best, trim(text:sub(spans[best_n][3]))
+end
+
+-- Is this event from the bot itself?
+function router.is_self(event, bot)
+  if not bot then return false end
+  if event.user and event.user ~= "" and event.user == bot.user_id then return true end
+  if event.bot_id and event.bot_id ~= "" and event.bot_id == bot.bot_id then return true end
+  return false
+end
+
+-- The ctx a command's run receives.
+function router.build_ctx(event, cmd, text)
+  local channel = event.channel
+  local thread_ts = event.thread_ts or event.ts
+  local bot = host.bot()
+  local ctx = {
+    channel = channel,
+    ts = event.ts,
+    thread_ts = thread_ts,
+    user = event.user,
+    text = text,
+    event = event,
+    command = cmd.name,
+    config = host.config(),
+    bot = bot,
+  }
+
+  function ctx.log(level, msg, fields)
+    local all = { command = cmd.name, channel = channel, thread = thread_ts }
+    for k, v in pairs(fields or {}) do all[k] = v end
+    host.log(level, msg, all)
+  end
+
+  function ctx.reply(reply_text, opts)
+    opts = opts or {}
+    local params = { channel = channel, thread_ts = thread_ts, text = reply_text }
+    if opts.blocks then params.blocks = opts.blocks end
+    if opts.broadcast then params.reply_broadcast = true end
+    local res, err = host.api("chat.postMessage", params)
+    if not res then
+      ctx.log("warn", "reply failed", { error = tostring(err) })
+      return nil, err
+    end
+    return res.ts
+  end
+
+  function ctx.update(ts, new_text)
+    local res, err = host.api("chat.update", { channel = channel, ts = ts, text = new_text })
+    if not res then return nil, err end
+    return true
+  end
+
+  local function reaction(method, name)
+    local res, err = host.api(method, { channel = channel, timestamp = event.ts, name = name })
+    if not res then
+      local code = type(err) == "table" and err.code or tostring(err)
+      if code ~= "already_reacted" and code ~= "no_reaction" then
+        ctx.log("warn", method .. " failed", { reaction = name, error = tostring(err) })
+      end
+    end
+  end
+  function ctx.react(name) reaction("reactions.add", name) end
+  function ctx.unreact(name) reaction("reactions.remove", name) end
+
+  return ctx
+end
+
+local function short_error(err)
+  local msg = tostring(err)
+  msg = msg:match("^[^\n]*") or msg -- first line only
+  if #msg > 300 then msg = msg:sub(1, 300) .. "…" end
+  return msg
+end
+
+-- Run cmd with ctx; an error is logged with its traceback and answered in the thread.
+function router.run(cmd, ctx, args)
+  host.task_reply_to(ctx.channel, ctx.thread_ts, cmd.name)
+  local started = host.monotonic()
+  local ok, err = xpcall(cmd.run, function(e)
+    return { error = e, traceback = debug.traceback(tostring(e), 2) }
+  end, ctx, args)
+  if ok then
+    ctx.log("info", "command done", { ms = string.format("%.0f", (host.monotonic() - started) * 1000) })
+    return true
+  end
+  local e = type(err) == "table" and err.error or err
+  ctx.log("error", "command failed", {
+    error = tostring(e),
+    traceback = type(err) == "table" and err.traceback or nil,
+  })
+  ctx.reply(":x: `" .. cmd.name .. "` failed: " .. short_error(e))
+  return false, e
+end
+
+-- One Socket Mode envelope (already acked by the C core).
+function router.on_envelope(envelope)
+  if type(envelope) ~= "table" or envelope.type ~= "events_api" then
+    host.log("debug", "envelope ignored", { type = type(envelope) == "table" and tostring(envelope.type) or "?" })
+    return
+  end
+  local payload = envelope.payload or {}
+  local event = payload.event
+  if type(event) ~= "table" or event.type ~= "app_mention" then
+    host.log("debug", "event ignored", { event = type(event) == "table" and tostring(event.type) or "?" })
+    return
+  end
+  local bot = host.bot()
+  if router.is_self(event, bot) then
+    host.log("debug", "own message ignored", { ts = event.ts })
+    return
+  end
+  local text = router.strip_mention(event.text, bot and bot.user_id)
+  local cmd, args = router.match(text)
+  if not cmd then
+    local ctx = router.build_ctx(event, { name = "unknown" }, text)
+    local word = text:match("^(%S+)")
+    local what = word and ("I don't know `" .. word .. "`.") or "You mentioned me without a command."
+    local help = (bot and bot.user_id ~= "") and ("<@" .. bot.user_id .. "> help") or "@postmortembot help"
+    ctx.reply(what .. " Try `" .. help .. "` for the list of commands.")
+    host.log("info", "unknown command", { channel = event.channel, text = text:sub(1, 80) })
+    return
+  end
+  local ctx = router.build_ctx(event, cmd, text)
+  ctx.log("info", "command", { user = event.user, args = args:sub(1, 200) })
+  return router.run(cmd, ctx, args)
+end
+
+return router
