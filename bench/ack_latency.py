@@ -9,6 +9,9 @@ Usage: python3 bench/ack_latency.py [--count N] [--bin bin/postmortembot]
 """
 import argparse
 import os
+import shutil
+import socket
+import urllib.request
 import subprocess
 import sys
 import tempfile
@@ -36,6 +39,39 @@ def percentile(values, p):
     return values[k]
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def bot_side_histogram(listen):
+    """The bot's own pmb_ack_latency_seconds (frame read -> ack written), from /metrics."""
+    try:
+        text = urllib.request.urlopen("http://%s/metrics" % listen, timeout=5).read().decode()
+    except OSError as e:
+        return "bot-side histogram unavailable (%s)" % e
+    buckets, count, total = [], 0, 0.0
+    for line in text.splitlines():
+        if line.startswith("pmb_ack_latency_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+        elif line.startswith("pmb_ack_latency_seconds_count"):
+            count = float(line.split()[-1])
+        elif line.startswith("pmb_ack_latency_seconds_sum"):
+            total = float(line.split()[-1])
+    if not count:
+        return "bot-side histogram empty"
+
+    def upper(q):
+        return next((le for le, n in buckets if n >= q * count), float("inf"))
+
+    return ("bot side (read -> ack written) over %d acks: mean %.3f ms, p50 <= %g ms, p99 <= %g ms"
+            % (count, total / count * 1e3, upper(0.5) * 1e3, upper(0.99) * 1e3))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=1000)
@@ -47,7 +83,8 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="pmb-bench-")
     env = dict(os.environ, SLACK_BOT_TOKEN=fs.bot_token, SLACK_APP_TOKEN=fs.app_token,
                SLACK_API_URL=fs.api_url, POSTMORTEMBOT_DATA_DIR=data_dir)
-    env.pop("POSTMORTEMBOT_LISTEN", None)
+    listen = "127.0.0.1:%d" % free_port()
+    env["POSTMORTEMBOT_LISTEN"] = listen
     log_lines = []
     connected = threading.Event()
     proc = subprocess.Popen([args.bin, "-c", args.config], env=env, stdout=subprocess.DEVNULL,
@@ -81,6 +118,7 @@ def main():
         print("ack latency over %d envelopes (fake send -> fake reads ack, loopback): "
               "p50 %.3f ms  p99 %.3f ms  max %.3f ms" % (len(lat), percentile(lat, 50), percentile(lat, 99), max(lat)))
         print("burst sent in %.3f s, all acked after %.3f s" % (sent, total))
+        print(bot_side_histogram(listen))
         print("bot RSS after connect: %d KiB; after the burst: %d KiB" % (rss_connected, rss_after))
         return 0
     finally:
@@ -90,6 +128,7 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
         fs.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ for i = 1, N - 1 do
     m = { type = "message", subtype = "channel_join", user = users[i % 5 + 1], ts = ts, text = "joined" }
   else
     m = { type = "message", user = users[i % 5 + 1], ts = ts,
-          text = "Update " .. i .. ": _rolled back_ `svc-" .. i .. "` see <https://x.example/" .. i .. "|link> cc <@" .. users[(i + 1) % 5 + 1] .. ">\n> quoted line\n• bullet",
+          text = "Update " .. i .. ": _checked_ `svc-" .. i .. "` see <https://x.example/" .. i .. "|link> cc <@" .. users[(i + 1) % 5 + 1] .. ">\n> quoted line\n• bullet",
           blocks = (i % 2 == 0) and { { type = "rich_text", elements = { { type = "rich_text_section", elements = {
             { type = "text", text = "Update " .. i .. " " }, { type = "text", text = "bold", style = { bold = true } },
             { type = "user", user_id = users[i % 5 + 1] }, { type = "link", url = "https://x.example/" .. i, text = "link" } } } } } } or nil,

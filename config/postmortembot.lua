@@ -10,6 +10,7 @@ return {
   second_timezone = nil,            -- e.g. "America/New_York": a second time column in the timeline
   admin_channel = nil,              -- channel id that hears about failed reloads, e.g. "C0ADMIN"
   listen        = nil,              -- "127.0.0.1:9102": /healthz and /metrics; POSTMORTEMBOT_LISTEN wins
+  log_level     = "info",           -- debug, info, warn, error
 
   http = {
     timeout         = 30,    -- seconds for one Web API call
@@ -35,6 +36,10 @@ return {
   socket = {
     ping_interval = 10,   -- seconds between our pings
     pong_timeout  = 20,   -- no pong (or any frame) for this long: reconnect
+    close_timeout = 1,    -- seconds a polite close may take before the socket is dropped
+    max_frame     = 1048576,  -- bytes; bigger messages are logged and skipped
+    dedupe_ttl    = 900,  -- seconds an event_id is remembered (Slack retries up to +5 min)
+    dedupe_max    = 65536,    -- bound on remembered event ids
   },
 
   report = {
@@ -65,8 +70,10 @@ return {
       --   url = "https://relay.example.com/whatsapp/send",
       --   headers = { ["Authorization"] = "Bearer ${WHATSAPP_BRIDGE_TOKEN}",
       --               ["Content-Type"] = "application/json" },
-      --   body_template = "statusupdate.webhook.json",
-      --   retries = 3,
+      --   body_template = "statusupdate.webhook.json",  -- Content-Type application/json is added for .json
+      --   retries = 3,        -- 5xx and connection errors are retried this many times
+      --   method = "POST",    -- default POST
+      --   timeout = 10,       -- seconds
       -- },
     },
   },

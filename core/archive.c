@@ -42,8 +42,8 @@ static int archive_names_cmp(const void *x, const void *y)
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int archive_add_dir(struct archive *a, const char *base, const char *rel,
-                           const char *full, const struct stat *st, char *err, size_t errsz)
+static int archive_add_dir(struct archive *a, const char *base, const char *rel, const char *full,
+                           const struct stat *st, char *err, size_t errsz)
 {
     struct archive_entry *e = archive_entry_new();
     char name[PATH_MAX];

@@ -1,7 +1,8 @@
 /* config.c — turns a generation's config table (defaults already merged by the boot chunk in
  * host.c, paths already absolute) into struct core_settings for the C core: HTTP limits,
  * download limits, Socket Mode timings, data dir, listen address, log level.
- * Called by host.c at start-up and on every successful reload. */
+ * Called by host.c at start-up and on every successful reload (then only the HTTP limits and the
+ * log level are re-read). */
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +43,31 @@ static char *config_str(lua_State *L, int t, const char *key)
     return v;
 }
 
-void config_free(void)
+static void config_free_hosts(void)
 {
     for (size_t i = 0; i < CONFIG_MAX_HOSTS; i++) {
         free(config_hosts[i]);
         config_hosts[i] = NULL;
     }
+}
+
+void config_free(void)
+{
+    config_free_hosts();
     free(config_data_dir);
     free(config_listen);
     free(config_log_level);
     config_data_dir = config_listen = config_log_level = NULL;
 }
 
-int config_read_settings(lua_State *L, int idx, struct core_settings *s)
+int config_read_settings(lua_State *L, int idx, struct core_settings *s, int reload)
 {
     int t = lua_absindex(L, idx);
     size_t n = 0;
 
-    config_free();
-    memset(s, 0, sizeof *s);
+    /* On reload only the HTTP limits and the log level change: the rest (data dir, listen
+     * address, socket timings) was handed to other modules at start-up and stays. */
+    config_free_hosts();
     s->http.timeout = config_num(L, t, "http", "timeout", 30);
     s->http.connect_timeout = config_num(L, t, "http", "connect_timeout", 10);
     s->http.max_concurrent = (int)config_num(L, t, "http", "max_concurrent", 16);
@@ -92,6 +99,12 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s)
     s->http.allowed_hosts = config_hosts_view;
     s->http.allowed_hosts_n = n;
 
+    free(config_log_level);
+    config_log_level = config_str(L, t, "log_level");
+    s->log_level = config_log_level ? config_log_level : "info";
+    if (reload) {
+        return 0;
+    }
     s->sm.ping_interval = config_num(L, t, "socket", "ping_interval", 10);
     s->sm.pong_timeout = config_num(L, t, "socket", "pong_timeout", 20);
     s->sm.close_timeout = config_num(L, t, "socket", "close_timeout", 1);
@@ -99,11 +112,11 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s)
     s->sm.dedupe_ttl = config_num(L, t, "socket", "dedupe_ttl", 900);
     s->sm.dedupe_max = (size_t)config_num(L, t, "socket", "dedupe_max", 65536);
 
+    free(config_data_dir);
+    free(config_listen);
     config_data_dir = config_str(L, t, "data_dir");
     config_listen = config_str(L, t, "listen");
-    config_log_level = config_str(L, t, "log_level");
     s->data_dir = config_data_dir;
     s->listen = config_listen;
-    s->log_level = config_log_level ? config_log_level : "info";
     return 0;
 }

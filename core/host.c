@@ -7,8 +7,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
-#include <lualib.h>
 #include <limits.h>
+#include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +34,8 @@ static const char host_boot_lua[] =
     "  http = { timeout = 30, connect_timeout = 10, max_concurrent = 16, max_retries = 5,\n"
     "           max_retry_time = 120 },\n"
     "  downloads = { max_bytes = 100 * 1024 * 1024, concurrency = 4, timeout = 300,\n"
-    "    allowed_hosts = { 'slack.com', '*.slack.com', 'slack-files.com', '*.slack-files.com' } },\n"
+    "    allowed_hosts = { 'slack.com', '*.slack.com', 'slack-files.com', '*.slack-files.com' } "
+    "},\n"
     "  budget = { cpu_seconds = 2, memory_mb = 256 },\n"
     "  socket = { ping_interval = 10, pong_timeout = 20 },\n"
     "  report = { template = 'postmortem.md', templates_by_channel = {}, upload = true,\n"
@@ -87,7 +88,8 @@ static const char host_boot_lua[] =
     "  local init = require 'init'\n"
     "  if type(init) ~= 'table' then error('init.lua must return a table', 0) end\n"
     "  for _, f in ipairs({ 'load', 'self_check', 'on_envelope', 'render' }) do\n"
-    "    if type(init[f]) ~= 'function' then error('init.lua: init.' .. f .. ' is not a function', 0) end\n"
+    "    if type(init[f]) ~= 'function' then error('init.lua: init.' .. f .. ' is not a function', "
+    "0) end\n"
     "  end\n"
     "  init.load()\n"
     "  local ok, errs = init.self_check()\n"
@@ -186,16 +188,18 @@ static void host_read_templates(lua_State *L, int t, const char *dir, const char
         if (e->d_name[0] == '.') {
             continue;
         }
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (stat(path, &st) < 0) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
+            snprintf(name, sizeof name, "%s%s", prefix, e->d_name) >= (int)sizeof name ||
+            stat(path, &st) < 0) {
             continue;
         }
-        snprintf(name, sizeof name, "%s%s", prefix, e->d_name);
         if (S_ISDIR(st.st_mode)) {
             char sub[PATH_MAX];
-            snprintf(sub, sizeof sub, "%s/", name);
-            host_read_templates(L, t, path, sub);
-        } else if (S_ISREG(st.st_mode) && len > 9 && strcmp(e->d_name + len - 9, ".mustache") == 0) {
+            if (snprintf(sub, sizeof sub, "%s/", name) < (int)sizeof sub) {
+                host_read_templates(L, t, path, sub);
+            }
+        } else if (S_ISREG(st.st_mode) && len > 9 &&
+                   strcmp(e->d_name + len - 9, ".mustache") == 0) {
             FILE *f = fopen(path, "rb");
             if (!f) {
                 continue;
@@ -208,9 +212,9 @@ static void host_read_templates(lua_State *L, int t, const char *dir, const char
                 luaL_addlstring(&b, chunk, n);
             }
             fclose(f);
-            luaL_pushresult(&b);                           /* stack: ... source */
-            lua_pushlstring(L, name, strlen(name) - 9);    /* stack: ... source name */
-            lua_insert(L, -2);                             /* stack: ... name source */
+            luaL_pushresult(&b);                        /* stack: ... source */
+            lua_pushlstring(L, name, strlen(name) - 9); /* stack: ... source name */
+            lua_insert(L, -2);                          /* stack: ... name source */
             lua_rawset(L, t);
         }
     }
@@ -309,7 +313,7 @@ static int host_gen_load(lua_State *L)
         snprintf(chunk, sizeof chunk, "@%s", gen->config_path);
         sandbox_loadfile(L, config_real, chunk); /* stack: boot fn */
     }
-    lua_call(L, 0, 1);                  /* stack: boot cfg */
+    lua_call(L, 0, 1); /* stack: boot cfg */
     lua_getfield(L, -2, "prepare_config");
     lua_insert(L, -2);
     lua_call(L, 1, 1); /* stack: boot cfg */
@@ -317,12 +321,10 @@ static int host_gen_load(lua_State *L)
 
     gen->scripts_dir = host_strdup(host_cfg_dir(L, cfg, "scripts_dir", config_dir, NULL, 1, 0));
     lua_pop(L, 1);
-    gen->templates_dir =
-        host_strdup(host_cfg_dir(L, cfg, "templates_dir", config_dir, NULL, 1, 0));
+    gen->templates_dir = host_strdup(host_cfg_dir(L, cfg, "templates_dir", config_dir, NULL, 1, 0));
     lua_pop(L, 1);
-    gen->data_dir = host_strdup(host_cfg_dir(L, cfg, "data_dir", config_dir,
-                                             "POSTMORTEMBOT_DATA_DIR", 0,
-                                             gen->mode == HOST_MODE_RUN));
+    gen->data_dir = host_strdup(host_cfg_dir(
+        L, cfg, "data_dir", config_dir, "POSTMORTEMBOT_DATA_DIR", 0, gen->mode == HOST_MODE_RUN));
     lua_pop(L, 1);
     if (gen->mode == HOST_MODE_RENDER && host_opts.write_root) {
         char abs[PATH_MAX], real[PATH_MAX], cwd[PATH_MAX];
@@ -506,7 +508,7 @@ static void host_push_boot_fn(struct host_task *t, const char *name)
 {
     lua_State *L = t->gen->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->gen->boot_ref); /* stack(L): boot */
-    lua_getfield(L, -1, name);                            /* stack(L): boot fn */
+    lua_getfield(L, -1, name);                           /* stack(L): boot fn */
     lua_xmove(L, t->co, 1);
     lua_pop(L, 1);
 }
@@ -577,6 +579,25 @@ static const char *host_error_text(lua_State *co, char *buf, size_t size)
     return buf;
 }
 
+static void host_count_command(const struct host_task *t, int status)
+{
+    char labels[256], name[160];
+    const char *outcome = "ok";
+    if (!t->reply_label[0] || t->kind != HOST_TASK_ENVELOPE) {
+        return;
+    }
+    if (t->killed == BUDGET_CPU) {
+        outcome = "cpu_budget";
+    } else if (t->killed == BUDGET_MEM) {
+        outcome = "memory_cap";
+    } else if (status != LUA_OK || t->outcome[0]) {
+        outcome = "error";
+    }
+    metrics_label_escape(t->reply_label, name, sizeof name);
+    snprintf(labels, sizeof labels, "command=\"%s\",outcome=\"%s\"", name, outcome);
+    metrics_counter_add("pmb_commands_total", "commands run, by outcome", labels, 1);
+}
+
 static void host_task_finish(struct host_task *t, int status, const struct budget_run *run)
 {
     char msg[1024], gen_s[16];
@@ -586,6 +607,7 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
         snprintf(t->kill_msg, sizeof t->kill_msg, "%s%s%s", budget_kill_message(run),
                  run->where[0] ? " at " : "", run->where);
     }
+    host_count_command(t, status);
     if (status != LUA_OK) {
         if (t->killed) {
             snprintf(msg, sizeof msg, "%s", t->kill_msg);
@@ -593,8 +615,8 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
             host_error_text(t->co, msg, sizeof msg);
         }
         luaL_traceback(t->gen->L, t->co, msg, 0); /* stack(L): tb */
-        log_event(LOG_ERROR, "script failed", "error", msg, "command", t->reply_label,
-                  "generation", gen_s, "traceback", lua_tostring(t->gen->L, -1), NULL);
+        log_event(LOG_ERROR, "script failed", "error", msg, "command", t->reply_label, "generation",
+                  gen_s, "traceback", lua_tostring(t->gen->L, -1), NULL);
         lua_pop(t->gen->L, 1);
         metrics_counter_add("pmb_script_failures_total", "Lua coroutines ended by an error",
                             t->killed == BUDGET_CPU   ? "reason=\"cpu\""
@@ -696,7 +718,7 @@ struct host_task *host_task_spawn_child(struct host_task *parent, int results_re
     }
     t->parent = parent;
     t->child_index = index;
-    host_push_boot_fn(t, "child_main");                 /* co: child_main */
+    host_push_boot_fn(t, "child_main");                  /* co: child_main */
     lua_rawgeti(gen->L, LUA_REGISTRYINDEX, results_ref); /* L: results */
     lua_xmove(gen->L, t->co, 1);                         /* co: child_main results */
     lua_pushinteger(t->co, index);                       /* co: child_main results i */
@@ -786,12 +808,11 @@ static void host_log_problem(const char *what, const char *err)
     }
 }
 
-static void host_apply_settings(struct host_gen *gen)
+static void host_apply_settings(struct host_gen *gen, int reload)
 {
     lua_rawgeti(gen->L, LUA_REGISTRYINDEX, gen->config_ref);
-    config_read_settings(gen->L, -1, &host_cs);
+    config_read_settings(gen->L, -1, &host_cs, reload);
     lua_pop(gen->L, 1);
-    host_cs.data_dir = gen->data_dir;
 }
 
 int host_init(const struct host_options *o)
@@ -806,7 +827,7 @@ int host_init(const struct host_options *o)
         host_log_problem("could not load config and scripts", err);
         return -1;
     }
-    host_apply_settings(host_current);
+    host_apply_settings(host_current, 0);
     metrics_gauge_set("pmb_generation", "number of the current script generation", NULL, 1);
     return 0;
 }
@@ -844,9 +865,10 @@ int host_reload(void)
         metrics_counter_add("pmb_reloads_total", "SIGHUP reloads", "outcome=\"failed\"", 1);
         if (old->admin_channel) {
             char text[HOST_ERR_MAX + 128];
-            snprintf(text, sizeof text,
-                     ":warning: postmortembot reload failed; generation %d keeps running.\n```%s```",
-                     old->number, err);
+            snprintf(
+                text, sizeof text,
+                ":warning: postmortembot reload failed; generation %d keeps running.\n```%s```",
+                old->number, err);
             host_post_message(old->admin_channel, NULL, text);
         }
         return -1;
@@ -855,7 +877,7 @@ int host_reload(void)
     old->retired = 1;
     old->next_retired = host_retired;
     host_retired = old;
-    host_apply_settings(gen);
+    host_apply_settings(gen, 1);
     if (host_opts.mode == HOST_MODE_RUN) {
         struct http_settings hs = host_cs.http;
         const char *api = getenv("SLACK_API_URL");
@@ -885,8 +907,7 @@ void host_on_envelope(const char *json, size_t len, void *arg)
         json_get_string(doc, "payload.event.type", event_type, sizeof event_type);
         json_free(doc);
     }
-    log_event(LOG_INFO, "envelope", "type", type, "event_id", event_id, "event", event_type,
-              NULL);
+    log_event(LOG_INFO, "envelope", "type", type, "event_id", event_id, "event", event_type, NULL);
     if (host_draining || !host_current) {
         log_event(LOG_WARN, "envelope dropped: stopping", "event_id", event_id, NULL);
         return;

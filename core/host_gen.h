@@ -24,9 +24,9 @@ struct budget_mem {
  * threaded and resumes never nest. */
 struct budget_run {
     struct budget_mem *mem;
-    double started;  /* loop_now_mono() at the start of the resume */
-    double limit;    /* seconds */
-    lua_State *L;    /* the thread being resumed */
+    double started; /* loop_now_mono() at the start of the resume */
+    double limit;   /* seconds */
+    lua_State *L;   /* the thread being resumed */
     enum budget_kill killed;
     char where[256]; /* "scripts/x.lua:12" where the CPU budget ran out, or "" */
 };
@@ -81,12 +81,13 @@ struct host_task {
     char kill_msg[384];
     /* where the host posts a failure reply (host.task_reply_to, set by the router) */
     char reply_channel[32], reply_thread[32], reply_label[96];
+    char outcome[16]; /* "failed" when the router answered an error itself; "" = ok */
     /* host.all children */
     struct host_task *parent; /* the task waiting in host.all */
     int child_index;
-    int start_nargs;   /* values to pass to the queued first resume */
-    int queued;        /* a resume is on the ready queue */
-    int zombie;        /* ended while queued: the queued resume frees it */
+    int start_nargs;               /* values to pass to the queued first resume */
+    int queued;                    /* a resume is on the ready queue */
+    int zombie;                    /* ended while queued: the queued resume frees it */
     struct host_task *prev, *next; /* every live task */
 };
 
@@ -113,8 +114,8 @@ const struct bot_identity *host_bot(void); /* NULL when unknown */
 
 /* ---- config.c ---- */
 /* Read the (defaults-merged) config table at index idx into s; strings are strdup'd into the
- * arrays owned by config.c (freed by config_free). */
-int config_read_settings(lua_State *L, int idx, struct core_settings *s);
+ * arrays owned by config.c (freed by config_free). reload: only http and log_level. */
+int config_read_settings(lua_State *L, int idx, struct core_settings *s, int reload);
 void config_free(void);
 
 /* ---- sandbox.c ---- */
@@ -133,5 +134,16 @@ int api_open(lua_State *L); /* luaopen_host */
 int api_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
                            char *err, size_t errsz);
 int api_valid_zone(const char *zone);
+
+/* ---- api_local.c (shared with api.c) ---- */
+void api_local_register(lua_State *L); /* adds the immediate primitives to the table on top */
+/* nil, err: pushes both, returns 2 */
+int api_fail(lua_State *L, const char *code, const char *message);
+int api_fail_errno(lua_State *L, const char *what);
+void api_push_err(lua_State *L, const char *code, const char *message, long status,
+                  const char *needed, const char *provided);
+/* Resolve path for writing inside this generation's write root (creating parents), or raise. */
+const char *api_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
+                           size_t size);
 
 #endif

@@ -1,9 +1,11 @@
 /* http.c — every HTTP request of the process: Web API calls (per-method 429 gates, retries with
  * backoff, ok:false -> HTTP_ERR_SLACK), downloads (temp file + rename, size cap, SHA-256,
  * redirects followed here with the token only for allow-listed hosts) and plain requests.
- * Callers: api.c, socketmode.c, main.c (see http.h). Calls http_multi.c (curl on the loop),
- * ratelimit.c (policy), http_pure.c (parsing), json.c, log.c, metrics.c. Done callbacks always
- * run from loop_defer, never inside a curl callback. */
+ * This file: settings, the call list and queue (concurrency caps, 429 gates), completion and
+ * retries, the Web API and plain-request verdicts, the public functions. http_attempt.c builds
+ * each curl transfer, http_download.c owns the download specifics, http_multi.c drives curl on
+ * the loop; policy in ratelimit.c, parsing in http_pure.c. Callers: api.c, socketmode.c, main.c.
+ * Done callbacks always run from loop_defer, never inside a curl callback. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "http_internal.h"
 #include "http_multi.h"
 #include "http_pure.h"
 #include "json.h"
@@ -27,89 +30,13 @@
 #include "metrics.h"
 #include "ratelimit.h"
 
-#define HTTP_MAX_BODY (64LL * 1024 * 1024) /* Web API / plain response bodies held in memory */
-#define HTTP_MAX_HEADERS 200
-#define HTTP_MAX_HOPS 5
-#define HTTP_MAX_BAD_RESPONSE_RETRIES 2 /* HTML error pages under load: retried, but not long */
-#define HTTP_LOGIN_MESSAGE                                                                     \
-    "login page instead of the file: the token lacks files:read or the URL is not a Slack "   \
-    "file URL"
-
-enum http_kind { HTTP_KIND_API, HTTP_KIND_PLAIN, HTTP_KIND_DOWNLOAD };
-enum http_state { HTTP_ST_QUEUED, HTTP_ST_RUNNING, HTTP_ST_BACKOFF, HTTP_ST_FINISHING };
-enum http_abort { HTTP_ABORT_NONE, HTTP_ABORT_TOO_LARGE, HTTP_ABORT_LOGIN, HTTP_ABORT_IO };
-
-struct http_call {
-    enum http_kind kind;
-    enum http_state state;
-    struct http_call *prev, *next; /* every live call, oldest first: the queue order */
-    int cancelled;                 /* http_cancel() ran: free without calling done */
-    http_done_fn done;
-    void *arg;
-
-    char *name;  /* Web API method, plain HTTP method, or "download" */
-    char *url;   /* download: the current hop */
-    char *token; /* NULL: no Authorization */
-    char *body;
-    size_t body_len;
-    char *content_type;         /* Web API request body type */
-    char *body_file;            /* plain: streamed request body */
-    struct curl_slist *headers; /* plain: the caller's request headers, as "Name: value" */
-    double timeout;
-    int max_retries;
-
-    CURL *easy;
-    struct curl_slist *attempt_headers;
-    FILE *body_fp;
-    char errbuf[CURL_ERROR_SIZE];
-    struct loop_timer *timer;
-
-    double started; /* monotonic, at creation */
-    int attempts, retries, n429, bad_responses;
-
-    /* the current attempt's answer */
-    long status;
-    struct http_header *hdrs;
-    size_t n_hdrs;
-    char *resp;
-    size_t resp_len, resp_cap;
-    enum http_abort abort_reason;
-
-    /* downloads */
-    char *dest;
-    char *tmp;
-    int fd;
-    long long max_bytes;
-    long long written;
-    int hops;
-    int discard; /* redirect or error answer: its body is not the file */
-    int sniffed;
-    EVP_MD_CTX *sha;
-    char sha_hex[65];
-
-    struct http_result res;
-    char code[128], needed[128], provided[128], message[512];
-};
-
-struct http_config {
-    char *api_base;
-    double timeout, connect_timeout, max_retry_time, download_timeout;
-    int max_concurrent, max_retries, download_concurrency;
-    long long download_max_bytes;
-    char **allowed; /* the configured patterns plus the api_base host[:port] */
-    size_t n_allowed;
-};
-
-static int http_up;
-static struct http_config http_cfg;
+int http_up;
+struct http_config http_cfg;
 static struct http_call *http_head, *http_tail;
 static int http_running_req, http_running_dl;
 static struct ratelimit_gates *http_gates;
 static uv_timer_t *http_gate_timer;
 static int http_pumping, http_pump_again;
-
-static void http_pump(void);
-static void http_start_attempt(struct http_call *c);
 
 const char *http_err_code(enum http_err err)
 {
@@ -153,12 +80,12 @@ static double http_random01(void)
     return (double)(r >> 11) / 9007199254740992.0; /* 53 bits -> [0,1) */
 }
 
-static char *http_strdup(const char *s)
+char *http_strdup(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
 
-static char *http_memdup(const char *s, size_t n)
+char *http_memdup(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p) {
@@ -175,7 +102,7 @@ static void http_fmt(char *buf, size_t size, const char *fmt, double v)
     snprintf(buf, size, fmt, v);
 }
 
-static const char *http_header_get(const struct http_call *c, const char *name)
+const char *http_header_get(const struct http_call *c, const char *name)
 {
     for (size_t i = 0; i < c->n_hdrs; i++) {
         if (strcmp(c->hdrs[i].name, name) == 0) {
@@ -185,7 +112,7 @@ static const char *http_header_get(const struct http_call *c, const char *name)
     return NULL;
 }
 
-static void http_headers_clear(struct http_call *c)
+void http_headers_clear(struct http_call *c)
 {
     for (size_t i = 0; i < c->n_hdrs; i++) {
         free((char *)c->hdrs[i].name);
@@ -255,10 +182,14 @@ static int http_config_build(const struct http_settings *s, struct http_config *
     return 0;
 }
 
-static int http_token_allowed(const char *url)
+int http_token_allowed(const char *url)
 {
     char hostport[300];
     if (http_pure_hostport(url, hostport, sizeof hostport) < 0) {
+        return 0;
+    }
+    /* never in clear text when the API itself is https (a redirect that downgrades) */
+    if (strncasecmp(url, "http://", 7) == 0 && strncasecmp(http_cfg.api_base, "https://", 8) == 0) {
         return 0;
     }
     return ratelimit_host_allowed(hostport, (const char *const *)http_cfg.allowed,
@@ -267,7 +198,7 @@ static int http_token_allowed(const char *url)
 
 /* ---- call list and states ---- */
 
-static void http_set_state(struct http_call *c, enum http_state st)
+void http_set_state(struct http_call *c, enum http_state st)
 {
     if (c->state == HTTP_ST_RUNNING) {
         if (c->kind == HTTP_KIND_DOWNLOAD) {
@@ -286,7 +217,7 @@ static void http_set_state(struct http_call *c, enum http_state st)
     c->state = st;
 }
 
-static struct http_call *http_call_new(enum http_kind kind, http_done_fn done, void *arg)
+struct http_call *http_call_new(enum http_kind kind, http_done_fn done, void *arg)
 {
     struct http_call *c = calloc(1, sizeof *c);
     if (!c) {
@@ -308,7 +239,7 @@ static struct http_call *http_call_new(enum http_kind kind, http_done_fn done, v
     return c;
 }
 
-static void http_call_free(struct http_call *c)
+void http_call_free(struct http_call *c)
 {
     if (c->prev) {
         c->prev->next = c->next;
@@ -339,7 +270,7 @@ static void http_call_free(struct http_call *c)
 }
 
 /* Stop whatever the call is doing right now (transfer, backoff timer, open files). */
-static void http_attempt_release(struct http_call *c)
+void http_attempt_release(struct http_call *c)
 {
     if (c->easy) {
         http_multi_remove(c->easy);
@@ -355,19 +286,6 @@ static void http_attempt_release(struct http_call *c)
     if (c->timer) {
         loop_timer_cancel(c->timer);
         c->timer = NULL;
-    }
-}
-
-static void http_download_discard_file(struct http_call *c)
-{
-    if (c->fd >= 0) {
-        close(c->fd);
-        c->fd = -1;
-    }
-    if (c->tmp) {
-        unlink(c->tmp);
-        free(c->tmp);
-        c->tmp = NULL;
     }
 }
 
@@ -395,8 +313,8 @@ static void http_record(struct http_call *c, enum http_err err)
         metrics_counter_add("pmb_api_calls_total", "Web API calls by method and outcome", labels,
                             1);
         log_event(LOG_DEBUG, "api call done", "method", c->name, "outcome", outcome, "error",
-                  c->res.code ? c->res.code : "", "status", status, "attempts", attempts, "ms",
-                  ms, NULL);
+                  c->res.code ? c->res.code : "", "status", status, "attempts", attempts, "ms", ms,
+                  NULL);
     } else {
         char url[512];
         http_pure_redact_url(c->url, url, sizeof url);
@@ -405,14 +323,13 @@ static void http_record(struct http_call *c, enum http_err err)
             metrics_counter_add("pmb_downloads_total", "file downloads by outcome", labels, 1);
         }
         log_event(LOG_DEBUG, c->kind == HTTP_KIND_DOWNLOAD ? "download done" : "request done",
-                  "method", c->name, "url", url, "outcome", outcome, "status", status,
-                  "attempts", attempts, "ms", ms, NULL);
+                  "method", c->name, "url", url, "outcome", outcome, "status", status, "attempts",
+                  attempts, "ms", ms, NULL);
     }
 }
 
 /* Deliver the result (deferred). message may be NULL for success. */
-static void http_finish(struct http_call *c, enum http_err err, const char *code,
-                        const char *message)
+void http_finish(struct http_call *c, enum http_err err, const char *code, const char *message)
 {
     struct http_result *r = &c->res;
     http_attempt_release(c);
@@ -470,11 +387,11 @@ static void http_backoff_fired(void *arg)
 
 /* Retry after a 5xx, a timeout, a connection error or a bad answer, if the budgets allow.
  * 1 = a retry is scheduled; 0 = the caller finishes with the error. */
-static int http_maybe_retry(struct http_call *c, const char *reason)
+int http_maybe_retry(struct http_call *c, const char *reason)
 {
     double now = loop_now_mono();
-    double wait = ratelimit_backoff(c->retries + 1, RATELIMIT_BACKOFF_BASE,
-                                    RATELIMIT_BACKOFF_CAP, http_random01());
+    double wait = ratelimit_backoff(c->retries + 1, RATELIMIT_BACKOFF_BASE, RATELIMIT_BACKOFF_CAP,
+                                    http_random01());
     if (!http_up || !ratelimit_may_retry(c->retries, c->max_retries, c->started, now, wait,
                                          http_cfg.max_retry_time)) {
         return 0;
@@ -507,8 +424,8 @@ static int http_maybe_retry(struct http_call *c, const char *reason)
 }
 
 /* curl's verdict -> our error. *retryable says whether another attempt could help. */
-static enum http_err http_curl_err(struct http_call *c, CURLcode rc, int *retryable,
-                                   char *msg, size_t size)
+enum http_err http_curl_err(struct http_call *c, CURLcode rc, int *retryable, char *msg,
+                            size_t size)
 {
     const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
     *retryable = 0;
@@ -591,8 +508,10 @@ static void http_api_done(struct http_call *c, CURLcode rc)
             http_finish(c, HTTP_ERR_STATUS, NULL, msg);
             return;
         }
-        snprintf(msg, sizeof msg, "the Web API answered HTTP %ld with something that is not a "
-                 "Slack JSON object", c->status);
+        snprintf(msg, sizeof msg,
+                 "the Web API answered HTTP %ld with something that is not a "
+                 "Slack JSON object",
+                 c->status);
         if (c->bad_responses < HTTP_MAX_BAD_RESPONSE_RETRIES) {
             c->bad_responses++;
             if (http_maybe_retry(c, "bad_response")) {
@@ -655,122 +574,6 @@ static void http_plain_done(struct http_call *c, CURLcode rc)
     http_finish(c, HTTP_OK, NULL, NULL); /* any status is an answer */
 }
 
-/* Empty the temp file for another try (retry or next redirect hop). 0 or -1. */
-static int http_download_reset(struct http_call *c)
-{
-    c->written = 0;
-    c->sniffed = 0;
-    if (c->fd >= 0 && (ftruncate(c->fd, 0) < 0 || lseek(c->fd, 0, SEEK_SET) < 0)) {
-        return -1;
-    }
-    return c->sha && EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL) == 1 ? 0 : -1;
-}
-
-static void http_download_complete(struct http_call *c)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    char msg[512];
-    int rc = close(c->fd);
-    c->fd = -1;
-    if (rc < 0 || EVP_DigestFinal_ex(c->sha, md, &md_len) != 1 || md_len != 32) {
-        snprintf(msg, sizeof msg, "could not finish the download file: %s", strerror(errno));
-        http_finish(c, HTTP_ERR_IO, NULL, msg);
-        return;
-    }
-    for (unsigned int i = 0; i < md_len; i++) {
-        snprintf(c->sha_hex + 2 * i, 3, "%02x", md[i]);
-    }
-    if (rename(c->tmp, c->dest) < 0) {
-        snprintf(msg, sizeof msg, "could not rename the download into place: %s",
-                 strerror(errno));
-        http_finish(c, HTTP_ERR_IO, NULL, msg);
-        return;
-    }
-    free(c->tmp);
-    c->tmp = NULL;
-    http_finish(c, HTTP_OK, NULL, NULL);
-}
-
-static void http_download_done(struct http_call *c, CURLcode rc)
-{
-    char msg[512];
-    switch (c->abort_reason) {
-    case HTTP_ABORT_TOO_LARGE:
-        snprintf(msg, sizeof msg, "file larger than the %lld byte cap", c->max_bytes);
-        http_finish(c, HTTP_ERR_TOO_LARGE, NULL, msg);
-        return;
-    case HTTP_ABORT_LOGIN:
-        http_finish(c, HTTP_ERR_LOGIN_PAGE, NULL, HTTP_LOGIN_MESSAGE);
-        return;
-    case HTTP_ABORT_IO:
-        snprintf(msg, sizeof msg, "could not write the download file: %s", strerror(errno));
-        http_finish(c, HTTP_ERR_IO, NULL, msg);
-        return;
-    case HTTP_ABORT_NONE:
-        break;
-    }
-    if (rc != CURLE_OK) {
-        int retryable;
-        enum http_err err = http_curl_err(c, rc, &retryable, msg, sizeof msg);
-        if (err == HTTP_ERR_TIMEOUT) {
-            retryable = 0; /* the per-hop timeout is what is left of download_timeout */
-        }
-        if (retryable && http_download_reset(c) == 0 && http_maybe_retry(c, http_err_code(err))) {
-            return;
-        }
-        http_finish(c, err, NULL, msg);
-        return;
-    }
-    if (c->status >= 300 && c->status <= 399 && c->status != 304) {
-        const char *location = http_header_get(c, "location");
-        if (!location || !*location) {
-            snprintf(msg, sizeof msg, "HTTP %ld without a Location", c->status);
-            http_finish(c, HTTP_ERR_STATUS, NULL, msg);
-            return;
-        }
-        if (++c->hops > HTTP_MAX_HOPS) {
-            snprintf(msg, sizeof msg, "more than %d redirects", HTTP_MAX_HOPS);
-            http_finish(c, HTTP_ERR_REDIRECT_REFUSED, NULL, msg);
-            return;
-        }
-        char *next = http_pure_resolve(c->url, location);
-        if (!next || !http_pure_scheme_ok(next)) {
-            free(next);
-            http_finish(c, HTTP_ERR_REDIRECT_REFUSED, NULL,
-                        "redirect to a URL that is not http(s)");
-            return;
-        }
-        char from[512], to[512];
-        log_event(LOG_DEBUG, "download redirected", "from",
-                  http_pure_redact_url(c->url, from, sizeof from), "to",
-                  http_pure_redact_url(next, to, sizeof to), NULL);
-        free(c->url);
-        c->url = next;
-        if (http_download_reset(c) < 0) {
-            http_finish(c, HTTP_ERR_IO, NULL, "could not reset the download file");
-            return;
-        }
-        http_attempt_release(c);
-        http_start_attempt(c); /* keeps its download slot */
-        return;
-    }
-    if (c->status >= 500) {
-        snprintf(msg, sizeof msg, "HTTP %ld", c->status);
-        if (http_download_reset(c) == 0 && http_maybe_retry(c, msg)) {
-            return;
-        }
-        http_finish(c, HTTP_ERR_STATUS, NULL, msg);
-        return;
-    }
-    if (c->status < 200 || c->status > 299) {
-        snprintf(msg, sizeof msg, "HTTP %ld", c->status);
-        http_finish(c, HTTP_ERR_STATUS, NULL, msg);
-        return;
-    }
-    http_download_complete(c);
-}
-
 static void http_transfer_done(CURL *easy, CURLcode rc)
 {
     struct http_call *c = NULL;
@@ -796,365 +599,7 @@ static void http_transfer_done(CURL *easy, CURLcode rc)
 
 /* ---- curl callbacks: record only ---- */
 
-static int http_download_headers_end(struct http_call *c)
-{
-    if (c->status < 200 || c->status > 299) {
-        c->discard = 1;
-        return 0;
-    }
-    c->discard = 0;
-    const char *ct = http_header_get(c, "content-type");
-    if (http_pure_is_login_page(c->status, ct, "", 0)) {
-        c->abort_reason = HTTP_ABORT_LOGIN;
-        return -1;
-    }
-    const char *cl = http_header_get(c, "content-length");
-    if (cl) {
-        char *end;
-        long long n = strtoll(cl, &end, 10);
-        if (end != cl && n > c->max_bytes) {
-            c->abort_reason = HTTP_ABORT_TOO_LARGE;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static size_t http_header_cb(char *buf, size_t size, size_t nitems, void *ud)
-{
-    struct http_call *c = ud;
-    size_t len = size * nitems;
-    long status = http_pure_status_line(buf, len);
-    if (status >= 0) {
-        /* a new answer (after 100 Continue, or each attempt): forget the last headers */
-        http_headers_clear(c);
-        c->status = status;
-        return len;
-    }
-    if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
-        if (c->kind == HTTP_KIND_DOWNLOAD && c->status >= 200 &&
-            http_download_headers_end(c) < 0) {
-            return 0;
-        }
-        return len;
-    }
-    if (c->n_hdrs >= HTTP_MAX_HEADERS) {
-        return len;
-    }
-    char *name, *value;
-    if (http_pure_header_line(buf, len, &name, &value) < 0) {
-        return len; /* folded or odd line: ignore */
-    }
-    struct http_header *v = realloc(c->hdrs, (c->n_hdrs + 1) * sizeof *v);
-    if (!v) {
-        free(name);
-        free(value);
-        return 0;
-    }
-    c->hdrs = v;
-    c->hdrs[c->n_hdrs].name = name;
-    c->hdrs[c->n_hdrs].value = value;
-    c->n_hdrs++;
-    return len;
-}
-
-static size_t http_body_cb(char *buf, size_t size, size_t nitems, void *ud)
-{
-    struct http_call *c = ud;
-    size_t len = size * nitems;
-    if ((long long)(c->resp_len + len) > HTTP_MAX_BODY) {
-        c->abort_reason = HTTP_ABORT_TOO_LARGE;
-        return 0;
-    }
-    if (c->resp_len + len + 1 > c->resp_cap) {
-        size_t cap = c->resp_cap ? c->resp_cap : 4096;
-        while (cap < c->resp_len + len + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(c->resp, cap);
-        if (!p) {
-            return 0;
-        }
-        c->resp = p;
-        c->resp_cap = cap;
-    }
-    memcpy(c->resp + c->resp_len, buf, len);
-    c->resp_len += len;
-    c->resp[c->resp_len] = '\0';
-    return len;
-}
-
-static size_t http_file_cb(char *buf, size_t size, size_t nitems, void *ud)
-{
-    struct http_call *c = ud;
-    size_t len = size * nitems;
-    if (c->discard) {
-        return len; /* a redirect's or an error's body */
-    }
-    if (!c->sniffed) {
-        c->sniffed = 1;
-        if (http_pure_is_login_page(c->status, http_header_get(c, "content-type"), buf, len)) {
-            c->abort_reason = HTTP_ABORT_LOGIN;
-            return 0;
-        }
-    }
-    if (c->written + (long long)len > c->max_bytes) {
-        c->abort_reason = HTTP_ABORT_TOO_LARGE;
-        return 0;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(c->fd, buf + off, len - off);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            c->abort_reason = HTTP_ABORT_IO;
-            return 0;
-        }
-        off += (size_t)n;
-    }
-    EVP_DigestUpdate(c->sha, buf, len);
-    c->written += (long long)len;
-    return len;
-}
-
-static size_t http_read_cb(char *buf, size_t size, size_t nitems, void *ud)
-{
-    struct http_call *c = ud;
-    size_t n = fread(buf, 1, size * nitems, c->body_fp);
-    if (n == 0 && ferror(c->body_fp)) {
-        return CURL_READFUNC_ABORT;
-    }
-    return n;
-}
-
 /* ---- starting an attempt ---- */
-
-static int http_add_header(struct curl_slist **list, const char *name, const char *value)
-{
-    char line[8192];
-    int n = snprintf(line, sizeof line, *value ? "%s: %s" : "%s;", name, value);
-    if (n < 0 || (size_t)n >= sizeof line) {
-        return -1;
-    }
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (!l) {
-        return -1;
-    }
-    *list = l;
-    return 0;
-}
-
-static int http_plain_has_header(const struct http_call *c, const char *name)
-{
-    size_t n = strlen(name);
-    for (const struct curl_slist *l = c->headers; l; l = l->next) {
-        if (strncasecmp(l->data, name, n) == 0 && (l->data[n] == ':' || l->data[n] == ';')) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int http_setup_plain(struct http_call *c, CURL *e)
-{
-    struct curl_slist *h = NULL;
-    for (const struct curl_slist *l = c->headers; l; l = l->next) {
-        struct curl_slist *n = curl_slist_append(h, l->data);
-        if (!n) {
-            curl_slist_free_all(h);
-            return -1;
-        }
-        h = n;
-    }
-    c->attempt_headers = h;
-    int is_post = strcmp(c->name, "POST") == 0;
-    if (c->body_file) {
-        struct stat st;
-        c->body_fp = fopen(c->body_file, "rb");
-        if (!c->body_fp || fstat(fileno(c->body_fp), &st) < 0) {
-            return -2;
-        }
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, http_read_cb);
-        curl_easy_setopt(e, CURLOPT_READDATA, c);
-        if (is_post) {
-            curl_easy_setopt(e, CURLOPT_POST, 1L);
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)st.st_size);
-        } else {
-            curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-            curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->name);
-        }
-        if (!http_plain_has_header(c, "content-type") &&
-            http_add_header(&c->attempt_headers, "Content-Type", "application/octet-stream") < 0) {
-            return -1;
-        }
-        if (http_add_header(&c->attempt_headers, "Expect", "") < 0) {
-            return -1;
-        }
-    } else if (c->body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-        if (!is_post) {
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->name);
-        }
-        if (http_add_header(&c->attempt_headers, "Expect", "") < 0) {
-            return -1;
-        }
-    } else if (strcmp(c->name, "GET") == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(c->name, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else if (is_post) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-    } else {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->name);
-    }
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_body_cb);
-    return 0;
-}
-
-static int http_setup_api(struct http_call *c, CURL *e)
-{
-    char auth[1024];
-    if (c->token) {
-        if (snprintf(auth, sizeof auth, "Bearer %s", c->token) >= (int)sizeof auth ||
-            http_add_header(&c->attempt_headers, "Authorization", auth) < 0) {
-            return -1;
-        }
-        memset(auth, 0, sizeof auth);
-    }
-    if (http_add_header(&c->attempt_headers, "Content-Type", c->content_type) < 0 ||
-        http_add_header(&c->attempt_headers, "Expect", "") < 0) {
-        return -1;
-    }
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_body_cb);
-    return 0;
-}
-
-static int http_setup_download(struct http_call *c, CURL *e)
-{
-    char auth[1024];
-    if (c->fd < 0) {
-        unsigned char rnd[6];
-        char suffix[16];
-        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-            uint64_t t = uv_hrtime();
-            memcpy(rnd, &t, sizeof rnd);
-        }
-        snprintf(suffix, sizeof suffix, "%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-                 rnd[3], rnd[4], rnd[5]);
-        size_t n = strlen(c->dest) + sizeof ".part-" + strlen(suffix);
-        c->tmp = malloc(n);
-        if (!c->tmp) {
-            return -1;
-        }
-        snprintf(c->tmp, n, "%s.part-%s", c->dest, suffix);
-        c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (c->fd < 0) {
-            free(c->tmp);
-            c->tmp = NULL;
-            return -2;
-        }
-        c->sha = EVP_MD_CTX_new();
-        if (!c->sha || EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL) != 1) {
-            return -1;
-        }
-    }
-    c->discard = 0;
-    if (c->token && http_token_allowed(c->url)) {
-        if (snprintf(auth, sizeof auth, "Bearer %s", c->token) >= (int)sizeof auth ||
-            http_add_header(&c->attempt_headers, "Authorization", auth) < 0) {
-            return -1;
-        }
-        memset(auth, 0, sizeof auth);
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_file_cb);
-    return 0;
-}
-
-/* Build and add the easy handle for the next attempt. On failure the call is finished. */
-static void http_start_attempt(struct http_call *c)
-{
-    CURL *e = curl_easy_init();
-    int rc;
-    double timeout = c->timeout;
-    char msg[300];
-
-    if (c->kind == HTTP_KIND_DOWNLOAD) {
-        timeout = c->started + http_cfg.download_timeout - loop_now_mono();
-        if (timeout <= 0.001) {
-            if (e) {
-                curl_easy_cleanup(e);
-            }
-            http_set_state(c, HTTP_ST_RUNNING);
-            http_finish(c, HTTP_ERR_TIMEOUT, NULL, "download took longer than its timeout");
-            return;
-        }
-    }
-    http_set_state(c, HTTP_ST_RUNNING);
-    if (!e) {
-        http_finish(c, HTTP_ERR_IO, NULL, "out of memory");
-        return;
-    }
-    c->easy = e;
-    c->attempts++;
-    c->status = 0;
-    c->abort_reason = HTTP_ABORT_NONE;
-    c->errbuf[0] = '\0';
-    c->resp_len = 0;
-    if (c->resp) {
-        c->resp[0] = '\0';
-    }
-    http_headers_clear(c);
-
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "postmortembot/" PMB_VERSION);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(http_cfg.connect_timeout * 1000));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-
-    switch (c->kind) {
-    case HTTP_KIND_API:
-        rc = http_setup_api(c, e);
-        break;
-    case HTTP_KIND_PLAIN:
-        rc = http_setup_plain(c, e);
-        break;
-    default:
-        rc = http_setup_download(c, e);
-        break;
-    }
-    if (rc == -2) {
-        snprintf(msg, sizeof msg, "could not open %s: %s",
-                 c->kind == HTTP_KIND_DOWNLOAD ? "the download file" : "the body file",
-                 strerror(errno));
-        http_finish(c, HTTP_ERR_IO, NULL, msg);
-        return;
-    }
-    if (rc < 0) {
-        http_finish(c, HTTP_ERR_IO, NULL, "could not prepare the request");
-        return;
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->attempt_headers);
-    if (http_multi_add(e) < 0) {
-        http_finish(c, HTTP_ERR_IO, NULL, "curl refused the request");
-    }
-}
 
 /* ---- the queue ---- */
 
@@ -1167,7 +612,8 @@ static void http_gate_timer_cb(uv_timer_t *t)
 static int http_method_running(const char *method)
 {
     for (struct http_call *c = http_head; c; c = c->next) {
-        if (c->kind == HTTP_KIND_API && c->state == HTTP_ST_RUNNING && strcmp(c->name, method) == 0) {
+        if (c->kind == HTTP_KIND_API && c->state == HTTP_ST_RUNNING &&
+            strcmp(c->name, method) == 0) {
             return 1;
         }
     }
@@ -1176,7 +622,7 @@ static int http_method_running(const char *method)
 
 /* Start every queued call that has a free slot and an open gate; wake up when the next gate
  * opens. Re-entrant calls (a start that fails at once finishes, which pumps) are folded. */
-static void http_pump(void)
+void http_pump(void)
 {
     if (!http_up) {
         return;
@@ -1264,7 +710,7 @@ int http_init(const struct http_settings *s)
 int http_configure(const struct http_settings *s)
 {
     struct http_config cfg;
-    if (http_config_build(s, &cfg) < 0) {
+    if (!http_up || http_config_build(s, &cfg) < 0) {
         return -1;
     }
     http_config_free(&http_cfg);
@@ -1310,8 +756,8 @@ int http_in_flight(void)
     return n;
 }
 
-struct http_call *http_api(const char *method, const char *token, const char *body,
-                           size_t body_len, const char *content_type, http_done_fn done, void *arg)
+struct http_call *http_api(const char *method, const char *token, const char *body, size_t body_len,
+                           const char *content_type, http_done_fn done, void *arg)
 {
     if (!http_up || !http_pure_valid_method(method)) {
         return NULL;
@@ -1381,33 +827,6 @@ struct http_call *http_request(const struct http_plain_req *req, http_done_fn do
     }
     c->timeout = req->timeout > 0 ? req->timeout : http_cfg.timeout;
     c->max_retries = req->retries > 0 ? req->retries : 0;
-    http_pump();
-    return c;
-}
-
-struct http_call *http_download(const char *url, const char *token, const char *dest_path,
-                                long long max_bytes, http_done_fn done, void *arg)
-{
-    if (!http_up || !url || !http_pure_scheme_ok(url) || !dest_path || !*dest_path) {
-        return NULL;
-    }
-    struct http_call *c = http_call_new(HTTP_KIND_DOWNLOAD, done, arg);
-    if (!c) {
-        return NULL;
-    }
-    c->name = strdup("GET");
-    c->url = strdup(url);
-    c->token = token && *token ? strdup(token) : NULL; /* "" = no token */
-    c->dest = strdup(dest_path);
-    if (!c->name || !c->url || (token && *token && !c->token) || !c->dest) {
-        http_call_free(c);
-        return NULL;
-    }
-    c->max_bytes = max_bytes > 0 && max_bytes < http_cfg.download_max_bytes
-                       ? max_bytes
-                       : http_cfg.download_max_bytes;
-    c->timeout = http_cfg.download_timeout;
-    c->max_retries = http_cfg.max_retries;
     http_pump();
     return c;
 }

@@ -84,8 +84,7 @@ static void http_multi_sock_close(struct http_sock *s)
     uv_close((uv_handle_t *)&s->poll, http_multi_sock_closed);
 }
 
-static int http_multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-                                void *socketp)
+static int http_multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     struct http_sock *s = socketp;
     int events = 0;

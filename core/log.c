@@ -55,6 +55,15 @@ void log_add_secret(const char *secret)
     }
 }
 
+void log_shutdown(void)
+{
+    for (size_t i = 0; i < log_secrets_n; i++) {
+        free(log_secrets[i]);
+        log_secrets[i] = NULL;
+    }
+    log_secrets_n = 0;
+}
+
 void log_set_sink(void (*sink)(const char *line, size_t len, void *arg), void *arg)
 {
     log_sink = sink;

@@ -26,6 +26,9 @@ void log_eventv(enum log_level level, const char *msg, const char *const *keys,
  * token replaced by "xoxb-***" style markers. Returns the length written. Pure; unit-tested. */
 size_t log_redact(const char *in, size_t in_len, char *out, size_t out_size);
 
+/* Forget the secrets (at exit). */
+void log_shutdown(void);
+
 /* Test hook: direct output to a buffer callback instead of stderr (NULL restores stderr). */
 void log_set_sink(void (*sink)(const char *line, size_t len, void *arg), void *arg);
 

@@ -280,6 +280,7 @@ static int main_run(const char *config_path)
     main_auth_test();
     loop_run();
     main_finish_loop();
+    log_shutdown();
     return main_exit_code;
 }
 

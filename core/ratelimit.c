@@ -19,8 +19,8 @@ double ratelimit_retry_after(const char *value, double now_wall)
         value++;
     }
     size_t len = strlen(value);
-    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t' ||
-                       value[len - 1] == '\r' || value[len - 1] == '\n')) {
+    while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t' || value[len - 1] == '\r' ||
+                       value[len - 1] == '\n')) {
         len--;
     }
     if (len == 0) {
@@ -85,8 +85,8 @@ double ratelimit_backoff(int retry, double base, double cap, double rnd01)
     return ceiling * rnd01;
 }
 
-int ratelimit_may_retry(int retries_done, int max_retries, double started, double now,
-                        double wait, double max_retry_time)
+int ratelimit_may_retry(int retries_done, int max_retries, double started, double now, double wait,
+                        double max_retry_time)
 {
     if (retries_done >= max_retries) {
         return 0;
@@ -202,8 +202,7 @@ static void ratelimit_split(const char *s, size_t *host_len, const char **port)
     }
 }
 
-static int ratelimit_host_match(const char *host, size_t host_len, const char *pat,
-                                size_t pat_len)
+static int ratelimit_host_match(const char *host, size_t host_len, const char *pat, size_t pat_len)
 {
     if (pat_len >= 2 && pat[0] == '*' && pat[1] == '.') {
         /* "*.slack.com": host must end in ".slack.com" and have something before it */

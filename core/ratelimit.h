@@ -31,8 +31,8 @@ double ratelimit_backoff(int retry, double base, double cap, double rnd01);
 
 /* May another retry start? retries_done so far vs max_retries, and the retry would start at
  * (now + wait) which must stay within started + max_retry_time. 1 = yes. */
-int ratelimit_may_retry(int retries_done, int max_retries, double started, double now,
-                        double wait, double max_retry_time);
+int ratelimit_may_retry(int retries_done, int max_retries, double started, double now, double wait,
+                        double max_retry_time);
 
 /* Per-method gates. A gate closes until a monotonic time; open_at tells when a method may go. */
 struct ratelimit_gates;

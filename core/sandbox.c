@@ -15,10 +15,10 @@
 #define SANDBOX_LOADED "pmb.loaded"
 
 static const char *const sandbox_base_allowed[] = {
-    "assert",       "error",        "ipairs",   "next",   "pairs",    "pcall",
-    "xpcall",       "rawequal",     "rawget",   "rawlen", "rawset",   "select",
+    "assert",       "error",        "ipairs",   "next",     "pairs",  "pcall",
+    "xpcall",       "rawequal",     "rawget",   "rawlen",   "rawset", "select",
     "setmetatable", "getmetatable", "tonumber", "tostring", "type",   "_G",
-    "_VERSION",     "string",       "table",    "math",   "utf8",     "coroutine",
+    "_VERSION",     "string",       "table",    "math",     "utf8",   "coroutine",
     "os",           "debug",        NULL};
 
 void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname)
@@ -53,8 +53,8 @@ static int sandbox_valid_module_name(const char *name)
         return 0;
     }
     for (const char *p = name; *p; p++) {
-        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                 (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '_' || *p == '-' || *p == '.';
         if (!ok || (p[0] == '.' && p[1] == '.')) {
             return 0;
         }
@@ -72,7 +72,7 @@ int sandbox_require(lua_State *L)
 
     lua_settop(L, 1);
     lua_getfield(L, LUA_REGISTRYINDEX, SANDBOX_LOADED); /* stack: name loaded */
-    lua_getfield(L, 2, name);                            /* stack: name loaded mod */
+    lua_getfield(L, 2, name);                           /* stack: name loaded mod */
     if (!lua_isnil(L, -1)) {
         return 1;
     }
@@ -136,8 +136,8 @@ static int sandbox_print(lua_State *L)
 
 static void sandbox_keep_only(lua_State *L, const char *lib, const char *const *keep)
 {
-    lua_getglobal(L, lib);           /* stack: lib */
-    lua_newtable(L);                 /* stack: lib new */
+    lua_getglobal(L, lib); /* stack: lib */
+    lua_newtable(L);       /* stack: lib new */
     for (size_t i = 0; keep[i]; i++) {
         lua_getfield(L, -2, keep[i]);
         lua_setfield(L, -2, keep[i]);
@@ -148,10 +148,14 @@ static void sandbox_keep_only(lua_State *L, const char *lib, const char *const *
 
 int sandbox_open(lua_State *L)
 {
-    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},        {LUA_COLIBNAME, luaopen_coroutine},
-                                    {LUA_TABLIBNAME, luaopen_table},  {LUA_OSLIBNAME, luaopen_os},
-                                    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
-                                    {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_DBLIBNAME, luaopen_debug},
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                    {LUA_COLIBNAME, luaopen_coroutine},
+                                    {LUA_TABLIBNAME, luaopen_table},
+                                    {LUA_OSLIBNAME, luaopen_os},
+                                    {LUA_STRLIBNAME, luaopen_string},
+                                    {LUA_MATHLIBNAME, luaopen_math},
+                                    {LUA_UTF8LIBNAME, luaopen_utf8},
+                                    {LUA_DBLIBNAME, luaopen_debug},
                                     {NULL, NULL}};
     static const char *const os_keep[] = {"time", "clock", "date", "difftime", NULL};
     static const char *const debug_keep[] = {"traceback", NULL};

@@ -2,7 +2,7 @@
  * of every envelope written in C on receipt, dedupe of redeliveries (dedupe.c), make-before-break
  * on `disconnect`, reconnect with backoff and jitter, pings and a no-frame watchdog, malformed
  * frames logged and skipped. main.c starts and stops it; each new envelope goes to the callback
- * (the Lua host) through loop_defer, after its ack was queued. */
+ * (the Lua host) from a loop_defer'd task once the queued acks have been written. */
 #include "socketmode.h"
 
 #include <stdio.h>
@@ -408,6 +408,9 @@ static void sm_on_hello(struct sm_conn *c, struct json_doc *doc)
         n = 0;
     }
     snprintf(num, sizeof num, "%.0f", n);
+    if (c->retiring) {
+        return; /* a late hello on a connection we are already closing changes nothing */
+    }
     c->hello = 1;
     sm.attempt = 0;
     sm.link_disabled = 0;

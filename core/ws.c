@@ -585,10 +585,18 @@ static void ws_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         ws_fail(c, msg);
         return;
     }
-    if (res->ai_family == AF_INET6) {
-        rc = uv_ip6_name((const struct sockaddr_in6 *)res->ai_addr, ip, sizeof ip);
+    /* prefer IPv4: "localhost" may list ::1 first where only 127.0.0.1 listens */
+    struct addrinfo *pick = res;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+            break;
+        }
+    }
+    if (pick->ai_family == AF_INET6) {
+        rc = uv_ip6_name((const struct sockaddr_in6 *)pick->ai_addr, ip, sizeof ip);
     } else {
-        rc = uv_ip4_name((const struct sockaddr_in *)res->ai_addr, ip, sizeof ip);
+        rc = uv_ip4_name((const struct sockaddr_in *)pick->ai_addr, ip, sizeof ip);
     }
     uv_freeaddrinfo(res);
     if (rc != 0) {

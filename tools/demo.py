@@ -59,7 +59,7 @@ def main():
     procs = []
     try:
         fake = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "fakeslack", "fakeslack.py"),
-                                 "--fixture", FIXTURE], stdout=subprocess.PIPE, text=True)
+                                 "--fixture", FIXTURE, "--bot-user-id", "U0PMBOT", "--bot-id", "B0PMBOT"], stdout=subprocess.PIPE, text=True)
         procs.append(fake)
         info = json.loads(fake.stdout.readline())
         print(f"demo: fake Slack on {info['base_url']} with the thread {info['channel']}/{info['thread_ts']}")

@@ -19,6 +19,10 @@ end
 
 local function run(ctx, args)
   local text_raw = trim(args)
+  if ctx.thread_ts == ctx.ts then
+    ctx.reply("`incident resolve` works inside the incident's thread: type it there as a reply.")
+    return
+  end
   local allowed, why = permissions.may_broadcast(ctx.user, ctx.config)
   if not allowed then
     ctx.log("info", "incident resolve refused", { user = ctx.user, reason = why })

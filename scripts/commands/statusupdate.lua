@@ -2,12 +2,11 @@
 -- (status.channels, status.webhooks), then answers in the thread with ONE reply listing each
 -- destination with ok or the error, and records the update in the thread's incident record.
 -- To change the message, edit templates/statusupdate.*.mustache; to change where it goes, the
--- config. Calls lib/permissions.lua, lib/broadcast.lua, lib/incidents.lua.
+-- config. Calls lib/permissions.lua, lib/broadcast.lua, lib/incidents.lua and host.
 local host = require "host"
 local permissions = require "lib.permissions"
 local broadcast = require "lib.broadcast"
 local incidents = require "lib.incidents"
-local slackfmt = require "lib.slackfmt"
 
 local statusupdate = {}
 
@@ -44,8 +43,12 @@ function statusupdate.run(ctx, args)
   end
 
   local record = incidents.load(ctx.channel, ctx.thread_ts)
-  local title = record and record.title or broadcast.thread_title(ctx.channel, ctx.thread_ts)
-    or "Status update"
+  local in_thread = ctx.thread_ts ~= ctx.ts
+  -- The title: the incident's, else the first line of the thread's parent, else none (typed
+  -- outside a thread, the "parent" is this very command).
+  local title = record and record.title
+    or (in_thread and broadcast.thread_title(ctx.channel, ctx.thread_ts))
+    or ""
   local at = host.now()
   local results, view = broadcast.send(ctx.config, {
     kind = "status",
@@ -53,7 +56,7 @@ function statusupdate.run(ctx, args)
     text = text,
     user = ctx.user,
     at = at,
-    thread_url = broadcast.thread_url(ctx.bot, ctx.channel, ctx.thread_ts),
+    thread_url = in_thread and broadcast.thread_url(ctx.bot, ctx.channel, ctx.thread_ts) or nil,
   })
 
   if record then

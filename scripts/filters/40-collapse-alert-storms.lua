@@ -13,7 +13,8 @@ end
 local function alert_key(entry)
   local m = entry.raw or {}
   if not (entry.author and entry.author.is_bot) then return nil end
-  local a = type(m.attachments) == "table" and m.attachments[1] or {}
+  local a = type(m.attachments) == "table" and m.attachments[1]
+  if type(a) ~= "table" then a = {} end
   local what = first_line(a.title) or first_line(a.text) or first_line(a.fallback) or first_line(m.text)
   if not what then return nil end
   return tostring(m.bot_id or entry.author.id) .. "\n" .. what

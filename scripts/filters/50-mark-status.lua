@@ -21,19 +21,20 @@ local function command_text(text, bot_user_id)
   return rest:lower()
 end
 
--- Lua patterns matching each phrase as whole words, case-insensitively (on lowercased text).
+-- Each phrase lowercased, with a Lua pattern matching it as whole words only.
 local function phrase_patterns(phrases)
   local out = {}
   for i, phrase in ipairs(phrases or {}) do
-    local escaped = tostring(phrase):lower():gsub("%p", "%%%0")
-    out[i] = "%f[%w]" .. escaped .. "%f[%W]"
+    local plain = tostring(phrase):lower()
+    local escaped = plain:gsub("%p", "%%%0")
+    out[i] = { plain = plain, pattern = "%f[%w]" .. escaped .. "%f[%W]" }
   end
   return out
 end
 
 local function has_phrase(lower_text, patterns)
   for _, p in ipairs(patterns) do
-    if lower_text:find(p) then return true end
+    if lower_text:find(p.plain, 1, true) and lower_text:find(p.pattern) then return true end
   end
   return false
 end
@@ -56,7 +57,7 @@ return {
         mark(entry, "resolution", "incident resolve")
       end
       for _, r in ipairs(type(m.reactions) == "table" and m.reactions or {}) do
-        if r.name == reaction then mark(entry, "resolution", "reaction") end
+        if type(r) == "table" and r.name == reaction then mark(entry, "resolution", "reaction") end
       end
       if not (entry.author and entry.author.is_bot) and text ~= "" then
         local lower = text:lower()

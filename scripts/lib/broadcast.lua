@@ -109,7 +109,8 @@ function broadcast.view(update)
     is_started = kind == "started",
     is_resolved = kind == "resolved",
     headline = HEADLINES[kind] or "Update",
-    title = update.title or "",
+    title = update.title or "",  -- "" when the update belongs to no titled thread
+    has_title = (update.title or "") ~= "",
     text = text_plain,
     text_slack = update.text or "",
     has_text = text_plain ~= "",
@@ -136,8 +137,13 @@ local function send_to_channel(channel, text)
   return { kind = "channel", name = channel, ok = true, ts = res.ts }
 end
 
-local function send_to_webhook(hook, view)
-  local name = hook.name or hook.url or "webhook"
+-- A webhook's label in replies and logs: its name, never its URL (which may carry a secret).
+local function hook_name(hook, index)
+  return hook.name or ("webhook " .. index)
+end
+
+local function send_to_webhook(hook, index, view)
+  local name = hook_name(hook, index)
   local result = { kind = "webhook", name = name, ok = false }
   if type(hook.url) ~= "string" or hook.url == "" then
     result.error = "no url configured"
@@ -210,9 +216,9 @@ function broadcast.send(config, update)
       end
     end
   end
-  for _, hook in ipairs(type(status.webhooks) == "table" and status.webhooks or {}) do
-    labels[#labels + 1] = { kind = "webhook", name = hook.name or hook.url or "webhook" }
-    tasks[#tasks + 1] = function() return send_to_webhook(hook, view) end
+  for index, hook in ipairs(type(status.webhooks) == "table" and status.webhooks or {}) do
+    labels[#labels + 1] = { kind = "webhook", name = hook_name(hook, index) }
+    tasks[#tasks + 1] = function() return send_to_webhook(hook, index, view) end
   end
 
   if #tasks == 0 then

@@ -41,6 +41,8 @@ end
 
 -- The resolution: the incident record, then an `incident resolve` command, then a reaction,
 -- then a phrase; within one source, the first marked message.
+local SOURCES = { "incident resolve", "reaction", "phrase" }
+
 local function resolution_of(entries, zone, incident, opts)
   if incident and (incident.resolution_ts or incident.resolved_at) then
     local e = incident.resolution_ts and first_where(entries, function(x) return x.ts == incident.resolution_ts end)
@@ -57,14 +59,17 @@ local function resolution_of(entries, zone, incident, opts)
       }
     end
   end
-  for _, source in ipairs({ "incident resolve", "reaction", "phrase" }) do
-    local e = first_where(entries, function(x)
-      return x.marks and x.marks.resolution and x.marks.sources and x.marks.sources.resolution == source
-    end)
+  local first_by_source = {}
+  for _, x in ipairs(entries) do
+    if x.marks and x.marks.resolution then
+      local source = x.marks.sources and x.marks.sources.resolution or "phrase"
+      first_by_source[source] = first_by_source[source] or x
+    end
+  end
+  for _, source in ipairs(SOURCES) do
+    local e = first_by_source[source]
     if e then return point(e, zone, { source = source }) end
   end
-  local e = first_where(entries, function(x) return x.marks and x.marks.resolution end)
-  if e then return point(e, zone, { source = "phrase" }) end
   return nil
 end
 

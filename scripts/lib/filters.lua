@@ -112,9 +112,11 @@ function filters.run(entries, rules, base_env)
     local first_group = #dropped + 1
     local groups = {}      -- reason -> group in `dropped`
     local recorded = {}    -- entry -> true, for entries this rule accounted for
+    local n_recorded = 0
     local function record(entry, reason)
       if recorded[entry] then return end
       recorded[entry] = true
+      n_recorded = n_recorded + 1
       reason = (type(reason) == "string" and reason ~= "") and reason or rule.description
       local g = groups[reason]
       if not g then
@@ -153,10 +155,14 @@ function filters.run(entries, rules, base_env)
       for i = #dropped, first_group, -1 do dropped[i] = nil end
       dropped[#dropped + 1] = { rule = rule.name, reason = "rule failed and was skipped: " .. why, items = {} }
     else
-      local still = {}
-      for _, e in ipairs(result) do still[e] = true end
-      for _, e in ipairs(current) do
-        if not still[e] then record(e, nil) end
+      -- every entry either returned or recorded: nothing left to find (the usual case, and
+      -- the cheap one on big threads)
+      if #result + n_recorded ~= #current then
+        local still = {}
+        for _, e in ipairs(result) do still[e] = true end
+        for _, e in ipairs(current) do
+          if not still[e] then record(e, nil) end
+        end
       end
       current = result
     end

@@ -203,6 +203,7 @@ function router.run(cmd, ctx, args)
     error = tostring(e),
     traceback = type(err) == "table" and err.traceback or nil,
   })
+  host.task_reply_to(ctx.channel, ctx.thread_ts, cmd.name, "failed") -- counted as an error
   ctx.reply(":x: `" .. cmd.name .. "` failed: " .. short_error(e))
   return false, e
 end

@@ -93,6 +93,22 @@ function slack.permalink(channel, ts, thread_ts, base_url)
   return link
 end
 
+-- A function ts -> permalink for many messages of one thread (the timeline's entries): the same
+-- link as slack.permalink, with the constant parts joined once. nil when no workspace URL is known.
+function slack.permalink_builder(channel, thread_ts, base_url)
+  if not base_url then
+    local bot = host.bot()
+    base_url = bot and bot.url
+  end
+  if not nonempty(base_url) or not channel then return nil end
+  if base_url:sub(-1) ~= "/" then base_url = base_url .. "/" end
+  local head = base_url .. "archives/" .. channel .. "/p"
+  local tail = thread_ts and ("?thread_ts=" .. thread_ts .. "&cid=" .. channel) or ""
+  return function(ts)
+    return head .. (tsutil.digits(ts) or ts) .. tail
+  end
+end
+
 -- The full file object for a stub (Slack Connect files come as mode=file_access,
 -- file_access=check_file_info). Returns file or nil, err.
 function slack.file_info(file_id)

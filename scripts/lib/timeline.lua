@@ -107,8 +107,15 @@ function timeline.ids_to_name(messages)
     else
       add(m.user)
     end
-    for _, text in ipairs({ m.text, type(m.attachments) == "table" and m.attachments[1] and m.attachments[1].text }) do
-      if type(text) == "string" then
+    local texts = { m.text }
+    for _, a in ipairs(list(m.attachments)) do
+      if type(a) == "table" then
+        texts[#texts + 1] = a.text
+        texts[#texts + 1] = a.pretext
+      end
+    end
+    for _, text in ipairs(texts) do
+      if type(text) == "string" and text:find("<@", 1, true) then
         for id in text:gmatch("<@([%w]+)") do add(id) end
       end
     end
@@ -140,10 +147,10 @@ end
 
 ---------------------------------------------------------------------------- one entry
 
-local function make_resolver(book, zone)
+local function make_resolver(book, zone, channel, channel_name)
   return {
     user = function(id) return book[id] and book[id].name or nil end,
-    channel = function() return nil end,
+    channel = function(id) return (id == channel and channel_name) or nil end,
     usergroup = function() return nil end,
     date = function(ts)
       local ok, s = pcall(host.format_time, ts, zone, "%Y-%m-%d %H:%M %Z")
@@ -152,16 +159,18 @@ local function make_resolver(book, zone)
   }
 end
 
+local function convert(m, resolve)
+  if richtext then
+    local block = richtext.find_block(m)
+    if block then return richtext.to_markdown(block, resolve) end
+  end
+  return mrkdwn.to_markdown(m.text, resolve)
+end
+
 -- Markdown of a message's text: its rich_text block when there is one, else its mrkdwn text.
 -- A converter failure shows the text escaped rather than losing the message.
 local function text_markdown(m, resolve)
-  local ok, md = pcall(function()
-    if richtext then
-      local block = richtext.find_block(m)
-      if block then return richtext.to_markdown(block, resolve) end
-    end
-    return mrkdwn.to_markdown(m.text, resolve)
-  end)
+  local ok, md = pcall(convert, m, resolve)
   if ok and type(md) == "string" then return md end
   host.log("warn", "text conversion failed, showing escaped text", { ts = m.ts, error = tostring(md) })
   return markdown.escape(type(m.text) == "string" and m.text or "")
@@ -197,43 +206,51 @@ local function attachment_of(a, resolve)
   }
 end
 
+-- files, attachments and reactions are set only when the message has some (hot path: most
+-- messages have none).
 local function entry_of(m, env)
-  local labels = timefmt.labels(m.ts, env.zone)
+  local clock, date = timefmt.clock_and_date(m.ts, env.zone)
   local e = {
     ts = m.ts,
     time = tsutil.to_number(m.ts),
-    time_label = labels.clock,
+    time_label = clock,
     author = author_of(m, env.book),
     text_md = text_markdown(m, env.resolve),
-    permalink = slack.permalink(env.channel, m.ts, env.thread_ts, env.base_url),
+    permalink = env.permalink and env.permalink(m.ts),
     subtype = str(m.subtype),
-    files = {},
-    attachments = {},
     marks = {},
-    reactions = {},
     raw = m,
   }
-  env.day_of[e] = labels.date
+  env.day_of[e] = date
   if env.second_zone then e.time2_label = timefmt.label(m.ts, env.second_zone) end
   if type(m.edited) == "table" and str(m.edited.ts) then
     local el = timefmt.labels(m.edited.ts, env.zone)
     e.edited = { ts = m.edited.ts, time = tsutil.to_number(m.edited.ts),
-                 label = (el.date ~= labels.date) and (el.date .. " " .. el.short) or el.short }
+                 label = (el.date ~= date) and (el.date .. " " .. el.short) or el.short }
   end
   if m.subtype == "thread_broadcast" then e.broadcast = true end
-  for _, f in ipairs(list(m.files)) do
-    if type(f) == "table" then
-      local fe, url = files.describe(f, env.max_bytes)
-      e.files[#e.files + 1] = fe
-      if url then env.jobs[#env.jobs + 1] = { entry = fe, url = url, owner = e } end
+  if type(m.files) == "table" and m.files[1] then
+    e.files = {}
+    for _, f in ipairs(m.files) do
+      if type(f) == "table" then
+        local fe, url = files.describe(f, env.max_bytes)
+        e.files[#e.files + 1] = fe
+        if url then env.jobs[#env.jobs + 1] = { entry = fe, url = url, owner = e } end
+      end
     end
   end
-  for _, a in ipairs(list(m.attachments)) do
-    if type(a) == "table" then e.attachments[#e.attachments + 1] = attachment_of(a, env.resolve) end
+  if type(m.attachments) == "table" and m.attachments[1] then
+    e.attachments = {}
+    for _, a in ipairs(m.attachments) do
+      if type(a) == "table" then e.attachments[#e.attachments + 1] = attachment_of(a, env.resolve) end
+    end
   end
-  for _, r in ipairs(list(m.reactions)) do
-    if type(r) == "table" and str(r.name) then
-      e.reactions[#e.reactions + 1] = { name = r.name, count = tonumber(r.count) or #list(r.users) }
+  if type(m.reactions) == "table" and m.reactions[1] then
+    e.reactions = {}
+    for _, r in ipairs(m.reactions) do
+      if type(r) == "table" and str(r.name) then
+        e.reactions[#e.reactions + 1] = { name = r.name, count = tonumber(r.count) or #list(r.users) }
+      end
     end
   end
   return e
@@ -254,13 +271,13 @@ local function assemble(messages, o)
     second_zone = str(second_zone),
     channel = o.channel,
     thread_ts = thread_ts,
-    base_url = o.base_url,
+    permalink = slack.permalink_builder(o.channel, thread_ts, o.base_url),
     book = o.book or {},
     day_of = {},
     jobs = {},
     max_bytes = config_part(config, "downloads").max_bytes,
   }
-  env.resolve = make_resolver(env.book, zone)
+  env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name)
 
   local entries = {}
   for i, m in ipairs(messages) do entries[i] = entry_of(m, env) end

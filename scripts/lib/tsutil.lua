@@ -14,8 +14,16 @@ function tsutil.parse(ts)
   return math.tointeger(tonumber(sec)), math.tointeger(tonumber(frac))
 end
 
+-- Every ts Slack sends today: 10 digits, a dot, 6 digits. Such a ts is already fixed-width.
+local CANONICAL = "^%d%d%d%d%d%d%d%d%d%d%.%d%d%d%d%d%d$"
+
+local function canonical(ts)
+  return type(ts) == "string" and #ts == 17 and ts:find(CANONICAL) ~= nil
+end
+
 -- A string that sorts like the ts: fixed-width seconds and microseconds. Unparsable ts sort last.
 function tsutil.key(ts)
+  if canonical(ts) then return "00000" .. ts end
   local sec, micro = tsutil.parse(ts)
   if not sec then return "~" .. tostring(ts) end
   return string.format("%015d.%06d", sec, micro)
@@ -35,6 +43,7 @@ end
 
 -- Epoch seconds as a number, for display and durations only (never for identity or order).
 function tsutil.to_number(ts)
+  if canonical(ts) then return tonumber(ts) end
   local sec, micro = tsutil.parse(ts)
   if not sec then return nil end
   return sec + micro / 1e6
@@ -42,6 +51,7 @@ end
 
 -- "1700000000.000100" -> "1700000000000100", as in message permalinks (p<digits>).
 function tsutil.digits(ts)
+  if canonical(ts) then return ts:sub(1, 10) .. ts:sub(12) end
   local sec, micro = tsutil.parse(ts)
   if not sec then return nil end
   return string.format("%d%06d", sec, micro)

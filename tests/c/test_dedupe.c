@@ -1,10 +1,14 @@
 /* test_dedupe.c — unit tests for dedupe.c: the bounded TTL set socketmode.c uses to hand each
- * Slack event to the scripts once (redelivery, TTL expiry, the memory bound, hash collisions). */
-#include <cmocka.h>
+ * Slack event to the scripts once (redelivery, TTL expiry, the memory bound, eviction from hash
+ * chains). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* cmocka needs the four headers above first */
+#include <cmocka.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

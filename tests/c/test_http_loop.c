@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -156,8 +158,8 @@ static void test_shutdown_cancels_everything(void **state)
     /* max_concurrent 1: a runs (and hangs), b waits in the queue */
     assert_non_null(http_api("auth.test", "xoxb-test-bot", NULL, 0, NULL, on_done, &a));
     assert_non_null(http_api("users.info", "xoxb-test-bot", NULL, 0, NULL, on_done, &b));
-    assert_non_null(http_download(url, "xoxb-test-bot", "/tmp/pmb-test-http-loop.bin", 0,
-                                  on_done, &d));
+    assert_non_null(
+        http_download(url, "xoxb-test-bot", "/tmp/pmb-test-http-loop.bin", 0, on_done, &d));
     loop_timer_start(0.2, shutdown_now, NULL);
     loop_run();
     assert_int_equal(a.calls, 1);

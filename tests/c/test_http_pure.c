@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +40,8 @@ static void test_hostport(void **state)
 {
     char b[128];
     (void)state;
-    assert_int_equal(http_pure_hostport("https://files.slack.com/files-pri/T1-F1/x.png?t=1", b,
-                                        sizeof b), 0);
+    assert_int_equal(
+        http_pure_hostport("https://files.slack.com/files-pri/T1-F1/x.png?t=1", b, sizeof b), 0);
     assert_string_equal(b, "files.slack.com");
     /* lowercased; the scheme's default port counts as no port */
     assert_int_equal(http_pure_hostport("https://Files.Slack.COM:443/x", b, sizeof b), 0);
@@ -213,11 +215,11 @@ static void test_err_codes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_form_escape),    cmocka_unit_test(test_hostport),
-        cmocka_unit_test(test_scheme_ok),      cmocka_unit_test(test_resolve),
-        cmocka_unit_test(test_redact_url),     cmocka_unit_test(test_status_line),
-        cmocka_unit_test(test_header_line),    cmocka_unit_test(test_login_page),
-        cmocka_unit_test(test_valid_method),   cmocka_unit_test(test_err_codes),
+        cmocka_unit_test(test_form_escape),  cmocka_unit_test(test_hostport),
+        cmocka_unit_test(test_scheme_ok),    cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_redact_url),   cmocka_unit_test(test_status_line),
+        cmocka_unit_test(test_header_line),  cmocka_unit_test(test_login_page),
+        cmocka_unit_test(test_valid_method), cmocka_unit_test(test_err_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

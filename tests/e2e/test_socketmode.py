@@ -8,8 +8,15 @@ dropped TCP, a peer that ignores the close handshake, the ping watchdog, link_di
 import json
 import os
 import re
+import shutil
 import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
 import time
+import unittest
 
 from harness import CONNECTED, BotTestCase
 
@@ -18,6 +25,86 @@ import wsproto
 REACTION = {"type": "reaction_added", "user": "U0ALICE", "reaction": "eyes",
             "item": {"type": "message", "channel": "C0SM", "ts": "1700000000.000100"},
             "event_ts": "1700000001.000100"}
+
+
+def make_certs(directory):
+    """A test CA with a certificate for "localhost", and an unrelated CA. Returns the paths."""
+    if not shutil.which("openssl"):
+        raise unittest.SkipTest("no openssl command")
+
+    def run(*args):
+        subprocess.run(("openssl",) + args, cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=pmb-test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
+        "-subj", "/CN=localhost")
+    with open(os.path.join(directory, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem",
+        "-days", "2", "-subj", "/CN=pmb-other-ca")
+    return {name: os.path.join(directory, name) for name in ("ca.pem", "srv.pem", "srv.key", "other.pem")}
+
+
+class TlsProxy:
+    """Terminates TLS on 127.0.0.1 (certificate for "localhost") and pipes bytes to the fake Slack."""
+
+    def __init__(self, certs, target_port):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(certs["srv.pem"], certs["srv.key"])
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.handshakes_failed = 0
+        self.socks = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            tls = self.ctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.handshakes_failed += 1
+            raw.close()
+            return
+        up = socket.create_connection(("127.0.0.1", self.target_port))
+        self.socks += [tls, up]
+        threading.Thread(target=self._pipe, args=(up, tls), daemon=True).start()
+        self._pipe(tls, up)
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.listener.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 class SocketModeTest(BotTestCase):
@@ -40,6 +127,18 @@ class SocketModeTest(BotTestCase):
 
     def count_connected(self, bot):
         return sum(1 for line in bot.log_text().splitlines() if 'msg="socket mode connected"' in line)
+
+    def serve_wss(self):
+        """Make apps.connections.open return wss://localhost:<proxy>/... in front of the fake."""
+        tmp = tempfile.mkdtemp(prefix="pmb-tls-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        certs = make_certs(tmp)
+        proxy = TlsProxy(certs, self.fs.port)
+        self.addCleanup(proxy.stop)
+        plain = self.fs._issue_ws_url
+        prefix = "ws://127.0.0.1:%d/" % self.fs.port
+        self.fs._issue_ws_url = lambda: plain().replace(prefix, "wss://localhost:%d/" % proxy.port)
+        return certs, proxy
 
     # --- tests ----------------------------------------------------------------------------
     def test_connect_hello_ack(self):
@@ -243,3 +342,18 @@ class SocketModeTest(BotTestCase):
         self.assertEqual(bot.wait(timeout=10), 0)
         self.assertLess(time.monotonic() - t0, 5.0)
         self.assertIsNotNone(self.fs.connections[0].close_received_at)
+
+    def test_wss_verified_against_ssl_cert_file(self):
+        certs, _ = self.serve_wss()
+        bot = self.start_bot(env={"SSL_CERT_FILE": certs["ca.pem"]})
+        env_id = self.send_reaction("Ev0OVERTLS")
+        self.wait_ack(env_id)
+        self.wait_handled(bot, "Ev0OVERTLS")
+
+    def test_wss_with_an_unknown_ca_is_refused(self):
+        certs, proxy = self.serve_wss()
+        bot = self.start_bot(env={"SSL_CERT_FILE": certs["other.pem"], "CURL_CA_BUNDLE": None},
+                             wait_connected=False)
+        bot.wait_log(r'msg="socket mode connect failed".*reason="TLS certificate: ', timeout=10)
+        self.assertEqual(self.fs.connect_count, 0)
+        self.assertGreaterEqual(proxy.handshakes_failed, 1)

@@ -616,9 +616,12 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=0, help="port of the main server (default: any free one)")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every API call and download")
     ap.add_argument("--max-page", type=int, default=1000, help="largest page of conversations.replies")
+    ap.add_argument("--bot-user-id", help="the bot's user id (default U0BOT), e.g. U0PMBOT for the incident fixture")
+    ap.add_argument("--bot-id", help="the bot's bot id (default B0BOT), e.g. B0PMBOT")
     args = ap.parse_args(argv)
     fs = FakeSlack(latency=args.latency)
     fs.max_page = args.max_page
+    fs.set_identity(user_id=args.bot_user_id, bot_id=args.bot_id)
     fs.start(port=args.port)
     channel = thread_ts = None
     if args.fixture:

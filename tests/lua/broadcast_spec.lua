@@ -225,6 +225,15 @@ describe("broadcast", function()
     assert.are.equal(0, #h.http_calls)
   end)
 
+  it("labels a webhook without a name by its position, never by its URL", function()
+    h.http_answers["http://relay.test/?key=secret"] = { status = 403, headers = {}, body = "" }
+    local hooks = { { name = "ok", url = "http://ok.test/" }, { url = "http://relay.test/?key=secret" } }
+    local results = broadcast.send(config({ webhooks = hooks }), update())
+    assert.are.equal("webhook 2", results[2].name)
+    assert.are.equal("HTTP 403", results[2].error)
+    assert.not_matches("secret", broadcast.summary(results), 1, true)
+  end)
+
   it("reports a transport error from host.http", function()
     h.http_answers["http://down.test/"] = function()
       return nil, setmetatable({ code = "connect" }, { __tostring = function() return "connect: refused" end })

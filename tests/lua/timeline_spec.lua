@@ -74,7 +74,7 @@ local USERS = {
 local function thread()
   return {
     { type = "message", user = "U1", ts = THREAD, thread_ts = THREAD, reply_count = 9,
-      text = "*Checkout down* <!here>, IC <@U1>" },
+      text = "*Checkout down* <!here>, IC <@U1> in <#C0INC>" },
     { type = "message", subtype = "bot_message", bot_id = "B0ALERTS", username = "Grafana", ts = ts(60), text = "",
       attachments = { { title = "[FIRING] 5xx", title_link = "https://grafana.example/a", text = "ratio *31%*",
                         pretext = "alert", fields = { { title = "severity", value = "`critical`" } },
@@ -201,6 +201,7 @@ describe("timeline.collect", function()
     assert.are.equal("2024-11-14", parent.date_label)
     assert.truthy(parent.text_md:find("**Checkout down**", 1, true))
     assert.truthy(parent.text_md:find("@alice", 1, true))
+    assert.truthy(parent.text_md:find("#incidents", 1, true))
     assert.are.equal("https://acme.slack.com/archives/C0INC/p" .. tsutil.digits(THREAD) .. "?thread_ts=" .. THREAD
       .. "&cid=C0INC", parent.permalink)
 
@@ -397,6 +398,20 @@ describe("timeline.build (offline)", function()
     local order = {}
     for i, e in ipairs(t.entries) do order[i] = e.ts end
     assert.are.same({ THREAD, ts(60), ts(120), ts(180) }, order)
+  end)
+
+  it("survives JSON nulls where Slack usually sends tables or strings", function()
+    local null = cjson.null
+    local messages = { { ts = THREAD, user = "U1", text = null, attachments = null, files = { null }, edited = null,
+                         reactions = { null }, blocks = null, bot_profile = null, user_profile = null },
+                       { ts = ts(10), subtype = "bot_message", bot_id = "B0X", username = null, text = "x",
+                         attachments = { null, { title = null, text = "alert", fields = { null } } } } }
+    local t = timeline.build(messages, { channel = "C0INC", config = CONFIG })
+    assert.are.equal(2, #t.entries)
+    assert.are.equal("", t.entries[1].text_md)
+    assert.are.equal("B0X", t.entries[2].author.name)
+    assert.are.equal("alert", t.entries[2].attachments[1].text_md)
+    for _, line in ipairs(H.logs) do assert.is_nil(line:find("failed", 1, true), line) end
   end)
 
   it("encodes to JSON (timeline.json)", function()

@@ -1,0 +1,708 @@
+/* api_local.c — the `host` primitives that answer at once, without the loop: time in a zone,
+ * files (writes only inside the write root, atomically), zip, sha256, logging, identity, config,
+ * templates and scripts of the generation, plus the nil, err tables every primitive returns.
+ * api.c registers these beside the yielding ones; called from scripts only; calls archive.c,
+ * log.c and host.c (bot identity, current task). */
+#include <archive.h> /* core/archive.h (+ libarchive's) */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "host_gen.h"
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+
+#define API_ERR_MT "pmb.err"
+#define API_MAX_LOG_FIELDS 32
+
+/* ---- err tables ---- */
+
+static int api_err_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "code");
+    lua_getfield(L, 1, "message");
+    lua_pushfstring(L, "%s: %s", luaL_optstring(L, -2, "error"), luaL_optstring(L, -1, ""));
+    return 1;
+}
+
+void api_push_err(lua_State *L, const char *code, const char *message, long status,
+                  const char *needed, const char *provided)
+{
+    lua_createtable(L, 0, 5); /* stack: err */
+    lua_pushstring(L, code ? code : "io");
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, message ? message : (code ? code : "error"));
+    lua_setfield(L, -2, "message");
+    if (status) {
+        lua_pushinteger(L, status);
+        lua_setfield(L, -2, "status");
+    }
+    if (needed) {
+        lua_pushstring(L, needed);
+        lua_setfield(L, -2, "needed");
+    }
+    if (provided) {
+        lua_pushstring(L, provided);
+        lua_setfield(L, -2, "provided");
+    }
+    if (luaL_newmetatable(L, API_ERR_MT)) { /* stack: err mt */
+        lua_pushcfunction(L, api_err_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_setmetatable(L, -2);
+}
+
+int api_fail(lua_State *L, const char *code, const char *message)
+{
+    lua_pushnil(L);
+    api_push_err(L, code, message, 0, NULL, NULL);
+    return 2;
+}
+
+int api_fail_errno(lua_State *L, const char *what)
+{
+    char msg[PATH_MAX + 128];
+    snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+    return api_fail(L, "io", msg);
+}
+
+/* ---- write root ---- */
+
+int api_within(const char *root, const char *path)
+{
+    size_t n = strlen(root);
+    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int api_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
+                           char *err, size_t errsz)
+{
+    char norm[PATH_MAX], prefix[PATH_MAX], real[PATH_MAX];
+    const char *p = path;
+    size_t n;
+    struct stat st;
+
+    if (!root || !*path) {
+        snprintf(err, errsz, "empty path");
+        return -1;
+    }
+    /* lexical: absolute path without "." or ".." components */
+    if (path[0] == '/') {
+        norm[0] = '\0';
+    } else {
+        snprintf(norm, sizeof norm, "%s", root);
+    }
+    n = strlen(norm);
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 2 && p[0] == '.' && p[1] == '.') {
+            snprintf(err, errsz, "'..' is not allowed in %s", path);
+            return -1;
+        }
+        if (len > 0 && !(len == 1 && p[0] == '.')) {
+            if (n + len + 2 >= sizeof norm) {
+                snprintf(err, errsz, "path too long");
+                return -1;
+            }
+            norm[n++] = '/';
+            memcpy(norm + n, p, len);
+            n += len;
+            norm[n] = '\0';
+        }
+        p += len;
+        if (*p == '/') {
+            p++;
+        }
+    }
+    if (!api_within(root, norm) || strcmp(root, norm) == 0) {
+        snprintf(err, errsz, "%s is outside the write root %s", path, root);
+        return -1;
+    }
+    /* every existing directory between root and the parent must resolve inside the root */
+    size_t rlen = strlen(root);
+    const char *last = strrchr(norm, '/');
+    for (size_t i = rlen + 1; i <= (size_t)(last - norm); i++) {
+        if (norm[i] != '/' && i != (size_t)(last - norm)) {
+            continue;
+        }
+        memcpy(prefix, norm, i);
+        prefix[i] = '\0';
+        if (i == rlen) {
+            continue;
+        }
+        if (lstat(prefix, &st) < 0) {
+            if (!mkdirs || errno != ENOENT || mkdir(prefix, 0755) < 0) {
+                snprintf(err, errsz, "%s: %s", prefix, strerror(errno));
+                return -1;
+            }
+        }
+        if (!realpath(prefix, real) || !api_within(root, real)) {
+            snprintf(err, errsz, "%s resolves outside the write root %s", prefix, root);
+            return -1;
+        }
+    }
+    if (lstat(norm, &st) == 0 && S_ISLNK(st.st_mode)) {
+        snprintf(err, errsz, "%s is a symbolic link", path);
+        return -1;
+    }
+    snprintf(out, size, "%s", norm);
+    return 0;
+}
+
+const char *api_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
+                           size_t size)
+{
+    char err[PATH_MAX + 128];
+    struct host_gen *gen = host_gen_of(L);
+    if (api_resolve_write_path(gen->write_root, path, mkdirs, out, size, err, sizeof err) < 0) {
+        luaL_error(L, "host.%s: %s", fn, err);
+    }
+    return out;
+}
+
+/* ---- time ---- */
+
+int api_valid_zone(const char *zone)
+{
+    char path[512];
+    struct stat st;
+    size_t len = strlen(zone);
+    if (len == 0 || len > 200 || zone[0] == '/' || strstr(zone, "..")) {
+        return 0;
+    }
+    for (const char *p = zone; *p; p++) {
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '/' || *p == '_' || *p == '-' || *p == '+';
+        if (!ok) {
+            return 0;
+        }
+    }
+    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone);
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Switch the process zone to `zone` (saving the old TZ in *saved); api_zone_leave restores. */
+static void api_zone_enter(const char *zone, char **saved, int *had)
+{
+    const char *old = getenv("TZ");
+    *had = old != NULL;
+    *saved = old ? strdup(old) : NULL;
+    setenv("TZ", zone, 1);
+    tzset();
+}
+
+static void api_zone_leave(char *saved, int had)
+{
+    if (had && saved) {
+        setenv("TZ", saved, 1);
+    } else {
+        unsetenv("TZ");
+    }
+    free(saved);
+    tzset();
+}
+
+static time_t api_check_epoch(lua_State *L, int idx)
+{
+    int ok = 0;
+    lua_Number v = lua_tonumberx(L, idx, &ok);
+    if (!ok) {
+        luaL_argerror(L, idx, "epoch seconds (a number or a Slack ts string) expected");
+    }
+    return (time_t)v;
+}
+
+static const char *api_check_zone(lua_State *L, int idx)
+{
+    const char *zone = luaL_checkstring(L, idx);
+    if (!api_valid_zone(zone)) {
+        luaL_error(L, "unknown time zone '%s'", zone);
+    }
+    return zone;
+}
+
+static int api_time_parts(lua_State *L)
+{
+    time_t t = api_check_epoch(L, 1);
+    const char *zone = api_check_zone(L, 2);
+    struct tm tm;
+    char abbrev[32];
+    char *saved;
+    int had;
+
+    api_zone_enter(zone, &saved, &had);
+    localtime_r(&t, &tm);
+    snprintf(abbrev, sizeof abbrev, "%s", tm.tm_zone ? tm.tm_zone : "");
+    api_zone_leave(saved, had);
+
+    lua_createtable(L, 0, 12);
+    lua_pushinteger(L, tm.tm_year + 1900);
+    lua_setfield(L, -2, "year");
+    lua_pushinteger(L, tm.tm_mon + 1);
+    lua_setfield(L, -2, "month");
+    lua_pushinteger(L, tm.tm_mday);
+    lua_setfield(L, -2, "day");
+    lua_pushinteger(L, tm.tm_hour);
+    lua_setfield(L, -2, "hour");
+    lua_pushinteger(L, tm.tm_min);
+    lua_setfield(L, -2, "min");
+    lua_pushinteger(L, tm.tm_sec);
+    lua_setfield(L, -2, "sec");
+    lua_pushinteger(L, tm.tm_wday + 1); /* as os.date: 1 = Sunday */
+    lua_setfield(L, -2, "wday");
+    lua_pushinteger(L, tm.tm_yday + 1);
+    lua_setfield(L, -2, "yday");
+    lua_pushinteger(L, tm.tm_gmtoff);
+    lua_setfield(L, -2, "offset");
+    lua_pushboolean(L, tm.tm_isdst > 0);
+    lua_setfield(L, -2, "isdst");
+    lua_pushstring(L, abbrev);
+    lua_setfield(L, -2, "abbrev");
+    lua_pushstring(L, zone);
+    lua_setfield(L, -2, "zone");
+    return 1;
+}
+
+static int api_format_time(lua_State *L)
+{
+    time_t t = api_check_epoch(L, 1);
+    const char *zone = api_check_zone(L, 2);
+    const char *fmt = luaL_checkstring(L, 3);
+    struct tm tm;
+    char out[1024];
+    size_t n;
+    char *saved;
+    int had;
+
+    if (strlen(fmt) > 256) {
+        return luaL_error(L, "host.format_time: format too long");
+    }
+    api_zone_enter(zone, &saved, &had);
+    localtime_r(&t, &tm);
+    n = *fmt ? strftime(out, sizeof out, fmt, &tm) : 0;
+    api_zone_leave(saved, had);
+    lua_pushlstring(L, out, n);
+    return 1;
+}
+
+static int api_valid_zone_l(lua_State *L)
+{
+    const char *zone = lua_tostring(L, 1);
+    lua_pushboolean(L, zone && api_valid_zone(zone));
+    return 1;
+}
+
+static int api_now(lua_State *L)
+{
+    lua_pushnumber(L, loop_now_wall());
+    return 1;
+}
+
+static int api_monotonic(lua_State *L)
+{
+    lua_pushnumber(L, loop_now_mono());
+    return 1;
+}
+
+/* ---- files ---- */
+
+static int api_write_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    char abs[PATH_MAX], tmp[PATH_MAX + 16];
+    int fd;
+    size_t off = 0;
+
+    api_write_path(L, "write_file", path, 1, abs, sizeof abs);
+    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", abs);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        return api_fail_errno(L, abs);
+    }
+    fchmod(fd, 0644);
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            errno = e;
+            return api_fail_errno(L, abs);
+        }
+        off += (size_t)w;
+    }
+    if (close(fd) < 0 || rename(tmp, abs) < 0) {
+        int e = errno;
+        unlink(tmp);
+        errno = e;
+        return api_fail_errno(L, abs);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char abs[PATH_MAX], real[PATH_MAX];
+    struct host_gen *gen = host_gen_of(L);
+    /* "dir/." resolves the parents of dir itself, creating them */
+    char probe[PATH_MAX + 4];
+    snprintf(probe, sizeof probe, "%s/x", path);
+    api_write_path(L, "mkdir", probe, 1, abs, sizeof abs);
+    *strrchr(abs, '/') = '\0';
+    if (mkdir(abs, 0755) < 0 && errno != EEXIST) {
+        return api_fail_errno(L, abs);
+    }
+    if (!realpath(abs, real) || !api_within(gen->write_root, real)) {
+        return luaL_error(L, "host.mkdir: %s resolves outside the write root", path);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_read_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    luaL_Buffer b;
+    char chunk[8192];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return api_fail_errno(L, path);
+    }
+    luaL_buffinit(L, &b);
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        luaL_addlstring(&b, chunk, n);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        return api_fail(L, "io", "read error");
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+static int api_list_dir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct dirent **names;
+    int n = scandir(path, &names, NULL, alphasort);
+    int k = 0;
+    if (n < 0) {
+        return api_fail_errno(L, path);
+    }
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0) {
+            lua_pushstring(L, names[i]->d_name);
+            lua_rawseti(L, -2, ++k);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return 1;
+}
+
+static int api_exists(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        lua_pushnil(L);
+    } else {
+        lua_pushstring(L, S_ISDIR(st.st_mode) ? "dir" : "file");
+    }
+    return 1;
+}
+
+static int api_file_size(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        return api_fail_errno(L, path);
+    }
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    return 1;
+}
+
+static int api_zip(lua_State *L)
+{
+    const char *zip_path = luaL_checkstring(L, 1);
+    const char *base = luaL_checkstring(L, 2);
+    char abs[PATH_MAX], err[PATH_MAX + 128];
+    const char **entries;
+    lua_Integer n;
+    int rc;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    n = luaL_len(L, 3);
+    api_write_path(L, "zip", zip_path, 1, abs, sizeof abs);
+    /* the entry array lives in a userdata so a Lua error cannot leak it */
+    entries = lua_newuserdatauv(L, sizeof *entries * (size_t)(n > 0 ? n : 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 3, i);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            return luaL_error(L, "host.zip: entries[%d] is not a string", (int)i);
+        }
+        entries[i - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1); /* still referenced by the entries table */
+    }
+    rc = archive_zip_write(abs, base, entries, (size_t)n, err, sizeof err);
+    if (rc < 0) {
+        return api_fail(L, "io", err);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_sha256(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char hex[EVP_MAX_MD_SIZE * 2 + 1];
+    if (!EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL)) {
+        return luaL_error(L, "host.sha256: digest failed");
+    }
+    for (unsigned int i = 0; i < mdlen; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    lua_pushlstring(L, hex, mdlen * 2);
+    return 1;
+}
+
+/* ---- logging, identity, config ---- */
+
+static int api_log(lua_State *L)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    int level = luaL_checkoption(L, 1, NULL, levels);
+    const char *msg = luaL_checkstring(L, 2);
+    const char *keys[API_MAX_LOG_FIELDS], *values[API_MAX_LOG_FIELDS];
+    size_t n = 0;
+
+    lua_settop(L, 3);
+    lua_newtable(L); /* 4: flat {k1, v1, k2, v2, ...}: keeps the strings alive */
+    if (!lua_isnil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 3)) { /* stack: ... key value */
+            if (n < API_MAX_LOG_FIELDS && lua_type(L, -2) == LUA_TSTRING) {
+                lua_pushvalue(L, -2);
+                lua_rawseti(L, 4, (lua_Integer)(2 * n + 1));
+                luaL_tolstring(L, -1, NULL); /* stack: ... key value text */
+                lua_rawseti(L, 4, (lua_Integer)(2 * n + 2));
+                n++;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 4, (lua_Integer)(2 * i + 1));
+        keys[i] = lua_tostring(L, -1);
+        lua_rawgeti(L, 4, (lua_Integer)(2 * i + 2));
+        values[i] = lua_tostring(L, -1);
+        lua_pop(L, 2); /* still referenced by table 4 */
+    }
+    log_eventv((enum log_level)level, msg, keys, values, n);
+    return 0;
+}
+
+static int api_bot(lua_State *L)
+{
+    const struct bot_identity *b = host_bot();
+    if (!b) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, b->user_id);
+    lua_setfield(L, -2, "user_id");
+    lua_pushstring(L, b->bot_id);
+    lua_setfield(L, -2, "bot_id");
+    lua_pushstring(L, b->team_id);
+    lua_setfield(L, -2, "team_id");
+    lua_pushstring(L, b->team);
+    lua_setfield(L, -2, "team");
+    lua_pushstring(L, b->url);
+    lua_setfield(L, -2, "url");
+    return 1;
+}
+
+static int api_generation(lua_State *L)
+{
+    lua_pushinteger(L, host_gen_of(L)->number);
+    return 1;
+}
+
+static int api_config(lua_State *L)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, host_gen_of(L)->config_ref);
+    return 1;
+}
+
+static int api_templates(lua_State *L)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, host_gen_of(L)->templates_ref); /* stack: all */
+    lua_newtable(L);                                                  /* stack: all copy */
+    if (lua_istable(L, -2)) {
+        lua_pushnil(L);
+        while (lua_next(L, -3)) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+    }
+    return 1;
+}
+
+static int api_list_scripts(lua_State *L)
+{
+    const char *sub = luaL_checkstring(L, 1);
+    struct host_gen *gen = host_gen_of(L);
+    char dir[PATH_MAX];
+    struct dirent **names;
+    int n, k = 0;
+
+    for (const char *p = sub; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            return luaL_error(L, "host.list_scripts: bad directory name '%s'", sub);
+        }
+    }
+    snprintf(dir, sizeof dir, "%s/%s", gen->scripts_dir, sub);
+    lua_newtable(L);
+    n = scandir(dir, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        size_t len = strlen(name);
+        char full[PATH_MAX + 300];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        if (name[0] != '.' && len > 4 && strcmp(name + len - 4, ".lua") == 0 &&
+            stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+            lua_pushfstring(L, "%s.%s", sub, name); /* "commands.help.lua" */
+            lua_pushlstring(L, lua_tostring(L, -1), strlen(sub) + 1 + len - 4);
+            lua_remove(L, -2);
+            lua_rawseti(L, -2, ++k);
+        }
+        free(names[i]);
+    }
+    if (n >= 0) {
+        free(names);
+    }
+    return 1;
+}
+
+/* host.observe(name, value): one observation of a histogram (seconds), e.g.
+ * host.observe("pmb_report_build_seconds", 1.8). Names must start with pmb_ and end in _seconds. */
+static int api_observe(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    double v = luaL_checknumber(L, 2);
+    if (len < 13 || len > 64 || strncmp(name, "pmb_", 4) != 0 ||
+        strcmp(name + len - 8, "_seconds") != 0) {
+        return luaL_error(L, "host.observe: '%s' is not a pmb_*_seconds histogram name", name);
+    }
+    for (const char *p = name; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) {
+            return luaL_error(L, "host.observe: bad metric name '%s'", name);
+        }
+    }
+    metrics_observe(name, "observed by the scripts (host.observe)", NULL, v);
+    return 0;
+}
+
+static int api_getenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (strcmp(name, "SLACK_BOT_TOKEN") == 0 || strcmp(name, "SLACK_APP_TOKEN") == 0) {
+        return luaL_error(L, "host.getenv: %s is not readable from scripts", name);
+    }
+    lua_pushstring(L, getenv(name));
+    return 1;
+}
+
+static int api_mode(lua_State *L)
+{
+    enum host_mode m = host_gen_of(L)->mode;
+    lua_pushstring(L, m == HOST_MODE_RUN ? "run" : m == HOST_MODE_CHECK ? "check" : "render");
+    return 1;
+}
+
+/* host.task_reply_to(channel, thread_ts, label [, outcome]): where the host posts the failure
+ * reply if this coroutine dies (an error that escaped, the CPU budget, the memory cap), and the
+ * command name for pmb_commands_total. Set by the router; outcome "failed" when the router
+ * answered an error itself. */
+static int api_task_reply_to(lua_State *L)
+{
+    const char *channel = luaL_checkstring(L, 1);
+    const char *thread = luaL_optstring(L, 2, "");
+    const char *label = luaL_optstring(L, 3, "");
+    const char *outcome = luaL_optstring(L, 4, "");
+    struct host_task *t = host_task_of(L);
+    while (t && t->parent) {
+        t = t->parent;
+    }
+    if (!t) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    snprintf(t->reply_channel, sizeof t->reply_channel, "%s", channel);
+    snprintf(t->reply_thread, sizeof t->reply_thread, "%s", thread);
+    snprintf(t->reply_label, sizeof t->reply_label, "%s", label);
+    snprintf(t->outcome, sizeof t->outcome, "%s", outcome);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+void api_local_register(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"now", api_now},
+                                   {"monotonic", api_monotonic},
+                                   {"time_parts", api_time_parts},
+                                   {"format_time", api_format_time},
+                                   {"valid_zone", api_valid_zone_l},
+                                   {"write_file", api_write_file},
+                                   {"mkdir", api_mkdir},
+                                   {"read_file", api_read_file},
+                                   {"list_dir", api_list_dir},
+                                   {"exists", api_exists},
+                                   {"file_size", api_file_size},
+                                   {"zip", api_zip},
+                                   {"sha256", api_sha256},
+                                   {"log", api_log},
+                                   {"bot", api_bot},
+                                   {"generation", api_generation},
+                                   {"config", api_config},
+                                   {"templates", api_templates},
+                                   {"list_scripts", api_list_scripts},
+                                   {"getenv", api_getenv},
+                                   {"mode", api_mode},
+                                   {"task_reply_to", api_task_reply_to},
+                                   {"observe", api_observe},
+                                   {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0); /* stack: host */
+}

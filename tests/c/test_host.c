@@ -1,0 +1,231 @@
+/* test_host.c — unit tests for the pure parts of the Lua host: the write-root check
+ * (api_resolve_write_path), zone validation, the zip writer (archive.c, read back with
+ * libarchive) and the counting allocator's cap and reserve (budget.c). */
+#include <archive.h> /* core/archive.h (+ libarchive's) */
+
+#include <archive_entry.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "host_gen.h"
+
+static char test_root[PATH_MAX];
+
+static void test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int test_setup(void **state)
+{
+    char tmpl[] = "/tmp/pmb-test-host-XXXXXX";
+    (void)state;
+    assert_non_null(mkdtemp(tmpl));
+    assert_non_null(realpath(tmpl, test_root));
+    return 0;
+}
+
+static int test_teardown(void **state)
+{
+    char cmd[PATH_MAX + 16];
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_write_path_inside(void **state)
+{
+    char out[PATH_MAX], err[256], want[PATH_MAX + 32];
+    struct stat st;
+    (void)state;
+    assert_int_equal(
+        api_resolve_write_path(test_root, "a/b/c.txt", 1, out, sizeof out, err, sizeof err), 0);
+    snprintf(want, sizeof want, "%s/a/b/c.txt", test_root);
+    assert_string_equal(out, want);
+    snprintf(want, sizeof want, "%s/a/b", test_root);
+    assert_int_equal(stat(want, &st), 0); /* parents created */
+    assert_true(S_ISDIR(st.st_mode));
+    /* absolute path inside the root, with "." components */
+    snprintf(want, sizeof want, "%s/./a/./d.txt", test_root);
+    assert_int_equal(api_resolve_write_path(test_root, want, 0, out, sizeof out, err, sizeof err),
+                     0);
+}
+
+static void test_write_path_refused(void **state)
+{
+    char out[PATH_MAX], err[256], path[PATH_MAX + 64], outside[PATH_MAX + 16];
+    (void)state;
+    assert_int_equal(
+        api_resolve_write_path(test_root, "../x.txt", 1, out, sizeof out, err, sizeof err), -1);
+    assert_non_null(strstr(err, ".."));
+    assert_int_equal(
+        api_resolve_write_path(test_root, "a/../../x.txt", 1, out, sizeof out, err, sizeof err),
+        -1);
+    assert_int_equal(
+        api_resolve_write_path(test_root, "/etc/passwd", 1, out, sizeof out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "outside"));
+    /* a sibling whose name starts with the root's name is outside too */
+    snprintf(path, sizeof path, "%s-evil/x.txt", test_root);
+    assert_int_equal(api_resolve_write_path(test_root, path, 0, out, sizeof out, err, sizeof err),
+                     -1);
+    /* the root itself is not a file */
+    assert_int_equal(
+        api_resolve_write_path(test_root, test_root, 0, out, sizeof out, err, sizeof err), -1);
+    /* a symlink inside the root pointing outside */
+    snprintf(outside, sizeof outside, "%s-out", test_root);
+    mkdir(outside, 0755);
+    snprintf(path, sizeof path, "%s/link", test_root);
+    assert_int_equal(symlink(outside, path), 0);
+    assert_int_equal(
+        api_resolve_write_path(test_root, "link/x.txt", 1, out, sizeof out, err, sizeof err), -1);
+    assert_int_equal(
+        api_resolve_write_path(test_root, "link/sub/x.txt", 1, out, sizeof out, err, sizeof err),
+        -1);
+    snprintf(path, sizeof path, "%s/sub", outside);
+    assert_int_not_equal(access(path, F_OK), 0); /* nothing created through the link */
+    /* a symlink as the file itself */
+    snprintf(path, sizeof path, "%s/filelink", test_root);
+    assert_int_equal(symlink("/etc/passwd", path), 0);
+    assert_int_equal(
+        api_resolve_write_path(test_root, "filelink", 0, out, sizeof out, err, sizeof err), -1);
+    rmdir(outside);
+}
+
+static void test_valid_zone(void **state)
+{
+    (void)state;
+    assert_true(api_valid_zone("UTC"));
+    assert_true(api_valid_zone("Europe/Paris"));
+    assert_true(api_valid_zone("America/New_York"));
+    assert_false(api_valid_zone("Mars/Olympus_Mons"));
+    assert_false(api_valid_zone("../../etc/passwd"));
+    assert_false(api_valid_zone("/etc/localtime"));
+    assert_false(api_valid_zone(""));
+    assert_false(api_valid_zone("Europe")); /* a directory, not a zone */
+}
+
+static void test_zip_roundtrip(void **state)
+{
+    char path[PATH_MAX + 64], zip[PATH_MAX + 64], err[256];
+    const char *entries[] = {"report.md", "attachments"};
+    struct archive *a;
+    struct archive_entry *e;
+    char names[8][64];
+    int n = 0;
+    (void)state;
+
+    snprintf(path, sizeof path, "%s/b", test_root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/b/attachments", test_root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/b/report.md", test_root);
+    test_write_file(path, "# report\n");
+    snprintf(path, sizeof path, "%s/b/attachments/log.txt", test_root);
+    test_write_file(path, "line 1\nline 2\n");
+    snprintf(path, sizeof path, "%s/b/attachments/escape", test_root);
+    assert_int_equal(symlink("/etc/passwd", path), 0); /* never followed into the bundle */
+    snprintf(zip, sizeof zip, "%s/bundle.zip", test_root);
+    snprintf(path, sizeof path, "%s/b", test_root);
+    assert_int_equal(archive_zip_write(zip, path, entries, 2, err, sizeof err), 0);
+
+    a = archive_read_new();
+    archive_read_support_format_zip(a);
+    assert_int_equal(archive_read_open_filename(a, zip, 10240), ARCHIVE_OK);
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK && n < 8) {
+        snprintf(names[n], sizeof names[n], "%s", archive_entry_pathname(e));
+        if (strcmp(names[n], "attachments/log.txt") == 0) {
+            char buf[64] = {0};
+            assert_int_equal(archive_read_data(a, buf, sizeof buf - 1), 14);
+            assert_string_equal(buf, "line 1\nline 2\n");
+        }
+        n++;
+    }
+    archive_read_free(a);
+    assert_int_equal(n, 3);
+    assert_string_equal(names[0], "report.md");
+    assert_string_equal(names[1], "attachments/");
+    assert_string_equal(names[2], "attachments/log.txt");
+
+    /* bad entries are refused and leave nothing behind */
+    const char *bad[] = {"../b/report.md"};
+    snprintf(zip, sizeof zip, "%s/bad.zip", test_root);
+    assert_int_equal(archive_zip_write(zip, path, bad, 1, err, sizeof err), -1);
+    assert_int_not_equal(access(zip, F_OK), 0);
+    const char *missing[] = {"nope.md"};
+    assert_int_equal(archive_zip_write(zip, path, missing, 1, err, sizeof err), -1);
+    assert_int_not_equal(access(zip, F_OK), 0);
+}
+
+static void test_budget_alloc_cap_and_reserve(void **state)
+{
+    struct host_gen gen;
+    struct budget_run run;
+    lua_State *L;
+    void *a, *b, *c;
+    size_t base;
+    (void)state;
+
+    memset(&gen, 0, sizeof gen);
+    gen.mem.cap = 64u * 1024 * 1024;
+    gen.mem.reserve = 64 * 1024;
+    L = lua_newstate(budget_alloc, &gen);
+    assert_non_null(L);
+    base = gen.mem.used;
+    assert_true(base > 0);
+
+    /* outside a run there is no cap: host C code never fails */
+    gen.mem.cap = base + 1000;
+    a = budget_alloc(&gen.mem, NULL, LUA_TSTRING, 4000);
+    assert_non_null(a);
+    assert_int_equal(gen.mem.used, base + 4000);
+    budget_alloc(&gen.mem, a, 4000, 0);
+    assert_int_equal(gen.mem.used, base);
+
+    /* inside a run: over the cap kills the run, the reserve still serves the error path */
+    budget_begin(&run, &gen.mem, L, 10);
+    a = budget_alloc(&gen.mem, NULL, LUA_TTABLE, 500);
+    assert_non_null(a);
+    assert_int_equal(run.killed, BUDGET_NONE);
+    b = budget_alloc(&gen.mem, NULL, LUA_TSTRING, 1000); /* over the cap, inside the reserve */
+    assert_non_null(b);
+    assert_int_equal(run.killed, BUDGET_MEM);
+    c = budget_alloc(&gen.mem, NULL, LUA_TSTRING, 128 * 1024); /* beyond cap + reserve */
+    assert_null(c);
+    assert_non_null(strstr(budget_kill_message(&run), "memory cap exceeded"));
+    /* growing a block counts only the difference; shrinking always works */
+    b = budget_alloc(&gen.mem, b, 1000, 100);
+    assert_non_null(b);
+    budget_end(&run);
+    assert_false(budget_active());
+    budget_alloc(&gen.mem, a, 500, 0);
+    budget_alloc(&gen.mem, b, 100, 0);
+    assert_int_equal(gen.mem.used, base);
+    gen.mem.cap = 64u * 1024 * 1024;
+    lua_close(L);
+    assert_int_equal(gen.mem.used, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_path_inside),
+        cmocka_unit_test(test_write_path_refused),
+        cmocka_unit_test(test_valid_zone),
+        cmocka_unit_test(test_zip_roundtrip),
+        cmocka_unit_test(test_budget_alloc_cap_and_reserve),
+    };
+    return cmocka_run_group_tests(tests, test_setup, test_teardown);
+}

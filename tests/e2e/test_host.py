@@ -1,0 +1,364 @@
+"""The Lua host end to end: the real binary against the fake Slack, with test commands written into
+a temp copy of scripts/ (harness scripts_copy()).
+
+Covers core/host.c, core/api.c, core/budget.c, core/sandbox.c and scripts/lib/router.lua from
+outside: a command that raises, loops or eats memory ends with a reply in its thread while the bot
+keeps acking; SIGHUP swaps in changed commands on the same WebSocket; broken reloads keep the old
+generation and log file:line; 20 SIGHUPs during a stream of events; `check` exit codes; writes
+outside the data dir refused.
+"""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from harness import BotTestCase, bot_binary
+
+CHANNEL = "C0HOST"
+THREAD = "1700000000.000100"
+REACTION = {"type": "reaction_added", "user": "U0ALICE", "reaction": "eyes",
+            "item": {"type": "message", "channel": CHANNEL, "ts": THREAD}, "event_ts": "1700000001.000100"}
+
+HELLO = """-- test command: answers hello-%(version)s
+return {
+  name = "hello",
+  help = "hello — test",
+  run = function(ctx, args) ctx.reply("hello-%(version)s " .. args) end,
+}
+"""
+
+BOOM = """return { name = "boom", help = "boom — raises",
+  run = function(ctx) local t = nil; return t.field end }
+"""
+
+# pcall inside the loop: a budget kill must not be catchable
+SPIN = """return { name = "spin", help = "spin — loops",
+  run = function(ctx)
+    local n = 0
+    while true do pcall(function() while true do n = n + 1 end end) end
+  end }
+"""
+
+EAT = """return { name = "eat", help = "eat — allocates without end",
+  run = function(ctx)
+    local keep, i = {}, 0
+    while true do
+      i = i + 1
+      pcall(function() keep[i] = string.rep("x", 1024 * 1024) .. i end)
+    end
+  end }
+"""
+
+ESCAPE = """local host = require "host"
+return { name = "escape", help = "escape — tries to write outside the data dir",
+  run = function(ctx, args)
+    local results = {}
+    local function try(label, path)
+      local ok, err = pcall(host.write_file, path, "x")
+      results[#results + 1] = label .. "=" .. (ok and "written" or "refused")
+    end
+    try("dotdot", "../outside-dotdot.txt")
+    try("absolute", args .. "/outside-abs.txt")
+    try("symlink", "link/outside-link.txt")
+    try("inside", "ok/inside.txt")
+    ctx.reply(table.concat(results, " "))
+  end }
+"""
+
+
+class HostTest(BotTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.fs.add_channel(CHANNEL, "host-tests")
+
+    # --- helpers --------------------------------------------------------------------------
+    def bot_with(self, commands, config=None, start=True):
+        bot = self.make_bot(config)
+        scripts, _ = bot.scripts_copy()
+        for name, source in commands.items():
+            self.write_command(scripts, name, source)
+        bot.scripts_dir = scripts
+        if start:
+            bot.start()
+        return bot
+
+    @staticmethod
+    def write_command(scripts, name, source):
+        path = os.path.join(scripts, "commands", name + ".lua")
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(source)
+        os.replace(path + ".tmp", path)
+        return path
+
+    def ask(self, text):
+        ts, eid = self.fs.mention(CHANNEL, "U0ALICE", text, thread_ts=THREAD)
+        return eid
+
+    def wait_post(self, pattern, timeout=10, after=0):
+        rx = re.compile(pattern)
+
+        def found():
+            posts = self.fs.posts(channel=CHANNEL, thread_ts=THREAD)[after:]
+            return next((p for p in posts if rx.search(p["text"])), None)
+        return self.fs.wait_for(found, timeout=timeout, what="a post matching %r" % pattern)
+
+    def wait_ack(self, envelope_id, timeout=5):
+        return self.fs.wait_for(lambda: self.fs.ack_for(envelope_id), timeout=timeout,
+                                what="the ack of %s" % envelope_id)
+
+    def reload(self, bot, expect="ok"):
+        mark = bot.mark()
+        bot.send_signal(signal.SIGHUP)
+        pat = r'msg="reload ok"' if expect == "ok" else r'msg="reload failed"'
+        return bot.wait_log(pat, timeout=15, after=mark)
+
+    @staticmethod
+    def rss_kb(pid):
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    # --- failures of a command --------------------------------------------------------------
+    def test_error_in_command_replies_in_thread(self):
+        bot = self.bot_with({"boom": BOOM})
+        self.ask("boom")
+        post = self.wait_post(r"`boom` failed")
+        self.assertIn("attempt to index a nil value", post["text"])
+        self.assertRegex(post["text"], r"boom\.lua:2")
+        bot.wait_log(r'msg="command failed".*traceback=')
+        # the bot goes on
+        self.ask("help")
+        self.wait_post(r"hello — test|boom — raises")
+
+    def test_cpu_budget_kills_loop_and_acks_continue(self):
+        budget = 0.5
+        self.bot_with({"spin": SPIN}, {"budget": {"cpu_seconds": budget}})
+        spin_env = self.ask("spin")
+        spin_ack = self.wait_ack(spin_env)
+        # the ack of the command itself is not held back by the script
+        self.assertLess(spin_ack.time_acked - spin_ack.time_sent, 0.1)
+        time.sleep(0.1)
+        other = self.fs.send_event(dict(REACTION))  # arrives while the script spins
+        post = self.wait_post(r"`spin` failed: cpu budget exceeded", timeout=10)
+        ack = self.wait_ack(other)
+        fired = spin_ack.time_acked + budget  # the script started after its ack went out
+        self.assertLess(ack.time_acked - fired, 0.1,
+                        "the next event was acked %.3f s after the budget fired" % (ack.time_acked - fired))
+        self.assertGreater(post["time"], fired - 0.05)
+        # the generation still works
+        self.ask("help")
+        self.wait_post(r"spin — loops")
+
+    def test_memory_cap_kills_allocator_and_generation_stays_usable(self):
+        bot = self.bot_with({"eat": EAT}, {"budget": {"memory_mb": 24, "cpu_seconds": 10}})
+        eat_env = self.ask("eat")
+        self.wait_ack(eat_env)
+        other = self.fs.send_event(dict(REACTION))
+        post = self.wait_post(r"`eat` failed: memory cap exceeded", timeout=20)
+        ack = self.wait_ack(other)
+        self.assertLess(ack.time_acked, post["time"] + 0.1)
+        bot.wait_log(r'msg="script failed".*memory cap exceeded')
+        n = len(self.fs.posts(channel=CHANNEL, thread_ts=THREAD))
+        self.ask("help")
+        self.wait_post(r"eat — allocates", after=n)
+        # and once more: memory was given back after the kill
+        n = len(self.fs.posts(channel=CHANNEL, thread_ts=THREAD))
+        self.ask("eat")
+        self.wait_post(r"`eat` failed: memory cap exceeded", timeout=20, after=n)
+
+    # --- reloads ------------------------------------------------------------------------------
+    def test_reload_changes_command_on_same_connection(self):
+        bot = self.bot_with({"hello": HELLO % {"version": "v1"}})
+        self.ask("hello there")
+        self.wait_post(r"^hello-v1 there$")
+        self.assertEqual(self.fs.connect_count, 1)
+        self.write_command(bot.scripts_dir, "hello", HELLO % {"version": "v2"})
+        line = self.reload(bot).line
+        self.assertRegex(line, r"generation=2\b")
+        self.assertRegex(line, r"\bms=\d")
+        self.ask("hello again")
+        self.wait_post(r"^hello-v2 again$")
+        self.assertEqual(self.fs.connect_count, 1)
+        self.assertEqual(len(self.fs.open_connections()), 1)
+        # a new command file is a new command after SIGHUP
+        self.write_command(bot.scripts_dir, "boom", BOOM)
+        self.reload(bot)
+        self.ask("boom")
+        self.wait_post(r"`boom` failed")
+
+    def test_reload_with_syntax_error_keeps_old_generation(self):
+        bot = self.bot_with({"hello": HELLO % {"version": "v1"}}, {"admin_channel": "C0ADMIN"})
+        self.fs.add_channel("C0ADMIN", "admins")
+        self.write_command(bot.scripts_dir, "hello", "return { name = 'hello', help = 'x', run = function() end\n")
+        line = self.reload(bot, expect="failed").line
+        self.assertRegex(line, r"commands/hello\.lua:2:")
+        self.ask("hello still")
+        self.wait_post(r"^hello-v1 still$")
+        admin = self.fs.wait_for(lambda: self.fs.posts(channel="C0ADMIN"), what="the admin post")
+        self.assertIn("reload failed", admin[0]["text"])
+        self.assertIn("hello.lua:2", admin[0]["text"])
+        self.assertNotRegex(bot.log_text(), r'msg="reload ok"')
+
+    def test_reload_with_runtime_error_at_top_level_keeps_old_generation(self):
+        bot = self.bot_with({"hello": HELLO % {"version": "v1"}})
+        self.write_command(bot.scripts_dir, "hello", "local x = 1\nerror('top level broke')\n")
+        line = self.reload(bot, expect="failed").line
+        self.assertRegex(line, r"commands/hello\.lua:2: top level broke")
+        self.ask("hello still")
+        self.wait_post(r"^hello-v1 still$")
+        # fixing the file makes the next reload succeed as generation 2
+        self.write_command(bot.scripts_dir, "hello", HELLO % {"version": "v3"})
+        self.assertRegex(self.reload(bot).line, r"generation=2\b")
+        self.ask("hello fixed")
+        self.wait_post(r"^hello-v3 fixed$")
+
+    def sighups_during_events(self, bot, batch, n_events=60, every=3):
+        """Send n_events `hello` mentions with a SIGHUP every `every` events; check each is acked
+        once and answered once."""
+        envs = []
+        for i in range(n_events):
+            envs.append(self.ask("hello b%d-%d" % (batch, i)))
+            if i % every == 0:
+                bot.send_signal(signal.SIGHUP)
+            time.sleep(0.03)
+        for e in envs:
+            self.wait_ack(e, timeout=10)
+        want = ["hello-v1 b%d-%d" % (batch, i) for i in range(n_events)]
+
+        def all_answered():
+            texts = [p["text"] for p in self.fs.posts(channel=CHANNEL, thread_ts=THREAD)]
+            return texts if all(w in texts for w in want) else None
+        texts = self.fs.wait_for(all_answered, timeout=30, what="%d answers" % n_events)
+        for w in want:
+            self.assertEqual(texts.count(w), 1, "%r answered once" % w)
+        for e in envs:
+            self.assertEqual(sum(1 for a in self.fs.acks if a.envelope_id == e), 1)
+
+    def test_twenty_sighups_during_event_stream(self):
+        bot = self.bot_with({"hello": HELLO % {"version": "v1"}})
+        self.ask("hello warm")
+        self.wait_post(r"^hello-v1 warm$")
+        rss_start = self.rss_kb(bot.pid)
+        self.sighups_during_events(bot, 1)
+        bot.wait_log(r'msg="reload ok" generation=21\b', timeout=20)
+        rss_first = self.rss_kb(bot.pid)
+        self.sighups_during_events(bot, 2)
+        bot.wait_log(r'msg="reload ok" generation=41\b', timeout=20)
+        rss_second = self.rss_kb(bot.pid)
+        self.assertEqual(self.fs.connect_count, 1)
+        self.assertTrue(bot.running())
+        # old generations were closed once their coroutines ended
+        self.assertGreaterEqual(len(re.findall(r'msg="generation closed"', bot.log_text())), 39)
+        if "asan" not in os.path.basename(bot.binary):  # ASan's quarantine keeps freed memory
+            self.assertLess(rss_first - rss_start, 24 * 1024,
+                            "RSS grew from %d kB to %d kB over 20 reloads" % (rss_start, rss_first))
+            self.assertLess(rss_second - rss_first, 8 * 1024,
+                            "RSS grew again from %d kB to %d kB over 20 more reloads" % (rss_first, rss_second))
+
+    def test_sigterm_ends_sleeping_command_within_grace(self):
+        nap = ('local host = require "host"\n'
+               'return { name = "nap", help = "nap — sleeps", run = function(ctx)\n'
+               '  ctx.reply("napping")\n  host.sleep(60)\n  ctx.reply("woke up")\nend }\n')
+        bot = self.bot_with({"nap": nap})
+        self.ask("nap")
+        self.wait_post(r"^napping$")
+        started = time.monotonic()
+        bot.send_signal(signal.SIGTERM)
+        self.assertEqual(bot.wait(timeout=20), 0)
+        self.assertLess(time.monotonic() - started, 15)
+        self.assertRegex(bot.log_text(), r"ending scripts still running")
+        self.assertFalse(any(p["text"] == "woke up" for p in self.fs.posts()))
+
+    def test_all_and_sleep_run_children_concurrently(self):
+        par = ('local host = require "host"\n'
+               'return { name = "par", help = "par — host.all", run = function(ctx)\n'
+               '  local t0 = host.monotonic()\n'
+               '  local fns = {}\n'
+               '  for i = 1, 5 do fns[i] = function() host.sleep(0.4) return i, i * 10 end end\n'
+               '  fns[6] = function() error("child failed") end\n'
+               '  local r = host.all(fns)\n'
+               '  local parts = {}\n'
+               '  for i = 1, 5 do parts[#parts + 1] = r[i].value .. "/" .. r[i].value2 end\n'
+               '  ctx.reply(string.format("all %s err=%s ok6=%s took=%.1f", table.concat(parts, ","),\n'
+               '    tostring(r[6].error):match("child failed") or "?", tostring(r[6].ok), host.monotonic() - t0))\n'
+               'end }\n')
+        self.bot_with({"par": par})
+        self.ask("par")
+        post = self.wait_post(r"^all ")
+        m = re.match(r"^all 1/10,2/20,3/30,4/40,5/50 err=child failed ok6=false took=([\d.]+)$", post["text"])
+        self.assertIsNotNone(m, post["text"])
+        self.assertLess(float(m.group(1)), 1.5)  # five 0.4 s sleeps at once, not one after another
+
+    # --- files ----------------------------------------------------------------------------
+    def test_writes_outside_data_dir_refused(self):
+        bot = self.bot_with({"escape": ESCAPE})
+        outside = os.path.join(bot.tmp, "outside")
+        os.makedirs(outside)
+        os.symlink(outside, os.path.join(bot.data_dir, "link"))
+        self.ask("escape " + outside)
+        post = self.wait_post(r"dotdot=")
+        self.assertEqual(post["text"], "dotdot=refused absolute=refused symlink=refused inside=written")
+        self.assertEqual(os.listdir(outside), [])
+        self.assertFalse(os.path.exists(os.path.join(bot.tmp, "outside-dotdot.txt")))
+        with open(os.path.join(bot.data_dir, "ok", "inside.txt")) as f:
+            self.assertEqual(f.read(), "x")
+
+
+class CheckTest(BotTestCase):
+    """`postmortembot check`: load everything as a reload would, exit 0 or 1."""
+
+    def check(self, bot):
+        p = subprocess.run([bot_binary(), "check", "-c", bot.config_path], cwd=bot.tmp,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60,
+                           env=bot.env())
+        return p.returncode, p.stdout, p.stderr
+
+    def setUp(self):
+        super().setUp()
+        if not os.access(bot_binary(), os.X_OK):
+            self.skipTest("no bot binary")
+
+    def test_check_ok(self):
+        bot = self.make_bot()
+        bot.scripts_copy()
+        rc, out, err = self.check(bot)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("ok", out)
+
+    def test_check_syntax_error(self):
+        bot = self.make_bot()
+        scripts, _ = bot.scripts_copy()
+        HostTest.write_command(scripts, "broken", "return {\n  name = 'broken',\n  run = function( end,\n}\n")
+        rc, out, err = self.check(bot)
+        self.assertEqual(rc, 1)
+        self.assertRegex(err, r"commands/broken\.lua:3:")
+
+    def test_check_bad_command_table(self):
+        bot = self.make_bot()
+        scripts, _ = bot.scripts_copy()
+        HostTest.write_command(scripts, "norun", "return { name = 'norun', help = 'x' }\n")
+        rc, out, err = self.check(bot)
+        self.assertEqual(rc, 1)
+        self.assertIn("norun", err)
+        self.assertIn("no run function", err)
+
+    def test_check_looping_top_level_fails_within_budget(self):
+        bot = self.make_bot()
+        scripts, _ = bot.scripts_copy()
+        HostTest.write_command(scripts, "forever", "local n = 0\nwhile true do n = n + 1 end\n")
+        started = time.monotonic()
+        rc, out, err = self.check(bot)
+        self.assertEqual(rc, 1)
+        self.assertIn("cpu budget exceeded", err)
+        self.assertIn("forever.lua:2", err)
+        self.assertLess(time.monotonic() - started, 30)
+
+    def test_check_bad_config(self):
+        bot = self.make_bot({"timezone": "Mars/Olympus_Mons"})
+        rc, out, err = self.check(bot)
+        self.assertEqual(rc, 1)
+        self.assertIn("Mars/Olympus_Mons", err)
