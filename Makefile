@@ -63,8 +63,9 @@ fmt-check:
 demo: deps bin/postmortembot
 	@python3 tools/demo.py
 
+# Every bench/*.sh under a header, going on when one fails (bench/run_all.sh); figures only.
 bench: bin/postmortembot
-	@for b in bench/*.sh; do sh $$b; done
+	@sh bench/run_all.sh
 
 install: bin/postmortembot
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/postmortembot \

@@ -2,12 +2,16 @@
 """End-to-end autopsy benchmark (issues 4 and 5): the real binary against the fake Slack with 30 ms
 added to every Web API call and file download, a 300-message thread with 20 one-megabyte PNG
 images; `autopsy this` is mentioned and the time to the finished upload is measured, next to the
-critical-path bound (round trips that cannot overlap x latency). Prints figures, asserts nothing.
+critical-path bound (round trips that cannot overlap x latency). Also: the largest gaps with no
+request in flight (bot-side work), and the ack latency of no-op envelopes sent meanwhile (is the
+loop free?). Prints figures, asserts nothing.
 
 Run by bench/autopsy_e2e.sh (make bench). Uses tests/e2e/harness.py (BotProcess) and
-tests/fakeslack/fakeslack.py; wraps the fake's request handler in-process to time every request.
+tests/fakeslack/fakeslack.py; wraps the fake's request handler in-process to time every request
+and turns on TCP_NODELAY in the fake (see set_fake_nodelay).
 Usage: python3 bench/autopsy_e2e.py [--runs 3] [--latency 0.030] [--messages 300] [--images 20]
-       [--image-bytes 1048576] [--concurrency N] [--trace]
+       [--image-bytes 1048576] [--concurrency N] [--timeout S] [--trace] [--ack-probe S]
+       [--fake-nagle]
 """
 import argparse
 import collections
@@ -17,9 +21,9 @@ import random
 import statistics
 import sys
 import threading
+import struct
 import time
 import zlib
-import struct
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
@@ -116,6 +120,7 @@ def build_thread(fs, n_messages, n_images, image_bytes):
     spread over the replies. Returns (parent ts, {image file ids})."""
     for uid, name in HUMANS:
         fs.add_user(uid, display_name=name, real_name=name.title())
+    fs.add_user(fs.identity["user_id"], display_name="postmortembot", is_bot=True)  # <@bot> in the mention
     for bid, name in ALERT_BOTS:
         fs.add_bot(bid, name)
     fs.add_channel(CHANNEL, "inc-checkout-502", members=[u for u, _ in HUMANS])

@@ -1,11 +1,12 @@
 /* api.c — the `host` module (docs/lua-api.md): its yielding primitives (api, download, http,
- * sleep, all) here, the immediate ones in api_local.c; with host.c's generation manager these are
- * the only C files that touch a generation's Lua stacks. A yielding
- * primitive validates its arguments (misuse raises), starts the work on http.c or a loop timer,
- * records how to cancel it and yields with a continuation that pushes the results when the loop
- * resumes the coroutine (I/O failures return nil, err). Called from scripts; calls http.c,
- * loop.c, log.c, archive.c and host.c (tasks, bot identity). */
+ * sleep, all, zip) here, the immediate ones in api_local.c; with host.c's generation manager these
+ * are the only C files that touch a generation's Lua stacks. A yielding primitive validates its
+ * arguments (misuse raises), starts the work on http.c or a loop timer, records how to cancel it
+ * and yields with a continuation that pushes the results when the loop resumes the coroutine (I/O
+ * failures return nil, err). Called from scripts; calls http.c, loop.c, log.c, zipbundle.c (on
+ * libuv's thread pool) and host.c (tasks, bot identity). */
 #include <lauxlib.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +15,13 @@
 #include "http.h"
 #include "log.h"
 #include "loop.h"
+#include "zipbundle.h"
 
 #define API_MAX_HEADERS 64
 
-enum api_op_kind { API_OP_API, API_OP_DOWNLOAD, API_OP_HTTP, API_OP_SLEEP, API_OP_ALL };
+enum api_op_kind { API_OP_API, API_OP_DOWNLOAD, API_OP_HTTP, API_OP_SLEEP, API_OP_ALL, API_OP_ZIP };
+
+struct api_zip_job;
 
 struct api_header_copy {
     char *name, *value;
@@ -30,6 +34,7 @@ struct api_op {
     struct host_task *task;
     struct http_call *call;
     struct loop_timer *timer;
+    struct api_zip_job *zip_job; /* host.zip running on the thread pool */
     char *req_body;
     /* results */
     enum http_err err;
@@ -82,6 +87,8 @@ static void api_op_free(struct api_op *op)
     free(op);
 }
 
+static void api_zip_orphan(struct api_zip_job *job);
+
 static void api_op_cancel(struct host_task *t)
 {
     struct api_op *op = t->op;
@@ -95,6 +102,9 @@ static void api_op_cancel(struct host_task *t)
     }
     if (op->timer) {
         loop_timer_cancel(op->timer);
+    }
+    if (op->zip_job) {
+        api_zip_orphan(op->zip_job); /* a running work item cannot be stopped: it frees itself */
     }
     if (op->kind == API_OP_ALL) {
         host_task_abort_children(t);
@@ -545,6 +555,120 @@ static int api_sleep(lua_State *L)
     return api_yield(L, t, op, api_sleep_k);
 }
 
+/* ---- host.zip: libarchive writes the bundle on libuv's thread pool; the coroutine waits ---- */
+
+struct api_zip_job {
+    uv_work_t work;
+    struct api_op *op; /* NULL once the task was cancelled: the job then only frees itself */
+    char zip_path[PATH_MAX];
+    char *base;
+    char **entries;
+    size_t n;
+    int rc;
+    char err[PATH_MAX + 128];
+};
+
+static void api_zip_job_free(struct api_zip_job *job)
+{
+    for (size_t i = 0; i < job->n; i++) {
+        free(job->entries[i]);
+    }
+    free(job->entries);
+    free(job->base);
+    free(job);
+}
+
+static void api_zip_orphan(struct api_zip_job *job)
+{
+    job->op = NULL;
+}
+
+static void api_zip_work(uv_work_t *w)
+{
+    struct api_zip_job *job = w->data;
+    job->rc = zipbundle_write(job->zip_path, job->base, (const char *const *)job->entries, job->n,
+                              job->err, sizeof job->err);
+}
+
+static void api_zip_after(uv_work_t *w, int status)
+{
+    struct api_zip_job *job = w->data;
+    struct api_op *op = job->op;
+    if (op) {
+        op->zip_job = NULL;
+        if (status < 0 || job->rc < 0) {
+            op->err = HTTP_ERR_IO;
+            op->code = strdup("io");
+            op->message = strdup(status < 0 ? "the zip was cancelled" : job->err);
+        }
+        host_task_resume(op->task, 0);
+    }
+    api_zip_job_free(job);
+}
+
+static int api_zip_k(lua_State *L, int status, lua_KContext ctx)
+{
+    struct api_op *op = api_take_op(L);
+    (void)status;
+    (void)ctx;
+    if (!op) {
+        return luaL_error(L, "host.zip: resumed without a result");
+    }
+    if (op->code) {
+        return api_push_op_err(L, op);
+    }
+    api_op_free(op);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int api_zip(lua_State *L)
+{
+    const char *zip_path = luaL_checkstring(L, 1);
+    const char *base = luaL_checkstring(L, 2);
+    struct host_task *t;
+    struct api_zip_job *job;
+    struct api_op *op;
+    char abs[PATH_MAX];
+    lua_Integer n;
+
+    luaL_checktype(L, 3, LUA_TTABLE);
+    n = luaL_len(L, 3);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 3, i) != LUA_TSTRING) {
+            return luaL_error(L, "host.zip: entries[%d] is not a string", (int)i);
+        }
+        lua_pop(L, 1);
+    }
+    t = api_need_task(L, "zip");
+    api_write_path(L, "zip", zip_path, 1, abs,
+                   sizeof abs); /* raises before anything is allocated */
+    job = calloc(1, sizeof *job);
+    if (!job) {
+        return luaL_error(L, "out of memory");
+    }
+    memcpy(job->zip_path, abs, sizeof job->zip_path);
+    job->base = strdup(base);
+    job->entries = calloc((size_t)(n > 0 ? n : 1), sizeof *job->entries);
+    for (lua_Integer i = 1; job->entries && i <= n; i++) {
+        lua_rawgeti(L, 3, i);
+        job->entries[job->n++] = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    op = api_op_new(L, API_OP_ZIP);
+    op->zip_job = job;
+    job->op = op;
+    job->work.data = job;
+    if (!job->base || !job->entries ||
+        uv_queue_work(loop_get(), &job->work, api_zip_work, api_zip_after) < 0) {
+        api_zip_job_free(job);
+        op->zip_job = NULL;
+        api_op_free(op);
+        return api_fail(L, "io", "could not start the zip");
+    }
+    return api_yield(L, t, op, api_zip_k);
+}
+
 /* ---- host.all ---- */
 
 static int api_all_k(lua_State *L, int status, lua_KContext ctx)
@@ -653,9 +777,9 @@ static int api_all(lua_State *L)
 
 int api_open(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"api", api_api},   {"download", api_download},
-                                   {"http", api_http}, {"sleep", api_sleep},
-                                   {"all", api_all},   {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"api", api_api}, {"download", api_download}, {"http", api_http}, {"sleep", api_sleep},
+        {"zip", api_zip}, {"all", api_all},           {NULL, NULL}};
     luaL_newlib(L, fns);
     api_local_register(L); /* api_local.c: time, files, log, identity, config */
     return 1;

@@ -1,9 +1,8 @@
 /* api_local.c — the `host` primitives that answer at once, without the loop: time in a zone,
  * files (writes only inside the write root, atomically), zip, sha256, logging, identity, config,
  * templates and scripts of the generation, plus the nil, err tables every primitive returns.
- * api.c registers these beside the yielding ones; called from scripts only; calls archive.c,
+ * api.c registers these beside the yielding ones; called from scripts only; calls
  * log.c and host.c (bot identity, current task). */
-#include <archive.h> /* core/archive.h (+ libarchive's) */
 
 #include <dirent.h>
 #include <errno.h>
@@ -445,36 +444,6 @@ static int api_file_size(lua_State *L)
     return 1;
 }
 
-static int api_zip(lua_State *L)
-{
-    const char *zip_path = luaL_checkstring(L, 1);
-    const char *base = luaL_checkstring(L, 2);
-    char abs[PATH_MAX], err[PATH_MAX + 128];
-    const char **entries;
-    lua_Integer n;
-    int rc;
-
-    luaL_checktype(L, 3, LUA_TTABLE);
-    n = luaL_len(L, 3);
-    api_write_path(L, "zip", zip_path, 1, abs, sizeof abs);
-    /* the entry array lives in a userdata so a Lua error cannot leak it */
-    entries = lua_newuserdatauv(L, sizeof *entries * (size_t)(n > 0 ? n : 1), 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 3, i);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-            return luaL_error(L, "host.zip: entries[%d] is not a string", (int)i);
-        }
-        entries[i - 1] = lua_tostring(L, -1);
-        lua_pop(L, 1); /* still referenced by the entries table */
-    }
-    rc = archive_zip_write(abs, base, entries, (size_t)n, err, sizeof err);
-    if (rc < 0) {
-        return api_fail(L, "io", err);
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
 static int api_sha256(lua_State *L)
 {
     size_t len;
@@ -691,7 +660,6 @@ void api_local_register(lua_State *L)
                                    {"list_dir", api_list_dir},
                                    {"exists", api_exists},
                                    {"file_size", api_file_size},
-                                   {"zip", api_zip},
                                    {"sha256", api_sha256},
                                    {"log", api_log},
                                    {"bot", api_bot},

@@ -72,6 +72,9 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
     s->http.connect_timeout = config_num(L, t, "http", "connect_timeout", 10);
     s->http.max_concurrent = (int)config_num(L, t, "http", "max_concurrent", 16);
     s->http.max_retries = (int)config_num(L, t, "http", "max_retries", 5);
+    if (s->http.max_retries == 0) {
+        s->http.max_retries = -1; /* http.h reads 0 as "the default"; the config means "none" */
+    }
     s->http.max_retry_time = config_num(L, t, "http", "max_retry_time", 120);
     s->http.download_max_bytes =
         (long long)config_num(L, t, "downloads", "max_bytes", 100.0 * 1024 * 1024);

@@ -44,7 +44,8 @@ static void health_prepare(struct health_session *s, const char *uri)
                  st.reconnects);
         s->status = st.connected ? 200 : 503;
     } else {
-        snprintf(buf, sizeof buf, "{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/metrics\"]}\n");
+        snprintf(buf, sizeof buf,
+                 "{\"error\":\"not found\",\"paths\":[\"/healthz\",\"/metrics\"]}\n");
         s->status = 404;
     }
     s->body = strdup(buf);
@@ -81,8 +82,8 @@ static int health_send(struct lws *wsi, struct health_session *s)
     return rc;
 }
 
-static int health_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int health_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
     struct health_session *s = user;
     (void)len;

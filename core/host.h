@@ -12,19 +12,19 @@
 enum host_mode { HOST_MODE_RUN, HOST_MODE_CHECK, HOST_MODE_RENDER };
 
 struct host_options {
-    const char *config_path;   /* -c FILE, default "config/postmortembot.lua" */
+    const char *config_path; /* -c FILE, default "config/postmortembot.lua" */
     enum host_mode mode;
-    const char *write_root;    /* render -o DIR; NULL = the data dir */
+    const char *write_root; /* render -o DIR; NULL = the data dir */
 };
 
 /* What the C core takes from the config (read from generation 1; http limits re-read on reload).
  * Strings are owned by host.c and live until host_shutdown. */
 struct core_settings {
     struct http_settings http;
-    struct sm_settings sm;     /* app_token left NULL: main.c fills it from the environment */
-    const char *data_dir;      /* absolute; POSTMORTEMBOT_DATA_DIR wins */
-    const char *listen;        /* "host:port" or NULL; POSTMORTEMBOT_LISTEN wins */
-    const char *log_level;     /* config log_level, default "info" */
+    struct sm_settings sm; /* app_token left NULL: main.c fills it from the environment */
+    const char *data_dir;  /* absolute; POSTMORTEMBOT_DATA_DIR wins */
+    const char *listen;    /* "host:port" or NULL; POSTMORTEMBOT_LISTEN wins */
+    const char *log_level; /* config log_level, default "info" */
 };
 
 struct bot_identity {
@@ -55,7 +55,7 @@ void host_render(const char *thread, const char *users, const char *out_dir,
 /* Stop accepting events; give running coroutines up to grace seconds, then end them; done()
  * runs on the loop when no coroutine is left. */
 void host_drain(double grace, void (*done)(void *arg), void *arg);
-int host_running(void);        /* coroutines alive */
-void host_shutdown(void);      /* close every generation (after host_drain) */
+int host_running(void);   /* coroutines alive */
+void host_shutdown(void); /* close every generation (after host_drain) */
 
 #endif

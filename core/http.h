@@ -2,22 +2,23 @@
  * Three kinds: Web API calls (rate gate per method on 429, retries with backoff on 5xx/timeouts/
  * connection errors, ok:false turned into an error), file downloads (streamed to a temp file and
  * renamed, size cap, SHA-256, redirects followed by hand, token only to allow-listed hosts) and
- * plain requests (webhooks, the upload URL). Callers: api.c (Lua primitives), socketmode.c, main.c. */
+ * plain requests (webhooks, the upload URL). Callers: api.c (Lua primitives), socketmode.c, main.c.
+ */
 #ifndef PMB_HTTP_H
 #define PMB_HTTP_H
 
 #include <stddef.h>
 
 struct http_settings {
-    const char *api_base;          /* "https://slack.com/api/"; a missing final '/' is added */
-    double timeout;                /* seconds for one Web API / plain attempt (default 30) */
-    double connect_timeout;        /* default 10 */
-    int max_concurrent;            /* Web API + plain requests in flight (default 16) */
-    int max_retries;               /* 5xx / timeout / connection error retries (default 5) */
-    double max_retry_time;         /* give up retrying after this many seconds (default 120) */
-    long long download_max_bytes;  /* default 100 MiB */
-    int download_concurrency;      /* default 4 */
-    double download_timeout;       /* seconds for a whole download (default 300) */
+    const char *api_base;             /* "https://slack.com/api/"; a missing final '/' is added */
+    double timeout;                   /* seconds for one Web API / plain attempt (default 30) */
+    double connect_timeout;           /* default 10 */
+    int max_concurrent;               /* Web API + plain requests in flight (default 16) */
+    int max_retries;                  /* 5xx / timeout / connection error retries (default 5) */
+    double max_retry_time;            /* give up retrying after this many seconds (default 120) */
+    long long download_max_bytes;     /* default 100 MiB */
+    int download_concurrency;         /* default 4 */
+    double download_timeout;          /* seconds for a whole download (default 300) */
     const char *const *allowed_hosts; /* host patterns that may get the token: "slack.com",
                                          "*.slack.com"; the api_base host:port is always allowed */
     size_t allowed_hosts_n;
@@ -25,8 +26,8 @@ struct http_settings {
 
 enum http_err {
     HTTP_OK = 0,
-    HTTP_ERR_SLACK,            /* ok:false; code = Slack's error */
-    HTTP_ERR_STATUS,           /* unexpected HTTP status (after retries for 5xx) */
+    HTTP_ERR_SLACK,  /* ok:false; code = Slack's error */
+    HTTP_ERR_STATUS, /* unexpected HTTP status (after retries for 5xx) */
     HTTP_ERR_TIMEOUT,
     HTTP_ERR_CONNECT,          /* refused, reset, DNS, TLS */
     HTTP_ERR_RATELIMITED,      /* 429s beyond the retry budget */
@@ -42,26 +43,26 @@ enum http_err {
 const char *http_err_code(enum http_err err);
 
 struct http_header {
-    const char *name;   /* response headers: lowercase */
+    const char *name; /* response headers: lowercase */
     const char *value;
 };
 
 /* Everything here is owned by http.c and valid only during the done callback. */
 struct http_result {
     enum http_err err;
-    long status;                    /* last HTTP status, 0 if none */
-    const char *body;               /* response body, NUL-terminated (not for downloads) */
+    long status;      /* last HTTP status, 0 if none */
+    const char *body; /* response body, NUL-terminated (not for downloads) */
     size_t body_len;
-    const char *code;               /* NULL on success; Slack's error or http_err_code(err) */
-    const char *message;            /* human readable, never holds a token; NULL on success */
-    const char *needed, *provided;  /* missing_scope details, else NULL */
+    const char *code;                  /* NULL on success; Slack's error or http_err_code(err) */
+    const char *message;               /* human readable, never holds a token; NULL on success */
+    const char *needed, *provided;     /* missing_scope details, else NULL */
     const struct http_header *headers; /* plain requests */
     size_t n_headers;
-    const char *path;               /* downloads: final path */
-    long long size;                 /* downloads: bytes written */
-    const char *sha256_hex;         /* downloads */
-    const char *content_type;       /* downloads and plain requests, may be NULL */
-    int attempts;                   /* tries made (1 = no retry) */
+    const char *path;         /* downloads: final path */
+    long long size;           /* downloads: bytes written */
+    const char *sha256_hex;   /* downloads */
+    const char *content_type; /* downloads and plain requests, may be NULL */
+    int attempts;             /* tries made (1 = no retry) */
 };
 
 /* Called exactly once per request (unless cancelled), from a loop_defer'd task: never inside a
@@ -80,19 +81,19 @@ int http_in_flight(void);
  * (empty form); content_type "application/x-www-form-urlencoded" or
  * "application/json; charset=utf-8". On 429 the *method* is gated for Retry-After seconds: this
  * call and every queued call to that method wait; other methods flow. */
-struct http_call *http_api(const char *method, const char *token, const char *body,
-                           size_t body_len, const char *content_type, http_done_fn done, void *arg);
+struct http_call *http_api(const char *method, const char *token, const char *body, size_t body_len,
+                           const char *content_type, http_done_fn done, void *arg);
 
 struct http_plain_req {
-    const char *method;                  /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ... */
     const char *url;
-    const struct http_header *headers;   /* request headers, copied */
+    const struct http_header *headers; /* request headers, copied */
     size_t n_headers;
-    const char *body;                    /* or NULL */
+    const char *body; /* or NULL */
     size_t body_len;
-    const char *body_file;               /* stream the body from this file instead (uploads) */
-    double timeout;                      /* 0 = settings.timeout */
-    int retries;                         /* retries on 5xx / connection errors, default 0 */
+    const char *body_file; /* stream the body from this file instead (uploads) */
+    double timeout;        /* 0 = settings.timeout */
+    int retries;           /* retries on 5xx / connection errors, default 0 */
 };
 /* A plain request: no token added. Any HTTP status is a success (err HTTP_OK, check status). */
 struct http_call *http_request(const struct http_plain_req *req, http_done_fn done, void *arg);

@@ -29,8 +29,8 @@ int json_init(void)
     }
     luaL_requiref(json_L, "_G", luaopen_base, 0);
     lua_pop(json_L, 1);
-    luaopen_cjson(json_L);                 /* stack: cjson */
-    lua_getfield(json_L, -1, "decode");    /* stack: cjson decode */
+    luaopen_cjson(json_L);              /* stack: cjson */
+    lua_getfield(json_L, -1, "decode"); /* stack: cjson decode */
     json_decode_ref = luaL_ref(json_L, LUA_REGISTRYINDEX);
     lua_getfield(json_L, -1, "encode");
     json_encode_ref = luaL_ref(json_L, LUA_REGISTRYINDEX);

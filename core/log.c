@@ -78,8 +78,8 @@ static int log_is_token_char(char c)
 /* Length of a token prefix at s ("xoxb-", "xapp-", ...), or 0. */
 static size_t log_token_prefix(const char *s, size_t n)
 {
-    static const char *const prefixes[] = {"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxe-", "xoxs-",
-                                           "xoxc-", "xoxd-", "xapp-"};
+    static const char *const prefixes[] = {"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxe-",
+                                           "xoxs-", "xoxc-", "xoxd-", "xapp-"};
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
         size_t len = strlen(prefixes[i]);
         if (n >= len && strncmp(s, prefixes[i], len) == 0) {

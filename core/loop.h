@@ -6,13 +6,15 @@
 
 #include <uv.h>
 
-int loop_init(void);          /* 0 or a negative uv error */
+int loop_init(void); /* 0 or a negative uv error */
 uv_loop_t *loop_get(void);
-int loop_run(void);           /* uv_run(DEFAULT) */
-int loop_close(void);         /* closes the ready-queue handles, runs the loop dry, uv_loop_close; 0 = clean */
+int loop_run(void); /* uv_run(DEFAULT) */
+int loop_close(
+    void); /* closes the ready-queue handles, runs the loop dry, uv_loop_close; 0 = clean */
 
 typedef void (*loop_task_fn)(void *arg);
-/* Queue fn(arg) to run soon on the loop, outside any library callback. Never fails (aborts on OOM). */
+/* Queue fn(arg) to run soon on the loop, outside any library callback. Never fails (aborts on OOM).
+ */
 void loop_defer(loop_task_fn fn, void *arg);
 
 /* Monotonic seconds (uv_hrtime based) and wall-clock seconds with microseconds. */

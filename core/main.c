@@ -135,9 +135,9 @@ static void main_auth_retry_cb(uv_timer_t *t)
 
 static int main_auth_is_fatal(const char *code)
 {
-    static const char *const fatal[] = {"invalid_auth",  "not_authed",    "account_inactive",
-                                        "token_revoked", "token_expired", "team_disabled",
-                                        "missing_scope", NULL};
+    static const char *const fatal[] = {
+        "invalid_auth",  "not_authed",    "account_inactive", "token_revoked",
+        "token_expired", "team_disabled", "missing_scope",    NULL};
     for (int i = 0; code && fatal[i]; i++) {
         if (strcmp(code, fatal[i]) == 0) {
             return 1;
@@ -156,8 +156,8 @@ static void main_auth_done(const struct http_result *res, void *arg)
     }
     if (res->err != HTTP_OK) {
         if (res->err == HTTP_ERR_SLACK && main_auth_is_fatal(res->code)) {
-            log_event(LOG_ERROR, "auth.test refused the bot token; check SLACK_BOT_TOKEN",
-                      "error", res->code, NULL);
+            log_event(LOG_ERROR, "auth.test refused the bot token; check SLACK_BOT_TOKEN", "error",
+                      res->code, NULL);
             main_exit_code = 1;
             main_begin_stop("auth failed");
             return;
@@ -275,8 +275,8 @@ static int main_run(const char *config_path)
     uv_timer_init(loop_get(), &main_deadline);
     uv_timer_init(loop_get(), &main_auth_retry);
     main_signals_start();
-    log_event(LOG_INFO, "starting", "version", PMB_VERSION, "api", hs.api_base, "generation",
-              "1", NULL);
+    log_event(LOG_INFO, "starting", "version", PMB_VERSION, "api", hs.api_base, "generation", "1",
+              NULL);
     main_auth_test();
     loop_run();
     main_finish_loop();

@@ -17,9 +17,9 @@ struct metrics_series {
     char *labels; /* "" when none */
     char *help;
     enum metrics_type type;
-    double value;                        /* counter/gauge; histogram: sum */
-    unsigned long long count;            /* histogram */
-    const double *bounds;                /* histogram upper bounds */
+    double value;             /* counter/gauge; histogram: sum */
+    unsigned long long count; /* histogram */
+    const double *bounds;     /* histogram upper bounds */
     size_t n_bounds;
     unsigned long long buckets[METRICS_BUCKETS_MAX];
     struct metrics_series *next;

@@ -8,13 +8,13 @@
 #include <stddef.h>
 
 struct sm_settings {
-    const char *app_token;     /* xapp-... */
-    double ping_interval;      /* seconds between our pings (default 10) */
-    double pong_timeout;       /* no frame at all for this long: the connection is dead (default 20) */
-    double close_timeout;      /* give up a close handshake after this long (default 1) */
-    size_t max_frame;          /* bigger messages are logged and skipped (default 1 MiB) */
-    double dedupe_ttl;         /* seconds an event_id is remembered (default 900) */
-    size_t dedupe_max;         /* bound on remembered ids (default 65536) */
+    const char *app_token; /* xapp-... */
+    double ping_interval;  /* seconds between our pings (default 10) */
+    double pong_timeout;   /* no frame at all for this long: the connection is dead (default 20) */
+    double close_timeout;  /* give up a close handshake after this long (default 1) */
+    size_t max_frame;      /* bigger messages are logged and skipped (default 1 MiB) */
+    double dedupe_ttl;     /* seconds an event_id is remembered (default 900) */
+    size_t dedupe_max;     /* bound on remembered ids (default 65536) */
 };
 
 /* json is the whole envelope text; valid only during the call. Called from a loop_defer'd task,
@@ -27,9 +27,9 @@ int sm_start(const struct sm_settings *s, sm_envelope_fn on_envelope, void *arg)
 void sm_stop(void (*done)(void *arg), void *arg);
 
 struct sm_status {
-    int connected;               /* a connection has said hello and is open */
-    const char *state;           /* "connected", "connecting", "backoff", "link_disabled", "stopped" */
-    const char *last_error;      /* why not connected, or NULL */
+    int connected;          /* a connection has said hello and is open */
+    const char *state;      /* "connected", "connecting", "backoff", "link_disabled", "stopped" */
+    const char *last_error; /* why not connected, or NULL */
     unsigned long connects, reconnects, envelopes, acks, duplicates, malformed;
 };
 void sm_get_status(struct sm_status *out);

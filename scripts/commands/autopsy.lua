@@ -91,6 +91,7 @@ end
 
 -- The work: returns a short description of what was done, or raises / returns nil, err, stage.
 local function build_and_upload(ctx, progress)
+  local build_started = host.monotonic()
   local slot = bundle.prepare(ctx.channel, ctx.thread_ts)
   local timeline, err = timeline_lib.collect(ctx, { out_dir = slot.dir, progress = progress.progress })
   if not timeline then return nil, err, "reading the thread" end
@@ -98,6 +99,7 @@ local function build_and_upload(ctx, progress)
   local written
   written, err = bundle.write(timeline, slot)
   if not written then return nil, err, "writing the report" end
+  host.observe("pmb_report_build_seconds", host.monotonic() - build_started)
   ctx.log("info", "report written", { path = written.md_path, version = slot.version,
                                       entries = written.view.counts.entries })
 

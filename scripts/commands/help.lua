@@ -1,6 +1,7 @@
 -- `help`: lists the commands of the loaded scripts, one line each, from their `help` field.
 -- To change a command's line, edit the `help` field in its own file under scripts/commands/.
 local router = require "lib.router"
+local slackfmt = require "lib.slackfmt"
 
 return {
   name = "help",
@@ -8,7 +9,8 @@ return {
   run = function(ctx)
     local lines = { "Commands (mention me in a thread, e.g. `@postmortembot help`):" }
     for _, cmd in ipairs(router.list()) do
-      lines[#lines + 1] = "• " .. cmd.help
+      -- help lines show arguments as <text>: escape them, or Slack reads them as links
+      lines[#lines + 1] = "• " .. slackfmt.escape(cmd.help)
     end
     ctx.reply(table.concat(lines, "\n"))
   end,

@@ -1,7 +1,7 @@
 -- Uploads report files into a thread with Slack's current flow: for each file
 -- files.getUploadURLExternal (exact byte length), a POST of the bytes to upload_url (must answer
 -- 200), then ONE files.completeUploadExternal for all of them with channel_id, the parent
--- thread_ts and an initial comment. Called by commands/autopsy.lua; calls host.api, host.http,
+-- thread_ts and an initial comment. The files go up concurrently (host.all). Called by commands/autopsy.lua; calls host.api, host.http,
 -- host.file_size and cjson.
 local host = require "host"
 local cjson = require "cjson"
@@ -37,11 +37,18 @@ end
 -- files: array of { path =, filename =, title = }. Returns the completeUploadExternal response
 -- or nil, err. Nothing is shared unless every file went up.
 function upload.files(channel, thread_ts, files, initial_comment)
+  -- the files go up side by side: each is its own getUploadURLExternal + POST
+  local jobs = {}
+  for i, f in ipairs(files) do
+    jobs[i] = function() return send_one(f) end
+  end
+  local results = host.all(jobs)
   local list = {}
-  for _, f in ipairs(files) do
-    local id, err = send_one(f)
-    if not id then return nil, err end
-    list[#list + 1] = { id = id, title = f.title or f.filename }
+  for i, f in ipairs(files) do
+    local r = results[i]
+    if not r.ok then return nil, fail("upload_failed", tostring(r.error)) end
+    if not r.value then return nil, r.value2 end
+    list[#list + 1] = { id = r.value, title = f.title or f.filename }
   end
   local params = { files = cjson.encode(list), channel_id = channel, thread_ts = thread_ts }
   if initial_comment and initial_comment ~= "" then params.initial_comment = initial_comment end

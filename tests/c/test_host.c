@@ -1,7 +1,7 @@
 /* test_host.c — unit tests for the pure parts of the Lua host: the write-root check
- * (api_resolve_write_path), zone validation, the zip writer (archive.c, read back with
+ * (api_resolve_write_path), zone validation, the zip writer (zipbundle.c, read back with
  * libarchive) and the counting allocator's cap and reserve (budget.c). */
-#include <archive.h> /* core/archive.h (+ libarchive's) */
+#include <archive.h>
 
 #include <archive_entry.h>
 #include <lauxlib.h>
@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "host_gen.h"
+#include "zipbundle.h"
 
 static char test_root[PATH_MAX];
 
@@ -139,7 +140,7 @@ static void test_zip_roundtrip(void **state)
     assert_int_equal(symlink("/etc/passwd", path), 0); /* never followed into the bundle */
     snprintf(zip, sizeof zip, "%s/bundle.zip", test_root);
     snprintf(path, sizeof path, "%s/b", test_root);
-    assert_int_equal(archive_zip_write(zip, path, entries, 2, err, sizeof err), 0);
+    assert_int_equal(zipbundle_write(zip, path, entries, 2, err, sizeof err), 0);
 
     a = archive_read_new();
     archive_read_support_format_zip(a);
@@ -162,11 +163,59 @@ static void test_zip_roundtrip(void **state)
     /* bad entries are refused and leave nothing behind */
     const char *bad[] = {"../b/report.md"};
     snprintf(zip, sizeof zip, "%s/bad.zip", test_root);
-    assert_int_equal(archive_zip_write(zip, path, bad, 1, err, sizeof err), -1);
+    assert_int_equal(zipbundle_write(zip, path, bad, 1, err, sizeof err), -1);
     assert_int_not_equal(access(zip, F_OK), 0);
     const char *missing[] = {"nope.md"};
-    assert_int_equal(archive_zip_write(zip, path, missing, 1, err, sizeof err), -1);
+    assert_int_equal(zipbundle_write(zip, path, missing, 1, err, sizeof err), -1);
     assert_int_not_equal(access(zip, F_OK), 0);
+}
+
+/* Compression method of the local header of entry `name` in the zip at path (0 stored, 8 deflate).
+ */
+static int test_zip_method(const char *path, const char *name)
+{
+    static unsigned char buf[1 << 20];
+    size_t n, len = strlen(name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    for (size_t i = 0; i + 30 + len <= n; i++) {
+        if (memcmp(buf + i, "PK\x03\x04", 4) == 0 && buf[i + 26] == (len & 0xff) &&
+            memcmp(buf + i + 30, name, len) == 0) {
+            return buf[i + 8] | (buf[i + 9] << 8);
+        }
+    }
+    return -1;
+}
+
+static void test_zip_stores_compressed_formats(void **state)
+{
+    char dir[PATH_MAX + 64], path[PATH_MAX + 128], zip[PATH_MAX + 128], err[256];
+    const char *entries[] = {"graph.png", "notes.txt"};
+    static char png[4096], text[4096];
+    FILE *f;
+    (void)state;
+
+    snprintf(dir, sizeof dir, "%s/z", test_root);
+    mkdir(dir, 0755);
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    for (size_t i = 8; i < sizeof png; i++) {
+        png[i] = (char)(i * 7919 % 251);
+    }
+    memset(text, 'a', sizeof text);
+    snprintf(path, sizeof path, "%s/graph.png", dir);
+    f = fopen(path, "wb");
+    fwrite(png, 1, sizeof png, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/notes.txt", dir);
+    f = fopen(path, "wb");
+    fwrite(text, 1, sizeof text, f);
+    fclose(f);
+    snprintf(zip, sizeof zip, "%s/z.zip", test_root);
+    assert_int_equal(zipbundle_write(zip, dir, entries, 2, err, sizeof err), 0);
+    assert_int_equal(test_zip_method(zip, "graph.png"), 0);
+    assert_int_equal(test_zip_method(zip, "notes.txt"), 8);
 }
 
 static void test_budget_alloc_cap_and_reserve(void **state)
@@ -225,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_write_path_refused),
         cmocka_unit_test(test_valid_zone),
         cmocka_unit_test(test_zip_roundtrip),
+        cmocka_unit_test(test_zip_stores_compressed_formats),
         cmocka_unit_test(test_budget_alloc_cap_and_reserve),
     };
     return cmocka_run_group_tests(tests, test_setup, test_teardown);

@@ -56,8 +56,8 @@ static void test_line_is_logfmt_and_redacted(void **state)
 {
     (void)state;
     log_set_sink(test_log_capture, NULL);
-    log_event(LOG_WARN, "retrying call", "method", "chat.postMessage", "auth",
-              "Bearer xoxb-1-2-3", "note", "has \"quotes\" and\nnewline", NULL);
+    log_event(LOG_WARN, "retrying call", "method", "chat.postMessage", "auth", "Bearer xoxb-1-2-3",
+              "note", "has \"quotes\" and\nnewline", NULL);
     log_set_sink(NULL, NULL);
     assert_non_null(strstr(test_log_last, " level=warn msg=\"retrying call\" "));
     assert_non_null(strstr(test_log_last, "method=chat.postMessage"));

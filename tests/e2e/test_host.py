@@ -122,6 +122,17 @@ class HostTest(BotTestCase):
                     return int(line.split()[1])
         return 0
 
+    # --- help ---------------------------------------------------------------------------------
+    def test_help_lists_every_shipped_command_with_arguments_escaped(self):
+        self.bot_with({})
+        self.ask("help")
+        post = self.wait_post(r"^Commands")
+        for line in ("autopsy this —", "statusupdate &lt;text&gt; —", "incident start &lt;title&gt; —",
+                     "incident resolve [text] —", "help —"):
+            self.assertIn(line, post["text"])
+        # a raw "<text>" would reach Slack as a broken link
+        self.assertNotIn("<text>", post["text"])
+
     # --- failures of a command --------------------------------------------------------------
     def test_error_in_command_replies_in_thread(self):
         bot = self.bot_with({"boom": BOOM})

@@ -46,6 +46,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     /link/ (WebSocket), /_control/…; on the other server only /files-cdn/…"""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small answers must not wait for the client's delayed ACK
     server_version = "FakeSlack/1.0"
 
     def log_message(self, fmt, *args):

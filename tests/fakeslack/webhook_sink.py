@@ -31,6 +31,7 @@ class WebhookSink:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt, *args):
                 pass

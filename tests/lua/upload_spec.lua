@@ -25,6 +25,15 @@ local function stub_host(opts)
       calls[#calls + 1] = { kind = "http", req = req }
       return { status = opts.status or 200, headers = {}, body = "OK" }
     end,
+    -- host.all runs the functions concurrently in the bot; here one after another, same results
+    all = function(fns)
+      local results = {}
+      for i, fn in ipairs(fns) do
+        local ok, v, v2 = pcall(fn)
+        results[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
+      end
+      return results
+    end,
   }
   package.loaded["lib.upload"] = nil
   return calls

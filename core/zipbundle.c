@@ -1,8 +1,10 @@
-/* archive.c — host.zip: a zip (deflate) of files and folders under a base directory, written
- * with libarchive to a temp file beside the target, then renamed into place. Called by api.c;
- * the entry names are the relative paths the report links, so the bundle unpacks as written. */
-#include <archive.h> /* core/archive.h, which also includes libarchive's */
+/* zipbundle.c — host.zip: a zip of files and folders under a base directory, written with
+ * libarchive to a temp file beside the target, then renamed into place. Called by api.c (on the
+ * thread pool); the entry names are the relative paths the report links, so the bundle unpacks
+ * as written. Images and archives are stored: deflating them costs time and gains nothing. */
+#include "zipbundle.h"
 
+#include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int archive_rel_ok(const char *rel)
+static int zipbundle_rel_ok(const char *rel)
 {
     const char *p = rel;
     if (!*rel || rel[0] == '/') {
@@ -34,16 +36,16 @@ static int archive_rel_ok(const char *rel)
     return 1;
 }
 
-static int archive_add(struct archive *a, const char *base, const char *rel, char *err,
-                       size_t errsz);
+static int zipbundle_add(struct archive *a, const char *base, const char *rel, char *err,
+                         size_t errsz);
 
-static int archive_names_cmp(const void *x, const void *y)
+static int zipbundle_names_cmp(const void *x, const void *y)
 {
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int archive_add_dir(struct archive *a, const char *base, const char *rel, const char *full,
-                           const struct stat *st, char *err, size_t errsz)
+static int zipbundle_add_dir(struct archive *a, const char *base, const char *rel, const char *full,
+                             const struct stat *st, char *err, size_t errsz)
 {
     struct archive_entry *e = archive_entry_new();
     char name[PATH_MAX];
@@ -87,13 +89,13 @@ static int archive_add_dir(struct archive *a, const char *base, const char *rel,
     }
     closedir(d);
     if (rc == 0) {
-        qsort(names, n, sizeof *names, archive_names_cmp); /* stable, reproducible bundles */
+        qsort(names, n, sizeof *names, zipbundle_names_cmp); /* stable, reproducible bundles */
     }
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && names[i]) {
             char sub[PATH_MAX];
             snprintf(sub, sizeof sub, "%s/%s", rel, names[i]);
-            rc = archive_add(a, base, sub, err, errsz);
+            rc = zipbundle_add(a, base, sub, err, errsz);
         }
         free(names[i]);
     }
@@ -101,8 +103,40 @@ static int archive_add_dir(struct archive *a, const char *base, const char *rel,
     return rc;
 }
 
-static int archive_add_file(struct archive *a, const char *rel, const char *full,
-                            const struct stat *st, char *err, size_t errsz)
+/* Does the content start like a format that is already compressed? (PNG, JPEG, GIF, WebP, zip
+ * and its office/jar cousins, gzip, bzip2, xz, zstd, 7z, MP4/MOV.) */
+static int zipbundle_is_compressed(const unsigned char *h, size_t n)
+{
+    static const struct {
+        const char *magic;
+        size_t len;
+        size_t at;
+    } known[] = {
+        {"\x89PNG", 4, 0},
+        {"\xff\xd8\xff", 3, 0},
+        {"GIF8", 4, 0},
+        {"WEBP", 4, 8},
+        {"PK\x03\x04", 4, 0},
+        {"\x1f\x8b", 2, 0},
+        {"BZh", 3, 0},
+        {"\xfd"
+         "7zXZ",
+         5, 0},
+        {"\x28\xb5\x2f\xfd", 4, 0},
+        {"7z\xbc\xaf", 4, 0},
+        {"ftyp", 4, 4},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
+        if (n >= known[i].at + known[i].len &&
+            memcmp(h + known[i].at, known[i].magic, known[i].len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int zipbundle_add_file(struct archive *a, const char *rel, const char *full,
+                              const struct stat *st, char *err, size_t errsz)
 {
     struct archive_entry *e;
     char buf[65536];
@@ -111,6 +145,18 @@ static int archive_add_file(struct archive *a, const char *rel, const char *full
     if (fd < 0) {
         snprintf(err, errsz, "%s: %s", rel, strerror(errno));
         return -1;
+    }
+    unsigned char head[16];
+    got = read(fd, head, sizeof head);
+    if (got < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+        snprintf(err, errsz, "%s: %s", rel, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (zipbundle_is_compressed(head, (size_t)got)) {
+        archive_write_zip_set_compression_store(a);
+    } else {
+        archive_write_zip_set_compression_deflate(a);
     }
     e = archive_entry_new();
     archive_entry_set_pathname(e, rel);
@@ -140,8 +186,8 @@ static int archive_add_file(struct archive *a, const char *rel, const char *full
     return 0;
 }
 
-static int archive_add(struct archive *a, const char *base, const char *rel, char *err,
-                       size_t errsz)
+static int zipbundle_add(struct archive *a, const char *base, const char *rel, char *err,
+                         size_t errsz)
 {
     char full[PATH_MAX];
     struct stat st;
@@ -151,23 +197,23 @@ static int archive_add(struct archive *a, const char *base, const char *rel, cha
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
-        return archive_add_dir(a, base, rel, full, &st, err, errsz);
+        return zipbundle_add_dir(a, base, rel, full, &st, err, errsz);
     }
     if (S_ISREG(st.st_mode)) {
-        return archive_add_file(a, rel, full, &st, err, errsz);
+        return zipbundle_add_file(a, rel, full, &st, err, errsz);
     }
     return 0; /* symlinks, sockets, devices: not part of a bundle */
 }
 
-int archive_zip_write(const char *zip_path, const char *base_dir, const char *const *entries,
-                      size_t n, char *err, size_t errsz)
+int zipbundle_write(const char *zip_path, const char *base_dir, const char *const *entries,
+                    size_t n, char *err, size_t errsz)
 {
     char tmp[PATH_MAX];
     struct archive *a;
     int fd, rc = 0;
 
     for (size_t i = 0; i < n; i++) {
-        if (!archive_rel_ok(entries[i])) {
+        if (!zipbundle_rel_ok(entries[i])) {
             snprintf(err, errsz, "bad entry '%s': must be relative, without '..'", entries[i]);
             return -1;
         }
@@ -195,7 +241,7 @@ int archive_zip_write(const char *zip_path, const char *base_dir, const char *co
         while (len > 1 && rel[len - 1] == '/') {
             rel[--len] = '\0';
         }
-        rc = archive_add(a, base_dir, rel, err, errsz);
+        rc = zipbundle_add(a, base_dir, rel, err, errsz);
     }
     if (a) {
         if (archive_write_close(a) != ARCHIVE_OK && rc == 0) {
