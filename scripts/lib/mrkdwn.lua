@@ -146,36 +146,51 @@ end
 
 local MARK_MD = { ["*"] = "**", ["_"] = "_", ["~"] = "~~" }
 
+-- Byte classes for style_line, built once from the same patterns it used per character:
+-- IS_SPACE[b] for `%s`, IS_EDGE[b] for `[%s%p%c]` (what may sit outside a marker).
+local IS_SPACE, IS_EDGE = {}, {}
+for b = 0, 255 do
+  local c = string.char(b)
+  IS_SPACE[b] = c:find("%s") ~= nil
+  IS_EDGE[b] = c:find("[%s%p%c]") ~= nil
+end
+
 -- Styles in one line of decoded text where \1N\2 stand for already-built Markdown pieces.
 -- A marker opens after start/space/punctuation and before a non-space; it closes after a
 -- non-space and before end/space/punctuation; doubled markers (`**`) are literal, as in Slack.
--- Pairs are found with a stack; whatever stays unpaired is escaped literal text.
+-- Pairs are found with a stack; whatever stays unpaired is escaped literal text (escape_chars
+-- escapes a lone `*` `_` `~` as `\*` `\_` `\~`, so only the paired markers need cutting out).
+-- Hot path: bytes, not one-character strings.
 local function style_line(s)
   if not s:find("[*_~]") then
     return markdown.escape_chars(s)
   end
   local marks = {}   -- positions of marker characters, in order
-  local role = {}    -- role[k] = "open" | "close" | nil (literal)
+  local bytes = {}   -- bytes[k] = the marker byte at marks[k]
+  local paired = {}  -- paired[k] = true when marks[k] opens or closes a pair
   local stack = {}
+  local any = false
   local pos = 1
   while true do
     local i = s:find("[*_~]", pos)
     if not i then
       break
     end
-    local c = s:sub(i, i)
-    local prev, nxt = s:sub(i - 1, i - 1), s:sub(i + 1, i + 1)
+    local c = s:byte(i)
+    local prev = i > 1 and s:byte(i - 1) or nil
+    local nxt = s:byte(i + 1)
     local k = #marks + 1
-    marks[k] = i
+    marks[k], bytes[k] = i, c
     if prev ~= c and nxt ~= c then
-      local can_open = (prev == "" or prev:find("[%s%p%c]") ~= nil) and nxt ~= "" and not nxt:find("%s")
-      local can_close = prev ~= "" and not prev:find("%s") and (nxt == "" or nxt:find("[%s%p%c]") ~= nil)
+      local can_open = (not prev or IS_EDGE[prev]) and nxt ~= nil and not IS_SPACE[nxt]
+      local can_close = prev ~= nil and not IS_SPACE[prev] and (not nxt or IS_EDGE[nxt])
       local closed = false
       if can_close then
         for depth = #stack, 1, -1 do
           local opener = stack[depth]
-          if s:sub(marks[opener], marks[opener]) == c then
-            role[opener], role[k] = "open", "close"
+          if bytes[opener] == c then
+            paired[opener], paired[k] = true, true
+            any = true
             for d = #stack, depth, -1 do
               stack[d] = nil
             end
@@ -190,57 +205,78 @@ local function style_line(s)
     end
     pos = i + 1
   end
+  if not any then
+    return markdown.escape_chars(s)
+  end
   local out = {}
   local last = 1
   for k, i in ipairs(marks) do
-    out[#out + 1] = markdown.escape_chars(s:sub(last, i - 1))
-    local c = s:sub(i, i)
-    if role[k] then
-      out[#out + 1] = MARK_MD[c]
-    else
-      out[#out + 1] = "\\" .. c
+    if paired[k] then
+      out[#out + 1] = markdown.escape_chars(s:sub(last, i - 1))
+      out[#out + 1] = MARK_MD[s:sub(i, i)]
+      last = i + 1
     end
-    last = i + 1
   end
   out[#out + 1] = markdown.escape_chars(s:sub(last))
   return table.concat(out)
 end
 
+-- The Markdown pieces held while one line is converted: code spans, links, mentions and emoji
+-- are built first and stand in the line as \1N\2 while the styles are worked out, then are put
+-- back. Module-level so that the gsub callbacks below are made once, not once per line;
+-- convert_line saves and restores them, so a resolver that itself converts text does no harm.
+local held, held_resolve = nil, nil
+
+local function hold(md)
+  local n = #held + 1
+  held[n] = md
+  return "\1" .. n .. "\2"
+end
+
+local function hold_code(code)
+  return hold(markdown.code_span(code_plain(code, held_resolve)))
+end
+
+local function hold_angle(inner)
+  return hold(angle_markdown(inner, held_resolve))
+end
+
+local function hold_emoji(name)
+  if emoji_safe(name) then
+    return hold(":" .. name .. ":")
+  end
+  return nil
+end
+
+local function held_piece(n)
+  return held[tonumber(n)]
+end
+
 -- One line of mrkdwn (no fences, no quote marker) -> Markdown, not yet made safe at its start.
 local function convert_line(line, resolve)
-  local pieces = {}
-  local function hold(md)
-    pieces[#pieces + 1] = md
-    return "\1" .. #pieces .. "\2"
-  end
   local s = line
   if s:find("[\1\2]") then
     s = s:gsub("[\1\2]", "\239\191\189") -- U+FFFD: these bytes mark held pieces below
   end
+  if not s:find("[`<:]") then
+    return style_line(decode_entities(s)) -- nothing to hold (most lines of plain talk)
+  end
+  local outer, outer_resolve = held, held_resolve
+  held, held_resolve = {}, resolve
   if s:find("`", 1, true) then
-    s = s:gsub("`([^`]+)`", function(code)
-      return hold(markdown.code_span(code_plain(code, resolve)))
-    end)
+    s = s:gsub("`([^`]+)`", hold_code)
   end
   if s:find("<", 1, true) then
-    s = s:gsub("<([^<>]*)>", function(inner)
-      return hold(angle_markdown(inner, resolve))
-    end)
+    s = s:gsub("<([^<>]*)>", hold_angle)
   end
   if s:find(":", 1, true) then
-    s = s:gsub(":([%w_+-]+):", function(name)
-      if emoji_safe(name) then
-        return hold(":" .. name .. ":")
-      end
-      return nil
-    end)
+    s = s:gsub(":([%w_+-]+):", hold_emoji)
   end
   s = style_line(decode_entities(s))
-  if #pieces > 0 then
-    s = s:gsub("\1(%d+)\2", function(n)
-      return pieces[tonumber(n)]
-    end)
+  if #held > 0 then
+    s = s:gsub("\1(%d+)\2", held_piece)
   end
+  held, held_resolve = outer, outer_resolve
   return s
 end
 
@@ -269,9 +305,10 @@ local function add_text_lines(lines, text, resolve, state)
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     local kind = "text"
     local body = line
+    local first = line:byte(1)
     if state.quote_rest then
       kind = "quote"
-    else
+    elseif first == 38 or first == 62 then -- "&" or ">": may be a quote marker
       local rest = body:match("^&gt;&gt;&gt;(.*)$") or body:match("^>>>(.*)$")
       if rest then
         state.quote_rest = true
@@ -286,7 +323,10 @@ local function add_text_lines(lines, text, resolve, state)
     if kind == "quote" then
       body = body:gsub("^ ", "")
     end
-    local md = markdown.line_start(convert_line(body, resolve)):gsub("[ \t]+$", "")
+    local md = markdown.line_start(convert_line(body, resolve))
+    if md:find("[ \t]$") then
+      md = md:gsub("[ \t]+$", "")
+    end
     if md == "" and kind == "text" then
       kind = "blank"
     end
@@ -343,6 +383,12 @@ local function collect_lines(text, resolve)
   end
   local lines = {}
   local state = {}
+  if not s:find("```", 1, true) then
+    if s ~= "" then
+      add_text_lines(lines, s, resolve, state) -- no code blocks: one text part
+    end
+    return lines
+  end
   local parts = split_fences(s)
   for i, part in ipairs(parts) do
     if not part.code then

@@ -176,22 +176,25 @@ class TimelineTest(BotTestCase):
         login = self.fs.add_file("F0LOGIN1", "report.pdf", b"%PDF-1.4 real bytes", "application/pdf",
                                  mode="login_page", user=BOB)
         other = self.fs.add_file("F0OTHER1", "trace.log", b"trace bytes", "text/plain", mode="redirect_other", user=BOB)
-        self.post_files(parent, [good, login, other])
+        signin = self.fs.add_file("F0OTHER2", "heap.txt", b"heap bytes", "text/plain",
+                                  mode="redirect_other_login", user=BOB)
+        self.post_files(parent, [good, login, other, signin])
         bot = self.start_bot()
         _, v1 = self.autopsy(bot, parent)
         files = self.files_by_id(self.timeline_of(v1))
         self.assertEqual("attachments/F0GOOD01-good.png", files["F0GOOD01"]["local_path"])
         self.assertIn("login page", files["F0LOGIN1"]["missing_reason"])
         self.assertNotIn("local_path", files["F0LOGIN1"])
-        # the redirect to another host: followed (or refused) without the token. The fake's other
-        # host serves the bytes to anyone, so a followed redirect must give exactly those bytes.
+        # redirects to another host are followed WITHOUT the token: a host that serves anyone (a
+        # pre-signed CDN) gives the file; one that wants the token gives a sign-in page, and the
+        # file is reported missing rather than the token being sent there
         self.assertFalse(self.fs.other_auth_seen, "the bot token was sent to another host")
+        self.assertEqual(2, len(self.fs.other_requests))
         self.assertTrue(all(not r["auth"] for r in self.fs.other_requests))
-        if files["F0OTHER1"].get("missing_reason"):
-            self.assertNotIn("local_path", files["F0OTHER1"])
-        else:
-            with open(os.path.join(v1, files["F0OTHER1"]["local_path"]), "rb") as f:
-                self.assertEqual(b"trace bytes", f.read())
+        with open(os.path.join(v1, files["F0OTHER1"]["local_path"]), "rb") as f:
+            self.assertEqual(b"trace bytes", f.read())
+        self.assertIn("login page", files["F0OTHER2"]["missing_reason"])
+        self.assertNotIn("local_path", files["F0OTHER2"])
         self.assertFalse(os.path.exists(os.path.join(v1, "attachments", "F0LOGIN1-report.pdf")))
         md = self.markdown_of(v1)
         self.assertIn("login page", md)

@@ -221,7 +221,9 @@ class FakeSlack:
     def add_file(self, file_id, name, data_or_size, mimetype="application/octet-stream", mode="serve",
                  status=404, chunk_delay=0.05, user="U0ALICE", title=None, obj_fields=None):
         """Host a file. data_or_size: bytes, or an int size for generated content (streamed, never
-        held in memory). mode: serve | login_page | redirect_same | redirect_other | status
+        held in memory). mode: serve | login_page | redirect_same | redirect_other (the other host
+        serves the bytes to anyone, like a pre-signed CDN) | redirect_other_login (the other host
+        answers a sign-in page without a token) | status
         (answers `status`) | slow (sleeps chunk_delay per 16 KiB). Returns the Slack file object."""
         with self.lock:
             if isinstance(data_or_size, int):

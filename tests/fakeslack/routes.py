@@ -231,7 +231,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "redirect_same":
             return self._send(302, b"", "text/plain", {"Location": "%sfiles-origin/%s-%s/%s"
                                                        % (fs.base_url, TEAM_ID, entry["id"], quoted)})
-        if mode == "redirect_other":
+        if mode in ("redirect_other", "redirect_other_login"):
             return self._send(302, b"", "text/plain", {"Location": "%sfiles-cdn/%s/%s"
                                                        % (fs.other_url, entry["id"], quoted)})
         if mode == "status":
@@ -267,6 +267,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._send(404, b"not found", "text/plain")
         if fs.latency:
             time.sleep(fs.latency)
+        if entry["mode"] == "redirect_other_login":
+            # a host that wants the token too, which the bot must not send it: a sign-in page
+            return self._send(200, LOGIN_PAGE, "text/html; charset=utf-8")
         self._stream(entry)
 
     # --- WebSocket ------------------------------------------------------------------------
