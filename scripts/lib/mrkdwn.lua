@@ -299,38 +299,50 @@ local function split_fences(text)
   return parts
 end
 
--- Append the lines of a text part as {kind = "text"|"quote"|"blank", md = ...} to `lines`.
+-- One line of a text part -> kind ("text" | "quote" | "blank"), Markdown.
 -- `state.quote_rest` is set by `>>>`, which quotes everything after it.
-local function add_text_lines(lines, text, resolve, state)
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-    local kind = "text"
-    local body = line
-    local first = line:byte(1)
-    if state.quote_rest then
-      kind = "quote"
-    elseif first == 38 or first == 62 then -- "&" or ">": may be a quote marker
-      local rest = body:match("^&gt;&gt;&gt;(.*)$") or body:match("^>>>(.*)$")
+local function line_of(line, resolve, state)
+  local kind = "text"
+  local body = line
+  local first = line:byte(1)
+  if state.quote_rest then
+    kind = "quote"
+  elseif first == 38 or first == 62 then -- "&" or ">": may be a quote marker
+    local rest = body:match("^&gt;&gt;&gt;(.*)$") or body:match("^>>>(.*)$")
+    if rest then
+      state.quote_rest = true
+      kind, body = "quote", rest
+    else
+      rest = body:match("^&gt;(.*)$") or body:match("^>(.*)$")
       if rest then
-        state.quote_rest = true
         kind, body = "quote", rest
-      else
-        rest = body:match("^&gt;(.*)$") or body:match("^>(.*)$")
-        if rest then
-          kind, body = "quote", rest
-        end
       end
     end
-    if kind == "quote" then
-      body = body:gsub("^ ", "")
-    end
-    local md = markdown.line_start(convert_line(body, resolve))
-    if md:find("[ \t]$") then
-      md = md:gsub("[ \t]+$", "")
-    end
-    if md == "" and kind == "text" then
-      kind = "blank"
-    end
+  end
+  if kind == "quote" then
+    body = body:gsub("^ ", "")
+  end
+  local md = markdown.line_start(convert_line(body, resolve))
+  if md:find("[ \t]$") then
+    md = md:gsub("[ \t]+$", "")
+  end
+  if md == "" and kind == "text" then
+    kind = "blank"
+  end
+  return kind, md
+end
+
+-- Append the lines of a text part as {kind = "text"|"quote"|"blank", md = ...} to `lines`.
+local function add_text_lines(lines, text, resolve, state)
+  local pos = 1
+  while true do
+    local nl = text:find("\n", pos, true)
+    local kind, md = line_of(nl and text:sub(pos, nl - 1) or text:sub(pos), resolve, state)
     lines[#lines + 1] = { kind = kind, md = md }
+    if not nl then
+      break
+    end
+    pos = nl + 1
   end
 end
 
@@ -417,6 +429,14 @@ end
 function mrkdwn.to_markdown(text, resolve)
   if type(text) ~= "string" or text == "" then
     return ""
+  end
+  if not text:find("[\n\r`]") then
+    -- one line, no code block (most messages): what join_lines would make of that one line
+    local kind, md = line_of(text, resolve, {})
+    if kind == "quote" then
+      return md == "" and ">" or "> " .. md
+    end
+    return md
   end
   return join_lines(collect_lines(text, resolve))
 end
