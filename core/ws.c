@@ -1,6 +1,6 @@
 /* ws.c — WebSocket client connections on libwebsockets 4.1.6, driven by the process's libuv loop.
  * Owns the lws context (ws_init/ws_context/two-stage shutdown), per connection: DNS via
- * uv_getaddrinfo (lws would block), the send queue (one lws_write per WRITEABLE), pings, polite
+ * uv_getaddrinfo (lws would block), the send queue (frames written while the socket takes them), pings, polite
  * close with a uv_timer deadline. lws callbacks only record events; the user's callbacks
  * (socketmode.c) run from a loop_defer'd flush, in order, with on_close always last. */
 #include "ws.h"
@@ -307,8 +307,35 @@ static void ws_rx(struct ws_conn *c, struct lws *wsi, const char *in, size_t len
 
 static void ws_close_timer_cb(uv_timer_t *t);
 
+/* At most this many queued frames per WRITEABLE: a burst of acks goes out in a few loop turns
+ * (one frame per turn made a 1,000-envelope burst wait ~1,000 turns) without starving reads. */
+#define WS_FRAMES_PER_WRITEABLE 64
+
+static int ws_write_queued(struct ws_conn *c, struct lws *wsi)
+{
+    struct ws_msg *m = c->out_head;
+    c->out_head = m->next;
+    c->out_count--;
+    if (!c->out_head) {
+        c->out_tail = NULL;
+    }
+    int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    if (n < (int)m->len) {
+        free(m);
+        ws_set_reason(c, "write failed", 12);
+        return -1;
+    }
+    if (m->histogram) {
+        metrics_observe(m->histogram, "Seconds from an envelope's arrival to its ack written", NULL,
+                        loop_now_mono() - m->since);
+    }
+    free(m);
+    return 0;
+}
+
 static int ws_writeable(struct ws_conn *c, struct lws *wsi)
 {
+    int written = 0;
     if (c->ping_pending) {
         unsigned char b[LWS_PRE + 8];
         memcpy(b + LWS_PRE, "pmb", 3);
@@ -317,24 +344,16 @@ static int ws_writeable(struct ws_conn *c, struct lws *wsi)
             ws_set_reason(c, "write failed", 12);
             return -1;
         }
-    } else if (c->out_head) {
-        struct ws_msg *m = c->out_head;
-        c->out_head = m->next;
-        c->out_count--;
-        if (!c->out_head) {
-            c->out_tail = NULL;
-        }
-        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (n < (int)m->len) {
-            free(m);
-            ws_set_reason(c, "write failed", 12);
+        written++;
+    }
+    /* more than one frame per callback while the socket takes them (lws buffers a partial
+     * write itself and then reports the pipe choked) */
+    while (c->out_head && written < WS_FRAMES_PER_WRITEABLE &&
+           (written == 0 || !lws_send_pipe_choked(wsi))) {
+        if (ws_write_queued(c, wsi) < 0) {
             return -1;
         }
-        if (m->histogram) {
-            metrics_observe(m->histogram, "Seconds from an envelope's arrival to its ack written",
-                            NULL, loop_now_mono() - m->since);
-        }
-        free(m);
+        written++;
     }
     if (c->out_head || c->ping_pending) {
         lws_callback_on_writable(wsi);

@@ -413,9 +413,8 @@ class FakeSlack:
         with self.lock:
             self.ws_errors.append({"conn": conn.id, "error": why, "time": time.monotonic()})
 
-    def send_event(self, event, retry_attempt=0, envelope_id=None, event_id=None, conn=None):
-        """Send an events_api envelope wrapping `event`; returns its envelope_id."""
-        conn = self._conn(conn)
+    def _build_envelope(self, event, retry_attempt=0, envelope_id=None, event_id=None):
+        """An events_api envelope wrapping `event` (SLACK-FACTS 1.3), with its ids."""
         with self.lock:
             self._event_counter += 1
             envelope_id = envelope_id or str(uuid.uuid4())
@@ -431,11 +430,32 @@ class FakeSlack:
         envelope = {"envelope_id": envelope_id, "payload": payload, "type": "events_api",
                     "accepts_response_payload": False, "retry_attempt": retry_attempt,
                     "retry_reason": "timeout" if retry_attempt else ""}
+        return envelope_id, event_id, envelope
+
+    def send_event(self, event, retry_attempt=0, envelope_id=None, event_id=None, conn=None):
+        """Send an events_api envelope wrapping `event`; returns its envelope_id."""
+        conn = self._conn(conn)
+        envelope_id, event_id, envelope = self._build_envelope(event, retry_attempt, envelope_id, event_id)
         with self.lock:
             self.envelopes.append({"envelope_id": envelope_id, "event_id": event_id,
                                    "time_sent": time.monotonic(), "conn_id": conn.id, "envelope": envelope})
         conn.send_json(envelope)
         return envelope_id
+
+    def send_burst(self, events, conn=None):
+        """Send one envelope per event in ONE socket write (a real burst: every frame leaves at the
+        same moment, so ack latencies measure the bot, not this process); returns the ids."""
+        conn = self._conn(conn)
+        built = [self._build_envelope(e) for e in events]
+        data = b"".join(wsproto.encode_frame(wsproto.OP_TEXT, json.dumps(env).encode("utf-8"))
+                        for _, _, env in built)
+        sent = time.monotonic()
+        with self.lock:
+            for envelope_id, event_id, env in built:
+                self.envelopes.append({"envelope_id": envelope_id, "event_id": event_id,
+                                       "time_sent": sent, "conn_id": conn.id, "envelope": env})
+        conn.send_bytes(data)
+        return [envelope_id for envelope_id, _, _ in built]
 
     def mention(self, channel, user, text, thread_ts=None, send=True):
         """Post `<@BOT> text` as `user` (in thread_ts's thread if given) and send the app_mention.
