@@ -186,7 +186,7 @@ def bound_model(n_pages, n_lookups, n_images, concurrency, progress_msgs):
         ("file downloads (%d, %d at once)" % (n_images, concurrency), dl_rounds, dl_rounds,
          "ceil(files / concurrency) rounds"),
         ("progress chat.postMessage/update", progress_msgs, 0, "posted once work passes progress_after"),
-        ("files.getUploadURLExternal x2", 2, 1, "needs each file's length; the two can overlap"),
+        ("files.getUploadURLExternal x2", 1, 1, "needs each file's length; the two go up side by side"),
         ("upload POST x2", 0, 0, "no latency added by the fake (it still moves the bytes)"),
         ("files.completeUploadExternal", 1, 1, "needs both file ids"),
     ]
