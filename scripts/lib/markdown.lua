@@ -25,20 +25,22 @@ end
 -- Make one line of already-escaped Markdown safe at the start of a block: drop the leading
 -- indentation (4 spaces would make a code block; Markdown drops it anyway) and escape what
 -- would start a list, a setext underline or a thematic break.
+-- (Bytes, not one-character strings: this runs on every line of every message.)
 function markdown.line_start(line)
   local s = line
-  if s:find("^[ \t]") then
+  local first = s:byte(1)
+  if first == 32 or first == 9 then -- " " or "\t"
     s = s:gsub("^[ \t]+", "")
+    first = s:byte(1)
   end
-  local first = s:sub(1, 1)
-  if first == "-" or first == "+" then
-    local second = s:sub(2, 2)
-    if second == "" or second == " " or second == "\t" or second == "-" then
+  if first == 45 or first == 43 then -- "-" or "+"
+    local second = s:byte(2)
+    if second == nil or second == 32 or second == 9 or second == 45 then
       s = "\\" .. s
     end
-  elseif first == "=" then
+  elseif first == 61 then -- "="
     s = "\\" .. s
-  elseif first:find("%d") then
+  elseif first and first >= 48 and first <= 57 then -- a digit
     local digits, mark, rest = s:match("^(%d+)([.)])(.*)$")
     if digits and (rest == "" or rest:find("^[ \t]")) then
       s = digits .. "\\" .. mark .. rest
@@ -62,7 +64,7 @@ end
 -- for {{x}} in .md templates.
 function markdown.escape(text)
   local s = to_text(text)
-  if s:find("[\r\n]") then
+  if s:find("\n", 1, true) or s:find("\r", 1, true) then
     s = s:gsub("\r?\n", " "):gsub("\r", " ")
   end
   return markdown.line_start(markdown.escape_chars(s))
@@ -156,7 +158,7 @@ function markdown.safe_url(url)
     return nil
   end
   local u = url
-  if u:find("^%s") or u:sub(-1):find("%s") then
+  if u:find("^%s") or u:find("^%s", -1) then
     u = u:gsub("^%s+", ""):gsub("%s+$", "")
   end
   if u == "" then
@@ -185,7 +187,10 @@ end
 -- [label](url) for a safe URL. `label_md` is Markdown already (escape it first); an empty label
 -- shows the URL. An unsafe URL (javascript:, data:, ...) is shown as escaped text, not a link.
 function markdown.link(label_md, url)
-  label_md = to_text(label_md):gsub("[\r\n]+", " ")
+  label_md = to_text(label_md)
+  if label_md:find("\n", 1, true) or label_md:find("\r", 1, true) then
+    label_md = label_md:gsub("[\r\n]+", " ")
+  end
   local safe = markdown.safe_url(url)
   if safe and label_md ~= "" then
     return "[" .. label_md .. "](" .. safe .. ")"

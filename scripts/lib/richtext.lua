@@ -213,7 +213,8 @@ local function paragraph(lines, prefix)
   local out = {}
   for _, line in ipairs(lines) do
     local md = markdown.line_start(line)
-    if md:find("[ \t]$") then
+    local last = md:byte(-1)
+    if last == 32 or last == 9 then -- a space or a tab at the end
       md = md:gsub("[ \t]+$", "")
     end
     if md == "" then
