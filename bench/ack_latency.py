@@ -11,7 +11,6 @@ Usage: python3 bench/ack_latency.py [--count N] [--bin bin/postmortembot]
 import argparse
 import os
 import shutil
-import socket
 import urllib.request
 import subprocess
 import sys
@@ -20,8 +19,10 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fakeslack"))
 import fakeslack  # noqa: E402
+from harness import free_port  # noqa: E402
 
 
 def rss_kib(pid):
@@ -38,14 +39,6 @@ def percentile(values, p):
         return float("nan")
     k = min(len(values) - 1, max(0, int(round(p / 100.0 * (len(values) - 1)))))
     return values[k]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def bot_side_histogram(listen):

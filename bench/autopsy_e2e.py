@@ -203,23 +203,10 @@ class TimedBot(harness.BotProcess):
         super().__init__(*a, **kw)
         self.timed_lines = []
 
-    def _read(self, stream, sink, log_file):
-        if sink is not self.log_lines:
-            return super()._read(stream, sink, log_file)
-        try:
-            for raw in iter(stream.readline, b""):
-                now = time.monotonic()
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                with self._lock:
-                    sink.append(line)
-                    self.timed_lines.append((now, line))
-                if log_file:
-                    log_file.write(line + "\n")
-                    log_file.flush()
-        finally:
-            stream.close()
-            if log_file:
-                log_file.close()
+    def _keep(self, sink, line):
+        super()._keep(sink, line)
+        if sink is self.log_lines:
+            self.timed_lines.append((time.monotonic(), line))
 
 
 def first_log(bot, needle, after):

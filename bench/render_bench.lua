@@ -2,36 +2,18 @@
 -- 10,000-entry timeline (plus one image, one file and one alert per 10 entries). Run from the repo
 -- root: lua5.4 bench/render_bench.lua [ENTRIES]. Stubs the C host (time, templates from disk);
 -- calls lib/report.lua, which calls lib/templates.lua and lib/mustache.lua. Prints one line.
-package.path = "scripts/?.lua;scripts/?/init.lua;" .. package.path
+package.path = "scripts/?.lua;scripts/?/init.lua;tests/lua/?.lua;" .. package.path
+local stub = require "helpers.host_stub"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local templates = {}
-local p = io.popen("cd templates && find . -name '*.mustache'")
-for path in p:lines() do
-  path = path:gsub("^%./", "")
-  templates[path:gsub("%.mustache$", "")] = read("templates/" .. path)
-end
-p:close()
+local templates = stub.disk_templates()
 
 package.loaded.host = {
   templates = function() return templates end,
   generation = function() return 1 end,
   config = function() return { timezone = "UTC", report = { template = "postmortem.md" } } end,
   now = function() return os.time() end,
-  time_parts = function(epoch, zone)
-    local t = os.date("!*t", math.floor(tonumber(epoch)))
-    t.offset, t.abbrev, t.zone = 0, "UTC", zone
-    return t
-  end,
-  format_time = function(epoch, _, fmt)
-    return os.date("!" .. fmt:gsub("%%Z", "UTC"), math.floor(tonumber(epoch)))
-  end,
+  time_parts = stub.utc_time_parts,
+  format_time = stub.utc_format_time,
 }
 
 local report = require "lib.report"

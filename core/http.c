@@ -450,20 +450,33 @@ enum http_err http_curl_err(struct http_call *c, CURLcode rc, int *retryable, ch
     }
 }
 
+/* What a Web API call and a plain request do alike when there is no HTTP answer to read: a body
+ * over the size limit finishes the call with too_large; a transport error is retried when curl
+ * says another attempt could help, else finishes the call. Returns 1 when it took care of the
+ * call (finished or retrying), 0 when the caller has an answer to look at. */
+static int http_no_answer_done(struct http_call *c, CURLcode rc, const char *too_large)
+{
+    if (c->abort_reason == HTTP_ABORT_TOO_LARGE) {
+        http_finish(c, HTTP_ERR_TOO_LARGE, NULL, too_large);
+        return 1;
+    }
+    if (rc == CURLE_OK) {
+        return 0;
+    }
+    char msg[512];
+    int retryable;
+    enum http_err err = http_curl_err(c, rc, &retryable, msg, sizeof msg);
+    if (retryable && http_maybe_retry(c, http_err_code(err))) {
+        return 1;
+    }
+    http_finish(c, err, NULL, msg);
+    return 1;
+}
+
 static void http_api_done(struct http_call *c, CURLcode rc)
 {
     char msg[512];
-    if (c->abort_reason == HTTP_ABORT_TOO_LARGE) {
-        http_finish(c, HTTP_ERR_TOO_LARGE, NULL, "Web API answer larger than 64 MiB");
-        return;
-    }
-    if (rc != CURLE_OK) {
-        int retryable;
-        enum http_err err = http_curl_err(c, rc, &retryable, msg, sizeof msg);
-        if (retryable && http_maybe_retry(c, http_err_code(err))) {
-            return;
-        }
-        http_finish(c, err, NULL, msg);
+    if (http_no_answer_done(c, rc, "Web API answer larger than 64 MiB")) {
         return;
     }
     if (c->status == 429) {
@@ -551,21 +564,11 @@ static void http_api_done(struct http_call *c, CURLcode rc)
 
 static void http_plain_done(struct http_call *c, CURLcode rc)
 {
-    char msg[512];
-    if (c->abort_reason == HTTP_ABORT_TOO_LARGE) {
-        http_finish(c, HTTP_ERR_TOO_LARGE, NULL, "response body larger than 64 MiB");
-        return;
-    }
-    if (rc != CURLE_OK) {
-        int retryable;
-        enum http_err err = http_curl_err(c, rc, &retryable, msg, sizeof msg);
-        if (retryable && http_maybe_retry(c, http_err_code(err))) {
-            return;
-        }
-        http_finish(c, err, NULL, msg);
+    if (http_no_answer_done(c, rc, "response body larger than 64 MiB")) {
         return;
     }
     if (c->status >= 500) {
+        char msg[512];
         snprintf(msg, sizeof msg, "HTTP %ld", c->status);
         if (http_maybe_retry(c, msg)) {
             return;

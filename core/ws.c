@@ -1,8 +1,8 @@
 /* ws.c — WebSocket client connections on libwebsockets 4.1.6, driven by the process's libuv loop.
  * Owns the lws context (ws_init/ws_context/two-stage shutdown), per connection: DNS via
- * uv_getaddrinfo (lws would block), the send queue (frames written while the socket takes them), pings, polite
- * close with a uv_timer deadline. lws callbacks only record events; the user's callbacks
- * (socketmode.c) run from a loop_defer'd flush, in order, with on_close always last. */
+ * uv_getaddrinfo (lws would block), the send queue (frames written while the socket takes them),
+ * pings, polite close with a uv_timer deadline. lws callbacks only record events; the user's
+ * callbacks (socketmode.c) run from a loop_defer'd flush, in order, with on_close always last. */
 #include "ws.h"
 
 #include <libwebsockets.h>

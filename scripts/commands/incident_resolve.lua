@@ -13,12 +13,8 @@ local slackfmt = require "lib.slackfmt"
 -- The broadcast text when none is given.
 local DEFAULT_TEXT = "The incident is resolved."
 
-local function trim(s)
-  return (tostring(s or ""):gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
 local function run(ctx, args)
-  local text_raw = trim(args)
+  local text_raw = slackfmt.trim(args)
   if ctx.thread_ts == ctx.ts then
     ctx.reply("`incident resolve` works inside the incident's thread: type it there as a reply.")
     return
@@ -75,7 +71,7 @@ local function run(ctx, args)
   local saved, err = incidents.save(record)
 
   local lines = {}
-  lines[1] = trim(templates.render("incident.resolve.slack", {
+  lines[1] = slackfmt.trim(templates.render("incident.resolve.slack", {
     title = record.title,
     text_slack = text_raw,
     has_text = text_raw ~= "",

@@ -14,12 +14,8 @@ local slackfmt = require "lib.slackfmt"
 -- the template.
 local FIRST_UPDATE_TEXT = "We are investigating."
 
-local function trim(s)
-  return (tostring(s or ""):gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
 local function run(ctx, args)
-  local title_raw = trim(args)
+  local title_raw = slackfmt.trim(args)
   if title_raw == "" then
     ctx.reply("Usage: `incident start &lt;title&gt;`, e.g. `incident start Checkout returns 502 for EU users`.")
     return
@@ -41,7 +37,7 @@ local function run(ctx, args)
   local bot_mention = (bot and bot.user_id) and ("<@" .. bot.user_id .. ">") or "@postmortembot"
   local title = slackfmt.to_plain(title_raw, broadcast.user_names(slackfmt.mentioned_users(title_raw)))
 
-  local root_text = trim(templates.render(incident_config.template or "incident.start.slack", {
+  local root_text = slackfmt.trim(templates.render(incident_config.template or "incident.start.slack", {
     title = title,
     user = ctx.user,
     user_mention = "<@" .. ctx.user .. ">",
@@ -68,7 +64,7 @@ local function run(ctx, args)
     ctx.log("error", "incident record not saved", { err = tostring(save_err) })
   end
 
-  local howto = trim(templates.render("incident.howto.slack", { title = title, bot_mention = bot_mention }))
+  local howto = slackfmt.trim(templates.render("incident.howto.slack", { title = title, bot_mention = bot_mention }))
   local _, howto_err = host.api("chat.postMessage", {
     channel = channel, thread_ts = root_ts, text = howto, unfurl_links = false,
   })

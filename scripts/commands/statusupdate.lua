@@ -2,11 +2,12 @@
 -- (status.channels, status.webhooks), then answers in the thread with ONE reply listing each
 -- destination with ok or the error, and records the update in the thread's incident record.
 -- To change the message, edit templates/statusupdate.*.mustache; to change where it goes, the
--- config. Calls lib/permissions.lua, lib/broadcast.lua, lib/incidents.lua and host.
+-- config. Calls lib/permissions.lua, lib/broadcast.lua, lib/incidents.lua, lib/slackfmt.lua, host.
 local host = require "host"
 local permissions = require "lib.permissions"
 local broadcast = require "lib.broadcast"
 local incidents = require "lib.incidents"
+local slackfmt = require "lib.slackfmt"
 
 local statusupdate = {}
 
@@ -15,14 +16,14 @@ local statusupdate = {}
 local QUOTE_PAIRS = { { '"', '"' }, { "'", "'" }, { "“", "”" }, { "‘", "’" }, { "„", "“" } }
 
 function statusupdate.strip_quotes(text)
-  text = tostring(text or ""):gsub("^%s+", ""):gsub("%s+$", "")
+  text = slackfmt.trim(text)
   for _, pair in ipairs(QUOTE_PAIRS) do
     local open, close = pair[1], pair[2]
     if #text >= #open + #close and text:sub(1, #open) == open and text:sub(-#close) == close then
       local inner = text:sub(#open + 1, #text - #close)
       -- "a" and "b" is not one quoted text: leave it alone
       if not inner:find(close, 1, true) then
-        return (inner:gsub("^%s+", ""):gsub("%s+$", ""))
+        return slackfmt.trim(inner)
       end
     end
   end

@@ -239,12 +239,14 @@ end
 function files.stats(entries)
   local s = { downloaded = 0, missing = 0, bytes = 0 }
   for _, e in ipairs(entries) do
-    for _, fe in ipairs(e.files or {}) do
-      if fe.local_path and not fe.missing_reason then
-        s.downloaded = s.downloaded + 1
-        s.bytes = s.bytes + (fe.size or 0)
-      else
-        s.missing = s.missing + 1
+    if e.files then -- most entries have none
+      for _, fe in ipairs(e.files) do
+        if fe.local_path and not fe.missing_reason then
+          s.downloaded = s.downloaded + 1
+          s.bytes = s.bytes + (fe.size or 0)
+        else
+          s.missing = s.missing + 1
+        end
       end
     end
   end

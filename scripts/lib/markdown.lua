@@ -9,13 +9,43 @@ local markdown = {}
 -- before any ASCII punctuation, so this never shows in the rendered text.
 local INLINE_SPECIALS = "[\\`*_%[%]<>#|!~]"
 
+-- The same characters as bytes, for escape_specials.
+local IS_SPECIAL = {}
+for i = 1, #"\\`*_[]<>#|!~" do
+  IS_SPECIAL[("\\`*_[]<>#|!~"):byte(i)] = true
+end
+
+-- Backslash before every inline special. Hot path (every piece of every message): instead of
+-- scanning with the INLINE_SPECIALS set, which Lua's matcher does slowly, hop from one
+-- punctuation character to the next ("%p" is a cheap scan; every special is punctuation) and
+-- cut the text there. Punctuation-heavy text goes through one gsub instead.
+local function escape_specials(s)
+  local i = s:find("%p")
+  local out, last, hops = nil, 1, 0
+  while i do
+    if IS_SPECIAL[s:byte(i)] then
+      out = out or {}
+      out[#out + 1] = s:sub(last, i - 1)
+      out[#out + 1] = "\\"
+      last = i
+    end
+    hops = hops + 1
+    if hops > 16 then
+      return (s:gsub(INLINE_SPECIALS, "\\%0"))
+    end
+    i = s:find("%p", i + 1)
+  end
+  if not out then
+    return s
+  end
+  out[#out + 1] = s:sub(last)
+  return table.concat(out)
+end
+
 -- Backslash-escape the inline specials and turn `&` into `&amp;` only where it would start an
 -- entity reference (`&copy;`, `&#60;`). Does not look at line starts or newlines.
 function markdown.escape_chars(text)
-  local s = text
-  if s:find(INLINE_SPECIALS) then
-    s = s:gsub(INLINE_SPECIALS, "\\%0")
-  end
+  local s = escape_specials(text)
   if s:find("&", 1, true) then
     s = s:gsub("&(#?%w+;)", "&amp;%1")
   end

@@ -7,26 +7,33 @@ local markdown = require "lib.markdown"
 
 local mrkdwn = {}
 
+-- This file runs on every message of a thread (10,000 in a big one), so the string functions
+-- are local and the hot paths prefer plain finds (`find(s, "x", 1, true)`, a byte search) over
+-- character sets like "[*_~]", which Lua's matcher scans slowly.
+local find, sub, byte, gsub, match = string.find, string.sub, string.byte, string.gsub, string.match
+
 local ENTITIES = { amp = "&", lt = "<", gt = ">" }
 
 -- `&amp;` `&lt;` `&gt;` back to characters; any other `&` stays as it is.
+local function decode_entity(name)
+  local c = ENTITIES[name]
+  if c then
+    return c
+  end
+  return nil
+end
+
 local function decode_entities(s)
-  if not s:find("&", 1, true) then
+  if not find(s, "&", 1, true) then
     return s
   end
-  return (s:gsub("&(%a+);", function(name)
-    local c = ENTITIES[name]
-    if c then
-      return c
-    end
-    return nil
-  end))
+  return (gsub(s, "&(%a+);", decode_entity))
 end
 mrkdwn.decode_entities = decode_entities
 
 local function call_resolver(resolve, kind, id, label)
   local fn = resolve and resolve[kind]
-  if type(fn) ~= "function" then
+  if fn == nil or type(fn) ~= "function" then
     return nil
   end
   local name = fn(id, label)
@@ -59,72 +66,72 @@ local function format_date(resolve, ts, format)
 end
 mrkdwn.format_date = format_date
 
--- What the inside of `<...>` stands for: { text = what to show, url = link target | nil }.
+-- What the inside of `<...>` stands for: the text to show, and the link target or nil.
 -- Follows Slack's rule: `@` user, `#` channel, `!subteam` user group, `!date`, other `!`
 -- special mention, a scheme means a URL; the part after `|` is the label. Anything else is
 -- literal text (nil).
 local function parse_angle(inner, resolve)
   local body, label = inner, nil
-  local bar = inner:find("|", 1, true)
+  local bar = find(inner, "|", 1, true)
   if bar then
-    body, label = inner:sub(1, bar - 1), decode_entities(inner:sub(bar + 1))
+    body, label = sub(inner, 1, bar - 1), decode_entities(sub(inner, bar + 1))
   end
-  local first = body:sub(1, 1)
-  if first == "@" then
-    local id = body:match("^@(%w+)$")
+  local first = byte(body, 1)
+  if first == 64 then -- "@"
+    local id = match(body, "^@(%w+)$")
     if not id then
       return nil
     end
-    local name = call_resolver(resolve, "user", id, label) or nonempty(label and label:gsub("^@", "")) or id
-    return { text = "@" .. name }
-  elseif first == "#" then
-    local id = body:match("^#(%w+)$")
+    local name = call_resolver(resolve, "user", id, label) or nonempty(label and gsub(label, "^@", "")) or id
+    return "@" .. name
+  elseif first == 35 then -- "#"
+    local id = match(body, "^#(%w+)$")
     if not id then
       return nil
     end
     local name = call_resolver(resolve, "channel", id, label) or nonempty(label) or id
-    return { text = "#" .. name:gsub("^#", "") }
-  elseif first == "!" then
-    local id = body:match("^!subteam%^(%w+)$")
+    return "#" .. gsub(name, "^#", "")
+  elseif first == 33 then -- "!"
+    local id = match(body, "^!subteam%^(%w+)$")
     if id then
       local name = call_resolver(resolve, "usergroup", id, label) or nonempty(label) or id
-      return { text = "@" .. name:gsub("^@", "") }
+      return "@" .. gsub(name, "^@", "")
     end
-    local ts, format = body:match("^!date%^([^%^]*)%^([^%^]*)")
+    local ts, format = match(body, "^!date%^([^%^]*)%^([^%^]*)")
     if ts then
-      return { text = nonempty(label) or format_date(resolve, ts, format) or ts }
+      return nonempty(label) or format_date(resolve, ts, format) or ts
     end
-    local special = body:match("^!(%w+)$")
+    local special = match(body, "^!(%w+)$")
     if not special then
       return nil
     end
-    return { text = "@" .. (nonempty(label and label:gsub("^@", "")) or special) }
-  elseif body:find("^%a[%w+.-]*:") then
+    return "@" .. (nonempty(label and gsub(label, "^@", "")) or special)
+  elseif find(body, "^%a[%w+.-]*:") then
     local url = decode_entities(body)
-    return { text = nonempty(label) or url, url = url }
+    return nonempty(label) or url, url
   end
   return nil
 end
 
 -- Plain text of `<...>` for code, where nothing is formatted.
 local function angle_plain(inner, resolve)
-  local parsed = parse_angle(inner, resolve)
-  if not parsed then
+  local text = parse_angle(inner, resolve)
+  if not text then
     return "<" .. decode_entities(inner) .. ">"
   end
-  return parsed.text
+  return text
 end
 
 -- Markdown of `<...>`.
 local function angle_markdown(inner, resolve)
-  local parsed = parse_angle(inner, resolve)
-  if not parsed then
+  local text, url = parse_angle(inner, resolve)
+  if not text then
     return markdown.escape_chars("<" .. decode_entities(inner) .. ">")
   end
-  if parsed.url then
-    return markdown.link(markdown.escape_chars(parsed.text), parsed.url)
+  if url then
+    return markdown.link(markdown.escape_chars(text), url)
   end
-  return markdown.escape_chars(parsed.text)
+  return markdown.escape_chars(text)
 end
 
 -- Code text: links and mentions shown as text, entities decoded, nothing else touched.
@@ -144,15 +151,16 @@ local function emoji_safe(name)
     and not name:find("[^%w]_") and not name:find("_[^%w]")
 end
 
-local MARK_MD = { ["*"] = "**", ["_"] = "_", ["~"] = "~~" }
+-- Markdown of a paired marker, by byte: `*` bold, `_` italic, `~` strike.
+local MARK_MD = { [42] = "**", [95] = "_", [126] = "~~" }
 
--- Byte classes for style_line, built once from the same patterns it used per character:
+-- Byte classes for style_line, built once from the patterns they stand for:
 -- IS_SPACE[b] for `%s`, IS_EDGE[b] for `[%s%p%c]` (what may sit outside a marker).
 local IS_SPACE, IS_EDGE = {}, {}
 for b = 0, 255 do
   local c = string.char(b)
-  IS_SPACE[b] = c:find("%s") ~= nil
-  IS_EDGE[b] = c:find("[%s%p%c]") ~= nil
+  IS_SPACE[b] = find(c, "%s") ~= nil
+  IS_EDGE[b] = find(c, "[%s%p%c]") ~= nil
 end
 
 -- Styles in one line of decoded text where \1N\2 stand for already-built Markdown pieces.
@@ -160,125 +168,196 @@ end
 -- non-space and before end/space/punctuation; doubled markers (`**`) are literal, as in Slack.
 -- Pairs are found with a stack; whatever stays unpaired is escaped literal text (escape_chars
 -- escapes a lone `*` `_` `~` as `\*` `\_` `\~`, so only the paired markers need cutting out).
--- Hot path: bytes, not one-character strings.
+-- The markers are found by hopping over punctuation ("%p", a cheap scan).
 local function style_line(s)
-  if not (s:find("*", 1, true) or s:find("_", 1, true) or s:find("~", 1, true)) then
+  if not (find(s, "*", 1, true) or find(s, "_", 1, true) or find(s, "~", 1, true)) then
     return markdown.escape_chars(s)
   end
-  local marks = {}   -- positions of marker characters, in order
-  local bytes = {}   -- bytes[k] = the marker byte at marks[k]
-  local paired = {}  -- paired[k] = true when marks[k] opens or closes a pair
-  local stack = {}
+  local marks = {}      -- positions of marker characters, in order
+  local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
+  local paired = {}     -- paired[k] = true when marks[k] opens or closes a pair
+  local stack = {}      -- the k of markers that may still open a pair
   local any = false
-  local pos = 1
-  while true do
-    local i = s:find("[*_~]", pos)
-    if not i then
-      break
+  local i = find(s, "%p")
+  while i do
+    local prev, c, nxt
+    if i > 1 then
+      prev, c, nxt = byte(s, i - 1, i + 1)
+    else
+      c, nxt = byte(s, 1, 2)
     end
-    local c = s:byte(i)
-    local prev = i > 1 and s:byte(i - 1) or nil
-    local nxt = s:byte(i + 1)
-    local k = #marks + 1
-    marks[k], bytes[k] = i, c
-    if prev ~= c and nxt ~= c then
-      local can_open = (not prev or IS_EDGE[prev]) and nxt ~= nil and not IS_SPACE[nxt]
-      local can_close = prev ~= nil and not IS_SPACE[prev] and (not nxt or IS_EDGE[nxt])
-      local closed = false
-      if can_close then
-        for depth = #stack, 1, -1 do
-          local opener = stack[depth]
-          if bytes[opener] == c then
-            paired[opener], paired[k] = true, true
-            any = true
-            for d = #stack, depth, -1 do
-              stack[d] = nil
+    if MARK_MD[c] then
+      local k = #marks + 1
+      marks[k], mark_byte[k] = i, c
+      if prev ~= c and nxt ~= c then
+        local can_open = (not prev or IS_EDGE[prev]) and nxt ~= nil and not IS_SPACE[nxt]
+        local can_close = prev ~= nil and not IS_SPACE[prev] and (not nxt or IS_EDGE[nxt])
+        local closed = false
+        if can_close then
+          for depth = #stack, 1, -1 do
+            local opener = stack[depth]
+            if mark_byte[opener] == c then
+              paired[opener], paired[k] = true, true
+              any = true
+              for d = #stack, depth, -1 do
+                stack[d] = nil
+              end
+              closed = true
+              break
             end
-            closed = true
-            break
           end
         end
-      end
-      if not closed and can_open then
-        stack[#stack + 1] = k
+        if not closed and can_open then
+          stack[#stack + 1] = k
+        end
       end
     end
-    pos = i + 1
+    i = find(s, "%p", i + 1)
   end
   if not any then
     return markdown.escape_chars(s)
   end
   local out = {}
   local last = 1
-  for k, i in ipairs(marks) do
+  for k, pos in ipairs(marks) do
     if paired[k] then
-      out[#out + 1] = markdown.escape_chars(s:sub(last, i - 1))
-      out[#out + 1] = MARK_MD[s:sub(i, i)]
-      last = i + 1
+      out[#out + 1] = markdown.escape_chars(sub(s, last, pos - 1))
+      out[#out + 1] = MARK_MD[mark_byte[k]]
+      last = pos + 1
     end
   end
-  out[#out + 1] = markdown.escape_chars(s:sub(last))
+  out[#out + 1] = markdown.escape_chars(sub(s, last))
   return table.concat(out)
 end
 
--- The Markdown pieces held while one line is converted: code spans, links, mentions and emoji
--- are built first and stand in the line as \1N\2 while the styles are worked out, then are put
--- back. Module-level so that the gsub callbacks below are made once, not once per line;
--- convert_line saves and restores them, so a resolver that itself converts text does no harm.
-local held, held_resolve = nil, nil
+-- While one line is converted, code spans, links, mentions and emoji are built first and stand
+-- in the line as placeholders \1N\2 (held[placeholder] = Markdown) while the styles are worked
+-- out, then are put back. PLACEHOLDERS[n] caches the strings.
+local PLACEHOLDERS = {}
 
-local function hold(md)
-  local n = #held + 1
-  held[n] = md
-  return "\1" .. n .. "\2"
-end
-
-local function hold_code(code)
-  return hold(markdown.code_span(code_plain(code, held_resolve)))
-end
-
-local function hold_angle(inner)
-  return hold(angle_markdown(inner, held_resolve))
-end
-
-local function hold_emoji(name)
-  if emoji_safe(name) then
-    return hold(":" .. name .. ":")
+local function hold(held, md)
+  local n = held.n + 1
+  held.n = n
+  local placeholder = PLACEHOLDERS[n]
+  if not placeholder then
+    placeholder = "\1" .. n .. "\2"
+    PLACEHOLDERS[n] = placeholder
   end
-  return nil
+  held[placeholder] = md
+  return placeholder
 end
 
-local function held_piece(n)
-  return held[tonumber(n)]
+-- s with every `code` span held, as s:gsub("`([^`]+)`", ...) finds them: "``" is no span.
+local function hold_code_spans(s, held, resolve)
+  local out, last, pos = nil, 1, 1
+  while true do
+    local i = find(s, "`", pos, true)
+    local j = i and find(s, "`", i + 1, true)
+    if not j then
+      break
+    end
+    if j == i + 1 then
+      pos = j -- the second backtick may open a span
+    else
+      out = out or {}
+      out[#out + 1] = sub(s, last, i - 1)
+      out[#out + 1] = hold(held, markdown.code_span(code_plain(sub(s, i + 1, j - 1), resolve)))
+      last, pos = j + 1, j + 1
+    end
+  end
+  if not out then
+    return s
+  end
+  out[#out + 1] = sub(s, last)
+  return table.concat(out)
+end
+
+-- s with every `<...>` held, as s:gsub("<([^<>]*)>", ...) finds them: a `<` is literal when
+-- another `<` comes before the next `>`.
+local function hold_angles(s, held, resolve)
+  local out, last, pos = nil, 1, 1
+  local close -- the first ">" at or after pos, once looked up
+  while true do
+    local i = find(s, "<", pos, true)
+    if not i then
+      break
+    end
+    if not close or close < i then
+      close = find(s, ">", i + 1, true)
+      if not close then
+        break -- no ">" left: nothing more to hold
+      end
+    end
+    local again = find(s, "<", i + 1, true)
+    if again and again < close then
+      pos = again
+    else
+      out = out or {}
+      out[#out + 1] = sub(s, last, i - 1)
+      out[#out + 1] = hold(held, angle_markdown(sub(s, i + 1, close - 1), resolve))
+      last, pos = close + 1, close + 1
+    end
+  end
+  if not out then
+    return s
+  end
+  out[#out + 1] = sub(s, last)
+  return table.concat(out)
+end
+
+-- s with every emoji shortcode that emphasis could break held, as
+-- s:gsub(":([%w_+-]+):", ...) finds them (a shortcode left as text is skipped whole).
+local function hold_emoji(s, held)
+  local out, last, pos = nil, 1, 1
+  while true do
+    local i = find(s, ":", pos, true)
+    if not i then
+      break
+    end
+    local _, j, name = find(s, "^:([%w_+-]+):", i)
+    if not j then
+      pos = i + 1
+    else
+      if emoji_safe(name) then
+        out = out or {}
+        out[#out + 1] = sub(s, last, i - 1)
+        out[#out + 1] = hold(held, ":" .. name .. ":")
+        last = j + 1
+      end
+      pos = j + 1
+    end
+  end
+  if not out then
+    return s
+  end
+  out[#out + 1] = sub(s, last)
+  return table.concat(out)
 end
 
 -- One line of mrkdwn (no fences, no quote marker) -> Markdown, not yet made safe at its start.
 local function convert_line(line, resolve)
   local s = line
-  -- (plain finds below: a byte search is much cheaper than a character-class scan)
-  if s:find("\1", 1, true) or s:find("\2", 1, true) then
-    s = s:gsub("[\1\2]", "\239\191\189") -- U+FFFD: these bytes mark held pieces below
+  if find(s, "\1", 1, true) or find(s, "\2", 1, true) then
+    s = gsub(s, "[\1\2]", "\239\191\189") -- U+FFFD: these bytes mark held pieces below
   end
-  local has_code, has_angle, has_colon = s:find("`", 1, true), s:find("<", 1, true), s:find(":", 1, true)
+  local has_code, has_angle, has_colon = find(s, "`", 1, true), find(s, "<", 1, true), find(s, ":", 1, true)
   if not (has_code or has_angle or has_colon) then
     return style_line(decode_entities(s)) -- nothing to hold (most lines of plain talk)
   end
-  local outer, outer_resolve = held, held_resolve
-  held, held_resolve = {}, resolve
+  local held = { n = 0 }
   if has_code then
-    s = s:gsub("`([^`]+)`", hold_code)
+    s = hold_code_spans(s, held, resolve)
   end
-  if has_angle and s:find("<", 1, true) then
-    s = s:gsub("<([^<>]*)>", hold_angle)
+  if has_angle then
+    s = hold_angles(s, held, resolve)
   end
-  if has_colon and s:find(":", 1, true) then
-    s = s:gsub(":([%w_+-]+):", hold_emoji)
+  if has_colon then
+    s = hold_emoji(s, held)
   end
   s = style_line(decode_entities(s))
-  if #held > 0 then
-    s = s:gsub("\1(%d+)\2", held_piece)
+  if held.n > 0 then
+    s = gsub(s, "\1%d+\2", held)
   end
-  held, held_resolve = outer, outer_resolve
   return s
 end
 

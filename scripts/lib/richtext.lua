@@ -92,18 +92,28 @@ local function emoji_markdown(text)
   return markdown.escape_chars(text)
 end
 
-local function style_key(style)
-  if type(style) ~= "table" then
-    return ""
+-- The 16 possible styles, made once: STYLES[n] with n = bold 1 + italic 2 + strike 4 + code 8.
+-- Runs compare styles by identity; `no_code` is the same style without code (for link labels).
+local STYLES = {}
+for n = 0, 15 do
+  STYLES[n] = { bold = n & 1 ~= 0, italic = n & 2 ~= 0, strike = n & 4 ~= 0, code = n & 8 ~= 0 }
+end
+for n = 0, 15 do
+  STYLES[n].no_code = STYLES[n & 7]
+end
+
+local function style_of(style)
+  if style == nil or type(style) ~= "table" then
+    return STYLES[0]
   end
-  return (style.bold == true and "b" or "") .. (style.italic == true and "i" or "")
-    .. (style.strike == true and "s" or "") .. (style.code == true and "c" or "")
+  return STYLES[(style.bold == true and 1 or 0) + (style.italic == true and 2 or 0)
+    + (style.strike == true and 4 or 0) + (style.code == true and 8 or 0)]
 end
 
 -- Wrap one line of inline Markdown in style markers, with edge spaces kept outside the markers
 -- (CommonMark emphasis cannot start or end with a space).
 local function wrap(md, key)
-  if key == "" or key == "c" then
+  if not (key.bold or key.italic or key.strike) then
     return md
   end
   local first = md:find("%S")
@@ -115,13 +125,13 @@ local function wrap(md, key)
     last = last - 1
   end
   local lead, body, trail = md:sub(1, first - 1), md:sub(first, last), md:sub(last + 1)
-  if key:find("s", 1, true) then
+  if key.strike then
     body = "~~" .. body .. "~~"
   end
-  if key:find("i", 1, true) then
+  if key.italic then
     body = "_" .. body .. "_"
   end
-  if key:find("b", 1, true) then
+  if key.bold then
     body = "**" .. body .. "**"
   end
   return lead .. body .. trail
@@ -132,7 +142,7 @@ end
 local function add_run(lines, text, key, to_md)
   if not text:find("\n", 1, true) then
     if text ~= "" then
-      local md = key:find("c", 1, true) and markdown.code_span(text) or to_md(text)
+      local md = key.code and markdown.code_span(text) or to_md(text)
       lines[#lines] = lines[#lines] .. wrap(md, key)
     end
     return
@@ -145,7 +155,7 @@ local function add_run(lines, text, key, to_md)
     first = false
     if piece ~= "" then
       local md
-      if key:find("c", 1, true) then
+      if key.code then
         md = markdown.code_span(piece)
       else
         md = to_md(piece)
@@ -174,7 +184,7 @@ local function inline_lines(elements, resolve, plain)
       if plain then
         plain_parts[#plain_parts + 1] = text
       else
-        local key = style_key(e.style)
+        local key = style_of(e.style)
         if e.type == "text" then
           if #pending == 0 or pending_key ~= key then
             flush()
@@ -184,8 +194,8 @@ local function inline_lines(elements, resolve, plain)
         else
           flush()
           if e.type == "link" and e.unsafe ~= true then
-            local label_md = key:find("c", 1, true) and markdown.code_span(text) or markdown.escape_chars(text)
-            lines[#lines] = lines[#lines] .. wrap(markdown.link(label_md, url), key:gsub("c", ""))
+            local label_md = key.code and markdown.code_span(text) or markdown.escape_chars(text)
+            lines[#lines] = lines[#lines] .. wrap(markdown.link(label_md, url), key.no_code)
           elseif e.type == "link" then
             local shown = text ~= url and (text .. " (" .. url .. ")") or url
             add_run(lines, shown, key, markdown.escape_chars)
@@ -338,10 +348,14 @@ end
 
 -- The first rich_text block of a message, or nil.
 function richtext.find_block(message)
-  if type(message) ~= "table" or type(message.blocks) ~= "table" then
+  if type(message) ~= "table" then
     return nil
   end
-  for _, b in ipairs(message.blocks) do
+  local blocks = message.blocks
+  if blocks == nil or type(blocks) ~= "table" then -- (nil first: most messages have no blocks)
+    return nil
+  end
+  for _, b in ipairs(blocks) do
     if type(b) == "table" and b.type == "rich_text" then
       return b
     end

@@ -1,7 +1,13 @@
 -- Slack text helpers: escape text we send (& < > only), links <url|label>, message permalinks,
--- turning Slack-encoded text into plain text for outside destinations (webhooks), and short
--- durations ("1h 05m"). Called by lib/broadcast.lua and the status/incident commands; calls nothing.
+-- turning Slack-encoded text into plain text for outside destinations (webhooks), short
+-- durations ("1h 05m") and trimming typed arguments. Called by lib/broadcast.lua and the
+-- status/incident commands; calls nothing.
 local slackfmt = {}
+
+-- Text without leading and trailing white space; nil becomes "".
+function slackfmt.trim(text)
+  return (tostring(text or ""):gsub("^%s+", ""):gsub("%s+$", ""))
+end
 
 -- Slack needs only these three escaped; quotes and asterisks are left alone on purpose.
 function slackfmt.escape(text)

@@ -1,7 +1,8 @@
 -- Time labels for the timeline: clock and date of a ts in a zone (one host.time_parts call each),
 -- day-change detection, and human durations ("45s", "5m", "12m 30s", "1h 05m", "2d 03h 10m").
--- Called by lib/timeline.lua and lib/figures.lua; calls host.time_parts.
+-- Called by lib/timeline.lua and lib/figures.lua; calls host.time_parts and lib/tsutil.lua.
 local host = require "host"
+local tsutil = require "lib.tsutil"
 
 local timefmt = {}
 
@@ -27,8 +28,13 @@ local MINUTES_MAX = 20000
 
 -- clock "14:03:05" and date "2024-11-14" of a ts (string or number) in zone.
 function timefmt.clock_and_date(epoch_or_ts, zone)
-  local whole = type(epoch_or_ts) == "number" and math.floor(epoch_or_ts)
-    or math.tointeger(tonumber(tostring(epoch_or_ts):match("^%d+")))
+  local whole
+  if tsutil.is_canonical(epoch_or_ts) then
+    whole = tonumber(epoch_or_ts:sub(1, 10)) -- the usual ts: 10 digits of seconds (an integer)
+  else
+    whole = type(epoch_or_ts) == "number" and math.floor(epoch_or_ts)
+      or math.tointeger(tonumber(tostring(epoch_or_ts):match("^%d+")))
+  end
   if not whole then
     local l = timefmt.labels(epoch_or_ts, zone)
     return l.clock, l.date

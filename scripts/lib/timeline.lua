@@ -21,6 +21,7 @@ if not has_richtext then richtext = nil end
 local timeline = {}
 
 local function str(v)
+  if v == nil then return nil end -- (the usual case for optional fields, without a call to type)
   if type(v) == "string" and v ~= "" then return v end
   return nil
 end

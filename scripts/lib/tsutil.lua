@@ -17,9 +17,22 @@ end
 -- Every ts Slack sends today: 10 digits, a dot, 6 digits. Such a ts is already fixed-width.
 local CANONICAL = "^%d%d%d%d%d%d%d%d%d%d%.%d%d%d%d%d%d$"
 
+-- The pattern costs more than the rest of a ts helper, and a big timeline asks about each ts
+-- several times (sort, time, permalink): the answers are remembered, up to MEMO_MAX strings.
+local MEMO_MAX = 50000
+local memo, memo_size = {}, 0
+
 local function canonical(ts)
-  return type(ts) == "string" and #ts == 17 and ts:find(CANONICAL) ~= nil
+  local known = memo[ts] -- (reading memo[nil] is fine: nil)
+  if known ~= nil then return known end
+  if type(ts) ~= "string" then return false end
+  known = #ts == 17 and ts:find(CANONICAL) ~= nil
+  if memo_size >= MEMO_MAX then memo, memo_size = {}, 0 end
+  memo[ts] = known
+  memo_size = memo_size + 1
+  return known
 end
+tsutil.is_canonical = canonical
 
 -- A string that sorts like the ts: fixed-width seconds and microseconds. Unparsable ts sort last.
 function tsutil.key(ts)
@@ -69,6 +82,19 @@ end
 -- Slack answers in order almost always, so an array already in order is left as it is.
 function tsutil.sort_by_ts(list, field)
   field = field or "ts"
+  -- The usual case, checked without building keys: every ts canonical and already in order
+  -- (for canonical ts, string order is ts order).
+  local prev
+  local in_order = true
+  for _, item in ipairs(list) do
+    local ts = item[field]
+    if not canonical(ts) or (prev and ts < prev) then
+      in_order = false
+      break
+    end
+    prev = ts
+  end
+  if in_order then return list end
   local keys = {}
   local sorted = true
   for i, item in ipairs(list) do

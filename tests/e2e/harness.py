@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,15 @@ _live = set()  # BotProcess objects whose child may still run
 
 def bot_binary():
     return os.environ.get("POSTMORTEMBOT_BIN") or os.path.join(REPO, "bin", "postmortembot")
+
+
+def free_port():
+    """A loopback TCP port nobody listens on right now (for the bot's health listener)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 # --- Python values -> Lua source ----------------------------------------------------------
@@ -201,12 +211,16 @@ class BotProcess:
             self.wait_log(CONNECTED, timeout=timeout)
         return self
 
+    def _keep(self, sink, line):
+        """Store one line read from the bot (called with self._lock held; a subclass may keep more)."""
+        sink.append(line)
+
     def _read(self, stream, sink, log_file):
         try:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 with self._lock:
-                    sink.append(line)
+                    self._keep(sink, line)
                 if log_file:
                     log_file.write(line + "\n")
                     log_file.flush()
@@ -238,29 +252,32 @@ class BotProcess:
         deadline = time.monotonic() + timeout
         i = after
         while True:
-            with self._lock:
-                lines = self.log_lines[i:]
-            for line in lines:
-                m = pattern.search(line)
-                if m:
-                    return LogMatch(i, line, m)
-                i += 1
+            found, i = self._scan_log(pattern, i)
+            if found:
+                return found
             exited = self.proc is not None and self.proc.poll() is not None
             if exited:
                 for t in self._readers:
                     t.join(timeout=2)
-                with self._lock:
-                    rest = self.log_lines[i:]
-                for line in rest:
-                    m = pattern.search(line)
-                    if m:
-                        return LogMatch(i, line, m)
-                    i += 1
+                found, i = self._scan_log(pattern, i)  # the lines written just before the exit
+                if found:
+                    return found
             if exited or time.monotonic() >= deadline:
                 why = "the bot exited with %s" % self.proc.returncode if exited else "timed out after %.1f s" % timeout
                 raise AssertionError("%s waiting for a log line matching %r\n--- bot log (last 40 lines) ---\n%s\n%s"
                                      % (why, regex, self.tail(40), self.fs.summary()))
             time.sleep(0.02)
+
+    def _scan_log(self, pattern, i):
+        """(LogMatch or None, index of the next unread line) for the log lines from index i."""
+        with self._lock:
+            lines = self.log_lines[i:]
+        for line in lines:
+            m = pattern.search(line)
+            if m:
+                return LogMatch(i, line, m), i
+            i += 1
+        return None, i
 
     def tail(self, n=40):
         with self._lock:

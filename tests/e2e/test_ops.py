@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
-from harness import REPO, BotTestCase, bot_binary
+from harness import REPO, BotTestCase, bot_binary, free_port
 
 ALICE = "U01ALICE"  # a human of tests/fixtures/incident
 
@@ -310,14 +309,6 @@ class ExpositionParserTest(unittest.TestCase):
 
 
 # --- helpers for the bot ------------------------------------------------------------------
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def http_get(port, path, timeout=5):
     """(status, content type, body text) of GET http://127.0.0.1:port/path (4xx/5xx too)."""
     try:

@@ -107,6 +107,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _fault_answered(self, name, params=None, latency=0.0):
+        """Take the next fault queued for name, wait the latency plus its delay, then answer as it
+        says; returns True when the request is finished."""
+        fault = self.fs._take_fault(name, params)
+        delay = latency + (fault["delay"] if fault else 0)
+        if delay:
+            time.sleep(delay)
+        return self._apply_fault(fault)
+
     def _apply_fault(self, fault):
         """Answer as the fault says; returns True when the request is finished."""
         if fault is None:
@@ -167,11 +176,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             fs.token_violations.append({"method": method, "where": "query", "time": time.monotonic()})
         elif isinstance(params, dict) and "token" in params:
             fs.token_violations.append({"method": method, "where": "body", "time": time.monotonic()})
-        fault = fs._take_fault(method, params)
-        delay = fs.latency + (fault["delay"] if fault else 0)
-        if delay:
-            time.sleep(delay)
-        if self._apply_fault(fault):
+        if self._fault_answered(method, params, fs.latency):
             return
         auth = self.headers.get("Authorization", "")
         want = fs.app_token if method == "apps.connections.open" else fs.bot_token
@@ -187,10 +192,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _upload(self, file_id, body):
         fs = self.fs
         fs._record_request(self, body, {}, api_method=None)
-        fault = fs._take_fault("upload")
-        if fault and fault["delay"]:
-            time.sleep(fault["delay"])
-        if self._apply_fault(fault):
+        if self._fault_answered("upload"):
             return
         ctype = self.headers.get("Content-Type", "")
         data = body
@@ -215,11 +217,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fs._record_request(self, b"", {}, api_method=None)
         m = re.search(r"/T[A-Z0-9]+-(F[A-Z0-9]+)(?:/|$)", path)
         entry = fs.files.get(m.group(1)) if m else None
-        fault = fs._take_fault("download")
-        delay = fs.latency + (fault["delay"] if fault else 0)
-        if delay:
-            time.sleep(delay)
-        if self._apply_fault(fault):
+        if self._fault_answered("download", latency=fs.latency):
             return
         auth = self.headers.get("Authorization", "")
         if entry is None:
@@ -277,10 +275,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fs = self.fs
         fs._record_request(self, b"", {}, api_method=None)
         ticket = dict(urllib.parse.parse_qsl(url.query)).get("ticket")
-        fault = fs._take_fault("link")
-        if fault and fault["delay"]:
-            time.sleep(fault["delay"])
-        if self._apply_fault(fault):
+        if self._fault_answered("link"):
             return
         key = self.headers.get("Sec-WebSocket-Key")
         if not key or self.headers.get("Sec-WebSocket-Version") != "13" or \

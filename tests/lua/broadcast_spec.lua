@@ -1,23 +1,15 @@
 -- Specs for scripts/lib/broadcast.lua and scripts/lib/slackfmt.lua: ${ENV} expansion, the view,
 -- the real statusupdate templates, each destination tried on its own (a failing one does not stop
 -- the others), webhook retries and errors, and the one-reply summary. host is a recording fake.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local stub = require "helpers.host_stub"
 
 local TEMPLATE_NAMES = { "statusupdate.slack", "statusupdate.webhook.json" }
 
 local function fake_host()
   local h = { api_calls = {}, http_calls = {}, logs = {}, env = {}, http_answers = {}, api_errors = {} }
-  local sources = {}
-  for _, name in ipairs(TEMPLATE_NAMES) do
-    sources[name] = read("templates/" .. name .. ".mustache")
-  end
+  local sources = stub.named_templates(TEMPLATE_NAMES)
   h.sources = sources
   function h.templates() return sources end
   function h.api(method, params)
@@ -27,11 +19,11 @@ local function fake_host()
       if names[params.user] then
         return { ok = true, user = { id = params.user, name = "x", profile = { display_name = names[params.user] } } }
       end
-      return nil, setmetatable({ code = "user_not_found" }, { __tostring = function() return "user_not_found: no" end })
+      return nil, stub.host_error("user_not_found", "user_not_found: no")
     end
     if method == "chat.postMessage" and h.api_errors[params.channel] then
       local code = h.api_errors[params.channel]
-      return nil, setmetatable({ code = code }, { __tostring = function() return code .. ": Slack said so" end })
+      return nil, stub.host_error(code, code .. ": Slack said so")
     end
     return { ok = true, ts = "1700000999.000100", channel = params.channel }
   end
@@ -41,19 +33,10 @@ local function fake_host()
     if type(answer) == "function" then return answer(req) end
     return answer or { status = 200, headers = {}, body = "ok" }
   end
-  function h.all(fns)
-    local results = {}
-    for i, fn in ipairs(fns) do
-      local ok, v = pcall(fn)
-      results[i] = ok and { ok = true, value = v } or { ok = false, error = v }
-    end
-    return results
-  end
+  h.all = stub.run_all
   function h.getenv(name) return h.env[name] end
   function h.log(level, msg, fields) h.logs[#h.logs + 1] = { level = level, msg = msg, fields = fields } end
-  function h.format_time(t, zone, fmt)
-    return (os.date("!" .. fmt:gsub("%%Z", zone), math.floor(tonumber(t))))
-  end
+  h.format_time = stub.utc_format_time_named
   function h.bot() return { url = "https://acme.slack.com/" } end
   return h
 end
@@ -236,7 +219,7 @@ describe("broadcast", function()
 
   it("reports a transport error from host.http", function()
     h.http_answers["http://down.test/"] = function()
-      return nil, setmetatable({ code = "connect" }, { __tostring = function() return "connect: refused" end })
+      return nil, stub.host_error("connect", "connect: refused")
     end
     local results = broadcast.send(config({ webhooks = { { name = "down", url = "http://down.test/" } } }), update())
     assert.is_false(results[1].ok)

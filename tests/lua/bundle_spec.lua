@@ -1,19 +1,15 @@
 -- Specs for scripts/lib/bundle.lua: version folders vN, what gets written (.md, timeline.json,
 -- zip of the .md + attachments/), what changed since the previous version. host is stubbed with
 -- real files under a temporary directory; host.zip records its call.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
+local stub = require "helpers.host_stub"
 
 local function sh(cmd)
   assert(os.execute(cmd))
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = stub.read_or_nil
 
 local function stub_host(root)
   local zips = {}
@@ -25,14 +21,8 @@ local function stub_host(root)
     generation = function() return 1 end,
     now = function() return 1731628000 end,
     log = function() end,
-    time_parts = function(epoch, zone)
-      local t = os.date("!*t", math.floor(tonumber(epoch)))
-      t.offset, t.abbrev, t.zone = 0, "UTC", zone
-      return t
-    end,
-    format_time = function(epoch, _, fmt)
-      return os.date("!" .. fmt:gsub("%%Z", "UTC"), math.floor(tonumber(epoch)))
-    end,
+    time_parts = stub.utc_time_parts,
+    format_time = stub.utc_format_time,
     mkdir = function(path) sh("mkdir -p '" .. path .. "'") return true end,
     write_file = function(path, data)
       sh("mkdir -p '" .. path:match("^(.*)/") .. "'")

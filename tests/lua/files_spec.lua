@@ -1,6 +1,8 @@
 -- Specs for lib/files.lua: what each file mode becomes (image, file, snippet, hidden_by_limit,
 -- tombstone, external, check_file_info stubs, too large), hostile names made safe, downloads with
 -- their failure reasons and the concurrency limit, and the offline render's use of present files.
+package.path = "tests/lua/?.lua;" .. package.path
+local stub = require "helpers.host_stub"
 local H = {}
 package.loaded.host = H
 
@@ -11,12 +13,7 @@ local function reset_host()
   H.mkdir = function(p) H.mkdirs[#H.mkdirs + 1] = p return true end
   H.all = function(fns, limit)
     H.all_limit = limit
-    local out = {}
-    for i, fn in ipairs(fns) do
-      local ok, v, v2 = pcall(fn)
-      out[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
-    end
-    return out
+    return stub.run_all(fns)
   end
 end
 reset_host()

@@ -1,21 +1,15 @@
 -- Runs every test of the official Mustache spec suite (JSON files in MUSTACHE_SPEC_DIR, default
 -- tests/fixtures/mustache-spec, a copy of ../shared/testdata/mustache-spec) against scripts/lib/mustache.lua, plus the
 -- project's own rules: escape parameter, parse errors with name and line, partial listing.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
 local mustache = require "lib.mustache"
+local read = require("helpers.host_stub").read_or_nil
 
 -- the suite is vendored (with its LICENSE) so a fresh clone tests itself; the variable points the
 -- run at another copy, e.g. a newer release of the spec
 local SPEC_DIR = os.getenv("MUSTACHE_SPEC_DIR") or "tests/fixtures/mustache-spec"
 local SPEC_FILES = { "comments", "delimiters", "interpolation", "inverted", "partials", "sections" }
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
 
 describe("mustache spec suite", function()
   local total = 0

@@ -1,5 +1,7 @@
 -- Specs for lib/people.lua: display-name order, one users.info per user, concurrency through
 -- host.all, the TTL cache across commands, bots, and unknown ids shown as ids (never an error).
+package.path = "tests/lua/?.lua;" .. package.path
+local stub = require "helpers.host_stub"
 local H = {}
 package.loaded.host = H
 
@@ -13,12 +15,7 @@ local function reset_host()
   H.all = function(fns, limit)
     H.all_sizes = H.all_sizes or {}
     H.all_sizes[#H.all_sizes + 1] = { n = #fns, limit = limit }
-    local out = {}
-    for i, fn in ipairs(fns) do
-      local ok, v, v2 = pcall(fn)
-      out[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
-    end
-    return out
+    return stub.run_all(fns)
   end
   H.api = function(method, params)
     H.calls[#H.calls + 1] = { method = method, params = params }

@@ -3,38 +3,18 @@
 -- its text holds (checked by parsing the output with `cmark -t xml`). host is stubbed; templates
 -- are read from templates/ on disk; lib/markdown.lua is the real one.
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function disk_templates()
-  local all = {}
-  local p = io.popen("cd templates && find . -name '*.mustache'")
-  for path in p:lines() do
-    local name = path:gsub("^%./", ""):gsub("%.mustache$", "")
-    all[name] = read("templates/" .. path:gsub("^%./", ""))
-  end
-  p:close()
-  return all
-end
+package.path = "tests/lua/?.lua;" .. package.path
+local stub = require "helpers.host_stub"
+local cmark = require "helpers.cmark"
 
 local function stub_host(overrides)
   local host = {
-    templates = disk_templates,
+    templates = stub.disk_templates,
     generation = function() return 7 end,
     config = function() return { timezone = "UTC", report = { template = "postmortem.md" } } end,
     now = function() return 1731628000 end,
-    time_parts = function(epoch, zone)
-      local t = os.date("!*t", math.floor(tonumber(epoch)))
-      t.offset, t.abbrev, t.zone = 0, "UTC", zone
-      return t
-    end,
-    format_time = function(epoch, _, fmt)
-      return os.date("!" .. fmt:gsub("%%Z", "UTC"), math.floor(tonumber(epoch)))
-    end,
+    time_parts = stub.utc_time_parts,
+    format_time = stub.utc_format_time,
   }
   for k, v in pairs(overrides or {}) do host[k] = v end
   package.loaded.host = host
@@ -117,58 +97,6 @@ local function sample_timeline()
     files = { downloaded = 3, missing = 1, bytes = 3158 },
     requested_by = { id = "U1", name = "Alice" }, requested_at = 1731627967,
   }
-end
-
--- Parse `cmark -t xml` output: counts of top-level list items per level-2 section, level-2
--- heading texts, and raw HTML nodes anywhere.
-local function cmark_structure(markdown)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(markdown)
-  f:close()
-  local p = io.popen("cmark -t xml < " .. path)
-  local xml = p:read("a")
-  p:close()
-  os.remove(path)
-  local stack, section, heading_text, in_h2 = {}, nil, nil, false
-  local result = { items = {}, headings = {}, html = 0, h3 = {} }
-  local in_h3, h3_text = false, nil
-  local pos = 1
-  while true do
-    local s, e, close, name, attrs, selfclose = xml:find("<(/?)([%w_:]+)([^>]-)(/?)>", pos)
-    if not s then break end
-    local text = xml:sub(pos, s - 1)
-    if in_h2 and text ~= "" then heading_text = heading_text .. text end
-    if in_h3 and text ~= "" then h3_text = h3_text .. text end
-    pos = e + 1
-    if name == "html_block" or name == "html_inline" then
-      if close == "" then result.html = result.html + 1 end
-    end
-    if close == "/" then
-      if name == "heading" and in_h2 then
-        in_h2 = false
-        section = heading_text:gsub("^%s+", ""):gsub("%s+$", "")
-        result.headings[#result.headings + 1] = section
-      elseif name == "heading" and in_h3 then
-        in_h3 = false
-        result.h3[#result.h3 + 1] = (h3_text:gsub("^%s+", ""):gsub("%s+$", ""))
-      end
-      stack[#stack] = nil
-    elseif selfclose == "/" or name == "?xml" or name == "!DOCTYPE" then
-      -- nothing to track
-    else
-      if name == "heading" and #stack == 1 and attrs:find('level="2"') then
-        in_h2, heading_text = true, ""
-      elseif name == "heading" and #stack == 1 and attrs:find('level="3"') then
-        in_h3, h3_text = true, ""
-      end
-      if name == "item" and #stack == 2 and stack[2] == "list" and section then
-        result.items[section] = (result.items[section] or 0) + 1
-      end
-      stack[#stack + 1] = name
-    end
-  end
-  return result
 end
 
 describe("report.view", function()
@@ -298,13 +226,13 @@ describe("the default postmortem template", function()
   it("keeps every entry one top-level list item under Timeline, whatever the text holds", function()
     local t = sample_timeline()
     local md = report.render(t)
-    local doc = cmark_structure(md)
+    local doc = cmark.structure(md)
     assert.are.equal(#t.entries, doc.items["Timeline"])
     assert.are.equal(0, doc.html)
   end)
 
   it("has exactly the expected sections, with day headings in the timeline", function()
-    local doc = cmark_structure((report.render(sample_timeline())))
+    local doc = cmark.structure((report.render(sample_timeline())))
     assert.are.same({ "Key times", "Summary", "Impact", "Detection", "Root cause", "Trigger", "Resolution",
                       "Action items", "Lessons learned", "Timeline",
                       "Appendix: what the filter rules left out" }, doc.headings)
@@ -321,7 +249,7 @@ describe("the default postmortem template", function()
         e.author.name = "Mallory ** [x](y) <b>\n## h2"
       end
     end
-    local doc = cmark_structure((report.render(t)))
+    local doc = cmark.structure((report.render(t)))
     assert.are.equal(#t.entries, doc.items["Timeline"])
     assert.are.equal(0, doc.html)
     assert.are.equal(11, #doc.headings)

@@ -1,7 +1,9 @@
 -- Specs for lib/slack.lua: conversations.replies pagination (cursor to the end, parent repeated,
 -- 15 per page, a page failing for good), permalinks without a call, user_names through the cache.
 -- host is stubbed: host.api answers from a scripted list of pages.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
+local stub = require "helpers.host_stub"
 
 local H = {}
 package.loaded.host = H
@@ -13,14 +15,7 @@ local function reset_host()
   H.now = function() return 1000 end
   H.config = function() return { timeline = { user_cache_ttl = 3600 } } end
   H.bot = function() return { user_id = "U0PMBOT", bot_id = "B0PMBOT", url = "https://acme.slack.com/" } end
-  H.all = function(fns)
-    local out = {}
-    for i, fn in ipairs(fns) do
-      local ok, v, v2 = pcall(fn)
-      out[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
-    end
-    return out
-  end
+  H.all = stub.run_all
 end
 reset_host()
 

@@ -2,14 +2,9 @@
 -- incident_resolve.lua, with the real templates and libraries and a recording fake host (Slack
 -- calls, webhook requests, an in-memory data dir). Checks what is sent, the one reply, refusals
 -- (nothing sent), quote stripping and the incident record each command leaves.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local stub = require "helpers.host_stub"
 
 local TEMPLATE_NAMES = { "statusupdate.slack", "statusupdate.webhook.json", "incident.start.slack",
                          "incident.howto.slack", "incident.resolve.slack" }
@@ -17,10 +12,7 @@ local TEMPLATE_NAMES = { "statusupdate.slack", "statusupdate.webhook.json", "inc
 local function fake_host()
   local h = { api_calls = {}, http_calls = {}, disk = {}, env = {}, now_value = 1700000600.5,
               next_ts = 1700000700, parent_text = nil }
-  local sources = {}
-  for _, name in ipairs(TEMPLATE_NAMES) do
-    sources[name] = read("templates/" .. name .. ".mustache")
-  end
+  local sources = stub.named_templates(TEMPLATE_NAMES)
   function h.templates() return sources end
   function h.api(method, params)
     h.api_calls[#h.api_calls + 1] = { method = method, params = params }
@@ -32,7 +24,7 @@ local function fake_host()
       if h.parent_text then
         return { ok = true, messages = { { ts = params.ts, text = h.parent_text } } }
       end
-      return nil, setmetatable({ code = "thread_not_found" }, { __tostring = function() return "thread_not_found" end })
+      return nil, stub.host_error("thread_not_found")
     elseif method == "chat.postMessage" then
       h.next_ts = h.next_ts + 1
       return { ok = true, channel = params.channel, ts = tostring(h.next_ts) .. ".000100" }
@@ -43,21 +35,12 @@ local function fake_host()
     h.http_calls[#h.http_calls + 1] = req
     return { status = 200, headers = {}, body = "" }
   end
-  function h.all(fns)
-    local results = {}
-    for i, fn in ipairs(fns) do
-      local ok, v = pcall(fn)
-      results[i] = ok and { ok = true, value = v } or { ok = false, error = v }
-    end
-    return results
-  end
+  h.all = stub.run_all
   function h.now() return h.now_value end
   function h.monotonic() return 1 end
   function h.getenv(name) return h.env[name] end
   function h.log() end
-  function h.format_time(t, zone, fmt)
-    return (os.date("!" .. fmt:gsub("%%Z", zone), math.floor(tonumber(t))))
-  end
+  h.format_time = stub.utc_format_time_named
   function h.bot() return { url = "https://acme.slack.com/", user_id = "U0BOT" } end
   function h.config() return { data_dir = "/data" } end
   function h.exists(p) return h.disk[p] and "file" or nil end
@@ -273,7 +256,7 @@ describe("outage commands", function()
     it("says what failed when the incident channel cannot be posted to", function()
       h.api = function(method)
         if method == "chat.postMessage" then
-          return nil, setmetatable({ code = "not_in_channel" }, { __tostring = function() return "not_in_channel: not a member" end })
+          return nil, stub.host_error("not_in_channel", "not_in_channel: not a member")
         end
         return { ok = true }
       end

@@ -1,7 +1,9 @@
 -- Specs for lib/timeline.lua (collect and the offline build) and lib/tsutil.lua, with host stubbed:
 -- a thread served page by page, names fetched once, every file mode, attachments and unfurls,
 -- edit/broadcast marks, permalinks, dates when the day changes, two zones, incomplete threads.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
+local stub = require "helpers.host_stub"
 
 local H = {}
 package.loaded.host = H
@@ -28,12 +30,7 @@ local function reset_host()
   H.all = function(fns, limit)
     H.all_limits = H.all_limits or {}
     H.all_limits[#H.all_limits + 1] = limit
-    local out = {}
-    for i, fn in ipairs(fns) do
-      local ok, v, v2 = pcall(fn)
-      out[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
-    end
-    return out
+    return stub.run_all(fns)
   end
   H.list_scripts = function()
     return { "filters.10-drop-bot-self", "filters.20-drop-joins", "filters.30-drop-command",

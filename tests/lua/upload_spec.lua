@@ -1,7 +1,9 @@
 -- Specs for scripts/lib/upload.lua: the three-step upload (getUploadURLExternal with the exact
 -- length, POST of the file to upload_url, one completeUploadExternal for all files with channel,
 -- parent thread_ts and comment), its failures, and the summary comment. host is stubbed.
+package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
+local stub = require "helpers.host_stub"
 
 local function stub_host(opts)
   opts = opts or {}
@@ -26,14 +28,7 @@ local function stub_host(opts)
       return { status = opts.status or 200, headers = {}, body = "OK" }
     end,
     -- host.all runs the functions concurrently in the bot; here one after another, same results
-    all = function(fns)
-      local results = {}
-      for i, fn in ipairs(fns) do
-        local ok, v, v2 = pcall(fn)
-        results[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
-      end
-      return results
-    end,
+    all = stub.run_all,
   }
   package.loaded["lib.upload"] = nil
   return calls

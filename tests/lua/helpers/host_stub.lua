@@ -1,0 +1,79 @@
+-- Pieces of the fake C `host` module shared by the Lua specs (tests/lua/*_spec.lua) and
+-- bench/render_bench.lua: host.all run one function after another, UTC clock functions, files and
+-- templates read from disk, error values. Each spec still builds its own stub table
+-- from these. Uses only the Lua standard library (and the `find` and `cd` commands for templates).
+local M = {}
+
+-- The whole file at path; raises when it cannot be opened.
+function M.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- The whole file at path, or nil when it cannot be opened.
+function M.read_or_nil(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Every templates/**/*.mustache as { [name without .mustache] = source }, what host.templates() gives.
+function M.disk_templates()
+  local all = {}
+  local p = io.popen("cd templates && find . -name '*.mustache'")
+  for path in p:lines() do
+    path = path:gsub("^%./", "")
+    all[path:gsub("%.mustache$", "")] = M.read("templates/" .. path)
+  end
+  p:close()
+  return all
+end
+
+-- Only the named templates (names without .mustache), read from templates/.
+function M.named_templates(names)
+  local sources = {}
+  for _, name in ipairs(names) do
+    sources[name] = M.read("templates/" .. name .. ".mustache")
+  end
+  return sources
+end
+
+-- host.all as docs/lua-api.md describes it, but one function after another (the bot runs them
+-- concurrently; the results are the same).
+function M.run_all(fns)
+  local results = {}
+  for i, fn in ipairs(fns) do
+    local ok, v, v2 = pcall(fn)
+    results[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
+  end
+  return results
+end
+
+-- host.time_parts for a host whose every zone is UTC.
+function M.utc_time_parts(epoch, zone)
+  local t = os.date("!*t", math.floor(tonumber(epoch)))
+  t.offset, t.abbrev, t.zone = 0, "UTC", zone
+  return t
+end
+
+-- host.format_time for a host whose every zone is UTC; %Z prints "UTC".
+function M.utc_format_time(epoch, _, fmt)
+  return (os.date("!" .. fmt:gsub("%%Z", "UTC"), math.floor(tonumber(epoch))))
+end
+
+-- host.format_time in UTC, but %Z prints the zone name it was given.
+function M.utc_format_time_named(epoch, zone, fmt)
+  return (os.date("!" .. fmt:gsub("%%Z", zone), math.floor(tonumber(epoch))))
+end
+
+-- The error value host.api and host.http return: a table with .code whose tostring is text
+-- (default: the code).
+function M.host_error(code, text)
+  return setmetatable({ code = code }, { __tostring = function() return text or code end })
+end
+
+return M
