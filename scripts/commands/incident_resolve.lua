@@ -19,12 +19,7 @@ local function run(ctx, args)
     ctx.reply("`incident resolve` works inside the incident's thread: type it there as a reply.")
     return
   end
-  local allowed, why = permissions.may_broadcast(ctx.user, ctx.config)
-  if not allowed then
-    ctx.log("info", "incident resolve refused", { user = ctx.user, reason = why })
-    ctx.reply(permissions.refusal(ctx.user, "resolve incidents"))
-    return
-  end
+  if not permissions.allow(ctx, "resolve incidents") then return end
   local config = ctx.config or {}
   local zone = config.timezone or "UTC"
   local function when(epoch)

@@ -20,12 +20,7 @@ local function run(ctx, args)
     ctx.reply("Usage: `incident start &lt;title&gt;`, e.g. `incident start Checkout returns 502 for EU users`.")
     return
   end
-  local allowed, why = permissions.may_broadcast(ctx.user, ctx.config)
-  if not allowed then
-    ctx.log("info", "incident start refused", { user = ctx.user, reason = why })
-    ctx.reply(permissions.refusal(ctx.user, "start incidents"))
-    return
-  end
+  if not permissions.allow(ctx, "start incidents") then return end
 
   local config = ctx.config or {}
   local incident_config = config.incident or {}

@@ -36,12 +36,7 @@ function statusupdate.run(ctx, args)
     ctx.reply("Usage: `statusupdate &lt;text&gt;`, e.g. `statusupdate Payments are failing for 5% of users; rollback under way`.")
     return
   end
-  local allowed, why = permissions.may_broadcast(ctx.user, ctx.config)
-  if not allowed then
-    ctx.log("info", "statusupdate refused", { user = ctx.user, reason = why })
-    ctx.reply(permissions.refusal(ctx.user, "send status updates"))
-    return
-  end
+  if not permissions.allow(ctx, "send status updates") then return end
 
   local record = incidents.load(ctx.channel, ctx.thread_ts)
   local in_thread = ctx.thread_ts ~= ctx.ts

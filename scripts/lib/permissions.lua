@@ -70,6 +70,16 @@ function permissions.may_broadcast(user, config)
 end
 
 -- The polite answer for someone who may not broadcast. Nothing has been sent when it is given.
+-- The check a broadcasting command makes first: true when ctx.user may broadcast; otherwise logs
+-- the refusal, answers it politely in the thread, and returns false (nothing is sent).
+function permissions.allow(ctx, what)
+  local allowed, why = permissions.may_broadcast(ctx.user, ctx.config)
+  if allowed then return true end
+  ctx.log("info", (ctx.command or "command") .. " refused", { user = ctx.user, reason = why })
+  ctx.reply(permissions.refusal(ctx.user, what))
+  return false
+end
+
 function permissions.refusal(user, what)
   return string.format(
     "Sorry <@%s>, only the configured broadcasters may %s (status.broadcasters in the bot's config). "
