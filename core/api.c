@@ -1,10 +1,10 @@
 /* api.c — the `host` module (docs/lua-api.md): its yielding primitives (api, download, http,
- * sleep, all, zip) here, the immediate ones in api_local.c; with host.c's generation manager these
- * are the only C files that touch a generation's Lua stacks. A yielding primitive validates its
- * arguments (misuse raises), starts the work on http.c or a loop timer, records how to cancel it
- * and yields with a continuation that pushes the results when the loop resumes the coroutine (I/O
- * failures return nil, err). Called from scripts; calls http.c, loop.c, log.c, zipbundle.c (on
- * libuv's thread pool) and host.c (tasks, bot identity). */
+ * sleep, all, zip) here, the immediate ones in api_local.c; with the host (host.c, host_gen.c,
+ * host_task.c) these are the only C files that touch a generation's Lua stacks. A yielding
+ * primitive validates its arguments (misuse raises), starts the work on http.c or a loop timer,
+ * records how to cancel it and yields with a continuation that pushes the results when the loop
+ * resumes the coroutine (I/O failures return nil, err). Called from scripts; calls http.c, loop.c,
+ * log.c, zipbundle.c (on libuv's thread pool), host_task.c (tasks) and host.c (bot identity). */
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>

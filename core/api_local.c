@@ -2,7 +2,7 @@
  * files (writes only inside the write root, atomically), zip, sha256, logging, identity, config,
  * templates and scripts of the generation, plus the nil, err tables every primitive returns.
  * api.c registers these beside the yielding ones; called from scripts only; calls
- * log.c and host.c (bot identity, current task). */
+ * log.c, host.c (bot identity) and host_task.c (current task). */
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* budget.c — the two limits on scripts: a counting lua_Alloc per generation (memory cap) and a
- * count hook checking the wall time of the current resume (CPU budget). host.c brackets each
- * resume and each load step with budget_begin/budget_end. Once a run is killed the hook fires on
- * every instruction, so pcall cannot swallow the kill (as Redis does); a small reserve above the
- * cap lets the error path allocate its message and traceback. */
+ * count hook checking the wall time of the current resume (CPU budget). host_task.c brackets
+ * each resume, host_gen.c each load, with budget_begin/budget_end. Once a run is killed the hook
+ * fires on every instruction, so pcall cannot swallow the kill (as Redis does); a small reserve
+ * above the cap lets the error path allocate its message and traceback. */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* config.c — turns a generation's config table (defaults already merged by the boot chunk in
- * host.c, paths already absolute) into struct core_settings for the C core: HTTP limits,
+ * host_gen.c, paths already absolute) into struct core_settings for the C core: HTTP limits,
  * download limits, Socket Mode timings, data dir, listen address, log level.
  * Called by host.c at start-up and on every successful reload (then only the HTTP limits and the
  * log level are re-read). */

@@ -1,6 +1,7 @@
-/* host_gen.h — what the Lua host's own files share (host.c, api.c, budget.c, sandbox.c,
- * config.c): a generation (one lua_State and its budgets), a task (one coroutine) and the hooks
- * between them. Nothing outside the host includes this; the rest of the core sees host.h. */
+/* host_gen.h — what the Lua host's own files share (host.c, host_gen.c, host_task.c, api.c,
+ * api_local.c, budget.c, sandbox.c, config.c): a generation (one lua_State and its budgets), a task
+ * (one coroutine) and the hooks between them. Nothing outside the host includes this; the rest of
+ * the core sees host.h. */
 #ifndef PMB_HOST_GEN_H
 #define PMB_HOST_GEN_H
 
@@ -39,7 +40,7 @@ int budget_active(void); /* a run is in progress */
 /* "cpu budget exceeded (2 s without yielding)" / "memory cap exceeded (256 MB)". Static buffer. */
 const char *budget_kill_message(const struct budget_run *run);
 
-/* ---- generations and tasks (host.c) ---- */
+/* ---- generations (built and closed in host_gen.c, swapped and released in host.c) ---- */
 
 struct host_gen {
     struct budget_mem mem; /* first member: the allocator's ud is the generation */
@@ -62,6 +63,18 @@ struct host_gen {
     int boot_ref;      /* registry: the boot table (task_main, child_main, render_main) */
     struct host_gen *next_retired;
 };
+
+/* A new generation numbered `number` built from opts (which must outlive the call), or NULL with
+ * the error (file:line: message) in err. prev is the generation running now (NULL at start-up):
+ * the load budget is twice its CPU budget. The caller frees the result with host_gen_close. */
+struct host_gen *host_gen_build(const struct host_options *opts, int number,
+                                const struct host_gen *prev, char *err, size_t errsz);
+void host_gen_close(struct host_gen *gen); /* NULL is fine */
+/* host.c: close gen if it is retired and its last task ended (host_task.c calls it). */
+void host_gen_release(struct host_gen *gen);
+struct host_gen *host_gen_of(lua_State *L);
+
+/* ---- tasks (host_task.c) ---- */
 
 struct host_task;
 /* How a yielded primitive is cancelled (drain, shutdown) — frees its op. */
@@ -94,7 +107,11 @@ struct host_task {
 /* The task whose coroutine is L (NULL outside a host coroutine, e.g. inside a coroutine the
  * script made itself, or at load time). */
 struct host_task *host_task_of(lua_State *L);
-struct host_gen *host_gen_of(lua_State *L);
+/* A new task (coroutine) of gen, linked into the live list; NULL on OOM. It frees itself when
+ * its coroutine ends or is aborted. */
+struct host_task *host_task_new(struct host_gen *gen, enum host_task_kind kind);
+/* Push the boot table's function `name` (task_main, child_main, render_main) onto t->co. */
+void host_push_boot_fn(struct host_task *t, const char *name);
 /* Resume t with nargs values already pushed onto t->co. Never called from inside a resume. */
 void host_task_resume(struct host_task *t, int nargs);
 /* Same, from the ready queue (for completions that may arrive while Lua runs). */
@@ -108,6 +125,15 @@ void api_child_done(struct host_task *child, int ok, const char *error);
 /* Cancel a task's pending op and end its coroutine (drain, shutdown). */
 void host_task_abort(struct host_task *t);
 void host_task_abort_children(struct host_task *parent);
+/* Abort every live task, top-level tasks before host.all children (drain timeout, shutdown). */
+void host_task_abort_all(void);
+
+/* ---- host.c, called by the files above ---- */
+
+/* Call the host_render callback once (rc 0 with the Markdown path, or 1 and NULL). */
+void host_render_finish(int rc, const char *path);
+/* While draining: once no task is left, finish the drain (on the next loop turn). */
+void host_drain_check(void);
 /* Post text in a thread via chat.postMessage, from C (failure replies, admin channel). */
 void host_post_message(const char *channel, const char *thread_ts, const char *text);
 const struct bot_identity *host_bot(void); /* NULL when unknown */

@@ -1,7 +1,7 @@
 /* sandbox.c — the environment scripts see in a generation (docs/lua-api.md "The sandbox"):
  * the safe standard library, os.time/clock/date/difftime, debug.traceback only, print that logs,
  * and a `require` that loads text chunks from scripts_dir only (plus `host` and `cjson`).
- * host.c calls sandbox_open when it builds a generation; api.c supplies the `host` module. */
+ * host_gen.c calls sandbox_open when it builds a generation; api.c supplies the `host` module. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua-cjson.h>

@@ -33,7 +33,8 @@ local function phrase_patterns(phrases)
 end
 
 local function has_phrase(lower_text, patterns)
-  for _, p in ipairs(patterns) do
+  for i = 1, #patterns do
+    local p = patterns[i]
     if lower_text:find(p.plain, 1, true) and lower_text:find(p.pattern) then return true end
   end
   return false
@@ -56,8 +57,10 @@ return {
       if command and command:match("^incident%s+resolve%f[%W]") then
         mark(entry, "resolution", "incident resolve")
       end
-      for _, r in ipairs(type(m.reactions) == "table" and m.reactions or {}) do
-        if type(r) == "table" and r.name == reaction then mark(entry, "resolution", "reaction") end
+      if type(m.reactions) == "table" then
+        for _, r in ipairs(m.reactions) do
+          if type(r) == "table" and r.name == reaction then mark(entry, "resolution", "reaction") end
+        end
       end
       if not (entry.author and entry.author.is_bot) and text ~= "" then
         local lower = text:lower()
