@@ -57,7 +57,7 @@ return {
       if command and command:match("^incident%s+resolve%f[%W]") then
         mark(entry, "resolution", "incident resolve")
       end
-      if type(m.reactions) == "table" then
+      if m.reactions ~= nil and type(m.reactions) == "table" then
         for _, r in ipairs(m.reactions) do
           if type(r) == "table" and r.name == reaction then mark(entry, "resolution", "reaction") end
         end

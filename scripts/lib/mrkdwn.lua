@@ -388,20 +388,28 @@ local function line_of(line, resolve, state)
   local first = line:byte(1)
   if state.quote_rest then
     kind = "quote"
-  elseif first == 38 or first == 62 then -- "&" or ">": may be a quote marker
-    local rest = body:match("^&gt;&gt;&gt;(.*)$") or body:match("^>>>(.*)$")
+  elseif first == 62 then -- ">"
+    kind = "quote"
+    if find(body, "^>>>") then
+      state.quote_rest = true
+      body = sub(body, 4)
+    else
+      body = sub(body, 2)
+    end
+  elseif first == 38 then -- "&": may be the marker as an entity
+    local rest = match(body, "^&gt;&gt;&gt;(.*)$")
     if rest then
       state.quote_rest = true
       kind, body = "quote", rest
     else
-      rest = body:match("^&gt;(.*)$") or body:match("^>(.*)$")
+      rest = match(body, "^&gt;(.*)$")
       if rest then
         kind, body = "quote", rest
       end
     end
   end
-  if kind == "quote" then
-    body = body:gsub("^ ", "")
+  if kind == "quote" and byte(body, 1) == 32 then
+    body = sub(body, 2) -- one space after the marker
   end
   local md = markdown.line_start(convert_line(body, resolve))
   local last = md:byte(-1)

@@ -112,8 +112,8 @@ end
 
 -- Wrap one line of inline Markdown in style markers, with edge spaces kept outside the markers
 -- (CommonMark emphasis cannot start or end with a space).
-local function wrap(md, key)
-  if not (key.bold or key.italic or key.strike) then
+local function wrap(md, style)
+  if not (style.bold or style.italic or style.strike) then
     return md
   end
   local first = md:find("%S")
@@ -125,13 +125,13 @@ local function wrap(md, key)
     last = last - 1
   end
   local lead, body, trail = md:sub(1, first - 1), md:sub(first, last), md:sub(last + 1)
-  if key.strike then
+  if style.strike then
     body = "~~" .. body .. "~~"
   end
-  if key.italic then
+  if style.italic then
     body = "_" .. body .. "_"
   end
-  if key.bold then
+  if style.bold then
     body = "**" .. body .. "**"
   end
   return lead .. body .. trail
@@ -139,29 +139,34 @@ end
 
 -- One styled run (text that may hold newlines) -> Markdown lines appended to `lines`.
 -- `lines` always has a current (last) line that inline pieces are appended to.
-local function add_run(lines, text, key, to_md)
+local function add_run(lines, text, style, to_md)
   if not text:find("\n", 1, true) then
     if text ~= "" then
-      local md = key.code and markdown.code_span(text) or to_md(text)
-      lines[#lines] = lines[#lines] .. wrap(md, key)
+      local md = style.code and markdown.code_span(text) or to_md(text)
+      lines[#lines] = lines[#lines] .. wrap(md, style)
     end
     return
   end
-  local first = true
-  for piece in (text .. "\n"):gmatch("([^\n]*)\n") do
-    if not first then
+  local pos = 1
+  while true do
+    local nl = text:find("\n", pos, true)
+    local piece = nl and text:sub(pos, nl - 1) or text:sub(pos)
+    if pos > 1 then
       lines[#lines + 1] = ""
     end
-    first = false
     if piece ~= "" then
       local md
-      if key.code then
+      if style.code then
         md = markdown.code_span(piece)
       else
         md = to_md(piece)
       end
-      lines[#lines] = lines[#lines] .. wrap(md, key)
+      lines[#lines] = lines[#lines] .. wrap(md, style)
     end
+    if not nl then
+      break
+    end
+    pos = nl + 1
   end
 end
 
@@ -170,47 +175,49 @@ end
 -- `plain` = true for preformatted blocks: text only, no styles, no escaping.
 local function inline_lines(elements, resolve, plain)
   local lines = { "" }
-  local plain_parts = {}
-  local pending, pending_key = {}, nil -- texts of the current same-style run
-  local function flush()
-    if #pending > 0 then
-      add_run(lines, table.concat(pending), pending_key, markdown.escape_chars)
-      pending = {}
-    end
-  end
+  local plain_parts = plain and {}
+  local pending, pending_style = nil, nil -- texts of the current same-style run, when there is one
   for _, e in ipairs(list_of(elements)) do
     if type(e) == "table" then
       local text, url = element_text(e, resolve)
       if plain then
         plain_parts[#plain_parts + 1] = text
       else
-        local key = style_of(e.style)
+        local style = style_of(e.style)
         if e.type == "text" then
-          if #pending == 0 or pending_key ~= key then
-            flush()
-            pending_key = key
+          if pending and pending_style ~= style then
+            add_run(lines, table.concat(pending), pending_style, markdown.escape_chars)
+            pending = nil
+          end
+          if not pending then
+            pending, pending_style = {}, style
           end
           pending[#pending + 1] = text
         else
-          flush()
+          if pending then
+            add_run(lines, table.concat(pending), pending_style, markdown.escape_chars)
+            pending = nil
+          end
           if e.type == "link" and e.unsafe ~= true then
-            local label_md = key.code and markdown.code_span(text) or markdown.escape_chars(text)
-            lines[#lines] = lines[#lines] .. wrap(markdown.link(label_md, url), key.no_code)
+            local label_md = style.code and markdown.code_span(text) or markdown.escape_chars(text)
+            lines[#lines] = lines[#lines] .. wrap(markdown.link(label_md, url), style.no_code)
           elseif e.type == "link" then
             local shown = text ~= url and (text .. " (" .. url .. ")") or url
-            add_run(lines, shown, key, markdown.escape_chars)
+            add_run(lines, shown, style, markdown.escape_chars)
           elseif e.type == "color" then
             lines[#lines] = lines[#lines] .. markdown.code_span(text)
           elseif e.type == "emoji" then
-            add_run(lines, text, key, emoji_markdown)
+            add_run(lines, text, style, emoji_markdown)
           else
-            add_run(lines, text, key, markdown.escape_chars)
+            add_run(lines, text, style, markdown.escape_chars)
           end
         end
       end
     end
   end
-  flush()
+  if pending then
+    add_run(lines, table.concat(pending), pending_style, markdown.escape_chars)
+  end
   if plain then
     return { table.concat(plain_parts) }
   end

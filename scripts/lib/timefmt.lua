@@ -18,51 +18,137 @@ function timefmt.labels(epoch_or_ts, zone)
   }
 end
 
--- The hot path of a big timeline: "HH:MM" and the date are asked of the host once per minute of
--- a zone and reused for the other messages of that minute (zone offsets are whole minutes).
+-- The hot path of a big timeline (and, in production, each host.time_parts call sets TZ: it is
+-- not cheap). Per zone and UTC hour the host is asked once, at the start of the hour. When the
+-- zone's offset then is a whole number of hours it holds for the whole hour (such zones change
+-- offset on whole UTC hours), and every label of that hour is arithmetic on the offset.
+-- Otherwise (Adelaide, St. John's: they may switch at a half hour) the host is asked once per
+-- minute of the zone, as the labels of one minute share its offset (offsets are whole minutes).
 local SECONDS = {}
 for s = 0, 59 do SECONDS[s] = string.format(":%02d", s) end
-local minutes = {}        -- zone -> { [epoch minute] = { hm =, date = } }
-local minutes_count = 0
-local MINUTES_MAX = 20000
+local HOURS_MINUTES = {} -- [minute of the day] = "HH:MM", filled as needed
+local DATES = {}         -- [days since 1970-01-01] = "YYYY-MM-DD", filled as needed
+local zones = {}         -- zone -> { hours = { [utc hour] = offset | false }, minutes = { [utc minute] = { hm =, date = } } }
+local cached = 0         -- entries in `zones`, forgotten all at once past CACHE_MAX
+local CACHE_MAX = 20000
+
+-- year, month, day of a count of days since 1970-01-01 (proleptic Gregorian; the inverse of
+-- Howard Hinnant's days_from_civil). `//` floors, so no special case for negative days.
+local function civil_from_days(days)
+  local z = days + 719468
+  local era = z // 146097
+  local doe = z - era * 146097                                         -- [0, 146096]
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365 -- [0, 399]
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)                 -- [0, 365]
+  local mp = (5 * doy + 2) // 153                                       -- [0, 11], March first
+  local day = doy - (153 * mp + 2) // 5 + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return year, month, day
+end
+
+local function date_of_days(days)
+  local d = DATES[days]
+  if not d then
+    d = string.format("%04d-%02d-%02d", civil_from_days(days))
+    DATES[days] = d
+  end
+  return d
+end
+
+local function hours_minutes(minute_of_day)
+  local hm = HOURS_MINUTES[minute_of_day]
+  if not hm then
+    hm = string.format("%02d:%02d", minute_of_day // 60, minute_of_day % 60)
+    HOURS_MINUTES[minute_of_day] = hm
+  end
+  return hm
+end
+
+local function zone_cache(zone)
+  local z = zones[zone]
+  if not z or cached > CACHE_MAX then
+    if cached > CACHE_MAX then
+      zones, cached = {}, 0
+    end
+    z = { hours = {}, minutes = {} }
+    zones[zone] = z
+  end
+  return z
+end
+
+-- The zone's offset for a whole UTC hour, or false when the hour needs the host per minute.
+-- The host's own clock and date at the start of the hour must match the arithmetic, or the
+-- offset is not used.
+local function hour_offset(z, hour, zone)
+  local offset = z.hours[hour]
+  if offset == nil then
+    local start = hour * 3600
+    local p = host.time_parts(start, zone)
+    offset = math.tointeger(p.offset)
+    if offset and offset % 3600 == 0 then
+      local here = start + offset
+      local day, sod = here // 86400, here % 86400
+      local year, month, mday = civil_from_days(day)
+      if p.hour ~= sod // 3600 or p.min ~= sod % 3600 // 60 or p.sec ~= sod % 60
+        or p.year ~= year or p.month ~= month or p.day ~= mday then
+        offset = false
+      end
+    else
+      offset = false
+    end
+    z.hours[hour] = offset
+    cached = cached + 1
+  end
+  return offset
+end
+
+-- Whole epoch seconds of a ts (string or number), or nil.
+local function whole_seconds(epoch_or_ts)
+  if tsutil.is_canonical(epoch_or_ts) then
+    return tonumber(epoch_or_ts:sub(1, 10)) -- the usual ts: 10 digits of seconds (an integer)
+  end
+  return type(epoch_or_ts) == "number" and math.floor(epoch_or_ts)
+    or math.tointeger(tonumber(tostring(epoch_or_ts):match("^%d+")))
+end
 
 -- clock "14:03:05" and date "2024-11-14" of a ts (string or number) in zone.
 function timefmt.clock_and_date(epoch_or_ts, zone)
-  local whole
-  if tsutil.is_canonical(epoch_or_ts) then
-    whole = tonumber(epoch_or_ts:sub(1, 10)) -- the usual ts: 10 digits of seconds (an integer)
-  else
-    whole = type(epoch_or_ts) == "number" and math.floor(epoch_or_ts)
-      or math.tointeger(tonumber(tostring(epoch_or_ts):match("^%d+")))
-  end
+  local whole = whole_seconds(epoch_or_ts)
   if not whole then
     local l = timefmt.labels(epoch_or_ts, zone)
     return l.clock, l.date
   end
-  local minute = whole // 60
-  local by_zone = minutes[zone]
-  if not by_zone or minutes_count > MINUTES_MAX then
-    if minutes_count > MINUTES_MAX then
-      minutes, minutes_count = {}, 0
-    end
-    by_zone = {}
-    minutes[zone] = by_zone
+  local z = zone_cache(zone)
+  local offset = hour_offset(z, whole // 3600, zone)
+  if offset then
+    local here = whole + offset
+    local sod = here % 86400
+    return hours_minutes(sod // 60) .. SECONDS[sod % 60], date_of_days(here // 86400)
   end
-  local m = by_zone[minute]
+  local minute = whole // 60
+  local m = z.minutes[minute]
   if not m then
     local p = host.time_parts(minute * 60, zone)
     m = { hm = string.format("%02d:%02d", p.hour, p.min), date = string.format("%04d-%02d-%02d", p.year, p.month, p.day) }
-    by_zone[minute] = m
-    minutes_count = minutes_count + 1
+    z.minutes[minute] = m
+    cached = cached + 1
   end
   return m.hm .. SECONDS[whole % 60], m.date
 end
 
 -- "14:03:05" in zone, prefixed by the date when `with_date` ("2024-11-14 14:03:05").
+-- Slack ts go through the cache of clock_and_date (time2_label asks this for every message).
 function timefmt.label(epoch_or_ts, zone, with_date)
-  local l = timefmt.labels(epoch_or_ts, zone)
-  if with_date then return l.date .. " " .. l.clock end
-  return l.clock
+  local clock, date
+  if tsutil.is_canonical(epoch_or_ts) then
+    clock, date = timefmt.clock_and_date(epoch_or_ts, zone)
+  else
+    local l = timefmt.labels(epoch_or_ts, zone)
+    clock, date = l.clock, l.date
+  end
+  if with_date then return date .. " " .. clock end
+  return clock
 end
 
 -- A duration in seconds as people say it. Negative durations keep their sign.

@@ -177,28 +177,34 @@ local function text_markdown(m, resolve)
   return markdown.escape(type(m.text) == "string" and m.text or "")
 end
 
-local function mrkdwn_or_nil(text, resolve)
+-- memo: text -> Markdown for this timeline. Alert storms repeat the same attachment text and
+-- field values hundreds of times; each is converted once.
+local function mrkdwn_or_nil(text, resolve, memo)
   if not str(text) then return nil end
-  local ok, md = pcall(mrkdwn.to_markdown, text, resolve)
-  if ok then return md end
-  return markdown.escape(text)
+  local md = memo[text]
+  if md then return md end
+  local ok
+  ok, md = pcall(mrkdwn.to_markdown, text, resolve)
+  if not ok then md = markdown.escape(text) end
+  memo[text] = md
+  return md
 end
 
-local function attachment_of(a, resolve)
+local function attachment_of(a, resolve, memo)
   local fields = {}
   for _, f in ipairs(list(a.fields)) do
     if type(f) == "table" then
       fields[#fields + 1] = { title = str(f.title) and mrkdwn.decode_entities(f.title) or "",
-                              value_md = mrkdwn_or_nil(f.value, resolve) or "" }
+                              value_md = mrkdwn_or_nil(f.value, resolve, memo) or "" }
     end
   end
   local is_unfurl = str(a.from_url) ~= nil or str(a.original_url) ~= nil or a.is_app_unfurl == true
   local title = str(a.title) and mrkdwn.decode_entities(a.title) or nil
   return {
-    pretext_md = mrkdwn_or_nil(a.pretext, resolve),
+    pretext_md = mrkdwn_or_nil(a.pretext, resolve, memo),
     title = title,
     title_link = str(a.title_link) or (is_unfurl and title and (str(a.from_url) or str(a.original_url))) or nil,
-    text_md = mrkdwn_or_nil(a.text, resolve),
+    text_md = mrkdwn_or_nil(a.text, resolve, memo),
     fields = fields,
     footer = str(a.footer) and mrkdwn.decode_entities(a.footer) or nil,
     from_url = str(a.from_url) or str(a.original_url),
@@ -208,7 +214,7 @@ local function attachment_of(a, resolve)
 end
 
 -- files, attachments and reactions are set only when the message has some (hot path: most
--- messages have none).
+-- messages have none; `x ~= nil` is checked before type(x), which is a function call).
 local function entry_of(m, env)
   local clock, date = timefmt.clock_and_date(m.ts, env.zone)
   local e = {
@@ -224,13 +230,13 @@ local function entry_of(m, env)
   }
   env.day_of[e] = date
   if env.second_zone then e.time2_label = timefmt.label(m.ts, env.second_zone) end
-  if type(m.edited) == "table" and str(m.edited.ts) then
+  if m.edited ~= nil and type(m.edited) == "table" and str(m.edited.ts) then
     local el = timefmt.labels(m.edited.ts, env.zone)
     e.edited = { ts = m.edited.ts, time = tsutil.to_number(m.edited.ts),
                  label = (el.date ~= date) and (el.date .. " " .. el.short) or el.short }
   end
   if m.subtype == "thread_broadcast" then e.broadcast = true end
-  if type(m.files) == "table" and m.files[1] then
+  if m.files ~= nil and type(m.files) == "table" and m.files[1] then
     e.files = {}
     for _, f in ipairs(m.files) do
       if type(f) == "table" then
@@ -240,13 +246,13 @@ local function entry_of(m, env)
       end
     end
   end
-  if type(m.attachments) == "table" and m.attachments[1] then
+  if m.attachments ~= nil and type(m.attachments) == "table" and m.attachments[1] then
     e.attachments = {}
     for _, a in ipairs(m.attachments) do
-      if type(a) == "table" then e.attachments[#e.attachments + 1] = attachment_of(a, env.resolve) end
+      if type(a) == "table" then e.attachments[#e.attachments + 1] = attachment_of(a, env.resolve, env.attachment_md) end
     end
   end
-  if type(m.reactions) == "table" and m.reactions[1] then
+  if m.reactions ~= nil and type(m.reactions) == "table" and m.reactions[1] then
     e.reactions = {}
     for _, r in ipairs(m.reactions) do
       if type(r) == "table" and str(r.name) then
@@ -276,6 +282,7 @@ local function assemble(messages, o)
     book = o.book or {},
     day_of = {},
     jobs = {},
+    attachment_md = {}, -- see mrkdwn_or_nil
     max_bytes = config_part(config, "downloads").max_bytes,
   }
   env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name)
