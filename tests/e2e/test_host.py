@@ -33,6 +33,26 @@ BOOM = """return { name = "boom", help = "boom — raises",
 """
 
 # pcall inside the loop: a budget kill must not be catchable
+PROBE = r"""-- reports what a script can reach
+local NAMES = { "os.execute", "os.exit", "os.remove", "os.rename", "os.getenv", "io", "io.popen",
+  "dofile", "loadfile", "debug.sethook", "debug.getinfo", "package.loadlib", "os.time", "os.date",
+  "string.format", "table.concat", "debug.traceback", "require", "load" }
+return { name = "probe", help = "probe — what the sandbox offers", run = function(ctx)
+  local parts = { "probe" }
+  for _, name in ipairs(NAMES) do
+    local v = _G
+    for key in name:gmatch("[^.]+") do
+      if type(v) == "table" then v = v[key] else v = nil end
+    end
+    parts[#parts + 1] = name .. "=" .. type(v)
+  end
+  parts[#parts + 1] = "binary_chunk=" .. (pcall(require, "lib.binary_module") and "allowed" or "refused")
+  parts[#parts + 1] = "require_io=" .. (pcall(require, "io") and "allowed" or "refused")
+  parts[#parts + 1] = "require_outside=" .. (pcall(require, "../../etc/passwd") and "allowed" or "refused")
+  ctx.reply(table.concat(parts, " "))
+end }
+"""
+
 SPIN = """return { name = "spin", help = "spin — loops",
   run = function(ctx)
     local n = 0
@@ -132,6 +152,27 @@ class HostTest(BotTestCase):
             self.assertIn(line, post["text"])
         # a raw "<text>" would reach Slack as a broken link
         self.assertNotIn("<text>", post["text"])
+
+    # --- the sandbox -----------------------------------------------------------------------
+    def test_scripts_see_a_curated_environment(self):
+        bot = self.bot_with({"probe": PROBE}, start=False)
+        # a precompiled (binary) chunk where a module is expected: never loaded
+        with open(os.path.join(bot.scripts_dir, "lib", "binary_module.lua"), "wb") as f:
+            f.write(b"\x1bLua\x54\x00" + b"\x00" * 32)
+        bot.start()
+        self.ask("probe")
+        post = self.wait_post(r"^probe ")
+        seen = dict(kv.split("=", 1) for kv in post["text"].split()[1:])
+        for name in ("os.execute", "os.exit", "os.remove", "os.rename", "os.getenv", "io",
+                     "io.popen", "dofile", "loadfile", "debug.sethook", "debug.getinfo",
+                     "package.loadlib", "load"):
+            self.assertEqual("nil", seen[name], name + " must not be reachable from a script")
+        for name in ("os.time", "os.date", "string.format", "table.concat", "debug.traceback",
+                     "require"):
+            self.assertEqual("function", seen[name], name + " belongs to the safe library")
+        self.assertEqual("refused", seen["binary_chunk"])
+        self.assertEqual("refused", seen["require_io"])
+        self.assertEqual("refused", seen["require_outside"])
 
     # --- failures of a command --------------------------------------------------------------
     def test_error_in_command_replies_in_thread(self):
