@@ -25,8 +25,18 @@ TEST_BIN := $(patsubst tests/c/%.c,build/tests/%,$(TEST_SRC))
 .PHONY: all deps check asan unit fmt fmt-check demo bench install clean
 all: bin/postmortembot
 
+# Installs only the packages that are missing; runs apt-get update only when something must be
+# installed (sudo when not root).
 deps:
-	@sh tools/deps.sh $(DEBIAN_PKGS)
+	@missing=""; \
+	for p in $(DEBIAN_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all $(words $(DEBIAN_PKGS)) packages present"; exit 0; fi; \
+	echo "deps: installing$$missing"; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	$$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing
 
 bin/postmortembot: $(CORE_OBJ)
 	@mkdir -p bin
