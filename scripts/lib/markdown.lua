@@ -14,39 +14,44 @@ local IS_SPECIAL = {}
 for c in ("\\`*_[]<>#|!~"):gmatch(".") do
   IS_SPECIAL[c:byte()] = true
 end
+markdown.IS_SPECIAL = IS_SPECIAL -- (read-only: lib/mrkdwn.lua escapes with it while it styles)
 
 local find, sub, byte, gsub = string.find, string.sub, string.byte, string.gsub
 
 -- Backslash-escape the inline specials and turn `&` into `&amp;` only where it would start an
 -- entity reference (`&copy;`, `&#60;`). Does not look at line starts or newlines.
--- Hot path (every piece of every message): instead of scanning with the INLINE_SPECIALS set,
--- which Lua's matcher does slowly, hop from one punctuation character to the next ("%p" is a
--- cheap scan, and every special is punctuation) and cut the text there. Punctuation-heavy
--- text goes through one gsub instead.
+-- Hot path (every piece of every message): hop from one punctuation character to the next ("%p"
+-- scans faster than the INLINE_SPECIALS set; every special and "&" is punctuation) and cut the
+-- text at the specials. Text with many of them goes through one gsub instead.
 function markdown.escape_chars(text)
   local s = text
-  local out, last, hops = nil, 1, 0
+  local out, n, last, hops = nil, 0, 1, 0
+  local amp = false -- an "&" seen on the way (every "&" is a hop when the loop runs to the end)
   local i = find(s, "%p")
   while i do
-    if IS_SPECIAL[byte(s, i)] then
+    local c = byte(s, i)
+    if IS_SPECIAL[c] then
       out = out or {}
-      out[#out + 1] = sub(s, last, i - 1)
-      out[#out + 1] = "\\"
+      out[n + 1], out[n + 2] = sub(s, last, i - 1), "\\"
+      n = n + 2
       last = i
+    elseif c == 38 then
+      amp = true
     end
     hops = hops + 1
     if hops > 16 then
       out = nil
       s = gsub(s, INLINE_SPECIALS, "\\%0")
+      amp = true -- not known: look below
       break
     end
     i = find(s, "%p", i + 1)
   end
   if out then
-    out[#out + 1] = sub(s, last)
+    out[n + 1] = sub(s, last)
     s = table.concat(out)
   end
-  if find(s, "&", 1, true) then
+  if amp and find(s, "&", 1, true) then
     s = gsub(s, "&(#?%w+;)", "&amp;%1")
   end
   return s
@@ -58,7 +63,7 @@ end
 -- (Bytes, not one-character strings: this runs on every line of every message.)
 function markdown.line_start(line)
   local s = line
-  local first = s:byte(1)
+  local first = byte(s, 1)
   if first == 32 or first == 9 then -- " " or "\t"
     s = s:gsub("^[ \t]+", "")
     first = s:byte(1)
@@ -151,7 +156,7 @@ end
 -- become spaces (a code span cannot hold a block boundary).
 function markdown.code_span(text)
   local s = to_text(text)
-  if not s:find("[`\r\n]") and s ~= "" and not (s:find("^ ") and s:find(" $")) then
+  if s ~= "" and not find(s, "[`\r\n]") and not (byte(s, 1) == 32 and byte(s, -1) == 32) then
     return "`" .. s .. "`"
   end
   s = s:gsub("\r?\n", " "):gsub("\r", " ")
@@ -187,6 +192,10 @@ function markdown.safe_url(url)
   if type(url) ~= "string" then
     return nil
   end
+  -- The usual link (http(s), then only characters nothing below changes) is returned as it is.
+  if find(url, "^[Hh][Tt][Tt][Pp][Ss]?://[%w.-][%w./_?=#%%:+~-]*$") then
+    return url
+  end
   local u = url
   if u:find("^%s") or u:find("^%s", -1) then
     u = u:gsub("^%s+", ""):gsub("%s+$", "")
@@ -220,7 +229,7 @@ end
 -- shows the URL. An unsafe URL (javascript:, data:, ...) is shown as escaped text, not a link.
 function markdown.link(label_md, url)
   label_md = to_text(label_md)
-  if label_md:find("\n", 1, true) or label_md:find("\r", 1, true) then
+  if find(label_md, "\n", 1, true) or find(label_md, "\r", 1, true) then
     label_md = label_md:gsub("[\r\n]+", " ")
   end
   local safe = markdown.safe_url(url)

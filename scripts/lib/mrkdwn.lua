@@ -11,6 +11,7 @@ local mrkdwn = {}
 -- are local and the hot paths prefer plain finds (`find(s, "x", 1, true)`, a byte search) over
 -- character sets like "[*_~]", which Lua's matcher scans slowly.
 local find, sub, byte, gsub, match = string.find, string.sub, string.byte, string.gsub, string.match
+local concat = table.concat
 
 local ENTITIES = { amp = "&", lt = "<", gt = ">" }
 
@@ -74,7 +75,10 @@ local function parse_angle(inner, resolve)
   local body, label = inner, nil
   local bar = find(inner, "|", 1, true)
   if bar then
-    body, label = sub(inner, 1, bar - 1), decode_entities(sub(inner, bar + 1))
+    body, label = sub(inner, 1, bar - 1), sub(inner, bar + 1)
+    if find(label, "&", 1, true) then
+      label = decode_entities(label)
+    end
   end
   local first = byte(body, 1)
   if first == 64 then -- "@"
@@ -107,7 +111,10 @@ local function parse_angle(inner, resolve)
     end
     return "@" .. (nonempty(label and gsub(label, "^@", "")) or special)
   elseif find(body, "^%a[%w+.-]*:") then
-    local url = decode_entities(body)
+    local url = body
+    if find(url, "&", 1, true) then
+      url = decode_entities(url)
+    end
     return nonempty(label) or url, url
   end
   return nil
@@ -156,6 +163,7 @@ local MARK_MD = { [42] = "**", [95] = "_", [126] = "~~" }
 
 -- Byte classes for style_line, built once from the patterns they stand for:
 -- IS_SPACE[b] for `%s`, IS_EDGE[b] for `[%s%p%c]` (what may sit outside a marker).
+local IS_SPECIAL = markdown.IS_SPECIAL
 local IS_SPACE, IS_EDGE = {}, {}
 for b = 0, 255 do
   local c = string.char(b)
@@ -168,15 +176,17 @@ end
 -- non-space and before end/space/punctuation; doubled markers (`**`) are literal, as in Slack.
 -- Pairs are found with a stack; whatever stays unpaired is escaped literal text (escape_chars
 -- escapes a lone `*` `_` `~` as `\*` `\_` `\~`, so only the paired markers need cutting out).
--- The markers are found by hopping over punctuation ("%p", a cheap scan).
+-- The markers are found by hopping over punctuation ("%p"; every special and "&" is one), and
+-- the specials are escaped on the way.
 local function style_line(s)
   if not (find(s, "*", 1, true) or find(s, "_", 1, true) or find(s, "~", 1, true)) then
     return markdown.escape_chars(s)
   end
-  local marks = {}      -- positions of marker characters, in order
+  local marks = {}      -- positions of marker characters, in order; -position once paired
   local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
-  local paired = {}     -- paired[k] = true when marks[k] opens or closes a pair
   local stack = {}      -- the k of markers that may still open a pair
+  local specials, n_specials = {}, 0 -- positions of the bytes escape_chars escapes, in order
+  local amp = false     -- an "&" seen (then the pieces go through escape_chars)
   local any = false
   local i = find(s, "%p")
   while i do
@@ -185,6 +195,12 @@ local function style_line(s)
       prev, c, nxt = byte(s, i - 1, i + 1)
     else
       c, nxt = byte(s, 1, 2)
+    end
+    if IS_SPECIAL[c] then
+      n_specials = n_specials + 1
+      specials[n_specials] = i
+    elseif c == 38 then
+      amp = true
     end
     if MARK_MD[c] then
       local k = #marks + 1
@@ -197,7 +213,7 @@ local function style_line(s)
           for depth = #stack, 1, -1 do
             local opener = stack[depth]
             if mark_byte[opener] == c then
-              paired[opener], paired[k] = true, true
+              marks[opener], marks[k] = -marks[opener], -i
               any = true
               for d = #stack, depth, -1 do
                 stack[d] = nil
@@ -214,20 +230,64 @@ local function style_line(s)
     end
     i = find(s, "%p", i + 1)
   end
+  if not amp then
+    -- What the code below gives, without scanning the pieces again: every special gets a
+    -- backslash (as escape_chars does), except paired markers, which become Markdown.
+    local out, n = {}, 0
+    local last = 1
+    local k = 1 -- the next of marks (every mark is a special)
+    for j = 1, n_specials do
+      local pos = specials[j]
+      local mark = marks[k]
+      if mark == pos or mark == -pos then
+        k = k + 1
+      end
+      if pos > last then
+        n = n + 1
+        out[n] = sub(s, last, pos - 1)
+      end
+      if mark == -pos then -- paired
+        n = n + 1
+        out[n] = MARK_MD[mark_byte[k - 1]]
+        last = pos + 1
+      else
+        n = n + 1
+        out[n] = "\\"
+        last = pos
+      end
+    end
+    if n == 0 then
+      return s
+    end
+    if last <= #s then
+      n = n + 1
+      out[n] = sub(s, last)
+    end
+    return concat(out)
+  end
   if not any then
     return markdown.escape_chars(s)
   end
-  local out = {}
+  local escape_chars = markdown.escape_chars
+  local out, n = {}, 0
   local last = 1
-  for k, pos in ipairs(marks) do
-    if paired[k] then
-      out[#out + 1] = markdown.escape_chars(sub(s, last, pos - 1))
-      out[#out + 1] = MARK_MD[mark_byte[k]]
+  for k = 1, #marks do
+    local pos = -marks[k]
+    if pos > 0 then -- paired
+      if pos > last then -- (an empty piece escapes to "")
+        n = n + 1
+        out[n] = escape_chars(sub(s, last, pos - 1))
+      end
+      n = n + 1
+      out[n] = MARK_MD[mark_byte[k]]
       last = pos + 1
     end
   end
-  out[#out + 1] = markdown.escape_chars(sub(s, last))
-  return table.concat(out)
+  if last <= #s then
+    n = n + 1
+    out[n] = escape_chars(sub(s, last))
+  end
+  return concat(out)
 end
 
 -- While one line is converted, code spans, links, mentions and emoji are built first and stand
@@ -342,9 +402,14 @@ local function convert_line(line, resolve)
   end
   local has_code, has_angle, has_colon = find(s, "`", 1, true), find(s, "<", 1, true), find(s, ":", 1, true)
   if not (has_code or has_angle or has_colon) then
-    return style_line(decode_entities(s)) -- nothing to hold (most lines of plain talk)
+    if find(s, "&", 1, true) then
+      s = decode_entities(s)
+    end
+    return style_line(s) -- nothing to hold
   end
-  local held = { n = 0 }
+  -- (made with room for four pieces: growing a table costs more than these keys; the pieces
+  -- not held stay false, which the gsub below leaves alone; they are not in s anyway)
+  local held = { n = 0, ["\0011\2"] = false, ["\0012\2"] = false, ["\0013\2"] = false }
   if has_code then
     s = hold_code_spans(s, held, resolve)
   end
@@ -354,7 +419,10 @@ local function convert_line(line, resolve)
   if has_colon then
     s = hold_emoji(s, held)
   end
-  s = style_line(decode_entities(s))
+  if find(s, "&", 1, true) then
+    s = decode_entities(s)
+  end
+  s = style_line(s)
   if held.n > 0 then
     s = gsub(s, "\1%d+\2", held)
   end
@@ -381,17 +449,20 @@ local function split_fences(text)
 end
 
 -- One line of a text part -> kind ("text" | "quote" | "blank"), Markdown.
--- `state.quote_rest` is set by `>>>`, which quotes everything after it.
+-- `state.quote_rest` is set by `>>>`, which quotes everything after it (state is nil for a
+-- text of one line: nothing comes after it).
 local function line_of(line, resolve, state)
   local kind = "text"
   local body = line
-  local first = line:byte(1)
-  if state.quote_rest then
+  local first = byte(line, 1)
+  if state and state.quote_rest then
     kind = "quote"
   elseif first == 62 then -- ">"
     kind = "quote"
     if find(body, "^>>>") then
-      state.quote_rest = true
+      if state then
+        state.quote_rest = true
+      end
       body = sub(body, 4)
     else
       body = sub(body, 2)
@@ -399,7 +470,9 @@ local function line_of(line, resolve, state)
   elseif first == 38 then -- "&": may be the marker as an entity
     local rest = match(body, "^&gt;&gt;&gt;(.*)$")
     if rest then
-      state.quote_rest = true
+      if state then
+        state.quote_rest = true
+      end
       kind, body = "quote", rest
     else
       rest = match(body, "^&gt;(.*)$")
@@ -412,7 +485,7 @@ local function line_of(line, resolve, state)
     body = sub(body, 2) -- one space after the marker
   end
   local md = markdown.line_start(convert_line(body, resolve))
-  local last = md:byte(-1)
+  local last = byte(md, -1)
   if last == 32 or last == 9 then -- a space or a tab at the end
     md = md:gsub("[ \t]+$", "")
   end
@@ -477,6 +550,65 @@ local function join_lines(lines)
   return table.concat(out, "\n")
 end
 
+-- Line `md` of `kind` appended to out[1..n] as join_lines does it, knowing the next line's
+-- kind and md (nil at the end). Returns the new n.
+local function put_line(out, n, kind, md, next_kind, next_md)
+  if kind == "blank" then
+    if n > 0 and out[n] ~= "" then
+      n = n + 1
+      out[n] = ""
+    end
+    return n
+  end
+  local line_md = md
+  local same_next = next_kind == kind
+  if kind == "quote" then
+    if md == "" then
+      line_md = ">"
+    else
+      line_md = "> " .. md
+    end
+    same_next = same_next and md ~= "" and next_md ~= ""
+  end
+  if same_next then
+    line_md = line_md .. "\\"
+  end
+  n = n + 1
+  out[n] = line_md
+  if kind == "quote" and next_kind == "text" then
+    n = n + 1
+    out[n] = ""
+  end
+  return n
+end
+
+-- join_lines(collect_lines(text)) for a text of several lines without "\r" or code blocks,
+-- without the table per line: each line is put out once the next one is known.
+local function join_text_lines(text, resolve)
+  local out, n = {}, 0
+  local state = {}
+  local kind, md -- the line waiting for the next one
+  local pos = 1
+  while true do
+    local nl = find(text, "\n", pos, true)
+    local next_kind, next_md = line_of(sub(text, pos, nl and nl - 1 or -1), resolve, state)
+    if kind then
+      n = put_line(out, n, kind, md, next_kind, next_md)
+    end
+    kind, md = next_kind, next_md
+    if not nl then
+      break
+    end
+    pos = nl + 1
+  end
+  n = put_line(out, n, kind, md, nil, nil)
+  while n > 0 and out[n] == "" do
+    out[n] = nil
+    n = n - 1
+  end
+  return concat(out, "\n")
+end
+
 -- Text and code parts of a message -> the collected lines (see add_text_lines).
 local function collect_lines(text, resolve)
   local s = text
@@ -520,15 +652,18 @@ function mrkdwn.to_markdown(text, resolve)
   if type(text) ~= "string" or text == "" then
     return ""
   end
-  if not (text:find("\n", 1, true) or text:find("\r", 1, true) or text:find("```", 1, true)) then
+  if find(text, "\r", 1, true) or find(text, "```", 1, true) then
+    return join_lines(collect_lines(text, resolve))
+  end
+  if not find(text, "\n", 1, true) then
     -- one line, no code block (most messages): what join_lines would make of that one line
-    local kind, md = line_of(text, resolve, {})
+    local kind, md = line_of(text, resolve, nil)
     if kind == "quote" then
       return md == "" and ">" or "> " .. md
     end
     return md
   end
-  return join_lines(collect_lines(text, resolve))
+  return join_text_lines(text, resolve)
 end
 
 -- The same conversion on one line, for places like a table cell or an attachment field:

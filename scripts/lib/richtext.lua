@@ -8,6 +8,8 @@ local mrkdwn = require "lib.mrkdwn"
 
 local richtext = {}
 
+local find, concat = string.find, table.concat
+
 local function str(v)
   if type(v) == "string" then
     return v
@@ -49,7 +51,11 @@ end
 local function element_text(e, resolve)
   local t = e.type
   if t == "text" then
-    return str(e.text) or ""
+    local v = e.text
+    if type(v) == "string" then
+      return v -- (the usual case, without the call to str)
+    end
+    return str(v) or ""
   elseif t == "link" then
     local url = str(e.url) or ""
     local label = str(e.text)
@@ -102,6 +108,19 @@ for n = 0, 15 do
   STYLES[n].no_code = STYLES[n & 7]
 end
 
+-- open/close: the markers wrap puts around a run of that style ("**_" ... "_**").
+for n = 0, 15 do
+  local s = STYLES[n]
+  s.open = (s.bold and "**" or "") .. (s.italic and "_" or "") .. (s.strike and "~~" or "")
+  s.close = (s.strike and "~~" or "") .. (s.italic and "_" or "") .. (s.bold and "**" or "")
+end
+
+-- IS_SPACE[b] for the bytes of `%s`.
+local IS_SPACE = {}
+for b = 0, 255 do
+  IS_SPACE[b] = string.char(b):find("%s") ~= nil
+end
+
 local function style_of(style)
   if style == nil or type(style) ~= "table" then
     return STYLES[0]
@@ -115,6 +134,10 @@ end
 local function wrap(md, style)
   if not (style.bold or style.italic or style.strike) then
     return md
+  end
+  local b1 = md:byte(1)
+  if b1 and not IS_SPACE[b1] and not IS_SPACE[md:byte(-1)] then
+    return style.open .. md .. style.close -- no edge spaces (the usual case)
   end
   local first = md:find("%S")
   if not first then
@@ -140,10 +163,13 @@ end
 -- One styled run (text that may hold newlines) -> Markdown lines appended to `lines`.
 -- `lines` always has a current (last) line that inline pieces are appended to.
 local function add_run(lines, text, style, to_md)
-  if not text:find("\n", 1, true) then
+  if not find(text, "\n", 1, true) then
     if text ~= "" then
       local md = style.code and markdown.code_span(text) or to_md(text)
-      lines[#lines] = lines[#lines] .. wrap(md, style)
+      if style.open ~= "" then
+        md = wrap(md, style)
+      end
+      lines[#lines] = lines[#lines] .. md
     end
     return
   end
@@ -176,8 +202,16 @@ end
 local function inline_lines(elements, resolve, plain)
   local lines = { "" }
   local plain_parts = plain and {}
-  local pending, pending_style = nil, nil -- texts of the current same-style run, when there is one
-  for _, e in ipairs(list_of(elements)) do
+  -- the current same-style run of texts, when there is one: its first text, then (from the
+  -- second text on) all of its texts in `more`
+  local pending, more, pending_style = nil, nil, nil
+  local escape_chars = markdown.escape_chars
+  local list = list_of(elements)
+  for k = 1, #list do
+    local e = list[k]
+    if e == nil then
+      break -- (where ipairs would stop)
+    end
     if type(e) == "table" then
       local text, url = element_text(e, resolve)
       if plain then
@@ -186,17 +220,20 @@ local function inline_lines(elements, resolve, plain)
         local style = style_of(e.style)
         if e.type == "text" then
           if pending and pending_style ~= style then
-            add_run(lines, table.concat(pending), pending_style, markdown.escape_chars)
-            pending = nil
+            add_run(lines, more and concat(more) or pending, pending_style, escape_chars)
+            pending, more = nil, nil
           end
           if not pending then
-            pending, pending_style = {}, style
+            pending, pending_style = text, style
+          elseif more then
+            more[#more + 1] = text
+          else
+            more = { pending, text }
           end
-          pending[#pending + 1] = text
         else
           if pending then
-            add_run(lines, table.concat(pending), pending_style, markdown.escape_chars)
-            pending = nil
+            add_run(lines, more and concat(more) or pending, pending_style, escape_chars)
+            pending, more = nil, nil
           end
           if e.type == "link" and e.unsafe ~= true then
             local label_md = style.code and markdown.code_span(text) or markdown.escape_chars(text)
@@ -216,7 +253,7 @@ local function inline_lines(elements, resolve, plain)
     end
   end
   if pending then
-    add_run(lines, table.concat(pending), pending_style, markdown.escape_chars)
+    add_run(lines, more and concat(more) or pending, pending_style, escape_chars)
   end
   if plain then
     return { table.concat(plain_parts) }
@@ -228,8 +265,8 @@ end
 -- non-empty lines, empty lines as paragraph breaks (collapsed), no empty lines at the ends.
 local function paragraph(lines, prefix)
   local out = {}
-  for _, line in ipairs(lines) do
-    local md = markdown.line_start(line)
+  for k = 1, #lines do -- (lines is built by inline_lines: no holes)
+    local md = markdown.line_start(lines[k])
     local last = md:byte(-1)
     if last == 32 or last == 9 then -- a space or a tab at the end
       md = md:gsub("[ \t]+$", "")
@@ -345,12 +382,17 @@ function richtext.to_markdown(block, resolve)
     else
       lines = paragraph(inline_lines({ e }, resolve))
     end
-    if #lines > 0 then
-      blocks[#blocks + 1] = table.concat(lines, "\n")
+    if #lines == 1 then
+      blocks[#blocks + 1] = lines[1]
+    elseif #lines > 0 then
+      blocks[#blocks + 1] = concat(lines, "\n")
     end
     i = i + 1
   end
-  return table.concat(blocks, "\n\n")
+  if #blocks == 1 then
+    return blocks[1]
+  end
+  return concat(blocks, "\n\n")
 end
 
 -- The first rich_text block of a message, or nil.

@@ -104,7 +104,11 @@ function slack.permalink_builder(channel, thread_ts, base_url)
   if base_url:sub(-1) ~= "/" then base_url = base_url .. "/" end
   local head = base_url .. "archives/" .. channel .. "/p"
   local tail = thread_ts and ("?thread_ts=" .. thread_ts .. "&cid=" .. channel) or ""
+  local sub, is_canonical = string.sub, tsutil.is_canonical
   return function(ts)
+    if is_canonical(ts) then -- the usual ts: its digits without the dot, in one concatenation
+      return head .. sub(ts, 1, 10) .. sub(ts, 12) .. tail
+    end
     return head .. (tsutil.digits(ts) or ts) .. tail
   end
 end

@@ -6,6 +6,8 @@ local tsutil = require "lib.tsutil"
 
 local timefmt = {}
 
+local is_canonical, sub = tsutil.is_canonical, string.sub
+
 -- { clock = "14:03:05", short = "14:03", date = "2024-11-14", abbrev = "CET" }
 function timefmt.labels(epoch_or_ts, zone)
   local p = host.time_parts(epoch_or_ts, zone)
@@ -113,18 +115,33 @@ local function whole_seconds(epoch_or_ts)
 end
 
 -- clock "14:03:05" and date "2024-11-14" of a ts (string or number) in zone.
+-- (Once per message: the caches are read here directly, their helpers only fill them.)
 function timefmt.clock_and_date(epoch_or_ts, zone)
-  local whole = whole_seconds(epoch_or_ts)
+  local whole
+  if is_canonical(epoch_or_ts) then
+    whole = tonumber(sub(epoch_or_ts, 1, 10)) -- the usual ts: 10 digits of seconds (an integer)
+  else
+    whole = whole_seconds(epoch_or_ts)
+  end
   if not whole then
     local l = timefmt.labels(epoch_or_ts, zone)
     return l.clock, l.date
   end
-  local z = zone_cache(zone)
-  local offset = hour_offset(z, whole // 3600, zone)
+  local z = zones[zone]
+  if not z or cached > CACHE_MAX then
+    z = zone_cache(zone)
+  end
+  local hour = whole // 3600
+  local offset = z.hours[hour]
+  if offset == nil then
+    offset = hour_offset(z, hour, zone)
+  end
   if offset then
     local here = whole + offset
     local sod = here % 86400
-    return hours_minutes(sod // 60) .. SECONDS[sod % 60], date_of_days(here // 86400)
+    local minute_of_day, days = sod // 60, here // 86400
+    return (HOURS_MINUTES[minute_of_day] or hours_minutes(minute_of_day)) .. SECONDS[sod % 60],
+      DATES[days] or date_of_days(days)
   end
   local minute = whole // 60
   local m = z.minutes[minute]
