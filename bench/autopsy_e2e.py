@@ -178,11 +178,11 @@ def bound_model(n_pages, n_lookups, n_images, concurrency, progress_msgs):
     lookup_rounds = math.ceil(n_lookups / PEOPLE_FETCH_LIMIT) if n_lookups else 0
     rows = [
         ("auth.test, apps.connections.open", 0, 0, "at start-up, before the mention"),
-        ("reactions.add (hourglass)", 1, 0, "awaited before the work starts; need not be"),
+        ("reactions.add (hourglass)", 0, 0, "sent alongside the work (host.all)"),
         ("conversations.replies pages", n_pages, n_pages, "each page needs the previous cursor"),
         ("users.info / bots.info (%d ids, %d at once)" % (n_lookups, PEOPLE_FETCH_LIMIT),
          lookup_rounds, 0, "needs the messages; could overlap the downloads"),
-        ("conversations.info", 1, 0, "independent of everything; could overlap"),
+        ("conversations.info", 0, 0, "asked alongside users.info"),
         ("file downloads (%d, %d at once)" % (n_images, concurrency), dl_rounds, dl_rounds,
          "ceil(files / concurrency) rounds"),
         ("progress chat.postMessage/update", progress_msgs, 0, "posted once work passes progress_after"),

@@ -129,9 +129,16 @@ return {
   aliases = { "autopsy" },
   help = "autopsy this — turn this thread into a postmortem (Markdown + zip) and upload it here",
   run = function(ctx, _args)
-    ctx.react(WORKING)
     local progress = progress_reporter(ctx)
-    local ok, result, err, stage = pcall(build_and_upload, ctx, progress)
+    -- the "working on it" reaction goes out while the work starts: nothing waits for it
+    local ok, result, err, stage
+    local done = host.all({
+      function() ctx.react(WORKING) end,
+      function() ok, result, err, stage = pcall(build_and_upload, ctx, progress) end,
+    })
+    if ok == nil then  -- the work itself was stopped (CPU budget, memory cap)
+      ok, result = false, done[2].error
+    end
     local success = ok and result ~= nil
     ctx.unreact(WORKING)
     ctx.react(success and DONE or FAILED)

@@ -433,12 +433,19 @@ function timeline.collect(ctx, opts)
   local ids = timeline.ids_to_name(messages)
   if ctx.user then ids[#ids + 1] = ctx.user end
   progress("people", 0, #ids)
-  local book = people.ensure(ids, { ttl = tonumber(tl_conf.user_cache_ttl) })
+  -- names and the channel's name need nothing from each other: ask for both at once
+  local book, channel_name
+  local done = host.all({
+    function() book = people.ensure(ids, { ttl = tonumber(tl_conf.user_cache_ttl) }) end,
+    function()
+      local ch = host.api("conversations.info", { channel = ctx.channel })
+      if ch and type(ch.channel) == "table" then channel_name = str(ch.channel.name) end
+    end,
+  })
+  for _, r in ipairs(done) do
+    if not r.ok then error(r.error, 0) end
+  end
   progress("people", #ids, #ids)
-
-  local channel_name
-  local ch = host.api("conversations.info", { channel = ctx.channel })
-  if ch and type(ch.channel) == "table" then channel_name = str(ch.channel.name) end
 
   local bot = ctx.bot or host.bot() or {}
   local t, jobs = assemble(messages, {
