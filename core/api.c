@@ -548,6 +548,7 @@ static int api_sleep_k(lua_State *L, int status, lua_KContext ctx)
 static int api_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s == s && s < 1e9, 1, "a number of seconds below 1e9");
     struct host_task *t = api_need_task(L, "sleep");
     struct api_op *op = api_op_new(L, API_OP_SLEEP);
     op->task = t;
@@ -757,14 +758,24 @@ static int api_all(lua_State *L)
     if (n == 0) {
         return 1;
     }
-    op = api_op_new(L, API_OP_ALL);
-    op->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* every Lua allocation (which may raise) before the C op exists, so a memory error cannot
+     * leak it */
     lua_createtable(L, (int)n, 0); /* a copy: the caller may change fns meanwhile */
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, i);
         lua_rawseti(L, -2, i);
     }
-    op->fns_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int fns_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    op = calloc(1, sizeof *op);
+    if (!op) {
+        luaL_unref(L, LUA_REGISTRYINDEX, fns_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, results_ref);
+        return luaL_error(L, "out of memory");
+    }
+    op->kind = API_OP_ALL;
+    op->results_ref = results_ref;
+    op->fns_ref = fns_ref;
     op->n = (int)n;
     op->next = 1;
     op->limit = limit < 1 ? 1 : (int)limit;

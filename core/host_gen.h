@@ -152,6 +152,9 @@ int sandbox_open(lua_State *L);
 int sandbox_require(lua_State *L);
 /* Load a Lua file as text with a chunkname; pushes the function or raises. */
 void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname);
+/* Push the whole content of a regular file as a string; -1 with the reason in err (nothing
+ * pushed). Raises only on a memory error, and then leaks nothing. */
+int sandbox_push_file(lua_State *L, const char *path, char *err, size_t errsz);
 
 /* ---- api.c ---- */
 int api_open(lua_State *L); /* luaopen_host */

@@ -4,10 +4,12 @@
  * host_gen.c calls sandbox_open when it builds a generation; api.c supplies the `host` module. */
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lua-cjson.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "host_gen.h"
 #include "log.h"
@@ -21,30 +23,88 @@ static const char *const sandbox_base_allowed[] = {
     "_VERSION",     "string",       "table",    "math",     "utf8",   "coroutine",
     "os",           "debug",        NULL};
 
+int sandbox_push_file(lua_State *L, const char *path, char *err, size_t errsz)
+{
+    struct stat st;
+    FILE *f;
+    char *buf;
+    size_t n;
+    int bad;
+
+    if (stat(path, &st) < 0) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "%s: not a regular file", path);
+        return -1;
+    }
+    /* the buffer is a userdata made BEFORE the file is opened: a memory error (a longjmp) can
+     * then never leak the FILE */
+    buf = lua_newuserdatauv(L, st.st_size > 0 ? (size_t)st.st_size : 1, 0);
+    f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        lua_pop(L, 1);
+        return -1;
+    }
+    n = fread(buf, 1, (size_t)st.st_size, f);
+    bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errsz, "%s: read error", path);
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_pushlstring(L, buf, n); /* stack: buf string */
+    lua_remove(L, -2);
+    return 0;
+}
+
 void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname)
 {
-    luaL_Buffer b;
-    char chunk[4096];
-    size_t n;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        luaL_error(L, "cannot open %s: %s", chunkname + 1, strerror(errno));
+    char err[PATH_MAX + 128];
+    size_t len;
+    if (sandbox_push_file(L, path, err, sizeof err) < 0) {
+        luaL_error(L, "cannot open %s", err);
         return;
     }
-    luaL_buffinit(L, &b);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        /* a Lua error here would leak f: reading is into a Lua buffer, so close first on OOM is
-         * not possible; files are small and OOM here ends the load anyway */
-        luaL_addlstring(&b, chunk, n);
-    }
-    fclose(f);
-    luaL_pushresult(&b); /* stack: source */
-    size_t len;
-    const char *src = lua_tolstring(L, -1, &len);
+    const char *src = lua_tolstring(L, -1, &len); /* stack: source */
     if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
         lua_error(L); /* message has chunkname:line */
     }
     lua_remove(L, -2); /* stack: fn */
+}
+
+/* coroutine.resume / coroutine.close, refusing the coroutines the host runs (a command's task or
+ * a host.all child): only the host may resume those, when their I/O has finished. Upvalue 1 is
+ * the original function, upvalue 2 its name. */
+static int sandbox_guarded_coroutine_fn(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    if (co && host_task_of(co)) {
+        return luaL_error(L,
+                          "%s: this coroutine is run by the host (a command or a host.all "
+                          "function); only the host resumes it",
+                          lua_tostring(L, lua_upvalueindex(2)));
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void sandbox_guard_coroutines(lua_State *L)
+{
+    static const char *const names[] = {"resume", "close", NULL};
+    lua_getglobal(L, "coroutine"); /* stack: co */
+    for (size_t i = 0; names[i]; i++) {
+        lua_getfield(L, -1, names[i]); /* stack: co original */
+        lua_pushfstring(L, "coroutine.%s", names[i]);
+        lua_pushcclosure(L, sandbox_guarded_coroutine_fn, 2);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pop(L, 1);
 }
 
 static int sandbox_valid_module_name(const char *name)
@@ -166,6 +226,7 @@ int sandbox_open(lua_State *L)
     }
     sandbox_keep_only(L, "os", os_keep);
     sandbox_keep_only(L, "debug", debug_keep);
+    sandbox_guard_coroutines(L);
 
     /* drop every global not on the list (load, dofile, loadfile, collectgarbage, warn, ...) */
     lua_pushglobaltable(L); /* stack: G */

@@ -49,7 +49,23 @@ return { name = "probe", help = "probe — what the sandbox offers", run = funct
   parts[#parts + 1] = "binary_chunk=" .. (pcall(require, "lib.binary_module") and "allowed" or "refused")
   parts[#parts + 1] = "require_io=" .. (pcall(require, "io") and "allowed" or "refused")
   parts[#parts + 1] = "require_outside=" .. (pcall(require, "../../etc/passwd") and "allowed" or "refused")
+  parts[#parts + 1] = "proc_environ=" .. (require("host").read_file("/proc/self/environ") and "allowed" or "refused")
   ctx.reply(table.concat(parts, " "))
+end }
+"""
+
+HIJACK = r"""local host = require "host"
+return { name = "hijack", help = "hijack — resumes its own task", run = function(ctx)
+  local parent = coroutine.running()
+  host.all({ function()
+    host.sleep(0.01)
+    local ok, err = pcall(coroutine.resume, parent)
+    pcall(coroutine.close, parent)
+    ctx.reply("resume: " .. tostring(ok) .. " " .. tostring(err))
+  end })
+  host.sleep(0.05)
+  host.sleep(0.05)
+  ctx.reply("still here after 2 sleeps")
 end }
 """
 
@@ -173,6 +189,20 @@ class HostTest(BotTestCase):
         self.assertEqual("refused", seen["binary_chunk"])
         self.assertEqual("refused", seen["require_io"])
         self.assertEqual("refused", seen["require_outside"])
+        # the environment holds the tokens
+        self.assertEqual("refused", seen["proc_environ"])
+
+    def test_a_script_cannot_resume_a_coroutine_the_host_runs(self):
+        # resuming a task that waits on I/O would run its continuation early and free what the
+        # pending timer still points at (a use-after-free under the ASan build)
+        self.bot_with({"hijack": HIJACK})
+        self.ask("hijack")
+        post = self.wait_post(r"^resume: ")
+        self.assertIn("resume: false", post["text"])
+        self.assertIn("only the host resumes it", post["text"])
+        self.wait_post(r"^still here after 2 sleeps$")
+        self.ask("help")  # and the bot goes on
+        self.wait_post(r"^Commands")
 
     # --- failures of a command --------------------------------------------------------------
     def test_error_in_command_replies_in_thread(self):
