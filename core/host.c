@@ -200,11 +200,78 @@ int host_reload(void)
     return 0;
 }
 
+/* Envelopes run at once at most this many coroutines; more wait, in order, for a free one (a
+ * burst while Slack rate-limits us must not grow without bound). Past HOST_MAX_WAITING an
+ * envelope is dropped, logged and counted: it was acked, Slack will not send it again. */
+#define HOST_MAX_RUNNING 64
+#define HOST_MAX_WAITING 4096
+
+struct host_waiting {
+    struct host_waiting *next;
+    size_t len;
+    char json[]; /* the envelope, NUL-terminated */
+};
+
+static struct host_waiting *host_wait_head, *host_wait_tail;
+static size_t host_wait_n;
+
+static void host_wait_gauge(void)
+{
+    metrics_gauge_set("pmb_envelopes_waiting", "Envelopes waiting for a free script coroutine",
+                      NULL, (double)host_wait_n);
+}
+
+static void host_start_envelope(const char *json, size_t len)
+{
+    struct host_task *t = host_task_new(host_current, HOST_TASK_ENVELOPE);
+    if (!t) {
+        return;
+    }
+    host_push_boot_fn(t, "task_main");
+    lua_pushlstring(t->co, json, len);
+    /* start on the next loop turn: the ack socketmode.c just queued goes out first */
+    t->start_nargs = 1;
+    host_task_resume_soon(t);
+}
+
+void host_start_waiting(void)
+{
+    while (host_wait_head && !host_draining && host_current && host_running() < HOST_MAX_RUNNING) {
+        struct host_waiting *w = host_wait_head;
+        host_wait_head = w->next;
+        if (!host_wait_head) {
+            host_wait_tail = NULL;
+        }
+        host_wait_n--;
+        host_start_envelope(w->json, w->len);
+        free(w);
+    }
+    host_wait_gauge();
+}
+
+static void host_wait_clear(const char *why)
+{
+    if (host_wait_n) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", host_wait_n);
+        log_event(LOG_WARN, "envelopes dropped", "reason", why, "count", n, NULL);
+        metrics_counter_add("pmb_envelopes_dropped_total", "Acked envelopes never handled", NULL,
+                            (double)host_wait_n);
+    }
+    while (host_wait_head) {
+        struct host_waiting *w = host_wait_head;
+        host_wait_head = w->next;
+        free(w);
+    }
+    host_wait_tail = NULL;
+    host_wait_n = 0;
+    host_wait_gauge();
+}
+
 void host_on_envelope(const char *json, size_t len, void *arg)
 {
     char type[64] = "", event_id[64] = "", event_type[64] = "";
     struct json_doc *doc = json_parse(json, len);
-    struct host_task *t;
     (void)arg;
     if (doc) {
         json_get_string(doc, "type", type, sizeof type);
@@ -217,15 +284,35 @@ void host_on_envelope(const char *json, size_t len, void *arg)
         log_event(LOG_WARN, "envelope dropped: stopping", "event_id", event_id, NULL);
         return;
     }
-    t = host_task_new(host_current, HOST_TASK_ENVELOPE);
-    if (!t) {
+    if (host_running() < HOST_MAX_RUNNING && !host_wait_head) {
+        host_start_envelope(json, len);
         return;
     }
-    host_push_boot_fn(t, "task_main");
-    lua_pushlstring(t->co, json, len);
-    /* start on the next loop turn: the ack socketmode.c just queued goes out first */
-    t->start_nargs = 1;
-    host_task_resume_soon(t);
+    struct host_waiting *w = NULL;
+    if (host_wait_n < HOST_MAX_WAITING) {
+        w = malloc(sizeof *w + len + 1);
+    }
+    if (!w) {
+        log_event(LOG_ERROR, "envelope dropped: too many waiting", "event_id", event_id, NULL);
+        metrics_counter_add("pmb_envelopes_dropped_total", "Acked envelopes never handled", NULL,
+                            1);
+        return;
+    }
+    w->next = NULL;
+    w->len = len;
+    memcpy(w->json, json, len);
+    w->json[len] = '\0';
+    if (host_wait_tail) {
+        host_wait_tail->next = w;
+    } else {
+        host_wait_head = w;
+    }
+    host_wait_tail = w;
+    if (host_wait_n++ == 0) {
+        log_event(LOG_INFO, "scripts busy: envelopes wait for a free coroutine", "event_id",
+                  event_id, NULL);
+    }
+    host_wait_gauge();
 }
 
 int host_check_report(void)
@@ -312,6 +399,7 @@ static void host_drain_timeout(void *arg)
 void host_drain(double grace, void (*done)(void *arg), void *arg)
 {
     host_draining = 1;
+    host_wait_clear("stopping");
     host_drain_done = done;
     host_drain_arg = arg;
     if (host_running() == 0) {
@@ -323,6 +411,7 @@ void host_drain(double grace, void (*done)(void *arg), void *arg)
 
 void host_shutdown(void)
 {
+    host_wait_clear("shutdown");
     host_drain_done = NULL;
     loop_timer_cancel(host_drain_timer);
     host_drain_timer = NULL;

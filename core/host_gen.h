@@ -72,6 +72,8 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
 void host_gen_close(struct host_gen *gen); /* NULL is fine */
 /* host.c: close gen if it is retired and its last task ended (host_task.c calls it). */
 void host_gen_release(struct host_gen *gen);
+/* host.c: start envelopes that wait for a free coroutine (host_task.c calls it when one ends). */
+void host_start_waiting(void);
 struct host_gen *host_gen_of(lua_State *L);
 
 /* ---- tasks (host_task.c) ---- */

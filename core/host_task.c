@@ -90,6 +90,7 @@ static void host_task_free(struct host_task *t)
         free(t);
     }
     host_gen_release(gen);
+    host_start_waiting(); /* a coroutine is free: start the next waiting envelope */
     host_drain_check();
 }
 

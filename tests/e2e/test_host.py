@@ -69,6 +69,13 @@ return { name = "hijack", help = "hijack — resumes its own task", run = functi
 end }
 """
 
+NAP = r"""local host = require "host"
+return { name = "nap", help = "nap <n> — sleeps, then answers", run = function(ctx, args)
+  host.sleep(0.5)
+  ctx.reply("napped " .. args)
+end }
+"""
+
 SPIN = """return { name = "spin", help = "spin — loops",
   run = function(ctx)
     local n = 0
@@ -203,6 +210,20 @@ class HostTest(BotTestCase):
         self.wait_post(r"^still here after 2 sleeps$")
         self.ask("help")  # and the bot goes on
         self.wait_post(r"^Commands")
+
+    def test_a_burst_beyond_the_running_cap_waits_and_is_all_handled(self):
+        # 64 coroutines at most; the other envelopes wait in order (acked at once regardless)
+        bot = self.bot_with({"nap": NAP})
+        eids = [self.ask("nap %d" % i) for i in range(90)]
+        for eid in eids:
+            self.wait_ack(eid)
+        bot.wait_log(r'msg="scripts busy: envelopes wait for a free coroutine"')
+        self.fs.wait_for(lambda: len([p for p in self.fs.posts(channel=CHANNEL, thread_ts=THREAD)
+                                      if p["text"].startswith("napped ")]) == 90,
+                         timeout=20, what="90 naps answered")
+        answered = sorted(int(p["text"].split()[1]) for p in self.fs.posts(channel=CHANNEL, thread_ts=THREAD)
+                          if p["text"].startswith("napped "))
+        self.assertEqual(list(range(90)), answered)
 
     # --- failures of a command --------------------------------------------------------------
     def test_error_in_command_replies_in_thread(self):
