@@ -44,6 +44,9 @@ local function call_resolver(resolve, kind, id, label)
   return nil
 end
 
+-- shared with richtext.lua: a name from resolve[kind](id, label), or nil
+mrkdwn.call_resolver = call_resolver
+
 local function nonempty(s)
   if s and s ~= "" then
     return s

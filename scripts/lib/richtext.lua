@@ -28,15 +28,10 @@ local function list_of(v)
 end
 
 local function resolved(resolve, kind, id)
-  local fn = resolve and resolve[kind]
-  if type(fn) ~= "function" or not id then
+  if not id then
     return nil
   end
-  local name = fn(id)
-  if type(name) == "string" and name ~= "" then
-    return name
-  end
-  return nil
+  return mrkdwn.call_resolver(resolve, kind, id)
 end
 
 local function emoji_text(e)
