@@ -393,24 +393,58 @@ static int api_read_file(lua_State *L)
     return 1;
 }
 
+/* A scandir result owned by a userdata: if a Lua allocation raises while the names are turned
+ * into strings, the collector frees them (a Lua error is a longjmp). */
+struct api_dir_names {
+    struct dirent **names;
+    int n;
+};
+
+static int api_dir_names_gc(lua_State *L)
+{
+    struct api_dir_names *d = lua_touserdata(L, 1);
+    for (int i = 0; i < d->n; i++) {
+        free(d->names[i]);
+    }
+    free(d->names);
+    d->names = NULL;
+    d->n = 0;
+    return 0;
+}
+
+/* Push the owner userdata of dir's sorted entries (stack: owner); n < 0 when unreadable. */
+static struct api_dir_names *api_scandir(lua_State *L, const char *dir)
+{
+    struct api_dir_names *d = lua_newuserdatauv(L, sizeof *d, 0);
+    d->names = NULL;
+    d->n = 0;
+    if (luaL_newmetatable(L, "pmb.dir_names")) {
+        lua_pushcfunction(L, api_dir_names_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    d->n = scandir(dir, &d->names, NULL, alphasort);
+    return d;
+}
+
 static int api_list_dir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    struct dirent **names;
-    int n = scandir(path, &names, NULL, alphasort);
+    struct api_dir_names *d = api_scandir(L, path); /* stack: path owner */
     int k = 0;
-    if (n < 0) {
+    if (d->n < 0) {
+        d->n = 0;
         return api_fail_errno(L, path);
     }
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0) {
-            lua_pushstring(L, names[i]->d_name);
+    lua_createtable(L, d->n, 0); /* stack: path owner list */
+    for (int i = 0; i < d->n; i++) {
+        const char *name = d->names[i]->d_name;
+        if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+            lua_pushstring(L, name);
             lua_rawseti(L, -2, ++k);
         }
-        free(names[i]);
     }
-    free(names);
+    lua_remove(L, -2); /* the owner is collected later and frees the names */
     return 1;
 }
 
@@ -544,8 +578,7 @@ static int api_list_scripts(lua_State *L)
     const char *sub = luaL_checkstring(L, 1);
     struct host_gen *gen = host_gen_of(L);
     char dir[PATH_MAX];
-    struct dirent **names;
-    int n, k = 0;
+    int k = 0;
 
     for (const char *p = sub; *p; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -554,10 +587,10 @@ static int api_list_scripts(lua_State *L)
         }
     }
     snprintf(dir, sizeof dir, "%s/%s", gen->scripts_dir, sub);
-    lua_newtable(L);
-    n = scandir(dir, &names, NULL, alphasort);
-    for (int i = 0; i < n; i++) {
-        const char *name = names[i]->d_name;
+    struct api_dir_names *d = api_scandir(L, dir); /* stack: sub owner */
+    lua_newtable(L);                               /* stack: sub owner list */
+    for (int i = 0; i < d->n; i++) {
+        const char *name = d->names[i]->d_name;
         size_t len = strlen(name);
         char full[PATH_MAX + 300];
         struct stat st;
@@ -569,11 +602,11 @@ static int api_list_scripts(lua_State *L)
             lua_remove(L, -2);
             lua_rawseti(L, -2, ++k);
         }
-        free(names[i]);
     }
-    if (n >= 0) {
-        free(names);
+    if (d->n < 0) {
+        d->n = 0;
     }
+    lua_remove(L, -2); /* the owner is collected later and frees the names */
     return 1;
 }
 
