@@ -148,10 +148,11 @@ end
 
 ---------------------------------------------------------------------------- one entry
 
-local function make_resolver(book, zone, channel, channel_name)
+local function make_resolver(book, zone, channel, channel_name, channel_names)
+  channel_names = channel_names or {}
   return {
     user = function(id) return book[id] and book[id].name or nil end,
-    channel = function(id) return (id == channel and channel_name) or nil end,
+    channel = function(id) return (id == channel and channel_name) or channel_names[id] or nil end,
     usergroup = function() return nil end,
     date = function(ts)
       local ok, s = pcall(host.format_time, ts, zone, "%Y-%m-%d %H:%M %Z")
@@ -285,7 +286,7 @@ local function assemble(messages, o)
     attachment_md = {}, -- see mrkdwn_or_nil
     max_bytes = config_part(config, "downloads").max_bytes,
   }
-  env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name)
+  env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names)
 
   local entries = {}
   for i, m in ipairs(messages) do entries[i] = entry_of(m, env) end
@@ -411,6 +412,36 @@ local function expand_file_stubs(messages, limit)
   end
 end
 
+-- Channel ids mentioned without a name (`<#C123>` in text, `channel` elements of rich_text),
+-- other than `own`: their names are looked up once per report (at most 20).
+local MAX_CHANNEL_LOOKUPS = 20
+
+local function rich_channels(node, found)
+  if type(node) ~= "table" then return end
+  if node.type == "channel" and type(node.channel_id) == "string" then found[node.channel_id] = true end
+  if type(node.elements) == "table" then
+    for _, child in ipairs(node.elements) do rich_channels(child, found) end
+  end
+end
+
+local function mentioned_channels(messages, own)
+  local found = {}
+  for _, m in ipairs(messages) do
+    if type(m.text) == "string" and m.text:find("<#", 1, true) then
+      for id in m.text:gmatch("<#([CG][%w]+)>") do found[id] = true end
+    end
+    if type(m.blocks) == "table" then
+      for _, block in ipairs(m.blocks) do rich_channels(block, found) end
+    end
+  end
+  found[own or ""] = nil
+  local ids = {}
+  for id in pairs(found) do ids[#ids + 1] = id end
+  table.sort(ids)
+  while #ids > MAX_CHANNEL_LOOKUPS do ids[#ids] = nil end
+  return ids
+end
+
 -- Read the thread of ctx (channel, thread_ts, ts = the request, user, config) from Slack and build
 -- its timeline, downloading kept files into opts.out_dir/attachments/.
 -- opts: out_dir (required for downloads), progress(stage, n, total) with stage "messages",
@@ -433,15 +464,24 @@ function timeline.collect(ctx, opts)
   local ids = timeline.ids_to_name(messages)
   if ctx.user then ids[#ids + 1] = ctx.user end
   progress("people", 0, #ids)
-  -- names and the channel's name need nothing from each other: ask for both at once
+  -- names of people, of this channel and of channels mentioned without a name need nothing from
+  -- each other: ask for all of them at once
   local book, channel_name
-  local done = host.all({
+  local channel_names = {}
+  local jobs = {
     function() book = people.ensure(ids, { ttl = tonumber(tl_conf.user_cache_ttl) }) end,
     function()
       local ch = host.api("conversations.info", { channel = ctx.channel })
       if ch and type(ch.channel) == "table" then channel_name = str(ch.channel.name) end
     end,
-  })
+  }
+  for _, id in ipairs(mentioned_channels(messages, ctx.channel)) do
+    jobs[#jobs + 1] = function()
+      local ch = host.api("conversations.info", { channel = id })
+      if ch and type(ch.channel) == "table" then channel_names[id] = str(ch.channel.name) end
+    end
+  end
+  local done = host.all(jobs, 8)
   for _, r in ipairs(done) do
     if not r.ok then error(r.error, 0) end
   end
@@ -449,7 +489,8 @@ function timeline.collect(ctx, opts)
 
   local bot = ctx.bot or host.bot() or {}
   local t, jobs = assemble(messages, {
-    book = book, channel = ctx.channel, channel_name = channel_name, thread_ts = thread_ts,
+    book = book, channel = ctx.channel, channel_name = channel_name, channel_names = channel_names,
+    thread_ts = thread_ts,
     bot = bot, base_url = bot.url, config = config, command_ts = ctx.ts, rules = opts.rules,
     incident = opts.incident,
   })

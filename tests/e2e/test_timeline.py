@@ -61,6 +61,27 @@ class TimelineTest(BotTestCase):
         self.fs.add_message(CHANNEL, {"type": "message", "user": user, "text": text, "thread_ts": parent,
                                       "subtype": "file_share", "files": objects})
 
+    # --- names ------------------------------------------------------------------------------
+    def test_channels_mentioned_without_a_name_are_looked_up(self):
+        self.fs.add_channel("C0OPS", "ops-war-room", member=False)
+        self.fs.add_channel("C0STATUS", "status", member=False)
+        parent = self.fs.add_thread(CHANNEL, 1, users=(ALICE, BOB))
+        self.fs.add_message(CHANNEL, {"type": "message", "user": BOB, "thread_ts": parent,
+                                      "text": "moving to <#C0OPS>, comms in <#C0STATUS|status>, see <#C0GONE>"})
+        self.fs.add_message(CHANNEL, {"type": "message", "user": BOB, "thread_ts": parent, "text": "x",
+                                      "blocks": [{"type": "rich_text", "elements": [{
+                                          "type": "rich_text_section", "elements": [
+                                              {"type": "text", "text": "rich: "},
+                                              {"type": "channel", "channel_id": "C0OPS"}]}]}]})
+        bot = self.start_bot()
+        _, v1 = self.autopsy(bot, parent)
+        md = self.markdown_of(v1)
+        self.assertIn("moving to \\#ops-war-room, comms in \\#status, see \\#C0GONE", md)
+        self.assertIn("rich: \\#ops-war-room", md)
+        looked_up = sorted(c.get("channel") for c in self.fs.calls("conversations.info"))
+        # this channel, plus each unnamed mention once (the labelled one needs no call)
+        self.assertEqual(sorted([CHANNEL, "C0GONE", "C0OPS"]), looked_up)
+
     # --- collection -------------------------------------------------------------------------
     def test_2500_replies_all_present_once_in_order(self):
         parent = self.fs.add_thread(CHANNEL, 2500, users=(ALICE, BOB), text="update {i}")
