@@ -167,19 +167,11 @@ static void host_read_templates(lua_State *L, int t, const char *dir, const char
             }
         } else if (S_ISREG(st.st_mode) && len > 9 &&
                    strcmp(e->d_name + len - 9, ".mustache") == 0) {
-            FILE *f = fopen(path, "rb");
-            if (!f) {
+            char err[PATH_MAX + 128];
+            if (sandbox_push_file(L, path, err, sizeof err) < 0) {
                 continue;
             }
-            luaL_Buffer b;
-            char chunk[4096];
-            size_t n;
-            luaL_buffinit(L, &b);
-            while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-                luaL_addlstring(&b, chunk, n);
-            }
-            fclose(f);
-            luaL_pushresult(&b);                        /* stack: ... source */
+            /* stack: ... source */
             lua_pushlstring(L, name, strlen(name) - 9); /* stack: ... source name */
             lua_insert(L, -2);                          /* stack: ... name source */
             lua_rawset(L, t);
