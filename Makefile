@@ -15,7 +15,8 @@ DEBIAN_PKGS := build-essential pkg-config libwebsockets-dev libwebsockets-evlib-
   libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev libarchive-dev libssl-dev \
   libcmocka-dev lua-busted cmark python3 tzdata ca-certificates unzip clang-format
 
-CORE_SRC := $(wildcard core/*.c)
+CORE_SRC := $(wildcard core/*.c core/*/*.c)
+CORE_HDR := $(wildcard core/*/*.h)
 CORE_OBJ := $(patsubst core/%.c,build/core/%.o,$(CORE_SRC))
 LIB_OBJ  := $(filter-out build/core/main.o,$(CORE_OBJ))
 ASAN_OBJ := $(patsubst core/%.c,build/asan/%.o,$(CORE_SRC))
@@ -42,8 +43,8 @@ bin/postmortembot: $(CORE_OBJ)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/core/%.o: core/%.c $(wildcard core/*.h)
-	@mkdir -p build/core
+build/core/%.o: core/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build, used by the integration tests in `make check`.
@@ -52,8 +53,8 @@ asan: bin/postmortembot-asan
 bin/postmortembot-asan: $(ASAN_OBJ)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
-build/asan/%.o: core/%.c $(wildcard core/*.h)
-	@mkdir -p build/asan
+build/asan/%.o: core/%.c $(CORE_HDR)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
 build/tests/%: tests/c/%.c $(LIB_OBJ)
@@ -66,9 +67,9 @@ check: bin/postmortembot bin/postmortembot-asan $(TEST_BIN)
 	@python3 tests/run_all.py
 
 fmt:
-	clang-format -i core/*.c core/*.h tests/c/*.c
+	clang-format -i $(CORE_SRC) $(CORE_HDR) tests/c/*.c
 fmt-check:
-	@clang-format --dry-run -Werror core/*.c core/*.h tests/c/*.c
+	@clang-format --dry-run -Werror $(CORE_SRC) $(CORE_HDR) tests/c/*.c
 
 demo: deps bin/postmortembot
 	@python3 tools/demo.py

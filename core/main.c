@@ -8,15 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health.h"
-#include "host.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
-#include "socketmode.h"
-#include "ws.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "host/host.h"
+#include "http/http.h"
+#include "net/health.h"
+#include "net/socketmode.h"
+#include "net/ws.h"
 
 #define MAIN_DEFAULT_CONFIG "config/postmortembot.lua"
 #define MAIN_DRAIN_SECONDS 5.0

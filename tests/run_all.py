@@ -75,7 +75,7 @@ def suite_lua():
 
 
 def suite_fmt():
-    files = sorted(glob.glob("core/*.[ch]") + glob.glob("tests/c/*.c"))
+    files = sorted(glob.glob("core/*.[ch]") + glob.glob("core/*/*.[ch]") + glob.glob("tests/c/*.c"))
     rc, out = run(["clang-format", "--dry-run", "-Werror"] + files, timeout=120)
     if rc != 0:
         print(out[-4000:])

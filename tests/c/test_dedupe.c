@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dedupe.h"
+#include "net/dedupe.h"
 
 static void test_redelivery_is_seen(void **state)
 {

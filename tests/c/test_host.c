@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "host_gen.h"
-#include "zipbundle.h"
+#include "base/zipbundle.h"
+#include "host/host_gen.h"
 
 static char test_root[PATH_MAX];
 

@@ -16,11 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "http/http.h"
 
 struct seen {
     int calls;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "http_pure.h"
+#include "http/http.h"
+#include "http/http_pure.h"
 
 static void test_form_escape(void **state)
 {

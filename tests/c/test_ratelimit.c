@@ -9,7 +9,7 @@
 
 #include <stdlib.h>
 
-#include "ratelimit.h"
+#include "http/ratelimit.h"
 
 /* "Wed, 21 Oct 2015 07:28:00 GMT" */
 #define DATE_EPOCH 1445412480.0

@@ -1,7 +1,7 @@
 """The Lua host end to end: the real binary against the fake Slack, with test commands written into
 a temp copy of scripts/ (harness scripts_copy()).
 
-Covers core/host.c, core/api.c, core/budget.c, core/sandbox.c and scripts/lib/router.lua from
+Covers core/host.c, core/primitives_io.c, core/budget.c, core/sandbox.c and scripts/lib/router.lua from
 outside: a command that raises, loops or eats memory ends with a reply in its thread while the bot
 keeps acking; SIGHUP swaps in changed commands on the same WebSocket; broken reloads keep the old
 generation and log file:line; 20 SIGHUPs during a stream of events; `check` exit codes; writes

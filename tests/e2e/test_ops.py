@@ -4,7 +4,7 @@ format parser (written here, with its own tests), the metric families an operato
 their counters moving as envelopes flow, /healthz while connected and after the link is lost, the
 systemd unit (systemd-analyze verify), `make install DESTDIR=...` and `check` on the installed tree,
 and `make demo` (tools/demo.py). Uses tests/e2e/harness.py and tests/fakeslack; covers
-core/health.c, core/metrics.c and what socketmode.c, http.c, host.c and api.c record.
+core/health.c, core/metrics.c and what socketmode.c, http.c, host.c and primitives_io.c record.
 """
 import io
 import json

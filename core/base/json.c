@@ -1,7 +1,7 @@
 /* json.c — JSON for the C side, decoded by lua-cjson in a small core-owned lua_State.
  * The state is created once and never reloaded; each parsed document is a table anchored in its
  * registry. Callers (http.c, socketmode.c, main.c) read a few fields by dotted path. */
-#include "json.h"
+#include "base/json.h"
 
 #include <lauxlib.h>
 #include <lua-cjson.h>

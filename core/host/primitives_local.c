@@ -1,7 +1,7 @@
-/* api_local.c — the `host` primitives that answer at once, without the loop: time in a zone,
+/* primitives_local.c — the `host` primitives that answer at once, without the loop: time in a zone,
  * files (writes only inside the write root, atomically), zip, sha256, logging, identity, config,
  * templates and scripts of the generation, plus the nil, err tables every primitive returns.
- * api.c registers these beside the yielding ones; called from scripts only; calls
+ * primitives_io.c registers these beside the yielding ones; called from scripts only; calls
  * log.c, host.c (bot identity) and host_task.c (current task). */
 
 #include <dirent.h>
@@ -17,10 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host_gen.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "host/host_gen.h"
 
 #define API_ERR_MT "pmb.err"
 #define API_MAX_LOG_FIELDS 32

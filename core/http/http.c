@@ -4,9 +4,9 @@
  * This file: settings, the call list and queue (concurrency caps, 429 gates), completion and
  * retries, the Web API and plain-request verdicts, the public functions. http_attempt.c builds
  * each curl transfer, http_download.c owns the download specifics, http_multi.c drives curl on
- * the loop; policy in ratelimit.c, parsing in http_pure.c. Callers: api.c, socketmode.c, main.c.
- * Done callbacks always run from loop_defer, never inside a curl callback. */
-#include "http.h"
+ * the loop; policy in ratelimit.c, parsing in http_pure.c. Callers: primitives_io.c, socketmode.c,
+ * main.c. Done callbacks always run from loop_defer, never inside a curl callback. */
+#include "http/http.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -21,14 +21,14 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "http_internal.h"
-#include "http_multi.h"
-#include "http_pure.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
-#include "ratelimit.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "http/http_internal.h"
+#include "http/http_multi.h"
+#include "http/http_pure.h"
+#include "http/ratelimit.h"
 
 int http_up;
 struct http_config http_cfg;

@@ -1,21 +1,22 @@
-/* api.c — the `host` module (docs/lua-api.md): its yielding primitives (api, download, http,
- * sleep, all, zip) here, the immediate ones in api_local.c; with the host (host.c, host_gen.c,
- * host_task.c) these are the only C files that touch a generation's Lua stacks. A yielding
- * primitive validates its arguments (misuse raises), starts the work on http.c or a loop timer,
- * records how to cancel it and yields with a continuation that pushes the results when the loop
- * resumes the coroutine (I/O failures return nil, err). Called from scripts; calls http.c, loop.c,
- * log.c, zipbundle.c (on libuv's thread pool), host_task.c (tasks) and host.c (bot identity). */
+/* primitives_io.c — the `host` module (docs/lua-api.md): its yielding primitives (api, download,
+ * http, sleep, all, zip) here, the immediate ones in primitives_local.c; with the host (host.c,
+ * host_gen.c, host_task.c) these are the only C files that touch a generation's Lua stacks. A
+ * yielding primitive validates its arguments (misuse raises), starts the work on http.c or a loop
+ * timer, records how to cancel it and yields with a continuation that pushes the results when the
+ * loop resumes the coroutine (I/O failures return nil, err). Called from scripts; calls http.c,
+ * loop.c, log.c, zipbundle.c (on libuv's thread pool), host_task.c (tasks) and host.c (bot
+ * identity). */
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host_gen.h"
-#include "http.h"
-#include "log.h"
-#include "loop.h"
-#include "zipbundle.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/zipbundle.h"
+#include "host/host_gen.h"
+#include "http/http.h"
 
 #define API_MAX_HEADERS 64
 
@@ -792,6 +793,6 @@ int api_open(lua_State *L)
         {"api", api_api}, {"download", api_download}, {"http", api_http}, {"sleep", api_sleep},
         {"zip", api_zip}, {"all", api_all},           {NULL, NULL}};
     luaL_newlib(L, fns);
-    api_local_register(L); /* api_local.c: time, files, log, identity, config */
+    api_local_register(L); /* primitives_local.c: time, files, log, identity, config */
     return 1;
 }

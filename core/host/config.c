@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "host_gen.h"
+#include "host/host_gen.h"
 
 #define CONFIG_MAX_HOSTS 32
 

@@ -1,7 +1,7 @@
 /* metrics.c — an in-memory registry of counters, gauges and histograms, and its rendering in the
  * Prometheus text exposition format (version 0.0.4). Modules record through metrics.h; health.c
  * serves metrics_render(). Series are few (tens), so a linear list is simplest. */
-#include "metrics.h"
+#include "base/metrics.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * oldest is always at the head: expiry and eviction pop it), and a chained hash table indexes the
  * ring slots. Times are monotonic, so insertion order is also expiry order. Called by socketmode.c;
  * calls only libc. */
-#include "dedupe.h"
+#include "net/dedupe.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,19 +3,19 @@
  * on `disconnect`, reconnect with backoff and jitter, pings and a no-frame watchdog, malformed
  * frames logged and skipped. main.c starts and stops it; each new envelope goes to the callback
  * (the Lua host) from a loop_defer'd task once the queued acks have been written. */
-#include "socketmode.h"
+#include "net/socketmode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dedupe.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
-#include "ws.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "http/http.h"
+#include "net/dedupe.h"
+#include "net/ws.h"
 
 #define SM_TICK_MS 250               /* pings and watchdog are checked this often */
 #define SM_BACKOFF_FIRST 0.25        /* seconds before the first reconnect attempt */

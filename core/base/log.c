@@ -2,7 +2,7 @@
  * Every module logs through log_event(); the line is built in a buffer, redacted as a whole
  * (token shapes and the configured secrets), then written with one write(2) so lines never
  * interleave. */
-#include "log.h"
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

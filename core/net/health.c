@@ -1,17 +1,17 @@
 /* health.c — GET /healthz and GET /metrics for operators, served by libwebsockets on a listening
  * vhost of the same lws context (ws.c) and therefore on the same libuv loop: nothing here blocks.
  * /healthz reads socketmode's status; /metrics renders metrics.c. */
-#include "health.h"
+#include "net/health.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "metrics.h"
-#include "socketmode.h"
-#include "ws.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "net/socketmode.h"
+#include "net/ws.h"
 
 struct health_session {
     char *body; /* response body, built when the request arrives; freed when it is sent */

@@ -1,14 +1,14 @@
-/* host_gen.h — what the Lua host's own files share (host.c, host_gen.c, host_task.c, api.c,
- * api_local.c, budget.c, sandbox.c, config.c): a generation (one lua_State and its budgets), a task
- * (one coroutine) and the hooks between them. Nothing outside the host includes this; the rest of
- * the core sees host.h. */
+/* host_gen.h — what the Lua host's own files share (host.c, host_gen.c, host_task.c,
+ * primitives_io.c, primitives_local.c, budget.c, sandbox.c, config.c): a generation (one lua_State
+ * and its budgets), a task (one coroutine) and the hooks between them. Nothing outside the host
+ * includes this; the rest of the core sees host.h. */
 #ifndef PMB_HOST_GEN_H
 #define PMB_HOST_GEN_H
 
 #include <lua.h>
 #include <stddef.h>
 
-#include "host.h"
+#include "host/host.h"
 
 /* ---- budget.c: memory cap (counting allocator) and CPU budget (count hook) ---- */
 
@@ -89,7 +89,7 @@ struct host_task {
     lua_State *co;
     int ref; /* registry anchor of co */
     enum host_task_kind kind;
-    void *op; /* the pending primitive (api.c) or NULL */
+    void *op; /* the pending primitive (primitives_io.c) or NULL */
     host_cancel_fn cancel;
     host_cancel_fn after_yield; /* run once after the coroutine yielded, outside the budget */
     enum budget_kill killed;
@@ -122,7 +122,8 @@ void host_task_resume_soon(struct host_task *t);
  * child_main, which stores {ok=..} into results[index]; refs are registry refs. NULL on OOM. */
 struct host_task *host_task_spawn_child(struct host_task *parent, int results_ref, int fns_ref,
                                         int index);
-/* Called by api.c when a child finished (so host.all can start the next / resume the parent). */
+/* Called by primitives_io.c when a child finished (so host.all can start the next / resume the
+ * parent). */
 void api_child_done(struct host_task *child, int ok, const char *error);
 /* Cancel a task's pending op and end its coroutine (drain, shutdown). */
 void host_task_abort(struct host_task *t);
@@ -158,7 +159,7 @@ void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname);
  * pushed). Raises only on a memory error, and then leaks nothing. */
 int sandbox_push_file(lua_State *L, const char *path, char *err, size_t errsz);
 
-/* ---- api.c ---- */
+/* ---- primitives_io.c ---- */
 int api_open(lua_State *L); /* luaopen_host */
 /* Is path (absolute or relative to the write root) inside the root? Writes the absolute path to
  * out. 0 or -1 with why in err. mkdirs = create the parent directories. */
@@ -166,7 +167,7 @@ int api_resolve_write_path(const char *root, const char *path, int mkdirs, char 
                            char *err, size_t errsz);
 int api_valid_zone(const char *zone);
 
-/* ---- api_local.c (shared with api.c) ---- */
+/* ---- primitives_local.c (shared with primitives_io.c) ---- */
 void api_local_register(lua_State *L); /* adds the immediate primitives to the table on top */
 /* nil, err: pushes both, returns 2 */
 int api_fail(lua_State *L, const char *code, const char *message);

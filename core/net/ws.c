@@ -3,7 +3,7 @@
  * uv_getaddrinfo (lws would block), the send queue (frames written while the socket takes them),
  * pings, polite close with a uv_timer deadline. lws callbacks only record events; the user's
  * callbacks (socketmode.c) run from a loop_defer'd flush, in order, with on_close always last. */
-#include "ws.h"
+#include "net/ws.h"
 
 #include <libwebsockets.h>
 #include <openssl/x509.h>
@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
 
 #if !defined(LWS_WITH_LIBUV)
 #error "libwebsockets must be built with libuv support"

@@ -1,17 +1,18 @@
 /* host_task.c — tasks: one coroutine of a generation per envelope, render or host.all child.
  * Creates them, resumes them under the CPU/memory budget, counts finished commands, logs and
  * reports failures, starts host.all children and aborts tasks on drain and shutdown. host.c
- * starts tasks and api.c resumes them when a primitive completes; this file calls budget.c,
- * api.c (api_child_done) and host.c (failure posts, render callback, generation release). */
+ * starts tasks and primitives_io.c resumes them when a primitive completes; this file calls
+ * budget.c, primitives_io.c (api_child_done) and host.c (failure posts, render callback, generation
+ * release). */
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "host_gen.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "host/host_gen.h"
 
 static struct host_task *host_tasks;
 static int host_task_count;

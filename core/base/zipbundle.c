@@ -1,8 +1,9 @@
 /* zipbundle.c — host.zip: a zip of files and folders under a base directory, written with
- * libarchive to a temp file beside the target, then renamed into place. Called by api.c (on the
- * thread pool); the entry names are the relative paths the report links, so the bundle unpacks
- * as written. Images and archives are stored: deflating them costs time and gains nothing. */
-#include "zipbundle.h"
+ * libarchive to a temp file beside the target, then renamed into place. Called by primitives_io.c
+ * (on the thread pool); the entry names are the relative paths the report links, so the bundle
+ * unpacks as written. Images and archives are stored: deflating them costs time and gains nothing.
+ */
+#include "base/zipbundle.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -2,13 +2,13 @@
  * sockets to watch (one uv_poll_t each) and when to wake it (one uv_timer_t); uv tells curl what
  * happened; finished transfers are handed to http.c's done function after curl_multi_info_read.
  * Called by http.c only. Nothing here runs user code: http.c defers its callbacks. */
-#include "http_multi.h"
+#include "http/http_multi.h"
 
 #include <stdlib.h>
 #include <uv.h>
 
-#include "log.h"
-#include "loop.h"
+#include "base/log.h"
+#include "base/loop.h"
 
 struct http_sock {
     uv_poll_t poll;

@@ -2,16 +2,17 @@
  * swaps generations on SIGHUP only when the new one loads completely, closes an old one when its
  * last coroutine ends, starts a task per Socket Mode envelope (and per render), drains and shuts
  * down, and posts messages from C (failure replies, admin channel). main.c calls it; generations
- * are built in host_gen.c, tasks run in host_task.c, the primitives Lua calls are in api.c. */
+ * are built in host_gen.c, tasks run in host_task.c, the primitives Lua calls are in
+ * primitives_io.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "host_gen.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "host/host_gen.h"
 
 #define HOST_DEFAULT_CONFIG "config/postmortembot.lua"
 #define HOST_ERR_MAX 4096

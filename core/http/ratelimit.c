@@ -1,7 +1,7 @@
 /* ratelimit.c — pure retry and rate-limit policy for http.c: Retry-After parsing, backoff with
  * full jitter, retry budgets, per-method gates and the token allow-list. Nothing here reads a
  * clock, a socket or a file; see ratelimit.h for each rule and tests/c/test_ratelimit.c. */
-#include "ratelimit.h"
+#include "http/ratelimit.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * loop_defer() appends a task; an idle handle keeps the loop from sleeping while tasks wait and a
  * check handle runs them after the I/O phase, so library callbacks (curl, lws) never re-enter a
  * library or run Lua. Tasks queued while draining run on the next turn (no starvation of I/O). */
-#include "loop.h"
+#include "base/loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "host_gen.h"
-#include "loop.h"
+#include "base/loop.h"
+#include "host/host_gen.h"
 
 #define BUDGET_HOOK_COUNT 1000
 

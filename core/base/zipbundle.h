@@ -1,7 +1,8 @@
 /* zipbundle.h — the zip bundle of a report (libarchive, zip format), written to a temp file
  * beside the target and renamed, so a reader never sees half a zip. Files that are already
- * compressed (images, archives, video) are stored, the rest deflated. Thread-safe: api.c runs it
- * on libuv's thread pool so the loop never waits for a large bundle. Calls nothing in the core. */
+ * compressed (images, archives, video) are stored, the rest deflated. Thread-safe: primitives_io.c
+ * runs it on libuv's thread pool so the loop never waits for a large bundle. Calls nothing in the
+ * core. */
 #ifndef PMB_ZIPBUNDLE_H
 #define PMB_ZIPBUNDLE_H
 

@@ -1,7 +1,7 @@
 /* http_pure.c — pure helpers for http.c: URL parsing (through libcurl's URL API, no I/O), log
  * redaction, header and status line parsing, login-page detection, form escaping. Called by
  * http.c only; tested by tests/c/test_http_pure.c. */
-#include "http_pure.h"
+#include "http/http_pure.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http.h"
+#include "http/http.h"
 
 char *http_form_escape(const char *s, size_t len)
 {

@@ -2,7 +2,7 @@
  * defaults-merged config (directories made absolute, zones checked, budgets read), the templates
  * and init.lua loaded and self-checked, all under a load budget. host.c calls host_gen_build at
  * start-up and on SIGHUP and host_gen_close when a generation is done; this file calls
- * sandbox.c (environment), budget.c (allocator and hook) and api.c (zone check). */
+ * sandbox.c (environment), budget.c (allocator and hook) and primitives_io.c (zone check). */
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "host_gen.h"
+#include "host/host_gen.h"
 
 #define HOST_RESERVE_BYTES (2u * 1024 * 1024)
 

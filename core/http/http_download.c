@@ -15,12 +15,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "http_internal.h"
-#include "http_multi.h"
-#include "http_pure.h"
-#include "log.h"
-#include "loop.h"
-#include "metrics.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "http/http_internal.h"
+#include "http/http_multi.h"
+#include "http/http_pure.h"
 
 void http_download_discard_file(struct http_call *c)
 {

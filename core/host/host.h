@@ -1,13 +1,13 @@
 /* host.h — the Lua host: generations (a lua_State built from config, scripts and templates),
  * one coroutine per event, CPU budget and memory cap, all-or-nothing reload on SIGHUP.
- * main.c drives it; api.c is the only file that gives Lua its primitives. */
+ * main.c drives it; primitives_io.c is the only file that gives Lua its primitives. */
 #ifndef PMB_HOST_H
 #define PMB_HOST_H
 
 #include <stddef.h>
 
-#include "http.h"
-#include "socketmode.h"
+#include "http/http.h"
+#include "net/socketmode.h"
 
 enum host_mode { HOST_MODE_RUN, HOST_MODE_CHECK, HOST_MODE_RENDER };
 

@@ -1,7 +1,8 @@
 /* sandbox.c — the environment scripts see in a generation (docs/lua-api.md "The sandbox"):
  * the safe standard library, os.time/clock/date/difftime, debug.traceback only, print that logs,
  * and a `require` that loads text chunks from scripts_dir only (plus `host` and `cjson`).
- * host_gen.c calls sandbox_open when it builds a generation; api.c supplies the `host` module. */
+ * host_gen.c calls sandbox_open when it builds a generation; primitives_io.c supplies the `host`
+ * module. */
 #include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
@@ -11,8 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "host_gen.h"
-#include "log.h"
+#include "base/log.h"
+#include "host/host_gen.h"
 
 #define SANDBOX_LOADED "pmb.loaded"
 

@@ -2,7 +2,8 @@
  * Three kinds: Web API calls (rate gate per method on 429, retries with backoff on 5xx/timeouts/
  * connection errors, ok:false turned into an error), file downloads (streamed to a temp file and
  * renamed, size cap, SHA-256, redirects followed by hand, token only to allow-listed hosts) and
- * plain requests (webhooks, the upload URL). Callers: api.c (Lua primitives), socketmode.c, main.c.
+ * plain requests (webhooks, the upload URL). Callers: primitives_io.c (Lua primitives),
+ * socketmode.c, main.c.
  */
 #ifndef PMB_HTTP_H
 #define PMB_HTTP_H

@@ -7,8 +7,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#include "http.h"
-#include "loop.h"
+#include "base/loop.h"
+#include "http/http.h"
 
 #define HTTP_MAX_BODY (64LL * 1024 * 1024) /* Web API / plain response bodies held in memory */
 #define HTTP_MAX_HEADERS 200
