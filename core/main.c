@@ -1,35 +1,27 @@
-/* main.c — the process: arguments and subcommands, start-up order, signals, shutdown.
- * run: config + scripts (host.c) -> HTTP (http.c) -> auth.test -> Socket Mode (socketmode.c),
- * with SIGHUP handed to host_reload and SIGTERM/SIGINT draining everything within a bound.
- * check and render reuse the host's load path without Slack. */
+/* main.c — the process: arguments and subcommands, start-up order, and the script loop's side of
+ * the two threads. run: config + scripts (host.c) -> HTTP (http.c) -> the transport thread
+ * (net/transport.c: Socket Mode, health, signals) -> auth.test -> Socket Mode. The transport thread
+ * hands envelopes, SIGHUP and stop requests to this loop through its mailbox; this loop answers
+ * apps.connections.open and, once drained, says it has stopped. check and render reuse the host's
+ * load path without Slack and without the transport thread. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/json.h"
+#include "base/liveness.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/mailbox.h"
 #include "base/metrics.h"
 #include "host/host.h"
 #include "http/http.h"
-#include "net/health.h"
-#include "net/socketmode.h"
-#include "net/ws.h"
+#include "net/transport.h"
 
 #define MAIN_DEFAULT_CONFIG "config/postmortembot.lua"
-#define MAIN_DRAIN_SECONDS 5.0
-#define MAIN_HARD_DEADLINE 12.0
-
-static uv_signal_t main_sighup, main_sigterm, main_sigint;
-static uv_timer_t main_deadline;
-static uv_timer_t main_auth_retry;
-static int main_stopping;
-static int main_exit_code;
-static int main_auth_attempt;
-static const char *main_bot_token;
-static const char *main_app_token;
 
 static void main_usage(FILE *out)
 {
@@ -47,80 +39,95 @@ static void main_usage(FILE *out)
           out);
 }
 
-/* ---- shutdown: sm_stop + host_drain, then http, signals, health, lws ---- */
+/* ---- the script loop's side of the two threads (net/transport.c runs the other) ---- */
 
-static int main_pending_stops;
+#define MAIN_DRAIN_SECONDS 5.0
+#define MAIN_HEARTBEAT_MS 500   /* the script loop says it turns at least this often */
+#define MAIN_QUEUE_MAX 4096     /* envelopes waiting for the script loop */
+#define MAIN_STALL_SECONDS 10.0 /* /healthz: a script loop silent this long is unavailable */
 
-static void main_close_handles(void)
-{
-    uv_close((uv_handle_t *)&main_sighup, NULL);
-    uv_close((uv_handle_t *)&main_sigterm, NULL);
-    uv_close((uv_handle_t *)&main_sigint, NULL);
-    if (!uv_is_closing((uv_handle_t *)&main_auth_retry)) {
-        uv_close((uv_handle_t *)&main_auth_retry, NULL);
-    }
-    if (!uv_is_closing((uv_handle_t *)&main_deadline)) {
-        uv_close((uv_handle_t *)&main_deadline, NULL);
-    }
-}
+static struct mailbox *main_mailbox; /* the script loop's: the transport thread posts to it */
+static uv_timer_t main_heartbeat;
+static uv_timer_t main_auth_retry;
+static int main_stopping;
+static int main_auth_attempt;
+static const char *main_bot_token;
+static const char *main_app_token;
 
-static void main_stop_step_done(void *arg)
-{
-    (void)arg;
-    if (--main_pending_stops > 0) {
-        return;
-    }
-    http_shutdown();
-    health_stop();
-    main_close_handles();
-    ws_shutdown_begin();
-    log_event(LOG_INFO, "stopped", NULL);
-}
-
-static void main_deadline_cb(uv_timer_t *t)
+static void main_heartbeat_cb(uv_timer_t *t)
 {
     (void)t;
-    log_event(LOG_WARN, "shutdown took too long; exiting anyway", NULL);
-    exit(main_exit_code);
+    liveness_beat();
 }
 
-static void main_begin_stop(const char *why)
+static void main_drained(void *arg)
+{
+    (void)arg;
+    http_shutdown();
+    uv_close((uv_handle_t *)&main_heartbeat, NULL);
+    uv_close((uv_handle_t *)&main_auth_retry, NULL);
+    mailbox_close(main_mailbox, NULL); /* what is still queued runs now and sees main_stopping */
+    transport_script_stopped();
+}
+
+static void main_on_stop(void)
 {
     if (main_stopping) {
-        log_event(LOG_WARN, "second stop signal; exiting now", NULL);
-        exit(main_exit_code);
-    }
-    main_stopping = 1;
-    log_event(LOG_INFO, "stopping", "reason", why, NULL);
-    uv_timer_start(&main_deadline, main_deadline_cb, (uint64_t)(MAIN_HARD_DEADLINE * 1000), 0);
-    uv_unref((uv_handle_t *)&main_deadline);
-    uv_timer_stop(&main_auth_retry);
-    main_pending_stops = 2;
-    sm_stop(main_stop_step_done, NULL);
-    host_drain(MAIN_DRAIN_SECONDS, main_stop_step_done, NULL);
-}
-
-static void main_on_signal(uv_signal_t *h, int signum)
-{
-    (void)h;
-    if (signum == SIGHUP) {
-        if (!main_stopping) {
-            log_event(LOG_INFO, "SIGHUP: reloading", NULL);
-            host_reload();
-        }
         return;
     }
-    main_begin_stop(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    main_stopping = 1;
+    uv_timer_stop(&main_auth_retry);
+    host_drain(MAIN_DRAIN_SECONDS, main_drained, NULL);
 }
 
-static void main_signals_start(void)
+static void main_on_reload(void)
 {
-    uv_signal_init(loop_get(), &main_sighup);
-    uv_signal_init(loop_get(), &main_sigterm);
-    uv_signal_init(loop_get(), &main_sigint);
-    uv_signal_start(&main_sighup, main_on_signal, SIGHUP);
-    uv_signal_start(&main_sigterm, main_on_signal, SIGTERM);
-    uv_signal_start(&main_sigint, main_on_signal, SIGINT);
+    if (!main_stopping) {
+        host_reload();
+    }
+}
+
+static void main_on_envelope(const char *json, size_t len)
+{
+    if (main_stopping) {
+        log_event(LOG_WARN, "envelope dropped: shutting down", NULL);
+        return;
+    }
+    host_on_envelope(json, len, NULL);
+}
+
+/* apps.connections.open for the transport thread, on this loop's HTTP client (the one owner of
+ * HTTP, its rate gates and the tokens). */
+static void main_open_done(const struct http_result *res, void *arg)
+{
+    unsigned seq = (unsigned)(uintptr_t)arg;
+    struct sm_open_result r = {0, 0, NULL, NULL, NULL};
+    char url[4096];
+    url[0] = '\0';
+    if (res->err == HTTP_OK) {
+        struct json_doc *doc = json_parse(res->body, res->body_len);
+        if (doc) {
+            json_get_string(doc, "url", url, sizeof url);
+            json_free(doc);
+        }
+        r.ok = 1;
+        r.url = url;
+    } else {
+        r.slack_error = res->err == HTTP_ERR_SLACK;
+        r.code = res->code ? res->code : http_err_code(res->err);
+        r.message = res->message;
+    }
+    transport_open_result(seq, &r);
+}
+
+static void main_on_open_url(unsigned seq)
+{
+    if (main_stopping ||
+        !http_api("apps.connections.open", main_app_token, NULL, 0,
+                  "application/x-www-form-urlencoded", main_open_done, (void *)(uintptr_t)seq)) {
+        struct sm_open_result r = {0, 0, "cancelled", "the bot is stopping", NULL};
+        transport_open_result(seq, &r);
+    }
 }
 
 /* ---- start-up: auth.test, then Socket Mode ---- */
@@ -158,8 +165,7 @@ static void main_auth_done(const struct http_result *res, void *arg)
         if (res->err == HTTP_ERR_SLACK && main_auth_is_fatal(res->code)) {
             log_event(LOG_ERROR, "auth.test refused the bot token; check SLACK_BOT_TOKEN", "error",
                       res->code, NULL);
-            main_exit_code = 1;
-            main_begin_stop("auth failed");
+            transport_request_stop(1, "auth failed");
             return;
         }
         double wait = 1.0;
@@ -187,14 +193,7 @@ static void main_auth_done(const struct http_result *res, void *arg)
     host_set_bot(&bot);
     log_event(LOG_INFO, "authenticated", "bot_user", bot.user_id, "bot_id", bot.bot_id, "team",
               bot.team_id, NULL);
-
-    struct sm_settings sm = host_settings()->sm;
-    sm.app_token = main_app_token;
-    if (sm_start(&sm, host_on_envelope, NULL) < 0) {
-        log_event(LOG_ERROR, "could not start Socket Mode", NULL);
-        main_exit_code = 1;
-        main_begin_stop("socket mode failed");
-    }
+    transport_connect();
 }
 
 static void main_auth_test(void)
@@ -202,8 +201,7 @@ static void main_auth_test(void)
     if (!http_api("auth.test", main_bot_token, NULL, 0, "application/x-www-form-urlencoded",
                   main_auth_done, NULL)) {
         log_event(LOG_ERROR, "could not start the auth.test request", NULL);
-        main_exit_code = 1;
-        main_begin_stop("http failed");
+        transport_request_stop(1, "http failed");
     }
 }
 
@@ -223,24 +221,13 @@ static int main_env_token(const char *name, const char *prefix, const char **out
     return 0;
 }
 
-static int main_finish_loop(void)
-{
-    ws_shutdown_finish();
-    host_shutdown();
-    metrics_shutdown();
-    json_shutdown();
-    int rc = loop_close();
-    if (rc != 0) {
-        log_event(LOG_WARN, "event loop closed with handles still open", NULL);
-    }
-    return rc;
-}
-
 static int main_run(const char *config_path)
 {
     struct host_options ho = {config_path, HOST_MODE_RUN, NULL};
     struct http_settings hs;
     const char *api_url = getenv("SLACK_API_URL");
+    static const struct transport_hooks hooks = {main_on_envelope, main_on_reload, main_on_stop,
+                                                 main_on_open_url};
 
     if (main_env_token("SLACK_BOT_TOKEN", "xoxb-", &main_bot_token) < 0 ||
         main_env_token("SLACK_APP_TOKEN", "xapp-", &main_app_token) < 0) {
@@ -263,25 +250,38 @@ static int main_run(const char *config_path)
         log_event(LOG_ERROR, "could not initialise HTTP", NULL);
         return 1;
     }
-    if (ws_init() < 0) {
-        log_event(LOG_ERROR, "could not initialise libwebsockets", NULL);
+    main_mailbox = mailbox_open(MAIN_QUEUE_MAX);
+    if (!main_mailbox) {
+        log_event(LOG_ERROR, "could not create the script loop's mailbox", NULL);
         return 1;
     }
-    if (cs->listen && *cs->listen && health_start(cs->listen) < 0) {
-        log_event(LOG_ERROR, "could not listen for /healthz and /metrics", "listen", cs->listen,
-                  NULL);
-        return 1;
-    }
-    uv_timer_init(loop_get(), &main_deadline);
+    uv_timer_init(loop_get(), &main_heartbeat);
+    uv_timer_start(&main_heartbeat, main_heartbeat_cb, 0, MAIN_HEARTBEAT_MS);
     uv_timer_init(loop_get(), &main_auth_retry);
-    main_signals_start();
+    struct transport_settings ts;
+    memset(&ts, 0, sizeof ts);
+    ts.sm = cs->sm;
+    ts.listen = cs->listen;
+    ts.stall_seconds = MAIN_STALL_SECONDS;
+    ts.queue_max = MAIN_QUEUE_MAX;
+    if (transport_start(&ts, &hooks, main_mailbox) < 0) {
+        return 1;
+    }
     log_event(LOG_INFO, "starting", "version", PMB_VERSION, "api", hs.api_base, "generation", "1",
               NULL);
     main_auth_test();
     loop_run();
-    main_finish_loop();
+    int rc = transport_join();
+    host_shutdown();
+    metrics_shutdown();
+    json_shutdown();
+    if (loop_close() != 0) {
+        log_event(LOG_WARN, "event loop closed with handles still open", NULL);
+    }
+    mailbox_free(main_mailbox);
+    log_event(LOG_INFO, "stopped", NULL);
     log_shutdown();
-    return main_exit_code;
+    return rc;
 }
 
 static int main_check(const char *config_path)

@@ -5,6 +5,7 @@
 #include "base/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #define LOG_LINE_MAX 8192
 #define LOG_SECRETS_MAX 8
 
-static enum log_level log_min_level = LOG_INFO;
+static _Atomic int log_min_level = LOG_INFO; /* set by the script loop, read by both threads */
 static char *log_secrets[LOG_SECRETS_MAX];
 static size_t log_secrets_n;
 static void (*log_sink)(const char *line, size_t len, void *arg);
@@ -201,7 +202,7 @@ void log_eventv(enum log_level level, const char *msg, const char *const *keys,
     char stamp[40];
     size_t pos;
 
-    if (level < log_min_level) {
+    if ((int)level < atomic_load(&log_min_level)) {
         return;
     }
     gettimeofday(&tv, NULL);
@@ -243,7 +244,7 @@ void log_event(enum log_level level, const char *msg, ...)
     size_t n = 0;
     va_list ap;
 
-    if (level < log_min_level) {
+    if ((int)level < atomic_load(&log_min_level)) {
         return;
     }
     va_start(ap, msg);

@@ -1,7 +1,8 @@
-/* loop.c — owns the process's uv_loop_t and the ready queue.
- * loop_defer() appends a task; an idle handle keeps the loop from sleeping while tasks wait and a
- * check handle runs them after the I/O phase, so library callbacks (curl, lws) never re-enter a
- * library or run Lua. Tasks queued while draining run on the next turn (no starvation of I/O). */
+/* loop.c — owns each thread's uv_loop_t and its ready queue (the script loop on the main thread,
+ * the transport loop on the transport thread: net/transport.c). loop_defer() appends a task; an
+ * idle handle keeps the loop from sleeping while tasks wait and a check handle runs them after the
+ * I/O phase, so library callbacks (curl, lws) never re-enter a library or run Lua. Tasks queued
+ * while draining run on the next turn (no starvation of I/O). */
 #include "base/loop.h"
 
 #include <stdio.h>
@@ -20,11 +21,16 @@ struct loop_timer {
     void *arg;
 };
 
-static uv_loop_t loop_main;
-static uv_check_t loop_check;
-static uv_idle_t loop_idle;
-static struct loop_task *loop_head, *loop_tail;
-static int loop_ready;
+/* One per thread that runs a loop. Every function below works on the calling thread's loop. */
+struct loop {
+    uv_loop_t uv;
+    uv_check_t check;
+    uv_idle_t idle;
+    struct loop_task *head, *tail;
+    int ready;
+};
+
+static _Thread_local struct loop *loop_cur;
 
 static void *loop_xmalloc(size_t n)
 {
@@ -43,11 +49,11 @@ static void loop_idle_cb(uv_idle_t *h)
 
 static void loop_drain(uv_check_t *h)
 {
-    struct loop_task *batch = loop_head;
-    (void)h;
-    loop_head = NULL;
-    loop_tail = NULL;
-    uv_idle_stop(&loop_idle);
+    struct loop *l = h->data;
+    struct loop_task *batch = l->head;
+    l->head = NULL;
+    l->tail = NULL;
+    uv_idle_stop(&l->idle);
     while (batch) {
         struct loop_task *t = batch;
         batch = t->next;
@@ -58,26 +64,38 @@ static void loop_drain(uv_check_t *h)
 
 int loop_init(void)
 {
-    int rc = uv_loop_init(&loop_main);
+    struct loop *l;
+    int rc;
+    if (loop_cur) {
+        return 0;
+    }
+    l = calloc(1, sizeof *l);
+    if (!l) {
+        return UV_ENOMEM;
+    }
+    rc = uv_loop_init(&l->uv);
     if (rc < 0) {
+        free(l);
         return rc;
     }
-    uv_check_init(&loop_main, &loop_check);
-    uv_check_start(&loop_check, loop_drain);
-    uv_unref((uv_handle_t *)&loop_check);
-    uv_idle_init(&loop_main, &loop_idle);
-    loop_ready = 1;
+    uv_check_init(&l->uv, &l->check);
+    l->check.data = l;
+    uv_check_start(&l->check, loop_drain);
+    uv_unref((uv_handle_t *)&l->check);
+    uv_idle_init(&l->uv, &l->idle);
+    l->ready = 1;
+    loop_cur = l;
     return 0;
 }
 
 uv_loop_t *loop_get(void)
 {
-    return &loop_main;
+    return loop_cur ? &loop_cur->uv : NULL;
 }
 
 int loop_run(void)
 {
-    return uv_run(&loop_main, UV_RUN_DEFAULT);
+    return uv_run(&loop_cur->uv, UV_RUN_DEFAULT);
 }
 
 void loop_defer(loop_task_fn fn, void *arg)
@@ -85,31 +103,42 @@ void loop_defer(loop_task_fn fn, void *arg)
     struct loop_task *t = loop_xmalloc(sizeof *t);
     t->fn = fn;
     t->arg = arg;
+    struct loop *l = loop_cur;
     t->next = NULL;
-    if (loop_tail) {
-        loop_tail->next = t;
+    if (l->tail) {
+        l->tail->next = t;
     } else {
-        loop_head = t;
+        l->head = t;
     }
-    loop_tail = t;
-    if (loop_ready && !uv_is_active((uv_handle_t *)&loop_idle)) {
-        uv_idle_start(&loop_idle, loop_idle_cb);
+    l->tail = t;
+    if (l->ready && !uv_is_active((uv_handle_t *)&l->idle)) {
+        uv_idle_start(&l->idle, loop_idle_cb);
     }
 }
 
 int loop_close(void)
 {
-    /* run whatever is still queued, so deferred completions free their memory */
-    while (loop_head) {
-        loop_drain(&loop_check);
+    struct loop *l = loop_cur;
+    int rc;
+    if (!l) {
+        return 0;
     }
-    uv_check_stop(&loop_check);
-    uv_idle_stop(&loop_idle);
-    uv_close((uv_handle_t *)&loop_check, NULL);
-    uv_close((uv_handle_t *)&loop_idle, NULL);
-    uv_run(&loop_main, UV_RUN_DEFAULT);
-    loop_ready = 0;
-    return uv_loop_close(&loop_main);
+    /* run whatever is still queued, so deferred completions free their memory */
+    while (l->head) {
+        loop_drain(&l->check);
+    }
+    uv_check_stop(&l->check);
+    uv_idle_stop(&l->idle);
+    uv_close((uv_handle_t *)&l->check, NULL);
+    uv_close((uv_handle_t *)&l->idle, NULL);
+    uv_run(&l->uv, UV_RUN_DEFAULT);
+    l->ready = 0;
+    rc = uv_loop_close(&l->uv);
+    if (rc == 0) {
+        loop_cur = NULL;
+        free(l);
+    }
+    return rc;
 }
 
 double loop_now_mono(void)
@@ -144,7 +173,7 @@ struct loop_timer *loop_timer_start(double seconds, loop_task_fn fn, void *arg)
     uint64_t ms = seconds <= 0 ? 0 : (uint64_t)(seconds * 1000.0 + 0.5);
     t->fn = fn;
     t->arg = arg;
-    uv_timer_init(&loop_main, &t->handle);
+    uv_timer_init(&loop_cur->uv, &t->handle);
     t->handle.data = t;
     uv_timer_start(&t->handle, loop_timer_fired, ms, 0);
     return t;

@@ -1,4 +1,4 @@
-/* loop.h — the one libuv loop of the process, and the ready queue.
+/* loop.h — a libuv loop per thread (the script loop, the transport loop), and its ready queue.
  * Library callbacks (curl, lws) never run Lua or re-enter a library: they loop_defer() the work,
  * and a uv_check/uv_idle pair drains the queue after the current I/O phase, in FIFO order. */
 #ifndef PMB_LOOP_H
@@ -6,9 +6,11 @@
 
 #include <uv.h>
 
-int loop_init(void); /* 0 or a negative uv error */
-uv_loop_t *loop_get(void);
-int loop_run(void); /* uv_run(DEFAULT) */
+/* Every function here acts on the calling thread's loop: loop_init creates it (0 or a negative uv
+ * error; a second call on the same thread is a no-op), loop_close ends it. */
+int loop_init(void);
+uv_loop_t *loop_get(void); /* NULL on a thread without a loop */
+int loop_run(void);        /* uv_run(DEFAULT) */
 int loop_close(
     void); /* closes the ready-queue handles, runs the loop dry, uv_loop_close; 0 = clean */
 

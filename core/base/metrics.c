@@ -1,8 +1,11 @@
 /* metrics.c — an in-memory registry of counters, gauges and histograms, and its rendering in the
  * Prometheus text exposition format (version 0.0.4). Modules record through metrics.h; health.c
- * serves metrics_render(). Series are few (tens), so a linear list is simplest. */
+ * serves metrics_render(). Series are few (tens), so a linear list is simplest. Both threads (the
+ * script loop and the transport thread) record, so one mutex guards the registry; nothing done
+ * under it blocks or calls out. */
 #include "base/metrics.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ struct metrics_series {
 };
 
 static struct metrics_series *metrics_head, *metrics_tail;
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const double metrics_fast_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
                                              0.025,  0.05,  0.1,    0.25,  1.0};
@@ -89,33 +93,38 @@ static struct metrics_series *metrics_find(const char *name, const char *help, c
 
 void metrics_counter_add(const char *name, const char *help, const char *labels, double v)
 {
+    pthread_mutex_lock(&metrics_lock);
     struct metrics_series *s = metrics_find(name, help, labels, METRICS_COUNTER);
     if (s) {
         s->value += v;
     }
+    pthread_mutex_unlock(&metrics_lock);
 }
 
 void metrics_gauge_set(const char *name, const char *help, const char *labels, double v)
 {
+    pthread_mutex_lock(&metrics_lock);
     struct metrics_series *s = metrics_find(name, help, labels, METRICS_GAUGE);
     if (s) {
         s->value = v;
     }
+    pthread_mutex_unlock(&metrics_lock);
 }
 
 void metrics_observe(const char *name, const char *help, const char *labels, double v)
 {
+    pthread_mutex_lock(&metrics_lock);
     struct metrics_series *s = metrics_find(name, help, labels, METRICS_HISTOGRAM);
-    if (!s) {
-        return;
-    }
-    s->value += v;
-    s->count++;
-    for (size_t i = 0; i < s->n_bounds; i++) {
-        if (v <= s->bounds[i]) {
-            s->buckets[i]++;
+    if (s) {
+        s->value += v;
+        s->count++;
+        for (size_t i = 0; i < s->n_bounds; i++) {
+            if (v <= s->bounds[i]) {
+                s->buckets[i]++;
+            }
         }
     }
+    pthread_mutex_unlock(&metrics_lock);
 }
 
 char *metrics_label_escape(const char *value, char *buf, size_t size)
@@ -190,7 +199,17 @@ static void metrics_labels(struct metrics_buf *b, const char *labels, const char
     metrics_printf(b, "{%s%s%s}", has ? labels : "", has && extra ? "," : "", extra ? extra : "");
 }
 
+static char *metrics_render_locked(size_t *len);
+
 char *metrics_render(size_t *len)
+{
+    pthread_mutex_lock(&metrics_lock);
+    char *out = metrics_render_locked(len);
+    pthread_mutex_unlock(&metrics_lock);
+    return out;
+}
+
+static char *metrics_render_locked(size_t *len)
 {
     struct metrics_buf b = {malloc(4096), 0, 4096, 0};
     const char *last_name = "";
@@ -237,6 +256,7 @@ char *metrics_render(size_t *len)
 
 void metrics_reset(void)
 {
+    pthread_mutex_lock(&metrics_lock);
     struct metrics_series *s = metrics_head;
     while (s) {
         struct metrics_series *next = s->next;
@@ -247,6 +267,7 @@ void metrics_reset(void)
         s = next;
     }
     metrics_head = metrics_tail = NULL;
+    pthread_mutex_unlock(&metrics_lock);
 }
 
 void metrics_shutdown(void)

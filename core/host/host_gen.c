@@ -15,6 +15,9 @@
 
 #include "host/host_gen.h"
 
+/* A resume of a command yields back to the loop after this much time where it can (budget.c). */
+#define HOST_SLICE_SECONDS 0.005
+
 #define HOST_RESERVE_BYTES (2u * 1024 * 1024)
 
 /* Run inside every generation before the scripts: config defaults and the coroutine bodies. */
@@ -28,7 +31,7 @@ static const char host_boot_lua[] =
     "  downloads = { max_bytes = 100 * 1024 * 1024, concurrency = 4, timeout = 300,\n"
     "    allowed_hosts = { 'slack.com', '*.slack.com', 'slack-files.com', '*.slack-files.com' } "
     "},\n"
-    "  budget = { cpu_seconds = 2, memory_mb = 256 },\n"
+    "  budget = { cpu_seconds = 30, stretch_seconds = 2, memory_mb = 256 },\n"
     "  socket = { ping_interval = 10, pong_timeout = 20 },\n"
     "  report = { template = 'postmortem.md', templates_by_channel = {}, upload = true,\n"
     "             progress_after = 3 },\n"
@@ -332,12 +335,16 @@ static int host_gen_load(lua_State *L)
 
     lua_getfield(L, cfg, "budget"); /* stack: boot cfg budget */
     lua_getfield(L, -1, "cpu_seconds");
-    lua_getfield(L, -2, "memory_mb"); /* stack: boot cfg budget cpu mem */
-    gen->cpu_seconds = lua_tonumber(L, -2);
+    lua_getfield(L, -2, "stretch_seconds");
+    lua_getfield(L, -3, "memory_mb"); /* stack: boot cfg budget cpu stretch mem */
+    gen->limits.cpu = lua_tonumber(L, -3);
+    gen->limits.stretch = lua_tonumber(L, -2);
+    gen->limits.slice = HOST_SLICE_SECONDS;
     double mb = lua_tonumber(L, -1);
-    lua_pop(L, 3);
-    if (gen->cpu_seconds <= 0 || mb <= 0) {
-        return luaL_error(L, "config: budget.cpu_seconds and budget.memory_mb must be positive");
+    lua_pop(L, 4);
+    if (!(gen->limits.cpu > 0) || !(gen->limits.stretch > 0) || !(mb > 0)) {
+        return luaL_error(L, "config: budget.cpu_seconds, budget.stretch_seconds and "
+                             "budget.memory_mb must be positive");
     }
     gen->mem.cap = (size_t)(mb * 1024 * 1024);
 
@@ -390,7 +397,7 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     gen->config_path = host_strdup(opts->config_path);
     gen->mem.cap = 256u * 1024 * 1024;
     gen->mem.reserve = HOST_RESERVE_BYTES;
-    gen->cpu_seconds = 2;
+    gen->limits.cpu = gen->limits.stretch = 2;
     gen->config_ref = gen->templates_ref = gen->init_ref = gen->boot_ref = LUA_NOREF;
     gen->L = lua_newstate(budget_alloc, gen);
     if (!gen->L) {
@@ -398,12 +405,17 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
         host_gen_close(gen);
         return NULL;
     }
+    /* lua_newstate leaves the main thread's extra space uninitialised, and every coroutine a
+     * script creates copies it: NULL says "not a host task" (host_task_of). */
+    *(struct host_task **)lua_getextraspace(gen->L) = NULL;
     lua_gc(gen->L, LUA_GCGEN, 0, 0);
     budget_install_hook(gen->L);
-    /* Loading has a budget too: a script whose top level loops fails the load. The limit is
-     * twice the configured CPU budget, at least 2 s, whatever the new config says. */
-    double limit = prev ? 2 * prev->cpu_seconds : 4;
-    budget_begin(&run, &gen->mem, gen->L, limit < 2 ? 2 : limit);
+    /* Loading has a budget too: a script whose top level loops fails the load. Loading cannot
+     * yield, so the limit is one stretch: twice the running generation's stretch bound, at least
+     * 2 s, whatever the new config says. */
+    double limit = prev ? 2 * prev->limits.stretch : 4;
+    struct budget_limits load = {limit < 2 ? 2 : limit, limit < 2 ? 2 : limit, 0};
+    budget_begin(&run, &gen->mem, gen->L, &load, 0);
     lua_pushcfunction(gen->L, host_gen_load);
     lua_pushlightuserdata(gen->L, (void *)opts);
     rc = lua_pcall(gen->L, 1, 0, 0);

@@ -10,9 +10,9 @@
 
 #include "host/host.h"
 
-/* ---- budget.c: memory cap (counting allocator) and CPU budget (count hook) ---- */
+/* ---- budget.c: memory cap (counting allocator), time slices and CPU budget (count hook) ---- */
 
-enum budget_kill { BUDGET_NONE = 0, BUDGET_CPU, BUDGET_MEM };
+enum budget_kill { BUDGET_NONE = 0, BUDGET_CPU, BUDGET_MEM, BUDGET_STRETCH };
 
 struct budget_mem {
     size_t used;    /* bytes the generation holds now */
@@ -21,22 +21,36 @@ struct budget_mem {
     size_t peak;
 };
 
-/* One resume (or one load step) under budget. Only one is active at a time: the loop is single
- * threaded and resumes never nest. */
+struct budget_limits {
+    double cpu;     /* seconds of CPU for the whole command, all its resumes (budget.cpu_seconds) */
+    double stretch; /* seconds one resume may run where it cannot yield (budget.stretch_seconds) */
+    double slice;   /* seconds after which a resume yields where it can; 0 = never (loading) */
+};
+
+/* One resume (or one load step) under budget. Only one is active at a time: the script loop is
+ * one thread and resumes never nest. */
 struct budget_run {
     struct budget_mem *mem;
-    double started; /* loop_now_mono() at the start of the resume */
-    double limit;   /* seconds */
-    lua_State *L;   /* the thread being resumed */
+    struct budget_limits limits;
+    double started;     /* loop_now_mono() at the start of the resume */
+    double cpu_started; /* the thread's CPU clock then */
+    double cpu_before;  /* CPU seconds the command used in its earlier resumes */
+    lua_State *L;       /* the thread being resumed */
     enum budget_kill killed;
-    char where[256]; /* "scripts/x.lua:12" where the CPU budget ran out, or "" */
+    int sliced;      /* the hook yielded at the end of a slice: resume on the next turn */
+    char where[256]; /* "scripts/x.lua:12" where the budget ran out, or "" */
 };
 
 void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void budget_install_hook(lua_State *L); /* count hook every BUDGET_HOOK_COUNT instructions */
-void budget_begin(struct budget_run *run, struct budget_mem *mem, lua_State *L, double limit);
-void budget_end(struct budget_run *run);
-int budget_active(void); /* a run is in progress */
+void budget_begin(struct budget_run *run, struct budget_mem *mem, lua_State *L,
+                  const struct budget_limits *limits, double cpu_before);
+double budget_end(struct budget_run *run); /* returns the CPU seconds this run used */
+int budget_active(void);                   /* a run is in progress */
+/* From C code that runs long without Lua instructions (pattern matching): raise the kill if the
+ * run is over its CPU budget or its stretch. Safe to call only where a longjmp leaks nothing. */
+void budget_check(lua_State *L);
+double budget_thread_cpu(void); /* this thread's CPU seconds */
 /* "cpu budget exceeded (2 s without yielding)" / "memory cap exceeded (256 MB)". Static buffer. */
 const char *budget_kill_message(const struct budget_run *run);
 
@@ -49,13 +63,13 @@ struct host_gen {
     int refs;    /* live tasks */
     int retired; /* no longer current: closed when refs drops to 0 */
     enum host_mode mode;
-    double cpu_seconds;
-    char *config_path;   /* as given */
-    char *scripts_dir;   /* absolute */
-    char *templates_dir; /* absolute */
-    char *data_dir;      /* absolute */
-    char *write_root;    /* realpath: data_dir, or render's out_dir */
-    char *admin_channel; /* or NULL */
+    struct budget_limits limits; /* budget.cpu_seconds, budget.stretch_seconds, slice */
+    char *config_path;           /* as given */
+    char *scripts_dir;           /* absolute */
+    char *templates_dir;         /* absolute */
+    char *data_dir;              /* absolute */
+    char *write_root;            /* realpath: data_dir, or render's out_dir */
+    char *admin_channel;         /* or NULL */
     char *timezone;
     int config_ref;    /* registry: the config table */
     int templates_ref; /* registry: { name = source } */
@@ -93,6 +107,7 @@ struct host_task {
     host_cancel_fn cancel;
     host_cancel_fn after_yield; /* run once after the coroutine yielded, outside the budget */
     enum budget_kill killed;
+    double cpu_used; /* CPU seconds of all resumes so far (the budget counts them all) */
     char kill_msg[384];
     /* where the host posts a failure reply (host.task_reply_to, set by the router) */
     char reply_channel[32], reply_thread[32], reply_label[96];

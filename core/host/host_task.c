@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "base/liveness.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
@@ -120,7 +121,7 @@ static void host_count_command(const struct host_task *t, int status)
     if (!t->reply_label[0] || t->kind != HOST_TASK_ENVELOPE) {
         return;
     }
-    if (t->killed == BUDGET_CPU) {
+    if (t->killed == BUDGET_CPU || t->killed == BUDGET_STRETCH) {
         outcome = "cpu_budget";
     } else if (t->killed == BUDGET_MEM) {
         outcome = "memory_cap";
@@ -153,7 +154,8 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
                   gen_s, "traceback", lua_tostring(t->gen->L, -1), NULL);
         lua_pop(t->gen->L, 1);
         metrics_counter_add("pmb_script_failures_total", "Lua coroutines ended by an error",
-                            t->killed == BUDGET_CPU   ? "reason=\"cpu\""
+                            t->killed == BUDGET_CPU || t->killed == BUDGET_STRETCH
+                                ? "reason=\"cpu\""
                             : t->killed == BUDGET_MEM ? "reason=\"memory\""
                                                       : "reason=\"error\"",
                             1);
@@ -215,9 +217,11 @@ void host_task_resume(struct host_task *t, int nargs)
         host_task_resume_soon(t);
         return;
     }
-    budget_begin(&run, &t->gen->mem, t->co, t->gen->cpu_seconds);
+    budget_begin(&run, &t->gen->mem, t->co, &t->gen->limits, t->cpu_used);
+    liveness_resume_begin();
     status = lua_resume(t->co, NULL, nargs, &nres);
-    budget_end(&run);
+    liveness_resume_end();
+    t->cpu_used += budget_end(&run);
     if (status == LUA_YIELD) {
         lua_pop(t->co, nres);
         if (run.killed) {

@@ -546,11 +546,24 @@ static int api_sleep_k(lua_State *L, int status, lua_KContext ctx)
     return 0;
 }
 
+static int api_yield_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)L;
+    (void)status;
+    (void)ctx;
+    return 0;
+}
+
 static int api_sleep(lua_State *L)
 {
     double s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s == s && s < 1e9, 1, "a number of seconds below 1e9");
     struct host_task *t = api_need_task(L, "sleep");
+    if (s < 0.0005) {
+        /* below the timers' millisecond: a plain yield, resumed after the loop's next I/O poll
+         * (host_task.c requeues a task that yields with no op), allocating nothing */
+        return lua_yieldk(L, 0, 0, api_yield_k);
+    }
     struct api_op *op = api_op_new(L, API_OP_SLEEP);
     op->task = t;
     op->timer = loop_timer_start(s < 0 ? 0 : s, api_sleep_fired, op);

@@ -1,8 +1,9 @@
-/* socketmode.c — Slack Socket Mode on top of ws.c: apps.connections.open (http.c), hello, the ack
- * of every envelope written in C on receipt, dedupe of redeliveries (dedupe.c), make-before-break
- * on `disconnect`, reconnect with backoff and jitter, pings and a no-frame watchdog, malformed
- * frames logged and skipped. main.c starts and stops it; each new envelope goes to the callback
- * (the Lua host) from a loop_defer'd task once the queued acks have been written. */
+/* socketmode.c — Slack Socket Mode on top of ws.c, on the transport thread (transport.c starts and
+ * stops it): apps.connections.open (asked of the script loop's HTTP client through the settings'
+ * open_url callback), hello, the ack of every envelope written the moment it is parsed, dedupe of
+ * redeliveries (dedupe.c), make-before-break on `disconnect`, reconnect with backoff and jitter,
+ * pings and a no-frame watchdog, malformed frames logged and skipped. Each new envelope goes to
+ * the on_envelope callback (transport.c hands it to the script loop's mailbox). */
 #include "net/socketmode.h"
 
 #include <stdio.h>
@@ -23,7 +24,6 @@
 #define SM_LINK_DISABLED_RETRY 300.0 /* Socket Mode switched off in the app: retry slowly */
 #define SM_AUTH_REFUSED_RETRY 60.0   /* the app token was refused: someone has to fix it */
 #define SM_ACK_HISTOGRAM "pmb_ack_latency_seconds"
-#define SM_DELIVER_MAX_WAIT 0.5 /* seconds an envelope may wait for acks to drain */
 
 /* One WebSocket to Slack. There are two only while a replacement is being made. */
 struct sm_conn {
@@ -36,23 +36,14 @@ struct sm_conn {
     struct sm_conn *next;
 };
 
-/* An envelope waiting for the scripts: delivered once every queued ack has been written, so that
- * in a burst the acks all go out before any Lua runs (or after SM_DELIVER_MAX_WAIT at worst). */
-struct sm_delivery {
-    struct sm_delivery *next;
-    double queued;
-    size_t len;
-    char json[];
-};
-
 static struct {
     int started, stopping;
     struct sm_settings s;
-    char *app_token;
     sm_envelope_fn on_envelope;
     void *arg;
     struct sm_conn *conns;
-    struct http_call *open_call; /* apps.connections.open in flight */
+    int open_pending;  /* apps.connections.open asked for, no answer yet */
+    unsigned open_seq; /* answers to an older request (before a cancel) are ignored */
     uv_timer_t retry_timer, tick_timer;
     int attempt;       /* failed attempts since the last hello */
     int link_disabled; /* waiting out SM_LINK_DISABLED_RETRY */
@@ -62,8 +53,6 @@ static struct {
     unsigned long connects, reconnects, envelopes, acks, duplicates, malformed;
     unsigned long opens; /* apps.connections.open calls started */
     struct dedupe *seen;
-    struct sm_delivery *deliver_head, *deliver_tail;
-    int pump_scheduled;
     void (*stop_done)(void *arg);
     void *stop_arg;
 } sm = {.state = "connecting"};
@@ -216,25 +205,31 @@ static int sm_auth_refused(const char *code)
     return 0;
 }
 
-static void sm_open_done(const struct http_result *res, void *arg)
+void sm_open_done(unsigned seq, const struct sm_open_result *res)
 {
-    char url[4096], host[256], id[16];
-    struct json_doc *doc;
+    char host[256], id[16];
     struct sm_conn *c;
-    (void)arg;
+    const char *url = res->url;
 
-    sm.open_call = NULL;
+    if (!sm.started || seq != sm.open_seq || !sm.open_pending) {
+        return; /* cancelled (link_disabled, stop) or stale */
+    }
+    sm.open_pending = 0;
     if (sm.stopping) {
         return;
     }
-    if (res->err != HTTP_OK) {
-        const char *code = res->code ? res->code : http_err_code(res->err);
+    if (!res->ok) {
+        const char *code = res->code ? res->code : "error";
         sm_set_error("apps.connections.open failed", code);
-        if (res->err == HTTP_ERR_SLACK && sm_auth_refused(code)) {
+        if (res->slack_error && sm_auth_refused(code)) {
             log_event(LOG_ERROR,
                       "apps.connections.open refused the app token; check "
                       "SLACK_APP_TOKEN (an xapp- token with connections:write)",
                       "error", code, NULL);
+            if (sm.s.on_fatal) {
+                sm.s.on_fatal("the app token was refused", sm.s.fatal_arg);
+                return;
+            }
             sm_schedule_retry(SM_AUTH_REFUSED_RETRY);
             return;
         }
@@ -243,13 +238,7 @@ static void sm_open_done(const struct http_result *res, void *arg)
         sm_ensure();
         return;
     }
-    url[0] = '\0';
-    doc = json_parse(res->body, res->body_len);
-    if (doc) {
-        json_get_string(doc, "url", url, sizeof url);
-        json_free(doc);
-    }
-    if (!url[0]) {
+    if (!url || !url[0]) {
         sm_set_error("apps.connections.open returned no url", NULL);
         log_event(LOG_WARN, "apps.connections.open returned no url", NULL);
         sm_ensure();
@@ -279,7 +268,7 @@ static void sm_open_done(const struct http_result *res, void *arg)
 
 static void sm_connect_now(void)
 {
-    if (sm.stopping || sm.open_call) {
+    if (sm.stopping || sm.open_pending) {
         return;
     }
     uv_timer_stop(&sm.retry_timer);
@@ -287,9 +276,9 @@ static void sm_connect_now(void)
         sm_count("pmb_socket_reconnects_total", "Socket Mode connections opened after the first",
                  &sm.reconnects);
     }
-    sm.open_call = http_api("apps.connections.open", sm.app_token, NULL, 0,
-                            "application/x-www-form-urlencoded", sm_open_done, NULL);
-    if (!sm.open_call) {
+    sm.open_pending = 1;
+    if (sm.s.open_url(++sm.open_seq, sm.s.open_arg) < 0) {
+        sm.open_pending = 0;
         sm_set_error("could not start apps.connections.open", NULL);
         log_event(LOG_WARN, "could not start apps.connections.open", NULL);
         sm_schedule_backoff();
@@ -302,7 +291,7 @@ static void sm_connect_now(void)
  * opened, or a retry timer. Called after anything that may have lost one. */
 static void sm_ensure(void)
 {
-    if (sm.stopping || sm.link_disabled || sm.open_call ||
+    if (sm.stopping || sm.link_disabled || sm.open_pending ||
         uv_is_active((uv_handle_t *)&sm.retry_timer)) {
         sm_update_state();
         return;
@@ -327,76 +316,6 @@ static void sm_malformed(struct sm_conn *c, const char *why, size_t size)
              &sm.malformed);
     log_event(LOG_WARN, "malformed socket mode frame skipped", "conn", id, "why", why, "bytes", sz,
               NULL);
-}
-
-static int sm_acks_pending(void)
-{
-    for (struct sm_conn *c = sm.conns; c; c = c->next) {
-        if (ws_queued(c->ws) > 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static void sm_free_deliveries(void)
-{
-    while (sm.deliver_head) {
-        struct sm_delivery *d = sm.deliver_head;
-        sm.deliver_head = d->next;
-        free(d);
-    }
-    sm.deliver_tail = NULL;
-}
-
-/* A loop_defer'd task: hand waiting envelopes to the scripts once the acks are out. While acks
- * are queued it re-queues itself (the loop polls without sleeping, one ack per turn). */
-static void sm_pump(void *arg)
-{
-    (void)arg;
-    sm.pump_scheduled = 0;
-    if (sm.stopping) {
-        if (sm.deliver_head) {
-            log_event(LOG_WARN, "envelopes dropped: shutting down", NULL);
-        }
-        sm_free_deliveries();
-        return;
-    }
-    if (!sm.deliver_head) {
-        return;
-    }
-    if (sm_acks_pending() && loop_now_mono() - sm.deliver_head->queued < SM_DELIVER_MAX_WAIT) {
-        sm.pump_scheduled = 1;
-        loop_defer(sm_pump, NULL);
-        return;
-    }
-    /* take the whole batch first: the callback may lead to new envelopes being queued */
-    struct sm_delivery *batch = sm.deliver_head;
-    sm.deliver_head = sm.deliver_tail = NULL;
-    while (batch) {
-        struct sm_delivery *d = batch;
-        batch = d->next;
-        if (sm.on_envelope && !sm.stopping) {
-            sm.on_envelope(d->json, d->len, sm.arg);
-        }
-        free(d);
-    }
-}
-
-static void sm_queue_delivery(struct sm_delivery *d)
-{
-    d->next = NULL;
-    d->queued = loop_now_mono();
-    if (sm.deliver_tail) {
-        sm.deliver_tail->next = d;
-    } else {
-        sm.deliver_head = d;
-    }
-    sm.deliver_tail = d;
-    if (!sm.pump_scheduled) {
-        sm.pump_scheduled = 1;
-        loop_defer(sm_pump, NULL);
-    }
 }
 
 static void sm_on_hello(struct sm_conn *c, struct json_doc *doc)
@@ -439,8 +358,8 @@ static void sm_on_disconnect(struct sm_conn *c, const char *reason)
                   "retry_in_s", "300", NULL);
         sm_set_error("Socket Mode is disabled in the app settings", NULL);
         sm.link_disabled = 1;
-        http_cancel(sm.open_call);
-        sm.open_call = NULL;
+        sm.open_pending = 0; /* its answer, if it comes, is ignored */
+        sm.open_seq++;
         for (struct sm_conn *o = sm.conns; o; o = o->next) {
             if (!o->retiring) {
                 o->retiring = 1;
@@ -467,7 +386,7 @@ static void sm_on_disconnect(struct sm_conn *c, const char *reason)
 static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *envelope_id,
                            const char *json, size_t len)
 {
-    char event_id[128], key[160], id[16], retry[32];
+    char event_id[128], key[1100], id[16], retry[32];
     double now = loop_now_mono();
     double attempt = 0;
     int has_event =
@@ -477,7 +396,7 @@ static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *
     if (json_get_number(doc, "retry_attempt", &attempt) < 0) {
         attempt = 0;
     }
-    snprintf(key, sizeof key, "envelope:%s", envelope_id);
+    snprintf(key, sizeof key, "envelope:%.1024s", envelope_id);
     dup = dedupe_contains(sm.seen, key, now);
     if (!dup && dedupe_add(sm.seen, key, now) < 0) {
         log_event(LOG_WARN, "dedupe: out of memory", NULL);
@@ -495,15 +414,9 @@ static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *
                   "event_id", has_event ? event_id : "", "retry_attempt", retry, NULL);
         return;
     }
-    struct sm_delivery *d = malloc(sizeof *d + len + 1);
-    if (!d) {
-        log_event(LOG_ERROR, "out of memory: envelope dropped", "envelope_id", envelope_id, NULL);
-        return;
+    if (sm.on_envelope) {
+        sm.on_envelope(json, len, sm.arg);
     }
-    d->len = len;
-    memcpy(d->json, json, len);
-    d->json[len] = '\0';
-    sm_queue_delivery(d);
 }
 
 static int sm_is_envelope_type(const char *type)
@@ -515,7 +428,9 @@ static int sm_is_envelope_type(const char *type)
 static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double rx_mono, void *arg)
 {
     struct sm_conn *c = arg;
-    char envelope_id[128], type[64], reason[64];
+    char type[64], reason[64];
+    char *envelope_id;
+    size_t id_len = 0;
     struct json_doc *doc;
     int has_envelope;
     (void)ws;
@@ -526,10 +441,11 @@ static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double 
         return;
     }
     /* the ack comes first: before dedupe, before any Lua, even for a type we do not know */
-    has_envelope =
-        json_get_string(doc, "envelope_id", envelope_id, sizeof envelope_id) == 0 && envelope_id[0];
+    envelope_id = json_get_string_dup(doc, "envelope_id", &id_len);
+    has_envelope = envelope_id && id_len > 0;
     if (has_envelope) {
-        char *ack = json_encode_pair("envelope_id", envelope_id);
+        /* echoed byte for byte, however long and whatever it holds (an embedded NUL too) */
+        char *ack = json_encode_pair_n("envelope_id", envelope_id, id_len);
         sm_count("pmb_envelopes_received_total", "Socket Mode envelopes received", &sm.envelopes);
         if (ack && ws_send_text(c->ws, ack, strlen(ack), rx_mono, SM_ACK_HISTOGRAM) == 0) {
             sm_count("pmb_envelopes_acked_total", "Socket Mode envelopes acked", &sm.acks);
@@ -554,6 +470,7 @@ static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double 
     } else {
         sm_on_envelope(c, doc, envelope_id, data, len);
     }
+    free(envelope_id);
     json_free(doc);
 }
 
@@ -614,7 +531,7 @@ static const struct ws_callbacks sm_ws_callbacks = {
 
 int sm_start(const struct sm_settings *s, sm_envelope_fn on_envelope, void *arg)
 {
-    if (sm.started || !s || !s->app_token) {
+    if (sm.started || !s || !s->open_url) {
         return -1;
     }
     sm.s = *s;
@@ -636,16 +553,10 @@ int sm_start(const struct sm_settings *s, sm_envelope_fn on_envelope, void *arg)
     if (sm.s.dedupe_max == 0) {
         sm.s.dedupe_max = 65536;
     }
-    sm.app_token = strdup(s->app_token);
     sm.seen = dedupe_new(sm.s.dedupe_max, sm.s.dedupe_ttl);
-    if (!sm.app_token || !sm.seen) {
-        free(sm.app_token);
-        sm.app_token = NULL;
-        dedupe_free(sm.seen);
-        sm.seen = NULL;
+    if (!sm.seen) {
         return -1;
     }
-    sm.s.app_token = sm.app_token;
     sm.on_envelope = on_envelope;
     sm.arg = arg;
     sm.started = 1;
@@ -669,8 +580,6 @@ static void sm_stop_finish(void *arg)
         uv_close((uv_handle_t *)&sm.tick_timer, NULL);
         dedupe_free(sm.seen);
         sm.seen = NULL;
-        free(sm.app_token);
-        sm.app_token = NULL;
     }
     if (done) {
         done(sm.stop_arg);
@@ -690,8 +599,8 @@ void sm_stop(void (*done)(void *arg), void *arg)
         loop_defer(sm_stop_finish, NULL);
         return;
     }
-    http_cancel(sm.open_call);
-    sm.open_call = NULL;
+    sm.open_pending = 0;
+    sm.open_seq++;
     uv_timer_stop(&sm.retry_timer);
     uv_timer_stop(&sm.tick_timer);
     sm_update_state();

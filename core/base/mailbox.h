@@ -1,0 +1,28 @@
+/* mailbox.h — how the two threads talk: a bounded FIFO of tasks that any thread posts and one loop
+ * runs. mailbox_post() appends under a mutex and wakes the owner (uv_async_send); the owner's loop
+ * runs the tasks in order. The transport thread posts envelopes, SIGHUP and stop requests to the
+ * script loop's mailbox; the script loop posts results (apps.connections.open) back. */
+#ifndef PMB_MAILBOX_H
+#define PMB_MAILBOX_H
+
+#include <stddef.h>
+
+#include "base/loop.h"
+
+struct mailbox;
+
+/* On the owner thread, bound to its loop. max bounds the tasks waiting (0 = unbounded). The async
+ * handle is unref'd: a mailbox alone does not keep the loop running. NULL on error. */
+struct mailbox *mailbox_open(size_t max);
+/* From any thread: queue fn(arg) on the owner's loop. 0, or -1 when full or closed: then fn will
+ * not run and the caller still owns arg. */
+int mailbox_post(struct mailbox *mb, loop_task_fn fn, void *arg);
+/* On the owner thread: refuse further posts; tasks still waiting are handed to drop(arg) (or run,
+ * when drop is NULL); the async handle is closed. */
+void mailbox_close(struct mailbox *mb, loop_task_fn drop);
+/* Once no thread can post any more (after the other thread was joined). NULL is fine. */
+void mailbox_free(struct mailbox *mb);
+/* Tasks waiting now (any thread). */
+size_t mailbox_depth(struct mailbox *mb);
+
+#endif
