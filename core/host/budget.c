@@ -73,17 +73,18 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         double elapsed = loop_now_mono() - r->started;
         if (budget_cpu_over(r, elapsed)) {
             budget_kill(r, BUDGET_CPU, L);
-        } else if (elapsed <= r->limits.slice) {
-            return;
-        } else if (r->limits.slice > 0 && L == r->L && lua_isyieldable(L)) {
+        } else if (elapsed > r->limits.stretch) {
+            /* a stretch without a yield this long: a C call the hook could not see into, or
+             * code that cannot yield (a metamethod, a coroutine the script made, loading) */
+            budget_kill(r, BUDGET_STRETCH, L);
+        } else if (elapsed > r->limits.slice && r->limits.slice > 0 && L == r->L &&
+                   lua_isyieldable(L)) {
             /* the command's own coroutine, not inside a metamethod or C call: give the loop back */
             r->sliced = 1;
             lua_yield(L, 0);
             return;
-        } else if (elapsed <= r->limits.stretch) {
-            return;
         } else {
-            budget_kill(r, BUDGET_STRETCH, L);
+            return;
         }
     }
     budget_raise(L, r);

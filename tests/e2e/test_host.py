@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from harness import BotTestCase, bot_binary
+from harness import CommandBotTestCase, bot_binary
 
 CHANNEL = "C0HOST"
 THREAD = "1700000000.000100"
@@ -110,52 +110,12 @@ return { name = "escape", help = "escape — tries to write outside the data dir
 """
 
 
-class HostTest(BotTestCase):
+class HostTest(CommandBotTestCase):
+    CHANNEL, THREAD = CHANNEL, THREAD
 
     def setUp(self):
         super().setUp()
         self.fs.add_channel(CHANNEL, "host-tests")
-
-    # --- helpers --------------------------------------------------------------------------
-    def bot_with(self, commands, config=None, start=True):
-        bot = self.make_bot(config)
-        scripts, _ = bot.scripts_copy()
-        for name, source in commands.items():
-            self.write_command(scripts, name, source)
-        bot.scripts_dir = scripts
-        if start:
-            bot.start()
-        return bot
-
-    @staticmethod
-    def write_command(scripts, name, source):
-        path = os.path.join(scripts, "commands", name + ".lua")
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(source)
-        os.replace(path + ".tmp", path)
-        return path
-
-    def ask(self, text):
-        ts, eid = self.fs.mention(CHANNEL, "U0ALICE", text, thread_ts=THREAD)
-        return eid
-
-    def wait_post(self, pattern, timeout=10, after=0):
-        rx = re.compile(pattern)
-
-        def found():
-            posts = self.fs.posts(channel=CHANNEL, thread_ts=THREAD)[after:]
-            return next((p for p in posts if rx.search(p["text"])), None)
-        return self.fs.wait_for(found, timeout=timeout, what="a post matching %r" % pattern)
-
-    def wait_ack(self, envelope_id, timeout=5):
-        return self.fs.wait_for(lambda: self.fs.ack_for(envelope_id), timeout=timeout,
-                                what="the ack of %s" % envelope_id)
-
-    def reload(self, bot, expect="ok"):
-        mark = bot.mark()
-        bot.send_signal(signal.SIGHUP)
-        pat = r'msg="reload ok"' if expect == "ok" else r'msg="reload failed"'
-        return bot.wait_log(pat, timeout=15, after=mark)
 
     @staticmethod
     def rss_kb(pid):
