@@ -244,6 +244,13 @@ static size_t patterns_run(struct patterns_state *st, const char *s, const char 
             q++;
         break;
     case '[':
+        if (ep - p == 4 && p[1] == '^' && p[2] != '%') {
+            /* "[^c]", as in "[^\n]+" or "[^,]*": up to the next c */
+            q = memchr(s, p[2], (size_t)(end - s));
+            if (q == NULL)
+                q = end;
+            break;
+        }
         while (q < end && patterns_in_set((unsigned char)*q, p, ep - 1))
             q++;
         break;
