@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "host/host_gen.h"
+#include "host/lua_patterns.h"
 
 #define SANDBOX_LOADED "pmb.loaded"
 
@@ -117,7 +118,7 @@ static int sandbox_bounded_sort(lua_State *L)
 
 static void sandbox_bound_sort(lua_State *L)
 {
-    lua_getglobal(L, "table");  /* stack: table */
+    lua_getglobal(L, "table");   /* stack: table */
     lua_getfield(L, -1, "sort"); /* stack: table sort */
     lua_pushcclosure(L, sandbox_bounded_sort, 1);
     lua_setfield(L, -2, "sort");
@@ -258,6 +259,12 @@ int sandbox_open(lua_State *L)
     sandbox_keep_only(L, "debug", debug_keep);
     sandbox_guard_coroutines(L);
     sandbox_bound_sort(L);
+    /* string.find/match/gmatch/gsub (and s:find...): Lua's own results, but a long match checks
+     * the budget as it goes, so a backtracking pattern ends the command instead of the loop */
+    lua_patterns_set_check(budget_check);
+    lua_getglobal(L, "string"); /* stack: string */
+    lua_patterns_register(L);
+    lua_pop(L, 1);
 
     /* drop every global not on the list (load, dofile, loadfile, collectgarbage, warn, ...) */
     lua_pushglobaltable(L); /* stack: G */
