@@ -41,12 +41,13 @@ def percentile(values, p):
     return values[k]
 
 
-def bot_side_histogram(listen):
-    """The bot's own pmb_ack_latency_seconds (frame read -> ack written), from /metrics."""
+def read_ack_histogram(listen):
+    """The bot's own pmb_ack_latency_seconds (frame read -> ack written), from /metrics:
+    ([(upper bound, cumulative count)], count, sum), or None when /metrics does not answer."""
     try:
         text = urllib.request.urlopen("http://%s/metrics" % listen, timeout=5).read().decode()
-    except OSError as e:
-        return "bot-side histogram unavailable (%s)" % e
+    except OSError:
+        return None
     buckets, count, total = [], 0, 0.0
     for line in text.splitlines():
         if line.startswith("pmb_ack_latency_seconds_bucket"):
@@ -56,14 +57,51 @@ def bot_side_histogram(listen):
             count = float(line.split()[-1])
         elif line.startswith("pmb_ack_latency_seconds_sum"):
             total = float(line.split()[-1])
+    return buckets, count, total
+
+
+def describe_ack_histogram(now, before=None):
+    """p50/p99/max bucket bounds of the acks between two read_ack_histogram() readings."""
+    if now is None:
+        return "bot-side histogram unavailable"
+    buckets, count, total = now
+    if before and before[0]:
+        buckets = [(le, n - b) for (le, n), (_, b) in zip(buckets, before[0])]
+        count, total = count - before[1], total - before[2]
     if not count:
         return "bot-side histogram empty"
 
     def upper(q):
         return next((le for le, n in buckets if n >= q * count), float("inf"))
 
-    return ("bot side (read -> ack written) over %d acks: mean %.3f ms, p50 <= %g ms, p99 <= %g ms"
-            % (count, total / count * 1e3, upper(0.5) * 1e3, upper(0.99) * 1e3))
+    return ("bot side (read -> ack written) over %d acks: mean %.3f ms, p50 <= %g ms, p99 <= %g ms, "
+            "max <= %g ms" % (count, total / count * 1e3, upper(0.5) * 1e3, upper(0.99) * 1e3,
+                              upper(1.0) * 1e3))
+
+
+def bot_side_histogram(listen):
+    return describe_ack_histogram(read_ack_histogram(listen))
+
+
+def launch_bot(binary, config, env):
+    """Start the bot and wait for "socket mode connected". Returns (process, its log lines so far,
+    connected: True/False); the log keeps filling from a reader thread."""
+    log_lines = []
+    connected = threading.Event()
+    proc = subprocess.Popen([binary, "-c", config], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, errors="replace")
+
+    def read_log():
+        for line in proc.stderr:
+            log_lines.append(line)
+            if 'msg="socket mode connected"' in line:
+                connected.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    ok = connected.wait(15)
+    if not ok:
+        print("the bot did not connect; last log lines:\n" + "".join(log_lines[-20:]), file=sys.stderr)
+    return proc, log_lines, ok
 
 
 def main():
@@ -79,21 +117,9 @@ def main():
                SLACK_API_URL=fs.api_url, POSTMORTEMBOT_DATA_DIR=data_dir)
     listen = "127.0.0.1:%d" % free_port()
     env["POSTMORTEMBOT_LISTEN"] = listen
-    log_lines = []
-    connected = threading.Event()
-    proc = subprocess.Popen([args.bin, "-c", args.config], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, errors="replace")
-
-    def read_log():
-        for line in proc.stderr:
-            log_lines.append(line)
-            if 'msg="socket mode connected"' in line:
-                connected.set()
-
-    threading.Thread(target=read_log, daemon=True).start()
+    proc, _, ok = launch_bot(args.bin, args.config, env)
     try:
-        if not connected.wait(15):
-            print("the bot did not connect; last log lines:\n" + "".join(log_lines[-20:]), file=sys.stderr)
+        if not ok:
             return 1
         time.sleep(0.2)
         rss_connected = rss_kib(proc.pid)

@@ -244,7 +244,8 @@ static void test_budget_alloc_cap_and_reserve(void **state)
     assert_int_equal(gen.mem.used, base);
 
     /* inside a run: over the cap kills the run, the reserve still serves the error path */
-    budget_begin(&run, &gen.mem, L, 10);
+    struct budget_limits limits = {10, 10, 0};
+    budget_begin(&run, &gen.mem, L, &limits, 0);
     a = budget_alloc(&gen.mem, NULL, LUA_TTABLE, 500);
     assert_non_null(a);
     assert_int_equal(run.killed, BUDGET_NONE);

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from harness import CommandBotTestCase, bot_binary
+from harness import BotTestCase, CommandBotTestCase, bot_binary
 
 CHANNEL = "C0HOST"
 THREAD = "1700000000.000100"
