@@ -11,6 +11,7 @@
 
 #include "base/json.h"
 #include "base/loop.h"
+#include "export_zip.h"
 #include "host/host.h"
 #include "offline.h"
 
@@ -85,7 +86,28 @@ static int offline_output_ok(const char *dir)
     return 1;
 }
 
+static int offline_render_input(const char *config_path, const struct cli_args *a);
+
+/* An export zip is unpacked first and rendered as the folder it holds. */
 int offline_render(const char *config_path, const struct cli_args *a)
+{
+    char dir[4096], err[8400];
+    struct cli_args unpacked = *a;
+    int rc;
+    if (!export_zip_is_zip(a->input)) {
+        return offline_render_input(config_path, a);
+    }
+    if (export_zip_unpack(a->input, dir, sizeof dir, err, sizeof err) < 0) {
+        fprintf(stderr, "postmortembot render: %s\n", err);
+        return CLI_EXIT_INPUT;
+    }
+    unpacked.input = dir;
+    rc = offline_render_input(config_path, &unpacked);
+    export_zip_remove(dir);
+    return rc;
+}
+
+static int offline_render_input(const char *config_path, const struct cli_args *a)
 {
     const char *out_dir = a->out_dir ? a->out_dir : ".";
     struct host_options ho = {config_path, HOST_MODE_RENDER, out_dir};
