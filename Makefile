@@ -33,7 +33,7 @@ BOOT_LUA := core/host/boot.lua scripts/lib/config_schema.lua
 BOOT_INC := build/gen/boot.lua.inc build/gen/config_schema.lua.inc
 .SECONDARY: $(BOOT_INC)
 
-.PHONY: all deps need-deps check check-run asan unit fmt fmt-check lint demo dev bench install clean
+.PHONY: all deps need-deps check check-run asan unit fmt fmt-check lint readme demo dev bench install clean
 all: need-deps bin/postmortembot
 
 # Installs only the packages that are missing; runs apt-get update only when something must be
@@ -98,6 +98,10 @@ fmt-check:
 	@clang-format --dry-run -Werror $(CORE_SRC) $(CORE_HDR) tests/c/*.c
 lint:
 	@luacheck -q scripts tests/lua tools core/host/boot.lua
+# README's config reference, regenerated from scripts/lib/config_schema.lua (make check compares).
+readme:
+	@mkdir -p build
+	lua5.4 tools/config-doc.lua README.md > build/README.md && mv build/README.md README.md
 
 demo: deps
 	@$(MAKE) --no-print-directory need-deps bin/postmortembot

@@ -169,7 +169,10 @@ end
 local function suggestion(name, fields)
   local best, best_d
   for _, f in ipairs(fields) do
-    local d = distance(name:lower(), f.name)
+    local lower = name:lower()
+    local d = distance(lower, f.name)
+    -- "retry" for "retries": a shared start of 4+ letters counts as close
+    if #lower >= 4 and f.name:sub(1, #lower - 1) == lower:sub(1, -2) then d = math.min(d, 1) end
     if d <= math.max(2, #f.name // 3) and (not best_d or d < best_d) then best, best_d = f.name, d end
   end
   return best
@@ -351,6 +354,7 @@ end
 
 local function default_text(f)
   local d = f.default
+  if f.required then return "required" end
   if f.env and f.env_wins then
     return (d ~= nil and ("`" .. show(d) .. "`") or "none") .. "; `" .. f.env .. "` wins"
   end
