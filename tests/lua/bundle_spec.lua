@@ -79,7 +79,7 @@ describe("bundle", function()
     root = os.tmpname()
     os.remove(root)
     sh("mkdir -p '" .. root .. "'")
-    _, zips = stub_host(root)
+    zips = select(2, stub_host(root))
     bundle = require "lib.bundle"
   end)
 
