@@ -1,30 +1,40 @@
-# postmortembot — build, test, install. `make deps` installs the Debian packages; `make` builds
-# bin/postmortembot; `make check` runs every test and ends with "N passed, N failed".
+# postmortembot — build, test, install. `make demo` and `make check` work as the first command on
+# a fresh Debian 12: they install what is missing (`make deps`), then build in a sub-make whose
+# flags are computed after the install. `make` builds bin/postmortembot; `make check` runs every
+# test and ends with "N passed, N failed, N skipped". CFLAGS is yours (`make CFLAGS=-O0`).
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 PKGS    := libwebsockets libuv libcurl lua5.4 lua5.4-cjson libarchive openssl
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Icore $(PKG_CFLAGS) -DPMB_VERSION='"$(VERSION)"'
-LDLIBS  += $(PKG_LIBS) -lm
+# The project's own flags, kept apart from CFLAGS so that overriding CFLAGS never drops them.
+# pkg-config runs when this Makefile is read: the targets that install first re-run make.
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PMB_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Icore -Ibuild/gen $(PKG_CFLAGS) \
+               -DPMB_VERSION='"$(VERSION)"' -DPMB_PREFIX='"$(PREFIX)"'
+PMB_LDLIBS  := $(PKG_LIBS) -lm
+ALL_CFLAGS   = $(PMB_CFLAGS) $(CFLAGS)
 
 DEBIAN_PKGS := build-essential pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
   libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev libarchive-dev libssl-dev \
-  libcmocka-dev lua-busted cmark python3 tzdata ca-certificates unzip clang-format
+  libcmocka-dev lua-busted lua-check cmark python3 tzdata ca-certificates unzip clang-format
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
-CORE_HDR := $(wildcard core/*/*.h)
+CORE_HDR := $(wildcard core/*.h core/*/*.h)
 CORE_OBJ := $(patsubst core/%.c,build/core/%.o,$(CORE_SRC))
 LIB_OBJ  := $(filter-out build/core/main.o,$(CORE_OBJ))
 ASAN_OBJ := $(patsubst core/%.c,build/asan/%.o,$(CORE_SRC))
 TEST_SRC := $(wildcard tests/c/test_*.c)
 TEST_BIN := $(patsubst tests/c/%.c,build/tests/%,$(TEST_SRC))
+# Lua compiled into the binary (host_gen.c includes them): the boot chunk and the config schema.
+BOOT_LUA := core/host/boot.lua scripts/lib/config_schema.lua
+BOOT_INC := build/gen/boot.lua.inc build/gen/config_schema.lua.inc
+.SECONDARY: $(BOOT_INC)
 
-.PHONY: all deps check asan unit fmt fmt-check demo bench install clean
-all: bin/postmortembot
+.PHONY: all deps need-deps check check-run asan unit fmt fmt-check lint readme demo dev bench install clean
+all: need-deps bin/postmortembot
 
 # Installs only the packages that are missing; runs apt-get update only when something must be
 # installed (sudo when not root).
@@ -39,55 +49,92 @@ deps:
 	$$sudo apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing
 
+# A build without the libraries would fail on the first #include: say what to do instead.
+need-deps:
+	@if [ -z "$(PKG_LIBS)" ]; then \
+	  echo "postmortembot: the build libraries are missing (pkg-config knows none of: $(PKGS))."; \
+	  echo "Run 'make deps' (or 'make demo' / 'make check', which install them first)."; exit 1; fi
+
 bin/postmortembot: $(CORE_OBJ)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(PMB_LDLIBS) $(LDLIBS)
 
-build/core/%.o: core/%.c $(CORE_HDR)
+build/core/%.o: core/%.c $(CORE_HDR) $(BOOT_INC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build/gen/%.lua.inc: core/host/%.lua tools/lua2inc.py
+	@mkdir -p build/gen
+	python3 tools/lua2inc.py $< $@
+build/gen/%.lua.inc: scripts/lib/%.lua tools/lua2inc.py
+	@mkdir -p build/gen
+	python3 tools/lua2inc.py $< $@
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build, used by the integration tests in `make check`.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-asan: bin/postmortembot-asan
+asan: need-deps bin/postmortembot-asan
 bin/postmortembot-asan: $(ASAN_OBJ)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
-build/asan/%.o: core/%.c $(CORE_HDR)
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(PMB_LDLIBS) $(LDLIBS)
+build/asan/%.o: core/%.c $(CORE_HDR) $(BOOT_INC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
 
 build/tests/%: tests/c/%.c $(LIB_OBJ)
 	@mkdir -p build/tests
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(PMB_LDLIBS) $(LDLIBS) -lcmocka
 
-unit: $(TEST_BIN)
+unit: need-deps $(TEST_BIN)
 
-check: bin/postmortembot bin/postmortembot-asan $(TEST_BIN)
+# deps first, then a sub-make that reads this Makefile again with the libraries installed.
+check: deps
+	@$(MAKE) --no-print-directory check-run
+check-run: need-deps bin/postmortembot bin/postmortembot-asan $(TEST_BIN)
 	@python3 tests/run_all.py
 
 fmt:
 	clang-format -i $(CORE_SRC) $(CORE_HDR) tests/c/*.c
 fmt-check:
 	@clang-format --dry-run -Werror $(CORE_SRC) $(CORE_HDR) tests/c/*.c
+lint:
+	@luacheck -q scripts tests/lua tools core/host/boot.lua
+# README's config reference, regenerated from scripts/lib/config_schema.lua (make check compares).
+readme:
+	@mkdir -p build
+	lua5.4 tools/config-doc.lua README.md > build/README.md && mv build/README.md README.md
 
-demo: deps bin/postmortembot
+demo: deps
+	@$(MAKE) --no-print-directory need-deps bin/postmortembot
 	@python3 tools/demo.py
 
+# The fake Slack and the bot in the foreground, for trying a script or a template by hand.
+dev: deps
+	@$(MAKE) --no-print-directory need-deps bin/postmortembot
+	@python3 tools/dev.py
+
 # Every bench/*.sh under a header, going on when one fails (bench/run_all.sh); figures only.
-bench: bin/postmortembot
+bench: need-deps bin/postmortembot
 	@sh bench/run_all.sh
 
-install: bin/postmortembot
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/postmortembot \
-	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/etc/postmortembot
+# Like Debian's conffiles: an existing config, script or template the operator may have edited is
+# never overwritten; the new one goes beside it as FILE.dist, and the install says so.
+SHARE := $(DESTDIR)$(PREFIX)/share/postmortembot
+ETC   := $(DESTDIR)$(PREFIX)/etc/postmortembot
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(SHARE) $(DESTDIR)$(PREFIX)/share/man/man1 $(ETC)
 	install -m 755 bin/postmortembot $(DESTDIR)$(PREFIX)/bin/postmortembot
-	cp -R scripts templates $(DESTDIR)$(PREFIX)/share/postmortembot/
-	sed -e 's|"\.\./scripts"|"$(PREFIX)/share/postmortembot/scripts"|' \
+	install -m 644 docs/postmortembot.1 $(DESTDIR)$(PREFIX)/share/man/man1/postmortembot.1
+	@mkdir -p build
+	@sed -e 's|"\.\./scripts"|"$(PREFIX)/share/postmortembot/scripts"|' \
 	    -e 's|"\.\./templates"|"$(PREFIX)/share/postmortembot/templates"|' \
 	    -e 's|"\.\./var"|"/var/lib/postmortembot"|' \
-	    config/postmortembot.lua > $(DESTDIR)$(PREFIX)/etc/postmortembot/postmortembot.lua
-	install -m 644 docs/postmortembot.1 $(DESTDIR)$(PREFIX)/share/man/man1/postmortembot.1
+	    config/postmortembot.lua > build/postmortembot.lua.install
+	@rm -f $(SHARE)/.installed.new
+	@sh tools/install-conffile.sh build/postmortembot.lua.install $(ETC)/postmortembot.lua \
+	  $(SHARE)/.installed
+	@for f in $$(find scripts templates -type f | sort); do \
+	  sh tools/install-conffile.sh $$f $(SHARE)/$$f $(SHARE)/.installed || exit 1; done
+	@mv $(SHARE)/.installed.new $(SHARE)/.installed
 
 clean:
 	rm -rf build bin

@@ -1,16 +1,19 @@
--- postmortembot configuration (Lua). Every key is optional unless marked; the defaults are shown.
--- Relative paths are relative to this file. Reloaded on SIGHUP with everything else: a broken
--- edit keeps the old config running and logs the error. Check an edit with
+-- postmortembot configuration (Lua). Every key is optional; the defaults are shown. The full list,
+-- with types and ranges, is scripts/lib/config_schema.lua (and README's table made from it): a key
+-- it does not know, a wrong type, an unknown template or zone is refused by `check` and by a
+-- reload. Relative paths are relative to this file. Reloaded on SIGHUP with everything else: a
+-- broken edit keeps the old config running and logs the error. Check an edit with
 --   bin/postmortembot check -c config/postmortembot.lua
 return {
   scripts_dir   = "../scripts",     -- commands/, filters/, lib/, init.lua
   templates_dir = "../templates",   -- *.mustache (partials in partials/)
   data_dir      = "../var",         -- reports and incident records; POSTMORTEMBOT_DATA_DIR wins
-  timezone      = "UTC",            -- zone of every time in reports (TZ is used when this is nil)
+  timezone      = nil,              -- zone of every time in reports, e.g. "Europe/Berlin"; nil: TZ, else UTC
   second_timezone = nil,            -- e.g. "America/New_York": a second time column in the timeline
   admin_channel = nil,              -- channel id that hears about failed reloads, e.g. "C0ADMIN"
   listen        = nil,              -- "127.0.0.1:9102": /healthz and /metrics; POSTMORTEMBOT_LISTEN wins
   log_level     = "info",           -- debug, info, warn, error
+  workspace_url = nil,              -- "https://acme.slack.com/": message links in `render` (the bot asks Slack)
 
   http = {
     timeout         = 30,    -- seconds for one Web API call

@@ -1,10 +1,9 @@
-/* main.c — the process: arguments and subcommands, start-up order, and the script loop's side of
- * the two threads. run: config + scripts (host.c) -> HTTP (http.c) -> the transport thread
+/* main.c — the process: subcommands (arguments are cli.c's), start-up order, and the script loop's
+ * side of the two threads. run: config + scripts (host.c) -> HTTP (http.c) -> the transport thread
  * (net/transport.c: Socket Mode, health, signals) -> auth.test -> Socket Mode. The transport thread
  * hands envelopes, SIGHUP and stop requests to this loop through its mailbox; this loop answers
- * apps.connections.open and, once drained, says it has stopped. check and render reuse the host's
- * load path without Slack and without the transport thread. */
-#include <getopt.h>
+ * apps.connections.open and, once drained, says it has stopped. check and render (offline.c) reuse
+ * the host's load path without Slack and without the transport thread. */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,27 +16,11 @@
 #include "base/loop.h"
 #include "base/mailbox.h"
 #include "base/metrics.h"
+#include "cli.h"
 #include "host/host.h"
 #include "http/http.h"
 #include "net/transport.h"
-
-#define MAIN_DEFAULT_CONFIG "config/postmortembot.lua"
-
-static void main_usage(FILE *out)
-{
-    fputs("usage: postmortembot [-c FILE]                 run the bot (needs SLACK_BOT_TOKEN, "
-          "SLACK_APP_TOKEN)\n"
-          "       postmortembot check [-c FILE]           load config, scripts and templates; "
-          "exit 0 or 1\n"
-          "       postmortembot render THREAD.json [--users USERS.json] [-c FILE] [-o DIR]\n"
-          "                                              build a report offline\n"
-          "       postmortembot --version | --help\n"
-          "environment: SLACK_API_URL (default https://slack.com/api/), POSTMORTEMBOT_DATA_DIR,\n"
-          "             POSTMORTEMBOT_LISTEN (host:port for /healthz and /metrics), TZ\n"
-          "signals:     SIGHUP reloads config, scripts and templates (all or nothing);\n"
-          "             SIGTERM/SIGINT stop cleanly\n",
-          out);
-}
+#include "offline.h"
 
 /* ---- the script loop's side of the two threads (net/transport.c runs the other) ---- */
 
@@ -284,103 +267,39 @@ static int main_run(const char *config_path)
     return rc;
 }
 
-static int main_check(const char *config_path)
-{
-    struct host_options ho = {config_path, HOST_MODE_CHECK, NULL};
-    if (loop_init() < 0 || json_init() < 0) {
-        return 1;
-    }
-    int rc = host_init(&ho) < 0 ? 1 : host_check_report();
-    host_shutdown();
-    json_shutdown();
-    loop_close();
-    return rc;
-}
-
-static int main_render_rc = 1;
-
-static void main_render_done(int rc, const char *md_path, void *arg)
-{
-    (void)arg;
-    main_render_rc = rc;
-    if (rc == 0 && md_path) {
-        printf("%s\n", md_path);
-        fflush(stdout);
-    }
-}
-
-static int main_render(const char *config_path, const char *thread, const char *users,
-                       const char *out_dir)
-{
-    struct host_options ho = {config_path, HOST_MODE_RENDER, out_dir};
-    if (loop_init() < 0 || json_init() < 0) {
-        return 1;
-    }
-    if (host_init(&ho) < 0) {
-        return 1;
-    }
-    host_render(thread, users, out_dir, main_render_done, NULL);
-    loop_run();
-    host_shutdown();
-    json_shutdown();
-    loop_close();
-    return main_render_rc;
-}
-
 int main(int argc, char **argv)
 {
-    const char *config_path = MAIN_DEFAULT_CONFIG;
-    const char *users = NULL;
-    const char *out_dir = ".";
-    const char *sub = NULL;
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"users", required_argument, NULL, 'u'},
-        {"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
-    int c;
+    struct cli_args args;
+    char err[1024], config[4096];
 
     signal(SIGPIPE, SIG_IGN);
-    if (argc > 1 && argv[1][0] != '-') {
-        sub = argv[1];
-        argv++;
-        argc--;
+    if (cli_parse(argc, argv, &args, err, sizeof err) < 0) {
+        fprintf(stderr, "postmortembot: %s\n(postmortembot --help shows the usage)\n", err);
+        return CLI_EXIT_USAGE;
     }
-    while ((c = getopt_long(argc, argv, "c:u:o:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'u':
-            users = optarg;
-            break;
-        case 'o':
-            out_dir = optarg;
-            break;
-        case 'h':
-            main_usage(stdout);
-            return 0;
-        case 'V':
-            printf("postmortembot %s\n", PMB_VERSION);
-            return 0;
-        default:
-            main_usage(stderr);
-            return 2;
-        }
+    switch (args.command) {
+    case CLI_HELP:
+        cli_usage(stdout);
+        return CLI_EXIT_OK;
+    case CLI_VERSION:
+        printf("postmortembot %s\n", PMB_VERSION);
+        return CLI_EXIT_OK;
+    default:
+        break;
     }
-    if (!sub) {
-        if (optind != argc) {
-            main_usage(stderr);
-            return 2;
-        }
-        return main_run(config_path);
+    if (cli_find_config(args.config, config, sizeof config, err, sizeof err) < 0) {
+        fprintf(stderr, "postmortembot: %s\n", err);
+        return CLI_EXIT_USAGE;
     }
-    if (strcmp(sub, "check") == 0 && optind == argc) {
-        return main_check(config_path);
+    if (args.command == CLI_CHECK) {
+        return offline_check(config);
     }
-    if (strcmp(sub, "render") == 0 && optind == argc - 1) {
-        return main_render(config_path, argv[optind], users, out_dir);
+    if (args.command == CLI_RENDER) {
+        return offline_render(config, &args);
     }
-    fprintf(stderr, "postmortembot: unknown command or arguments: %s\n", sub);
-    main_usage(stderr);
-    return 2;
+    if (args.pidfile && cli_pidfile_write(args.pidfile, err, sizeof err) < 0) {
+        fprintf(stderr, "postmortembot: %s\n", err);
+        return CLI_EXIT_FAILED;
+    }
+    return main_run(config);
 }

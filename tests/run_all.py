@@ -4,7 +4,8 @@
 Suites: C unit tests (cmocka, build/tests/test_*), Lua specs (busted, tests/lua), the C style
 check (clang-format), and the integration tests (tests/e2e, the real binary against the fake
 Slack) twice: against bin/postmortembot and against the ASan+UBSan build bin/postmortembot-asan.
-Set PMB_SUITES=unit,lua,fmt,e2e,e2e-asan to run a subset. Exit status 1 when anything failed.
+The Lua lint (luacheck, .luacheckrc) runs as suite "lint".
+Set PMB_SUITES=unit,lua,lint,fmt,e2e,e2e-asan to run a subset. Exit status 1 when anything failed.
 """
 import glob
 import os
@@ -15,7 +16,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.chdir(ROOT)
-SUITES = os.environ.get("PMB_SUITES", "unit,lua,fmt,e2e,e2e-asan").split(",")
+SUITES = os.environ.get("PMB_SUITES", "unit,lua,lint,fmt,e2e,e2e-asan").split(",")
 totals = {"passed": 0, "failed": 0, "skipped": 0}
 failures = []
 
@@ -82,6 +83,13 @@ def suite_fmt():
     record("fmt/clang-format", 1 if rc == 0 else 0, 0 if rc == 0 else 1, detail=out[-2000:])
 
 
+def suite_lint():
+    rc, out = run(["luacheck", "--no-color", "-q", "scripts", "tests/lua", "tools", "core/host/boot.lua"], timeout=300)
+    if rc != 0:
+        print(out[-4000:])
+    record("lint/luacheck", 1 if rc == 0 else 0, 0 if rc == 0 else 1, detail=out[-2000:])
+
+
 def suite_e2e(binary, label):
     if not os.path.exists(binary):
         record(label, 0, 1, detail=f"{binary} is missing")
@@ -109,6 +117,8 @@ if "unit" in SUITES:
     suite_unit()
 if "lua" in SUITES:
     suite_lua()
+if "lint" in SUITES:
+    suite_lint()
 if "fmt" in SUITES:
     suite_fmt()
 if "e2e" in SUITES:

@@ -102,7 +102,7 @@ def main():
         print(f"    ... ({len(lines)} lines)\n")
         print("To change the report's layout while the bot runs: edit templates/postmortem.md.mustache")
         print(f"(or a script in scripts/), check it, then reload without dropping the connection:\n"
-              f"    bin/postmortembot check -c config/postmortembot.lua && kill -HUP $(pidof postmortembot)")
+              f"    bin/postmortembot check && kill -HUP \"$(cat var/postmortembot.pid)\"   (run it with --pidfile var/postmortembot.pid)")
     finally:
         for p in reversed(procs):
             if p.poll() is None:

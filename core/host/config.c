@@ -1,5 +1,6 @@
-/* config.c — turns a generation's config table (defaults already merged by the boot chunk in
- * host_gen.c, paths already absolute) into struct core_settings for the C core: HTTP limits,
+/* config.c — turns a generation's config table (checked and completed by
+ * scripts/lib/config_schema.lua in the boot chunk, paths absolute) into struct core_settings for
+ * the C core, with no default of its own: HTTP limits,
  * download limits, Socket Mode timings, data dir, listen address, log level.
  * Called by host.c at start-up and on every successful reload (then only the HTTP limits and the
  * log level are re-read). */
@@ -15,17 +16,21 @@ static char *config_hosts[CONFIG_MAX_HOSTS];
 static const char *config_hosts_view[CONFIG_MAX_HOSTS];
 static char *config_data_dir, *config_listen, *config_log_level;
 
-static double config_num(lua_State *L, int t, const char *a, const char *b, double def)
+/* t[a][b], or t[a] when b is NULL. The schema filled every key, so a missing one is a bug in
+ * config_schema.lua: it is counted and read as 0, never replaced by a number of our own. */
+static int config_missing;
+
+static double config_num(lua_State *L, int t, const char *a, const char *b)
 {
-    double v = def;
+    double v = 0;
     lua_getfield(L, t, a); /* stack: ... section */
     if (b && lua_istable(L, -1)) {
         lua_getfield(L, -1, b); /* stack: ... section value */
-        if (lua_isnumber(L, -1)) {
-            v = lua_tonumber(L, -1);
-        }
+        config_missing += !lua_isnumber(L, -1);
+        v = lua_tonumber(L, -1);
         lua_pop(L, 1);
-    } else if (!b && lua_isnumber(L, -1)) {
+    } else {
+        config_missing += !lua_isnumber(L, -1);
         v = lua_tonumber(L, -1);
     }
     lua_pop(L, 1);
@@ -68,18 +73,18 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
     /* On reload only the HTTP limits and the log level change: the rest (data dir, listen
      * address, socket timings) was handed to other modules at start-up and stays. */
     config_free_hosts();
-    s->http.timeout = config_num(L, t, "http", "timeout", 30);
-    s->http.connect_timeout = config_num(L, t, "http", "connect_timeout", 10);
-    s->http.max_concurrent = (int)config_num(L, t, "http", "max_concurrent", 16);
-    s->http.max_retries = (int)config_num(L, t, "http", "max_retries", 5);
+    config_missing = 0;
+    s->http.timeout = config_num(L, t, "http", "timeout");
+    s->http.connect_timeout = config_num(L, t, "http", "connect_timeout");
+    s->http.max_concurrent = (int)config_num(L, t, "http", "max_concurrent");
+    s->http.max_retries = (int)config_num(L, t, "http", "max_retries");
     if (s->http.max_retries == 0) {
         s->http.max_retries = -1; /* http.h reads 0 as "the default"; the config means "none" */
     }
-    s->http.max_retry_time = config_num(L, t, "http", "max_retry_time", 120);
-    s->http.download_max_bytes =
-        (long long)config_num(L, t, "downloads", "max_bytes", 100.0 * 1024 * 1024);
-    s->http.download_concurrency = (int)config_num(L, t, "downloads", "concurrency", 4);
-    s->http.download_timeout = config_num(L, t, "downloads", "timeout", 300);
+    s->http.max_retry_time = config_num(L, t, "http", "max_retry_time");
+    s->http.download_max_bytes = (long long)config_num(L, t, "downloads", "max_bytes");
+    s->http.download_concurrency = (int)config_num(L, t, "downloads", "concurrency");
+    s->http.download_timeout = config_num(L, t, "downloads", "timeout");
 
     lua_getfield(L, t, "downloads"); /* stack: downloads */
     if (lua_istable(L, -1)) {
@@ -104,16 +109,17 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
 
     free(config_log_level);
     config_log_level = config_str(L, t, "log_level");
-    s->log_level = config_log_level ? config_log_level : "info";
+    s->log_level = config_log_level;
+    config_missing += !config_log_level;
     if (reload) {
-        return 0;
+        return config_missing ? -1 : 0;
     }
-    s->sm.ping_interval = config_num(L, t, "socket", "ping_interval", 10);
-    s->sm.pong_timeout = config_num(L, t, "socket", "pong_timeout", 20);
-    s->sm.close_timeout = config_num(L, t, "socket", "close_timeout", 1);
-    s->sm.max_frame = (size_t)config_num(L, t, "socket", "max_frame", 1024.0 * 1024);
-    s->sm.dedupe_ttl = config_num(L, t, "socket", "dedupe_ttl", 900);
-    s->sm.dedupe_max = (size_t)config_num(L, t, "socket", "dedupe_max", 65536);
+    s->sm.ping_interval = config_num(L, t, "socket", "ping_interval");
+    s->sm.pong_timeout = config_num(L, t, "socket", "pong_timeout");
+    s->sm.close_timeout = config_num(L, t, "socket", "close_timeout");
+    s->sm.max_frame = (size_t)config_num(L, t, "socket", "max_frame");
+    s->sm.dedupe_ttl = config_num(L, t, "socket", "dedupe_ttl");
+    s->sm.dedupe_max = (size_t)config_num(L, t, "socket", "dedupe_max");
 
     free(config_data_dir);
     free(config_listen);
@@ -121,5 +127,5 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
     config_listen = config_str(L, t, "listen");
     s->data_dir = config_data_dir;
     s->listen = config_listen;
-    return 0;
+    return config_missing ? -1 : 0;
 }

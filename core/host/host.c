@@ -109,8 +109,9 @@ void host_post_message(const char *channel, const char *thread_ts, const char *t
 static void host_log_problem(const char *what, const char *err)
 {
     log_event(LOG_ERROR, what, "error", err, "config", host_opts.config_path, NULL);
-    if (host_opts.mode == HOST_MODE_CHECK) {
-        fprintf(stderr, "postmortembot check: %s\n", err);
+    if (host_opts.mode != HOST_MODE_RUN) {
+        fprintf(stderr, "postmortembot %s: %s\n",
+                host_opts.mode == HOST_MODE_CHECK ? "check" : "render", err);
     }
 }
 
@@ -336,8 +337,8 @@ int host_check_report(void)
     return 0;
 }
 
-void host_render(const char *thread, const char *users, const char *out_dir,
-                 void (*done)(int rc, const char *md_path, void *arg), void *arg)
+void host_render(const char *const *opts, void (*done)(int rc, const char *md_path, void *arg),
+                 void *arg)
 {
     struct host_task *t;
     host_render_cb = done;
@@ -352,14 +353,12 @@ void host_render(const char *thread, const char *users, const char *out_dir,
         return;
     }
     host_push_boot_fn(t, "render_main");
-    lua_createtable(t->co, 0, 3);
-    lua_pushstring(t->co, thread);
-    lua_setfield(t->co, -2, "thread");
-    if (users) {
-        lua_pushstring(t->co, users);
-        lua_setfield(t->co, -2, "users");
+    lua_newtable(t->co);
+    for (size_t i = 0; opts[i] && opts[i + 1]; i += 2) {
+        lua_pushstring(t->co, opts[i + 1]);
+        lua_setfield(t->co, -2, opts[i]);
     }
-    lua_pushstring(t->co, host_current->write_root ? host_current->write_root : out_dir);
+    lua_pushstring(t->co, host_current->write_root);
     lua_setfield(t->co, -2, "out_dir");
     host_task_resume(t, 1);
 }

@@ -12,7 +12,7 @@
 enum host_mode { HOST_MODE_RUN, HOST_MODE_CHECK, HOST_MODE_RENDER };
 
 struct host_options {
-    const char *config_path; /* -c FILE, default "config/postmortembot.lua" */
+    const char *config_path; /* -c FILE, or found by cli.c's search path */
     enum host_mode mode;
     const char *write_root; /* render -o DIR; NULL = the data dir */
 };
@@ -47,10 +47,11 @@ void host_on_envelope(const char *json, size_t len, void *arg);
 /* `check`: print problems to stdout/stderr; returns 0 when everything loads, 1 otherwise. */
 int host_check_report(void);
 
-/* `render`: runs init.render{...} in a coroutine on the loop; when it finishes, done(rc, md_path)
- * is called (rc 0 ok). */
-void host_render(const char *thread, const char *users, const char *out_dir,
-                 void (*done)(int rc, const char *md_path, void *arg), void *arg);
+/* `render`: runs init.render{...} in a coroutine on the loop, the table made of opts (NULL-ended
+ * name, value pairs: "thread", path, "users", path, ...) and out_dir (the write root); when it
+ * finishes, done(rc, result) is called: rc 0 with what render_main returned (boot.lua), else 1. */
+void host_render(const char *const *opts, void (*done)(int rc, const char *result, void *arg),
+                 void *arg);
 
 /* Stop accepting events; give running coroutines up to grace seconds, then end them; done()
  * runs on the loop when no coroutine is left. */

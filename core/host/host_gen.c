@@ -1,8 +1,9 @@
-/* host_gen.c — building and closing one generation: a lua_State with the boot table, the
- * defaults-merged config (directories made absolute, zones checked, budgets read), the templates
- * and init.lua loaded and self-checked, all under a load budget. host.c calls host_gen_build at
- * start-up and on SIGHUP and host_gen_close when a generation is done; this file calls
- * sandbox.c (environment), budget.c (allocator and hook) and primitives_io.c (zone check). */
+/* host_gen.c — building and closing one generation: a lua_State with the config schema and the
+ * boot table (core/host/boot.lua, compiled in), the config checked and completed by the schema
+ * (every default, the environment, absolute paths), the templates it names checked, init.lua
+ * loaded and self-checked, all under a load budget. host.c calls host_gen_build at start-up and
+ * on SIGHUP and host_gen_close when a generation is done; this file calls sandbox.c
+ * (environment), budget.c (allocator and hook) and primitives_io.c (zone check). */
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
@@ -19,82 +20,15 @@
 #define HOST_SLICE_SECONDS 0.005
 
 #define HOST_RESERVE_BYTES (2u * 1024 * 1024)
+#define HOST_LOAD_CAP_BYTES (256u * 1024 * 1024)
 
-/* Run inside every generation before the scripts: config defaults and the coroutine bodies. */
+/* core/host/boot.lua and scripts/lib/config_schema.lua, compiled in by the Makefile */
 static const char host_boot_lua[] =
-    "local cjson, require = ...\n"
-    "local boot = {}\n"
-    "local DEFAULTS = {\n"
-    "  scripts_dir = '../scripts', templates_dir = '../templates', log_level = 'info',\n"
-    "  http = { timeout = 30, connect_timeout = 10, max_concurrent = 16, max_retries = 5,\n"
-    "           max_retry_time = 120 },\n"
-    "  downloads = { max_bytes = 100 * 1024 * 1024, concurrency = 4, timeout = 300,\n"
-    "    allowed_hosts = { 'slack.com', '*.slack.com', 'slack-files.com', '*.slack-files.com' } "
-    "},\n"
-    "  budget = { cpu_seconds = 30, stretch_seconds = 2, memory_mb = 256 },\n"
-    "  socket = { ping_interval = 10, pong_timeout = 20 },\n"
-    "  report = { template = 'postmortem.md', templates_by_channel = {}, upload = true,\n"
-    "             progress_after = 3 },\n"
-    "  timeline = { alert_storm_window = 600,\n"
-    "    resolution_phrases = { 'resolved', 'all clear', 'incident closed' },\n"
-    "    mitigation_phrases = { 'mitigated', 'rolled back', 'rollback complete',\n"
-    "                           'workaround in place' },\n"
-    "    resolution_reaction = 'white_check_mark', user_cache_ttl = 3600 },\n"
-    "  status = { channels = {}, broadcasters = { users = {}, usergroups = {} },\n"
-    "             template = 'statusupdate.slack', webhooks = {} },\n"
-    "  incident = { template = 'incident.start.slack', first_status_update = true },\n"
-    "}\n"
-    "local function is_array(t) return next(t) == nil or t[1] ~= nil end\n"
-    "local function copy(v)\n"
-    "  if type(v) ~= 'table' then return v end\n"
-    "  local c = {}\n"
-    "  for k, x in pairs(v) do c[k] = copy(x) end\n"
-    "  return c\n"
-    "end\n"
-    "local function merge(cfg, defaults, prefix)\n"
-    "  for k, d in pairs(defaults) do\n"
-    "    local v = cfg[k]\n"
-    "    if v == nil then cfg[k] = copy(d)\n"
-    "    elseif type(v) ~= type(d) then\n"
-    "      error(('config: %s%s must be a %s, not a %s'):format(prefix, k, type(d), type(v)), 0)\n"
-    "    elseif type(d) == 'table' and not is_array(d) then merge(v, d, prefix .. k .. '.') end\n"
-    "  end\n"
-    "end\n"
-    "function boot.prepare_config(cfg)\n"
-    "  if type(cfg) ~= 'table' then error('config: the file must return a table', 0) end\n"
-    "  merge(cfg, DEFAULTS, '')\n"
-    "  return cfg\n"
-    "end\n"
-    "function boot.task_main(json)\n"
-    "  local init = require 'init'\n"
-    "  local ok, env = pcall(cjson.decode, json)\n"
-    "  if not ok or type(env) ~= 'table' then error('envelope is not a JSON object', 0) end\n"
-    "  return init.on_envelope(env)\n"
-    "end\n"
-    "function boot.child_main(results, i, fn)\n"
-    "  local ok, v, v2 = pcall(fn)\n"
-    "  if ok then results[i] = { ok = true, value = v, value2 = v2 }\n"
-    "  else results[i] = { ok = false, error = v } end\n"
-    "end\n"
-    "function boot.render_main(opts)\n"
-    "  return require('init').render(opts)\n"
-    "end\n"
-    "function boot.load_init()\n"
-    "  local init = require 'init'\n"
-    "  if type(init) ~= 'table' then error('init.lua must return a table', 0) end\n"
-    "  for _, f in ipairs({ 'load', 'self_check', 'on_envelope', 'render' }) do\n"
-    "    if type(init[f]) ~= 'function' then error('init.lua: init.' .. f .. ' is not a function', "
-    "0) end\n"
-    "  end\n"
-    "  init.load()\n"
-    "  local ok, errs = init.self_check()\n"
-    "  if ok ~= true then\n"
-    "    if type(errs) == 'table' then errs = table.concat(errs, '; ') end\n"
-    "    error('self-check failed: ' .. tostring(errs or 'no reason given'), 0)\n"
-    "  end\n"
-    "  return init\n"
-    "end\n"
-    "return boot\n";
+#include "boot.lua.inc"
+    ;
+static const char host_schema_lua[] =
+#include "config_schema.lua.inc"
+    ;
 
 /* ---- small helpers ---- */
 
@@ -183,64 +117,64 @@ static void host_read_templates(lua_State *L, int t, const char *dir, const char
     closedir(d);
 }
 
-/* Resolve a directory key of the config table (index cfg) to an absolute path. */
-static const char *host_cfg_dir(lua_State *L, int cfg, const char *key, const char *config_dir,
-                                const char *env_name, int must_exist, int create)
+/* A directory key of the resolved config table (index cfg), absolute already (the schema joined
+ * it with the config's directory): create it if asked, then store its realpath back. Pushes the
+ * path. */
+static const char *host_cfg_dir(lua_State *L, int cfg, const char *key, int must_exist, int create)
 {
-    char joined[PATH_MAX], real[PATH_MAX];
-    const char *env = env_name ? getenv(env_name) : NULL;
-    const char *v;
-    char cwd[PATH_MAX];
+    char real[PATH_MAX];
+    const char *path;
 
-    if (env && *env) {
-        if (!getcwd(cwd, sizeof cwd)) {
-            snprintf(cwd, sizeof cwd, ".");
-        }
-        host_join(joined, sizeof joined, cwd, env);
-    } else {
-        lua_getfield(L, cfg, key);
-        v = lua_tostring(L, -1);
-        if (!v && !must_exist) {
-            if (!getcwd(cwd, sizeof cwd)) {
-                snprintf(cwd, sizeof cwd, ".");
-            }
-            host_join(joined, sizeof joined, cwd, "var");
-        } else if (!v) {
-            luaL_error(L, "config: %s must be a string", key);
-            return NULL;
-        } else {
-            host_join(joined, sizeof joined, config_dir, v);
-        }
-        lua_pop(L, 1);
-    }
-    if (create && host_mkdir_p(joined) < 0) {
-        luaL_error(L, "config: %s %s cannot be created: %s", key, joined, strerror(errno));
+    lua_getfield(L, cfg, key); /* stack: ... path */
+    path = lua_tostring(L, -1);
+    if (create && host_mkdir_p(path) < 0) {
+        luaL_error(L, "config: %s %s cannot be created: %s", key, path, strerror(errno));
         return NULL;
     }
-    if (realpath(joined, real)) {
-        lua_pushstring(L, real);
+    if (realpath(path, real)) {
+        lua_pushstring(L, real); /* stack: ... path real */
+        lua_remove(L, -2);
     } else if (must_exist) {
-        luaL_error(L, "config: %s %s: %s", key, joined, strerror(errno));
+        luaL_error(L, "config: %s %s: %s", key, path, strerror(errno));
         return NULL;
-    } else {
-        lua_pushstring(L, joined);
     }
     lua_pushvalue(L, -1);
     lua_setfield(L, cfg, key); /* stack: ... path */
     return lua_tostring(L, -1);
 }
 
-static void host_check_zone(lua_State *L, int cfg, const char *key)
+/* For the schema (boot.prepare_config): the environment and the zone check. Only the boot chunk
+ * sees these two; scripts get host.getenv with its own restrictions. */
+static int host_gen_getenv(lua_State *L)
 {
-    lua_getfield(L, cfg, key);
-    if (!lua_isnil(L, -1)) {
-        const char *z = lua_tostring(L, -1);
-        if (!z || !api_valid_zone(z)) {
-            luaL_error(L, "config: %s '%s' is not a known time zone (see /usr/share/zoneinfo)", key,
-                       z ? z : "?");
-        }
+    lua_pushstring(L, getenv(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+static int host_gen_valid_zone(lua_State *L)
+{
+    lua_pushboolean(L, api_valid_zone(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+/* Load one compiled-in chunk and call it with the n values below it; leaves its one result. */
+static void host_gen_run_chunk(lua_State *L, const char *src, size_t len, const char *name, int n)
+{
+    if (luaL_loadbufferx(L, src, len, name, "t") != LUA_OK) {
+        lua_error(L);
     }
-    lua_pop(L, 1);
+    lua_insert(L, -n - 1);
+    lua_call(L, n, 1);
+}
+
+static double host_gen_number(lua_State *L, int cfg, const char *section, const char *key)
+{
+    double v;
+    lua_getfield(L, cfg, section);
+    lua_getfield(L, -1, key); /* stack: ... section value */
+    v = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    return v;
 }
 
 /* The whole load, in protected mode: upvalue-free, the generation is found from the allocator
@@ -249,22 +183,25 @@ static int host_gen_load(lua_State *L)
 {
     struct host_gen *gen = host_gen_of(L);
     const struct host_options *opts = lua_touserdata(L, 1);
-    char config_real[PATH_MAX], config_dir[PATH_MAX];
-    int cfg;
+    char config_real[PATH_MAX], config_dir[PATH_MAX], cwd[PATH_MAX];
+    int boot, cfg;
 
     lua_settop(L, 0);
     sandbox_open(L);
 
-    /* boot table */
-    if (luaL_loadbufferx(L, host_boot_lua, sizeof host_boot_lua - 1, "=boot", "t") != LUA_OK) {
-        return lua_error(L);
-    }
-    lua_getfield(L, LUA_REGISTRYINDEX, "pmb.loaded");
-    lua_getfield(L, -1, "cjson");
-    lua_remove(L, -2);
-    lua_getglobal(L, "require");
-    lua_call(L, 2, 1); /* stack: boot */
+    /* the schema, also require-able by scripts as lib.config_schema; then the boot table */
+    lua_getfield(L, LUA_REGISTRYINDEX, "pmb.loaded"); /* stack: loaded */
+    host_gen_run_chunk(L, host_schema_lua, sizeof host_schema_lua - 1, "=config_schema", 0);
     lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "lib.config_schema"); /* stack: loaded schema */
+    lua_getfield(L, -2, "cjson");
+    lua_insert(L, -2);
+    lua_getglobal(L, "require");
+    lua_insert(L, -2); /* stack: loaded cjson require schema */
+    host_gen_run_chunk(L, host_boot_lua, sizeof host_boot_lua - 1, "=boot", 3);
+    lua_remove(L, 1); /* stack: boot */
+    boot = lua_gettop(L);
+    lua_pushvalue(L, boot);
     gen->boot_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     /* config: a Lua file returning a table, run with the globals visible */
@@ -273,29 +210,39 @@ static int host_gen_load(lua_State *L)
     }
     snprintf(config_dir, sizeof config_dir, "%s", config_real);
     *strrchr(config_dir, '/') = '\0';
+    if (!getcwd(cwd, sizeof cwd)) {
+        return luaL_error(L, "the current directory: %s", strerror(errno));
+    }
     {
         char chunk[PATH_MAX + 1];
         snprintf(chunk, sizeof chunk, "@%s", gen->config_path);
         sandbox_loadfile(L, config_real, chunk); /* stack: boot fn */
     }
     lua_call(L, 0, 1); /* stack: boot cfg */
-    lua_getfield(L, -2, "prepare_config");
+    lua_getfield(L, boot, "prepare_config");
     lua_insert(L, -2);
-    lua_call(L, 1, 1); /* stack: boot cfg */
+    lua_createtable(L, 0, 5); /* stack: boot prepare cfg ctx */
+    lua_pushstring(L, gen->config_path);
+    lua_setfield(L, -2, "config_path");
+    lua_pushstring(L, config_dir);
+    lua_setfield(L, -2, "config_dir");
+    lua_pushstring(L, cwd);
+    lua_setfield(L, -2, "cwd");
+    lua_pushcfunction(L, host_gen_getenv);
+    lua_setfield(L, -2, "getenv");
+    lua_pushcfunction(L, host_gen_valid_zone);
+    lua_setfield(L, -2, "valid_zone");
+    lua_call(L, 2, 1); /* stack: boot cfg (resolved: every key set, paths absolute) */
     cfg = lua_gettop(L);
 
-    gen->scripts_dir = host_strdup(host_cfg_dir(L, cfg, "scripts_dir", config_dir, NULL, 1, 0));
+    gen->scripts_dir = host_strdup(host_cfg_dir(L, cfg, "scripts_dir", 1, 0));
     lua_pop(L, 1);
-    gen->templates_dir = host_strdup(host_cfg_dir(L, cfg, "templates_dir", config_dir, NULL, 1, 0));
+    gen->templates_dir = host_strdup(host_cfg_dir(L, cfg, "templates_dir", 1, 0));
     lua_pop(L, 1);
-    gen->data_dir = host_strdup(host_cfg_dir(
-        L, cfg, "data_dir", config_dir, "POSTMORTEMBOT_DATA_DIR", 0, gen->mode == HOST_MODE_RUN));
+    gen->data_dir = host_strdup(host_cfg_dir(L, cfg, "data_dir", 0, gen->mode == HOST_MODE_RUN));
     lua_pop(L, 1);
     if (gen->mode == HOST_MODE_RENDER && opts->write_root) {
-        char abs[PATH_MAX], real[PATH_MAX], cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd)) {
-            snprintf(cwd, sizeof cwd, ".");
-        }
+        char abs[2 * PATH_MAX + 2], real[PATH_MAX];
         host_join(abs, sizeof abs, cwd, opts->write_root);
         if (host_mkdir_p(abs) < 0 || !realpath(abs, real)) {
             return luaL_error(L, "output directory %s: %s", abs, strerror(errno));
@@ -305,25 +252,6 @@ static int host_gen_load(lua_State *L)
         gen->write_root = host_strdup(gen->data_dir);
     }
 
-    {
-        const char *listen = getenv("POSTMORTEMBOT_LISTEN");
-        if (listen && *listen) {
-            lua_pushstring(L, listen);
-            lua_setfield(L, cfg, "listen");
-        }
-    }
-    lua_getfield(L, cfg, "timezone");
-    if (lua_isnil(L, -1)) {
-        const char *tz = getenv("TZ");
-        if (tz && *tz == ':') {
-            tz++;
-        }
-        lua_pushstring(L, tz && *tz ? tz : "UTC");
-        lua_setfield(L, cfg, "timezone");
-    }
-    lua_pop(L, 1);
-    host_check_zone(L, cfg, "timezone");
-    host_check_zone(L, cfg, "second_timezone");
     lua_getfield(L, cfg, "timezone");
     gen->timezone = host_strdup(lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -332,31 +260,25 @@ static int host_gen_load(lua_State *L)
         gen->admin_channel = host_strdup(lua_tostring(L, -1));
     }
     lua_pop(L, 1);
-
-    lua_getfield(L, cfg, "budget"); /* stack: boot cfg budget */
-    lua_getfield(L, -1, "cpu_seconds");
-    lua_getfield(L, -2, "stretch_seconds");
-    lua_getfield(L, -3, "memory_mb"); /* stack: boot cfg budget cpu stretch mem */
-    gen->limits.cpu = lua_tonumber(L, -3);
-    gen->limits.stretch = lua_tonumber(L, -2);
+    gen->limits.cpu = host_gen_number(L, cfg, "budget", "cpu_seconds");
+    gen->limits.stretch = host_gen_number(L, cfg, "budget", "stretch_seconds");
     gen->limits.slice = HOST_SLICE_SECONDS;
-    double mb = lua_tonumber(L, -1);
-    lua_pop(L, 4);
-    if (!(gen->limits.cpu > 0) || !(gen->limits.stretch > 0) || !(mb > 0)) {
-        return luaL_error(L, "config: budget.cpu_seconds, budget.stretch_seconds and "
-                             "budget.memory_mb must be positive");
-    }
-    gen->mem.cap = (size_t)(mb * 1024 * 1024);
+    gen->mem.cap = (size_t)(host_gen_number(L, cfg, "budget", "memory_mb") * 1024 * 1024);
 
     lua_pushvalue(L, cfg);
     gen->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     lua_newtable(L); /* stack: boot cfg templates */
     host_read_templates(L, lua_gettop(L), gen->templates_dir, "");
+    lua_getfield(L, boot, "check_templates");
+    lua_pushvalue(L, cfg);
+    lua_pushvalue(L, -3);
+    lua_pushstring(L, gen->config_path);
+    lua_call(L, 3, 0); /* stack: boot cfg templates */
     gen->templates_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     /* scripts: init.lua and everything it loads, then the self-check */
-    lua_getfield(L, cfg - 1, "load_init");
+    lua_getfield(L, boot, "load_init");
     lua_call(L, 0, 1); /* stack: boot cfg init */
     gen->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
@@ -395,9 +317,10 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     gen->number = number;
     gen->mode = opts->mode;
     gen->config_path = host_strdup(opts->config_path);
-    gen->mem.cap = 256u * 1024 * 1024;
+    /* until the config is read (its budget), the load runs under the schema's default cap */
+    gen->mem.cap = HOST_LOAD_CAP_BYTES;
     gen->mem.reserve = HOST_RESERVE_BYTES;
-    gen->limits.cpu = gen->limits.stretch = 2;
+    gen->limits.cpu = gen->limits.stretch = 2; /* until the config is read */
     gen->config_ref = gen->templates_ref = gen->init_ref = gen->boot_ref = LUA_NOREF;
     gen->L = lua_newstate(budget_alloc, gen);
     if (!gen->L) {

@@ -9,6 +9,7 @@ local broadcast = require "lib.broadcast"
 local incidents = require "lib.incidents"
 local templates = require "lib.templates"
 local slackfmt = require "lib.slackfmt"
+local timefmt = require "lib.timefmt"
 
 -- The broadcast text when none is given.
 local DEFAULT_TEXT = "The incident is resolved."
@@ -43,7 +44,7 @@ local function run(ctx, args)
 
   local at = host.now()
   local started_at = tonumber(record.started_at) or tonumber(record.thread_ts) or at
-  local duration = slackfmt.duration(at - started_at)
+  local duration = timefmt.duration(at - started_at)  -- the report says durations the same way
   local names = broadcast.user_names(slackfmt.mentioned_users(text_raw))
   record.resolved_at = at
   record.resolved_by = ctx.user
@@ -67,7 +68,7 @@ local function run(ctx, args)
 
   local lines = {}
   lines[1] = slackfmt.trim(templates.render("incident.resolve.slack", {
-    title = record.title,
+    title = slackfmt.unbold(record.title),
     text_slack = text_raw,
     has_text = text_raw ~= "",
     user_mention = "<@" .. ctx.user .. ">",

@@ -20,13 +20,17 @@ function bundle.thread_dir(data_dir, channel, thread_ts)
   return data_dir .. "/reports/" .. segment(channel) .. "/" .. segment(thread_ts)
 end
 
--- Versions already written for this thread, ascending.
+-- Versions already written for this thread, ascending. A version is complete when its
+-- timeline.json exists (bundle.write writes it last): the folder of a report that failed half-way
+-- is no version, and the next report reuses its number.
 function bundle.versions(data_dir, channel, thread_ts)
-  local names = host.list_dir(bundle.thread_dir(data_dir, channel, thread_ts)) or {}
+  local base = bundle.thread_dir(data_dir, channel, thread_ts)
   local found = {}
-  for _, name in ipairs(names) do
+  for _, name in ipairs(host.list_dir(base) or {}) do
     local n = name:match("^v(%d+)$")
-    if n then found[#found + 1] = tonumber(n) end
+    if n and host.exists(base .. "/" .. name .. "/timeline.json") == "file" then
+      found[#found + 1] = tonumber(n)
+    end
   end
   table.sort(found)
   return found
@@ -79,12 +83,6 @@ function bundle.write(timeline, slot, opts)
                 view = view, markdown = markdown, json_path = dir .. "/timeline.json" }
   local ok, err = host.write_file(out.md_path, markdown)
   if not ok then return nil, err end
-  if opts.json ~= false then
-    ok, err = host.write_file(out.json_path, encode_timeline(timeline))
-    if not ok then return nil, err end
-  else
-    out.json_path = nil
-  end
   if opts.zip ~= false then
     local members = { md_name }
     if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
@@ -92,6 +90,13 @@ function bundle.write(timeline, slot, opts)
     out.zip_path = dir .. "/" .. out.zip_name
     ok, err = host.zip(out.zip_path, dir, members)
     if not ok then return nil, err end
+  end
+  -- last: timeline.json is what makes the folder a version (bundle.versions)
+  if opts.json ~= false then
+    ok, err = host.write_file(out.json_path, encode_timeline(timeline))
+    if not ok then return nil, err end
+  else
+    out.json_path = nil
   end
   return out
 end

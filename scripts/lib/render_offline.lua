@@ -1,28 +1,17 @@
--- The `render` subcommand: builds the report from a saved conversations.replies response (or a JSON
--- array of messages) without Slack, to preview a layout change. Called by init.lua's render(opts);
--- calls lib/timeline.lua (build), lib/bundle.lua (write), lib/files.lua (safe names) and host.
--- Names come from --users (users.list response or array of users), else the messages'
--- user_profile, else ids. Files are copied from a files/<FILEID> folder next to THREAD.json
--- when there is one (the fixtures' layout); otherwise they are listed as not available offline.
+-- The `render` subcommand: builds the report from saved Slack data without Slack, to preview a
+-- layout change or write up an old incident. Called by init.lua's render(opts); reads its input
+-- with lib/render_input.lua, builds with lib/timeline.lua, writes with lib/bundle.lua. Names come
+-- from --users (or the export's users.json), else the messages' user_profile, else ids; the
+-- channel from --channel (or the export's channels.json); file bytes from --files DIR/<FILEID>.
 local host = require "host"
-local cjson = require "cjson"
 local timeline_lib = require "lib.timeline"
 local bundle = require "lib.bundle"
 local files_lib = require "lib.files"
+local input = require "lib.render_input"
+
+local EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT = 2, 3, 4
 
 local render_offline = {}
-
-local function read_json(path, what)
-  local raw, err = host.read_file(path)
-  if not raw then error("cannot read " .. what .. " " .. path .. ": " .. tostring(err), 0) end
-  local ok, data = pcall(cjson.decode, raw)
-  if not ok then error(what .. " " .. path .. " is not JSON: " .. tostring(data), 0) end
-  return data
-end
-
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
 
 local function str(v)
   if type(v) == "string" and v ~= "" then return v end
@@ -30,9 +19,18 @@ local function str(v)
 end
 
 -- { [id] = { id, name, is_bot } } from a users.list response or an array of user objects.
-function render_offline.people_from_users(data)
+function render_offline.people_from_users(data, path)
   local members = data
   if type(data) == "table" and data.members then members = data.members end
+  if type(data) == "table" and data.ok == false then
+    input.fail(EXIT_INPUT, "users file %s is a saved error response from Slack (%s)", path or "",
+      tostring(data.error))
+  end
+  if type(members) ~= "table" or (next(members) ~= nil and (members[1] == nil or
+      type(members[1]) ~= "table" or members[1].id == nil)) then
+    input.fail(EXIT_INPUT, "users file %s is neither a users.list response nor an array of user "
+      .. "objects", path or "")
+  end
   local people = {}
   for _, u in ipairs(type(members) == "table" and members or {}) do
     if type(u) == "table" and u.id then
@@ -60,21 +58,28 @@ function render_offline.people_from_messages(messages, people)
   return people
 end
 
--- Copy saved file bytes (files/<FILEID> next to the thread file) into out_dir/attachments/ for the
--- timeline's file entries that have none; the rest get an "offline" reason.
-local function attach_saved_files(timeline, source_dir, out_dir)
+-- Slack file ids are letters and digits; anything else (../../etc/passwd) is never a path.
+local function safe_id(id)
+  return type(id) == "string" and id:match("^[%w]+$") ~= nil
+end
+
+-- Copy saved file bytes (files_dir/<FILEID>, from --files) into out_dir/attachments/ for the
+-- timeline's file entries that have none; the rest get a reason.
+local function attach_saved_files(timeline, files_dir, out_dir)
   local downloaded, missing, bytes = 0, 0, 0
   for _, e in ipairs(timeline.entries or {}) do
     for _, f in ipairs(e.files or {}) do
       if not f.local_path and not f.missing_reason and f.id then
-        local data = host.exists(source_dir .. "/files/" .. f.id) == "file"
-          and host.read_file(source_dir .. "/files/" .. f.id) or nil
+        local src = files_dir and safe_id(f.id) and (files_dir .. "/" .. f.id) or nil
+        local data = src and host.exists(src) == "file" and host.read_file(src) or nil
         if data then
           local rel = files_lib.DIR .. "/" .. files_lib.safe_name(f.id, f.name or f.title)
           host.write_file(out_dir .. "/" .. rel, data)
           f.local_path, f.size, f.sha256 = rel, #data, host.sha256(data)
+        elseif not safe_id(f.id) then
+          f.missing_reason = "not a Slack file id"
         else
-          f.missing_reason = "not available offline"
+          f.missing_reason = files_dir and "not in the --files folder" or "not available offline (see --files)"
         end
       end
       if f.local_path and not f.missing_reason then
@@ -87,49 +92,56 @@ local function attach_saved_files(timeline, source_dir, out_dir)
   timeline.files = { downloaded = downloaded, missing = missing, bytes = bytes }
 end
 
--- opts = { thread = path, users = path | nil, out_dir = path }. Returns the path of the .md.
+-- The channel's id and name from --channel: a conversations.info response or the channel object.
+local function read_channel(path)
+  local data = input.read_json(path, "channel file")
+  if type(data) == "table" and data.ok == false then
+    input.fail(EXIT_INPUT, "channel file %s is a saved error response from Slack (%s)", path, tostring(data.error))
+  end
+  local c = type(data) == "table" and (type(data.channel) == "table" and data.channel or data) or nil
+  if not c or type(c.id) ~= "string" then
+    input.fail(EXIT_INPUT, "channel file %s is neither a conversations.info response nor a channel "
+      .. "object with an \"id\"", path)
+  end
+  return { id = c.id, name = str(c.name) }
+end
+
+-- opts = { input, users, thread, since, until, channel, files, out_dir } (core/offline.c). Returns
+-- the path of the .md; raises { message, exit } for what the user can fix.
 function render_offline.run(opts)
   local config = host.config() or {}
-  local data = read_json(opts.thread, "thread file")
-  local messages = type(data) == "table" and data.messages or data
-  if type(messages) ~= "table" or (messages[1] == nil and next(messages) ~= nil) then
-    error("thread file " .. opts.thread .. " holds neither a conversations.replies response nor an array of messages", 0)
-  end
-  local source_dir = dirname(opts.thread)
+  local got = input.load({ input = opts.input, thread = opts.thread, since = opts.since,
+                           until_ = opts["until"] })
+  local messages = got.messages
   local people = {}
-  if opts.users then people = render_offline.people_from_users(read_json(opts.users, "users file")) end
+  local users_path = opts.users or got.users_path
+  if users_path then
+    people = render_offline.people_from_users(input.read_json(users_path, "users file"), users_path)
+  end
   render_offline.people_from_messages(messages, people)
 
-  local channel, channel_name = nil, nil
-  if host.exists(source_dir .. "/channel.json") == "file" then
-    local c = read_json(source_dir .. "/channel.json", "channel file")
-    channel, channel_name = c.id, c.name
+  local channel = opts.channel and read_channel(opts.channel) or got.channel or {}
+  if opts.files and host.exists(opts.files) ~= "dir" then
+    input.fail(EXIT_USAGE, "--files %s is not a folder", opts.files)
   end
   local out_dir = opts.out_dir or "."
-  host.mkdir(out_dir)
-
-  local thread_ts
-  for _, m in ipairs(messages) do
-    if type(m) == "table" and m.ts and (m.thread_ts == nil or m.thread_ts == m.ts) then
-      if not thread_ts or tonumber(m.ts) < tonumber(thread_ts) then thread_ts = m.ts end
-    end
-  end
-  thread_ts = thread_ts or (messages[1] and messages[1].thread_ts)
 
   -- no out_dir here: files are attached below from the saved bytes
   local timeline = timeline_lib.build(messages, {
-    channel = channel or "unknown",
-    thread_ts = thread_ts,
-    channel_name = channel_name,
+    channel = channel.id or "unknown",
+    thread_ts = got.thread_ts,
+    channel_name = channel.name,
     people = people,
-    zone = config.timezone or "UTC",
+    zone = config.timezone,
     second_zone = config.second_timezone,
     config = config,
     offline = true,
   })
-  attach_saved_files(timeline, source_dir, out_dir)
+  attach_saved_files(timeline, opts.files, out_dir)
   local written, err = bundle.write(timeline, { dir = out_dir }, { zip = false, json = false, config = config })
-  if not written then error("cannot write the report into " .. out_dir .. ": " .. tostring(err), 0) end
+  if not written then
+    input.fail(EXIT_OUTPUT, "cannot write the report into %s: %s", out_dir, tostring(err and err.message or err))
+  end
   return written.md_path
 end
 

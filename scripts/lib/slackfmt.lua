@@ -1,6 +1,6 @@
 -- Slack text helpers: escape text we send (& < > only), links <url|label>, message permalinks,
 -- turning Slack-encoded text into plain text for outside destinations (webhooks), short
--- durations ("1h 05m") and trimming typed arguments. Called by lib/broadcast.lua and the
+-- bold marks and trimming typed arguments. Called by lib/broadcast.lua and the
 -- status/incident commands; calls nothing.
 local slackfmt = {}
 
@@ -84,19 +84,10 @@ function slackfmt.mentioned_users(text)
   return ids
 end
 
--- 0 -> "0m", 59 -> "0m", 3900 -> "1h 05m", 90000 -> "1d 1h 00m". Seconds are dropped: outage
--- figures are read in minutes.
-function slackfmt.duration(seconds)
-  seconds = math.max(0, math.floor(tonumber(seconds) or 0))
-  local days = seconds // 86400
-  local hours = (seconds % 86400) // 3600
-  local minutes = (seconds % 3600) // 60
-  if days > 0 then
-    return string.format("%dd %dh %02dm", days, hours, minutes)
-  elseif hours > 0 then
-    return string.format("%dh %02dm", hours, minutes)
-  end
-  return string.format("%dm", minutes)
+-- The text without Slack's bold marks (*word*), for a title put inside a bold line of our own:
+-- "*Resolved: *Checkout down**" would show the asterisks.
+function slackfmt.unbold(s)
+  return (tostring(s or ""):gsub("%*([^*\n]+)%*", "%1"))
 end
 
 return slackfmt

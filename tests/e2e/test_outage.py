@@ -240,7 +240,7 @@ class OutageTest(BotTestCase):
         self.assertEqual(":white_check_mark: *Resolved: Checkout returns 502*", lines[0])
         self.assertEqual("Rolled back release 42", lines[1])
         # started at the recorded start (seconds ago), not at the fake's 2023 parent ts
-        self.assertRegex(lines[3], r"^Started \d{4}-\d\d-\d\d \d\d:\d\d UTC · duration 0m$")
+        self.assertRegex(lines[3], r"^Started \d{4}-\d\d-\d\d \d\d:\d\d UTC · duration \d+s$")  # timefmt.duration, as in the report
         self.assertIn("Resolution sent to 2 of 2 destinations", reply)
 
         record = self.record(INC, root_ts)
@@ -253,11 +253,12 @@ class OutageTest(BotTestCase):
 
         resolved = [p for p in self.fs.posts(STATUS) if p["text"].startswith(":mega: *Resolved:")]
         self.assertEqual(1, len(resolved))
-        self.assertIn("\nDuration: 0m\n", resolved[0]["text"])
+        self.assertRegex(resolved[0]["text"], r"\nDuration: \d+s\n")
         bodies = [self.check_times(json.loads(r["body"])) for r in self.sink.requests_for("/hook")]
         self.assertEqual(["started", "status", "resolved"], [b["event"] for b in bodies])
+        self.assertRegex(bodies[2]["duration"], r"^\d+s$")  # seconds after the start, said as the report does
         self.assertEqual({"event": "resolved", "title": "Checkout returns 502", "text": "Rolled back release 42",
-                          "by": "Lea Lead", "duration": "0m", "thread": permalink(INC, root_ts),
+                          "by": "Lea Lead", "duration": bodies[2]["duration"], "thread": permalink(INC, root_ts),
                           "message": bodies[2]["message"]}, bodies[2])
         self.assertTrue(bodies[2]["message"].startswith("Resolved: Checkout returns 502 - Rolled back release 42 "
                                                         "(Lea Lead, "), bodies[2]["message"])

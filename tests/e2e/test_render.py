@@ -43,7 +43,8 @@ def write_config(work, zone="Europe/Berlin"):
 def render(work, extra_args=(), zone="Europe/Berlin", thread=None):
     out = os.path.join(work, "out")
     os.makedirs(out, exist_ok=True)
-    cmd = [BIN, "render", thread or os.path.join(FIXTURE, "thread.json"), "-c", write_config(work, zone), "-o", out]
+    cmd = [BIN, "render", thread or os.path.join(FIXTURE, "thread.json"), "-c", write_config(work, zone), "-o", out,
+           "--channel", os.path.join(FIXTURE, "channel.json"), "--files", os.path.join(FIXTURE, "files")]
     cmd[3:3] = list(extra_args)
     env = dict(os.environ)
     env.pop("POSTMORTEMBOT_DATA_DIR", None)

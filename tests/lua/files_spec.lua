@@ -128,7 +128,7 @@ describe("files.download_all", function()
 
   it("downloads into attachments/ under the safe name, at most `concurrency` at once", function()
     local dests = {}
-    H.download = function(url, dest, opts)
+    H.download = function(_url, dest, opts)
       dests[#dests + 1] = dest
       assert.are.equal(1000, opts.max_bytes)
       return { path = dest, size = 42, sha256 = "ab", content_type = "image/png" }

@@ -304,6 +304,17 @@ describe("outage commands", function()
       assert.matches("Resolution sent to 2 of 2 destinations", ctx.replies[1], 1, true)
     end)
 
+    it("says a long duration as the report does, and never nests bold around a bold title", function()
+      incidents.save(incidents.new("C0INC", "1700000000.000100",
+        { title = ":rotating_light: *Checkout down*", started_by = "U1", started_at = 1700000000 }))
+      h.now_value = 1700000000 + 86400 + 3600
+      local ctx = make_ctx({ channel = "C0INC", ts = "1700090000.000900" })
+      cmd.run(ctx, "")
+      assert.matches("duration 1d 01h 00m", ctx.replies[1], 1, true)
+      assert.are.equal(require("lib.timefmt").duration(90000), "1d 01h 00m")
+      assert.matches("^:white_check_mark: %*Resolved: :rotating_light: Checkout down%*\n", ctx.replies[1])
+    end)
+
     it("builds a record from the thread when there is none (start = the parent ts)", function()
       h.parent_text = "API latency alarms firing"
       h.now_value = 1700000000.0001 + 600

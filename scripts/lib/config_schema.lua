@@ -1,0 +1,418 @@
+-- The config's one source of truth: every key with its type, default, range and meaning. The
+-- binary compiles this file in (Makefile -> build/gen/config_schema.lua.inc): core/host/boot.lua
+-- validates and completes each loaded config with it, and the C core reads only resolved values
+-- (core/host/config.c). README's config reference is generated from it (tools/config-doc.lua).
+-- To add a setting: add its line here, read it where it is used, run `make readme`.
+local schema = {}
+
+-- A key: { name, type, default, doc, min, max, values, item, key, fields, env, env_wins, base }.
+-- Types: string, number, integer, boolean, path (relative to the config file), zone, channel
+-- (Slack channel id), user, usergroup, url, listen ("host:port"), template (a name under
+-- templates_dir, without .mustache), enum (values), list (of item), map (key -> item),
+-- record (fields), section (fields; a table of the config itself).
+local function key(name, type_, default, doc, more)
+  local k = more or {}
+  k.name, k.type, k.default, k.doc = name, type_, default, doc
+  return k
+end
+
+local function section(name, doc, fields)
+  return { name = name, type = "section", doc = doc, fields = fields }
+end
+
+local WEBHOOK = {
+  key("name", "string", nil, "the webhook's name in replies and logs (never its URL)"),
+  key("url", "url", nil, "where the update is sent", { required = true }),
+  key("headers", "map", {}, "request headers; `${NAME}` is expanded from the environment, so "
+    .. "secrets stay out of the file", { key = { type = "string" }, item = { type = "string" } }),
+  key("body_template", "template", "statusupdate.webhook.json",
+    "the body's template (`.json` templates get `Content-Type: application/json`)"),
+  key("retries", "integer", 0, "retries of 5xx and connection errors", { min = 0, max = 10 }),
+  key("method", "enum", "POST", "HTTP method", { values = { "POST", "PUT", "PATCH", "GET" } }),
+  key("timeout", "number", 10, "seconds", { min = 0.1, max = 300 }),
+}
+
+schema.TREE = {
+  key("scripts_dir", "path", "../scripts", "`init.lua`, `commands/`, `filters/`, `lib/`"),
+  key("templates_dir", "path", "../templates", "`*.mustache`, partials in `partials/`"),
+  key("data_dir", "path", "var", "reports (`reports/<channel>/<thread_ts>/vN/`) and incident "
+    .. "records; without it, `var` under the directory the bot was started in",
+    { env = "POSTMORTEMBOT_DATA_DIR", env_wins = true, default_base = "cwd" }),
+  key("timezone", "zone", "UTC", "zone of every time in reports", { env = "TZ" }),
+  key("second_timezone", "zone", nil, "a second time column in the timeline, e.g. "
+    .. "`\"America/New_York\"`"),
+  key("admin_channel", "channel", nil, "channel id told about failed reloads"),
+  key("listen", "listen", nil, "`host:port` for `/healthz` and `/metrics`",
+    { env = "POSTMORTEMBOT_LISTEN", env_wins = true }),
+  key("log_level", "enum", "info", "least severe level logged",
+    { values = { "debug", "info", "warn", "error" } }),
+  key("workspace_url", "url", nil, "the workspace's URL (`https://acme.slack.com/`) for message "
+    .. "links in `render`; the bot itself learns it from `auth.test`"),
+  section("http", "Slack Web API calls", {
+    key("timeout", "number", 30, "seconds for one Web API call", { min = 0.1, max = 3600 }),
+    key("connect_timeout", "number", 10, "seconds to connect", { min = 0.1, max = 600 }),
+    key("max_concurrent", "integer", 16, "Web API calls in flight at once", { min = 1, max = 1024 }),
+    key("max_retries", "integer", 5, "retries of 5xx, timeouts and connection errors (not of "
+      .. "`ok:false`); 0 = none", { min = 0, max = 100 }),
+    key("max_retry_time", "number", 120, "seconds after which retrying stops",
+      { min = 0, max = 86400 }),
+  }),
+  section("downloads", "the thread's files", {
+    key("max_bytes", "integer", 100 * 1024 * 1024, "a bigger file is reported, not downloaded",
+      { min = 0 }),
+    key("concurrency", "integer", 4, "downloads at once", { min = 1, max = 64 }),
+    key("timeout", "number", 300, "seconds for one download", { min = 1, max = 86400 }),
+    key("allowed_hosts", "list", { "slack.com", "*.slack.com", "slack-files.com", "*.slack-files.com" },
+      "hosts that may receive the bot token (the `SLACK_API_URL` host always may)",
+      { item = { type = "string" }, max_items = 32 }),
+  }),
+  section("budget", "limits of the scripts", {
+    key("cpu_seconds", "number", 30, "seconds of CPU a command may use over all its time slices",
+      { min = 0.01, max = 86400 }),
+    key("stretch_seconds", "number", 2, "a command running this long without yielding (inside "
+      .. "a C call, a metamethod, a coroutine it made) is stopped", { min = 0.01, max = 3600 }),
+    key("memory_mb", "number", 256, "memory cap of one generation of scripts",
+      { min = 8, max = 65536 }),
+  }),
+  section("socket", "the Socket Mode connection (read at start only)", {
+    key("ping_interval", "number", 10, "seconds between our pings", { min = 0.1, max = 3600 }),
+    key("pong_timeout", "number", 20, "no pong (or any frame) for this long: reconnect",
+      { min = 0.1, max = 3600 }),
+    key("close_timeout", "number", 1, "seconds a polite close may take before the socket is "
+      .. "dropped", { min = 0.01, max = 60 }),
+    key("max_frame", "integer", 1024 * 1024, "bytes; bigger messages are logged and skipped",
+      { min = 1024, max = 256 * 1024 * 1024 }),
+    key("dedupe_ttl", "number", 900, "seconds an `event_id` is remembered (Slack retries up to "
+      .. "+5 min)", { min = 1, max = 86400 }),
+    key("dedupe_max", "integer", 65536, "bound on remembered event ids",
+      { min = 1, max = 16 * 1024 * 1024 }),
+  }),
+  section("report", "the postmortem", {
+    key("template", "template", "postmortem.md", "template name (without `.mustache`)"),
+    key("templates_by_channel", "map", {}, "another template in some channels: "
+      .. "`{ C0123 = \"postmortem-short.md\" }`",
+      { key = { type = "channel" }, item = { type = "template" } }),
+    key("upload", "boolean", true, "upload into the thread (else only written under the data dir)"),
+    key("progress_after", "number", 3, "seconds before a progress message is posted",
+      { min = 0, max = 3600 }),
+  }),
+  section("timeline", "which messages mark what", {
+    key("alert_storm_window", "number", 600, "seconds: same bot, same alert title within this is "
+      .. "one entry \"× N\"", { min = 0 }),
+    key("resolution_phrases", "list", { "resolved", "all clear", "incident closed" },
+      "phrases that mark the resolution", { item = { type = "string" } }),
+    key("mitigation_phrases", "list",
+      { "mitigated", "rolled back", "rollback complete", "workaround in place" },
+      "phrases that mark the mitigation", { item = { type = "string" } }),
+    key("resolution_reaction", "reaction", "white_check_mark",
+      "a reaction (name without colons) that marks the resolving message"),
+    key("user_cache_ttl", "number", 3600, "seconds a `users.info` answer is reused", { min = 0 }),
+  }),
+  section("status", "`statusupdate` and the broadcasts of `incident start` / `resolve`", {
+    key("channels", "list", {}, "channel ids that receive status updates",
+      { item = { type = "channel" } }),
+    key("broadcasters", "record", nil, "who may broadcast; both empty = everyone", { fields = {
+      key("users", "list", {}, "user ids (`U…`)", { item = { type = "user" } }),
+      key("usergroups", "list", {}, "user group ids (`S…`)", { item = { type = "usergroup" } }),
+    } }),
+    key("template", "template", "statusupdate.slack", "the Slack message of an update"),
+    key("webhooks", "list", {}, "outgoing webhooks (a WhatsApp bridge, say), each a table:",
+      { item = { type = "record", fields = WEBHOOK } }),
+  }),
+  section("incident", "`incident start` / `incident resolve`", {
+    key("channel", "channel", nil, "where `incident start` posts (default: where it is typed)"),
+    key("runbook_url", "url", nil, "linked from the incident's root message"),
+    key("template", "template", "incident.start.slack", "the root message"),
+    key("first_status_update", "boolean", true, "`incident start` also broadcasts"),
+  }),
+}
+
+-- ---- checking one value ----
+
+local SHAPES = {
+  channel = { "^[CGD][A-Z0-9]+$", "a channel id like \"C0123ABCD\"" },
+  user = { "^[UW][A-Z0-9]+$", "a user id like \"U0123ABCD\"" },
+  usergroup = { "^S[A-Z0-9]+$", "a user group id like \"S0123ABCD\"" },
+  reaction = { "^[%w_+%-']+$", "a reaction name without colons, like \"white_check_mark\"" },
+}
+
+local DESCRIPTIONS = {
+  path = "a path", zone = "a time zone name like \"Europe/Berlin\"",
+  url = "an http:// or https:// URL", listen = "\"host:port\" (like \"127.0.0.1:9102\")",
+  template = "a template name like \"postmortem.md\"",
+}
+
+local function show(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local function is_array(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n == #t
+end
+
+-- Levenshtein distance, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+local function suggestion(name, fields)
+  local best, best_d
+  for _, f in ipairs(fields) do
+    local lower = name:lower()
+    local d = distance(lower, f.name)
+    -- "retry" for "retries": a shared start of 4+ letters counts as close
+    if #lower >= 4 and f.name:sub(1, #lower - 1) == lower:sub(1, -2) then d = math.min(d, 1) end
+    if d <= math.max(2, #f.name // 3) and (not best_d or d < best_d) then best, best_d = f.name, d end
+  end
+  return best
+end
+
+local check_value
+
+local function check_fields(tbl, fields, path, ctx)
+  local known = {}
+  for _, f in ipairs(fields) do known[f.name] = f end
+  local unknown = {}
+  for k in pairs(tbl) do
+    if type(k) ~= "string" then
+      ctx.errors[#ctx.errors + 1] = path .. ": " .. show(k) .. " is not a key (this table takes "
+        .. "named keys only)"
+    elseif not known[k] then
+      unknown[#unknown + 1] = k
+    end
+  end
+  table.sort(unknown)
+  for _, k in ipairs(unknown) do
+    local near = suggestion(k, fields)
+    ctx.errors[#ctx.errors + 1] = path .. k .. " is not a known key"
+      .. (near and (" (did you mean " .. path .. near .. "?)") or "")
+  end
+  for _, f in ipairs(fields) do
+    local v = tbl[f.name]
+    if v == nil and f.required then
+      ctx.errors[#ctx.errors + 1] = path .. f.name .. " is required"
+    elseif v ~= nil then
+      check_value(v, f, path .. f.name, ctx)
+    end
+  end
+end
+
+check_value = function(v, spec, path, ctx)
+  local t = spec.type
+  local function bad(what)
+    ctx.errors[#ctx.errors + 1] = path .. " must be " .. what .. ", not " .. show(v)
+  end
+  if t == "section" or t == "record" then
+    if type(v) ~= "table" then return bad("a table") end
+    return check_fields(v, spec.fields, path .. ".", ctx)
+  elseif t == "list" then
+    if type(v) ~= "table" or not is_array(v) then return bad("a list { … }") end
+    if spec.max_items and #v > spec.max_items then
+      ctx.errors[#ctx.errors + 1] = path .. " may hold at most " .. spec.max_items .. " entries"
+    end
+    for i, x in ipairs(v) do check_value(x, spec.item, path .. "[" .. i .. "]", ctx) end
+  elseif t == "map" then
+    if type(v) ~= "table" then return bad("a table { key = value }") end
+    for k, x in pairs(v) do
+      check_value(k, spec.key, path .. " key " .. show(k), ctx)
+      check_value(x, spec.item, path .. "." .. tostring(k), ctx)
+    end
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then return bad("true or false") end
+  elseif t == "number" or t == "integer" then
+    if type(v) ~= "number" or v ~= v then return bad("a number") end
+    if t == "integer" and math.type(v) ~= "integer" and v ~= math.floor(v) then
+      return bad("a whole number")
+    end
+    if spec.min and v < spec.min then return bad("at least " .. spec.min) end
+    if spec.max and v > spec.max then return bad("at most " .. spec.max) end
+  else
+    if type(v) ~= "string" then
+      return bad(SHAPES[t] and SHAPES[t][2] or DESCRIPTIONS[t] or "a string")
+    end
+    if t == "enum" then
+      for _, ok in ipairs(spec.values) do if v == ok then return end end
+      bad("one of " .. table.concat(spec.values, ", "))
+    elseif t == "path" then
+      if v == "" then bad("a path") end
+    elseif SHAPES[t] then
+      if not v:match(SHAPES[t][1]) then bad(SHAPES[t][2]) end
+    elseif t == "url" then
+      if not v:match("^https?://[%w%.%-%[%]:]+[:/]?") or v:find("%s") then bad(DESCRIPTIONS.url) end
+    elseif t == "listen" then
+      local port = v:match("^[%w%.%-%[%]:]*:(%d+)$")
+      if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
+        bad(DESCRIPTIONS.listen)
+      end
+    elseif t == "zone" then
+      if ctx.valid_zone and not ctx.valid_zone(v) then
+        bad("a known time zone (see /usr/share/zoneinfo)")
+      end
+    elseif t == "template" then
+      if ctx.templates and ctx.templates[v] == nil then
+        ctx.errors[#ctx.errors + 1] = path .. " names the template " .. show(v)
+          .. ", which is not in templates_dir (no " .. v .. ".mustache)"
+      end
+    end
+  end
+end
+
+-- ---- defaults ----
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local c = {}
+  for k, x in pairs(v) do c[k] = copy(x) end
+  return c
+end
+
+local function fill(tbl, fields)
+  for _, f in ipairs(fields) do
+    local v = tbl[f.name]
+    if v == nil and (f.type == "section" or (f.type == "record" and f.default == nil)) then
+      v = {}
+      tbl[f.name] = v
+    elseif v == nil then
+      tbl[f.name] = copy(f.default)
+    end
+    if type(v) == "table" and f.fields then fill(v, f.fields) end
+    if type(v) == "table" and f.type == "list" and f.item.fields then
+      for _, x in ipairs(v) do if type(x) == "table" then fill(x, f.item.fields) end end
+    end
+  end
+end
+
+-- A table holding every default (sections included), as a config with no keys would resolve.
+function schema.defaults()
+  local t = {}
+  fill(t, schema.TREE)
+  return t
+end
+
+local function join(dir, p)
+  if p:sub(1, 1) == "/" then return p end
+  return dir .. "/" .. p
+end
+
+-- Checks `cfg` (what the config file returned) and completes it in place: defaults filled, the
+-- environment applied, paths made absolute. ctx: { getenv = fn, cwd, config_dir, valid_zone = fn,
+-- templates = { name = source } | nil }. Returns cfg, or nil and the list of problems.
+function schema.resolve(cfg, ctx)
+  ctx = ctx or {}
+  local errors = {}
+  if type(cfg) ~= "table" then
+    return nil, { "the file must return a table (return { … }), not " .. show(cfg) }
+  end
+  local vctx = { errors = errors, valid_zone = ctx.valid_zone, templates = ctx.templates }
+  local from_env = {}
+  for _, f in ipairs(schema.TREE) do
+    local env = f.env and ctx.getenv and ctx.getenv(f.env)
+    if f.env == "TZ" and env then env = env:gsub("^:", "") end
+    if env and env ~= "" and (f.env_wins or cfg[f.name] == nil) then
+      check_value(env, f, f.name .. " (from " .. f.env .. ")", vctx)
+      cfg[f.name] = env
+      from_env[f.name] = true
+    end
+  end
+  check_fields(cfg, schema.TREE, "", vctx)
+  if #errors > 0 then return nil, errors end
+  local given = {}
+  for _, f in ipairs(schema.TREE) do given[f.name] = cfg[f.name] ~= nil end
+  fill(cfg, schema.TREE)
+  for _, f in ipairs(schema.TREE) do
+    if f.type == "path" then
+      local base = ctx.config_dir or "."
+      if from_env[f.name] or (not given[f.name] and f.default_base == "cwd") then
+        base = ctx.cwd or "."
+      end
+      cfg[f.name] = join(base, cfg[f.name])
+    end
+  end
+  return cfg
+end
+
+-- The template names the config refers to, checked against the loaded templates: a list of
+-- problems (empty when all exist). cfg must be resolved already.
+function schema.check_templates(cfg, templates)
+  local errors = {}
+  check_fields(cfg, schema.TREE, "", { errors = errors, templates = templates })
+  return errors
+end
+
+-- ---- the reference in README.md ----
+
+local function default_text(f)
+  local d = f.default
+  if f.required then return "required" end
+  if f.env and f.env_wins then
+    return (d ~= nil and ("`" .. show(d) .. "`") or "none") .. "; `" .. f.env .. "` wins"
+  end
+  if f.env then return "`" .. show(d) .. "` (else `" .. f.env .. "`)" end
+  if d == nil then return "none" end
+  if type(d) == "table" then
+    if next(d) == nil then return "`{}`" end
+    local parts = {}
+    for _, x in ipairs(d) do parts[#parts + 1] = show(x) end
+    return "`{ " .. table.concat(parts, ", ") .. " }`"
+  end
+  return "`" .. show(d) .. "`"
+end
+
+local function type_text(f)
+  if f.type == "enum" then return table.concat(f.values, " \\| ") end
+  if f.type == "list" then return "list of " .. (f.item.type == "record" and "tables" or f.item.type) end
+  if f.type == "map" then return "table " .. f.key.type .. " → " .. f.item.type end
+  local range = ""
+  if f.min and f.max then range = " " .. f.min .. "–" .. f.max
+  elseif f.min then range = " ≥ " .. f.min end
+  return f.type .. range
+end
+
+local function rows(out, fields, prefix)
+  for _, f in ipairs(fields) do
+    if f.type == "section" then
+      rows(out, f.fields, prefix .. f.name .. ".")
+    else
+      out[#out + 1] = "| `" .. prefix .. f.name .. "` | " .. type_text(f) .. " | "
+        .. default_text(f) .. " | " .. f.doc .. " |"
+      if f.fields then rows(out, f.fields, prefix .. f.name .. ".") end
+      if f.item and f.item.fields then rows(out, f.item.fields, prefix .. f.name .. "[i].") end
+    end
+  end
+end
+
+-- The Markdown table of every key, as README.md holds it between its config-reference markers.
+function schema.reference()
+  local out = { "| key | type | default | meaning |", "| --- | --- | --- | --- |" }
+  rows(out, schema.TREE, "")
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- Every key's dotted name (webhook fields as status.webhooks[i].name), in order.
+function schema.key_names()
+  local names = {}
+  local function walk(fields, prefix)
+    for _, f in ipairs(fields) do
+      names[#names + 1] = prefix .. f.name
+      if f.fields then walk(f.fields, prefix .. f.name .. ".") end
+      if f.item and f.item.fields then walk(f.item.fields, prefix .. f.name .. "[i].") end
+    end
+  end
+  walk(schema.TREE, "")
+  return names
+end
+
+return schema
