@@ -172,6 +172,13 @@ function publish.latest(data_dir, channel, thread_ts)
   return { dir = dir, version = v, md_name = md_name, files = files }
 end
 
+-- The report's title: its first heading without "Postmortem: " (else the file's name).
+function publish.title(report)
+  local md = host.read_file(report.dir .. "/" .. report.md_name) or ""
+  local heading = md:match("^#%s+([^\n]+)")
+  return heading and (heading:gsub("^Postmortem:%s*", "")) or (report.md_name:gsub("%.md$", ""))
+end
+
 -- Fetch the branch; true when it exists (false for an empty repository), or nil, err.
 local function fetch(job)
   local res, err = git(job, { "fetch", "--quiet", "--no-tags", job.c.url,
@@ -263,7 +270,7 @@ function publish.report(channel, thread_ts, opts)
   local vars = { year = y or "", month = m or "", day = d or "",
                  date = y and (y .. "-" .. m .. "-" .. d) or "",
                  slug = slug or report.md_name:gsub("%.md$", ""), channel = channel, thread_ts = thread_ts,
-                 version = report.version, title = opts.title or report.md_name:gsub("%.md$", ""),
+                 version = report.version, title = opts.title or publish.title(report),
                  branch = c.branch }
   local dir_name = host.sha256(c.url):sub(1, 16)
   local job = { c = c, report = report, dir = data_dir .. "/publish/" .. dir_name }

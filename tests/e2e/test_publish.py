@@ -209,6 +209,7 @@ class PublishTest(BotTestCase):
         self.assertEqual(1, len(history))
         self.assertIn(history[0][0][:12], answer)
         self.assertEqual([], history[0][1])
+        self.assertEqual("Postmortem: Checkout errors: card payments failing in eu-west (version 1)", history[0][2])
         # the report was uploaded into the thread as usual
         self.assertTrue(self.fs.uploads, "the report is uploaded before it is published")
 
