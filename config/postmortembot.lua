@@ -50,7 +50,27 @@ return {
     templates_by_channel = {},         -- { C0123 = "postmortem-short.md" }
     upload = true,                     -- upload the .md and .zip into the thread
     progress_after = 3,                -- seconds before a progress message is posted
+    picture = {
+      format = "svg",                  -- attachments/incident-timeline.svg; "png", "both" or "none"
+      mermaid = false,                 -- also a Mermaid gantt block of the phases
+      max_lanes = 12,                  -- lanes of the people who spoke, when at most this many
+    },
   },
+
+  -- Publishing to a Git-backed wiki (`publish`, `autopsy this and publish`). Credentials come from
+  -- the environment only: POSTMORTEMBOT_GIT_TOKEN (HTTPS) or POSTMORTEMBOT_GIT_SSH_KEY (a key file).
+  publish = {
+    git = nil,
+    -- git = {
+    --   url = "https://git.example.com/ops/wiki.git",
+    --   branch = "main",
+    --   path = "postmortems/{{year}}/{{date}}-{{slug}}",
+    --   page_url = "https://git.example.com/ops/wiki/src/branch/main/{{path}}/{{file}}",
+    --   author_name = "postmortembot", author_email = "postmortembot@example.com",
+    --   username = "x-access-token",    -- sent with the token (GitLab: "oauth2")
+    -- },
+  },
+  programs = { "git", "rsvg-convert" }, -- what scripts may start (host.run)
 
   timeline = {
     alert_storm_window = 600,          -- seconds: same bot + same title within this collapse

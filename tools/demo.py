@@ -16,6 +16,8 @@ import tempfile
 import time
 import urllib.request
 
+import demo_publish
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "incident")
 BIN = os.environ.get("POSTMORTEMBOT_BIN", os.path.join(ROOT, "bin", "postmortembot"))
@@ -65,7 +67,7 @@ def main():
         print(f"demo: fake Slack on {info['base_url']} with the thread {info['channel']}/{info['thread_ts']}")
 
         # the shipped config, as a newcomer would run it; only the data dir is the demo's own
-        config = os.path.join(ROOT, "config", "postmortembot.lua")
+        config = demo_publish.config(work)  # the shipped config + publish.git to a local bare repository
         log_path = os.path.join(work, "bot.log")
         env = dict(os.environ, SLACK_BOT_TOKEN="xoxb-test-bot", SLACK_APP_TOKEN="xapp-test-app",
                    SLACK_API_URL=info["api_url"])
@@ -100,6 +102,7 @@ def main():
             lines = f.read().splitlines()
         print("\n".join("    " + l for l in lines[:40]))
         print(f"    ... ({len(lines)} lines)\n")
+        demo_publish.run(control, info, user, data_dir, work)
         print("To change the report's layout while the bot runs: edit templates/postmortem.md.mustache")
         print(f"(or a script in scripts/), check it, then reload without dropping the connection:\n"
               f"    bin/postmortembot check && kill -HUP \"$(cat var/postmortembot.pid)\"   (run it with --pidfile var/postmortembot.pid)")

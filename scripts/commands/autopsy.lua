@@ -143,7 +143,7 @@ return {
     ctx.unreact(WORKING)
     ctx.react(success and DONE or FAILED)
     progress.finish(success)
-    if success then return end
+    if success then return true end -- commands/publish.lua goes on after a report
     if not ok then
       err, stage = result, "building the report"
       ctx.log("error", "autopsy failed", { err = tostring(err) })

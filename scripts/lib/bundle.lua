@@ -2,10 +2,11 @@
 -- attachments/, timeline.json and a .zip of the .md + attachments/. bundle.prepare picks vN,
 -- bundle.write renders and writes it, bundle.changes compares with the previous version.
 -- Called by commands/autopsy.lua (and render_offline.lua for write_report); calls lib/report.lua,
--- cjson and host (files, zip).
+-- lib/incident_picture.lua (attachments/incident-timeline.svg), cjson and host (files, zip).
 local host = require "host"
 local cjson = require "cjson"
 local report = require "lib.report"
+local incident_picture = require "lib.incident_picture"
 
 local bundle = {}
 
@@ -76,7 +77,8 @@ end
 function bundle.write(timeline, slot, opts)
   opts = opts or {}
   local markdown, view = report.render(timeline, { version = slot.version, previous = slot.previous,
-                                                   template = opts.template, config = opts.config })
+                                                   template = opts.template, config = opts.config,
+                                                   before_render = function(v) incident_picture.write(v, slot.dir) end })
   local dir = slot.dir
   local md_name = view.file_base .. ".md"
   local out = { dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,

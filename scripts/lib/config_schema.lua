@@ -48,6 +48,27 @@ schema.TREE = {
     { values = { "debug", "info", "warn", "error" } }),
   key("workspace_url", "url", nil, "the workspace's URL (`https://acme.slack.com/`) for message "
     .. "links in `render`; the bot itself learns it from `auth.test`"),
+  key("programs", "list", { "git", "rsvg-convert" }, "the programs scripts may start (`host.run`)",
+    { item = { type = "string" } }),
+  section("publish", "`publish`: commit reports to a Git-backed wiki", {
+    key("git", "record", nil, "the wiki's repository; unset = publishing off", { fields = {
+      key("url", "string", nil, "`https://…`, `git://…`, `ssh://…` or `user@host:path` (no "
+        .. "password in it: the token comes from `POSTMORTEMBOT_GIT_TOKEN`)"),
+      key("branch", "string", "main", "the branch commits go to"),
+      key("path", "string", "postmortems/{{year}}/{{date}}-{{slug}}", "folder of a report "
+        .. "(Mustache: `year`, `month`, `day`, `date`, `slug`, `channel`, `thread_ts`, `version`)"),
+      key("page_url", "string", nil, "the answer's link, e.g. `https://git.example.com/ops/wiki/"
+        .. "src/branch/{{branch}}/{{path}}/{{file}}` (also `page`, `commit`)"),
+      key("author_name", "string", "postmortembot", "author and committer of the commits"),
+      key("author_email", "string", "postmortembot@localhost", "their e-mail"),
+      key("username", "string", "x-access-token", "the user name sent with the token (GitLab: "
+        .. "`oauth2`)"),
+      key("message", "string", "Postmortem: {{title}} (version {{version}})", "commit message"),
+      key("timeout", "number", 120, "seconds per git command", { min = 1, max = 3600 }),
+      key("attempts", "integer", 5, "pushes tried when others' pushes beat ours",
+        { min = 1, max = 50 }),
+    } }),
+  }),
   section("http", "Slack Web API calls", {
     key("timeout", "number", 30, "seconds for one Web API call", { min = 0.1, max = 3600 }),
     key("connect_timeout", "number", 10, "seconds to connect", { min = 0.1, max = 600 }),
@@ -95,6 +116,15 @@ schema.TREE = {
     key("upload", "boolean", true, "upload into the thread (else only written under the data dir)"),
     key("progress_after", "number", 3, "seconds before a progress message is posted",
       { min = 0, max = 3600 }),
+    section("picture", "the incident picture (`attachments/incident-timeline.svg`)", {
+      key("format", "enum", "svg", "`svg`, `png` (rsvg-convert; the SVG is kept beside it), "
+        .. "`both` (SVG embedded, PNG linked) or `none`", { values = { "svg", "png", "both", "none" } }),
+      key("mermaid", "boolean", false, "also a Mermaid `gantt` block of the phases (GitHub, GitLab, "
+        .. "Obsidian, Docusaurus render it)"),
+      key("max_lanes", "integer", 12, "lanes are drawn for at most this many people",
+        { min = 0, max = 100 }),
+      key("buckets", "integer", 60, "about this many activity bars", { min = 1, max = 1000 }),
+    }),
   }),
   section("timeline", "which messages mark what", {
     key("alert_storm_window", "number", 600, "seconds: same bot, same alert title within this is "

@@ -7,6 +7,7 @@ local host = require "host"
 local templates = require "lib.templates"
 local slug = require "lib.slug"
 local markdown = require "lib.markdown"
+local incident_picture = require "lib.incident_picture"
 
 local report = {}
 
@@ -332,6 +333,7 @@ function report.view(timeline, opts)
     incomplete = incomplete and { fetched = timeline.fetched or 0, expected = timeline.expected or 0 } or false,
     figures = figures,
     has_figures = #figures > 0,
+    picture = incident_picture.data(timeline, { zone = zone, config = config, title = title }),
     durations = durations,
     has_durations = #durations > 0,
     entries = entries,
@@ -355,11 +357,12 @@ function report.view(timeline, opts)
 end
 
 -- Render the report Markdown for `timeline`. opts as report.view, plus template (a name that wins
--- over the config). Returns markdown, view.
+-- over the config) and before_render(view). Returns markdown, view.
 function report.render(timeline, opts)
   opts = opts or {}
   local config = opts.config or host.config() or {}
   local view = report.view(timeline, opts)
+  if opts.before_render then opts.before_render(view) end -- e.g. bundle.lua writes the picture
   local name = opts.template or report.template_name(config, timeline.channel)
   return templates.render(name, view), view
 end

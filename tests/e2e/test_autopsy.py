@@ -72,6 +72,10 @@ class AutopsyTest(BotTestCase):
         self.assertIn(MD_NAME, names)
         self.assertEqual(files[MD_NAME]["bytes"], archive.read(MD_NAME))
         images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md)
+        # the incident picture (issue 17) is embedded first and travels in the zip too
+        self.assertEqual("attachments/incident-timeline.svg", images.pop(0))
+        self.assertIn("attachments/incident-timeline.svg", names)
+        self.assertTrue(archive.read("attachments/incident-timeline.svg").startswith(b"<svg "))
         self.assertEqual(3, len(images), images)
         for link in images:
             member = urllib.parse.unquote(link)

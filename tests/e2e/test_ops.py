@@ -370,6 +370,8 @@ class MetricsTest(OpsBotTest):
         attachments = {n: len(zipfile.ZipFile(io.BytesIO(zip_bytes)).read(n))
                        for n in zipfile.ZipFile(io.BytesIO(zip_bytes)).namelist()
                        if n.startswith("attachments/") and not n.endswith("/")}
+        # the incident picture (issue 17) is written by the bot, not downloaded
+        self.assertGreater(attachments.pop("attachments/incident-timeline.svg"), 0)
         # a redelivery of the same envelope (duplicate), a reload, a refresh (reconnect)
         with self.fs.lock:
             first = next(e for e in self.fs.envelopes if e["envelope_id"] == env_id)

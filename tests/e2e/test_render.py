@@ -86,6 +86,11 @@ class RenderGolden(unittest.TestCase):
         base = os.path.dirname(md_path)
         targets = re.findall(r"\]\((attachments/[^)\s]+)\)", md)
         images = re.findall(r"!\[[^\]]*\]\((attachments/[^)\s]+)\)", md)
+        # the incident picture (issue 17) comes first; the rest are the fixture's files
+        picture = "attachments/incident-timeline.svg"
+        self.assertEqual(picture, images.pop(0))
+        self.assertEqual(picture, targets.pop(0))
+        self.assertTrue(os.path.isfile(os.path.join(base, picture)), "the picture is written next to the report")
         self.assertEqual(3, len(images), "the fixture has 3 images: %r" % images)
         self.assertEqual(5, len(targets), "3 images, a log file and a snippet: %r" % targets)
         for target in targets:
