@@ -32,8 +32,9 @@ return {
   },
 
   budget = {
-    cpu_seconds = 2,      -- per resume of a command's coroutine
-    memory_mb   = 256,    -- per generation of scripts
+    cpu_seconds     = 30,   -- CPU seconds a command may use over all its time slices
+    stretch_seconds = 2,    -- one stretch that cannot yield (a C call, a metamethod) may run this long
+    memory_mb       = 256,  -- per generation of scripts
   },
 
   socket = {
@@ -54,6 +55,7 @@ return {
       format = "svg",                  -- attachments/incident-timeline.svg; "png", "both" or "none"
       mermaid = false,                 -- also a Mermaid gantt block of the phases
       max_lanes = 12,                  -- lanes of the people who spoke, when at most this many
+      buckets = 60,                    -- about this many activity bars
     },
   },
 
@@ -68,6 +70,9 @@ return {
     --   page_url = "https://git.example.com/ops/wiki/src/branch/main/{{path}}/{{file}}",
     --   author_name = "postmortembot", author_email = "postmortembot@example.com",
     --   username = "x-access-token",    -- sent with the token (GitLab: "oauth2")
+    --   message = "Postmortem: {{title}} (version {{version}})",
+    --   timeout = 120,                  -- seconds per git command
+    --   attempts = 5,                   -- pushes tried when others' pushes beat ours
     -- },
   },
   programs = { "git", "rsvg-convert" }, -- what scripts may start (host.run)

@@ -55,7 +55,30 @@ function boot.render_main(opts)
   return cjson.encode({ error = tostring(msg), exit = code, traceback = traceback })
 end
 
+-- Before any script loads, the generation's global table becomes strict and read-only. Every script of a
+-- generation shares it, so a global set by one command would leak into every other module and
+-- task, and a misspelt name would read as nil. Reading or writing a name that is not a global
+-- raises, naming it, at the line that did it.
+local function lock_globals()
+  local G, setmetatable, pairs, error, tostring = _G, setmetatable, pairs, error, tostring
+  local known = {}
+  for k, v in pairs(G) do known[k] = v end
+  for k in pairs(known) do G[k] = nil end
+  setmetatable(known, { __index = function(_, k)
+    error(("undeclared global '%s' (a typo? declare it local)"):format(tostring(k)), 2)
+  end })
+  setmetatable(G, {
+    __index = known,
+    __newindex = function(_, k)
+      error(("assignment to undeclared global '%s': scripts share one read-only environment; "
+        .. "declare it local"):format(tostring(k)), 2)
+    end,
+    __metatable = "the global table is locked",
+  })
+end
+
 function boot.load_init()
+  lock_globals()
   local init = require "init"
   if type(init) ~= "table" then error("init.lua must return a table", 0) end
   for _, f in ipairs({ "load", "self_check", "on_envelope", "render" }) do

@@ -179,6 +179,22 @@ static double host_gen_number(lua_State *L, int cfg, const char *section, const 
 
 /* The whole load, in protected mode: upvalue-free, the generation is found from the allocator
  * and the host options arrive as the one (light userdata) argument. */
+/* The message handler of a load (as lua.c's msghandler): the error, then the stack it came from,
+ * so that a script that fails to load says where. Config problems are reported as such, without
+ * a traceback into boot.lua. */
+static int host_gen_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    if (strncmp(msg, "config ", 7) == 0) {
+        return 1;
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
 static int host_gen_load(lua_State *L)
 {
     struct host_gen *gen = host_gen_of(L);
@@ -339,9 +355,10 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     double limit = prev ? 2 * prev->limits.stretch : 4;
     struct budget_limits load = {limit < 2 ? 2 : limit, limit < 2 ? 2 : limit, 0};
     budget_begin(&run, &gen->mem, gen->L, &load, 0);
+    lua_pushcfunction(gen->L, host_gen_traceback);
     lua_pushcfunction(gen->L, host_gen_load);
     lua_pushlightuserdata(gen->L, (void *)opts);
-    rc = lua_pcall(gen->L, 1, 0, 0);
+    rc = lua_pcall(gen->L, 1, 0, 1);
     budget_end(&run);
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(gen->L, -1);
@@ -354,6 +371,7 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
         host_gen_close(gen);
         return NULL;
     }
+    lua_settop(gen->L, 0);
     budget_install_hook(gen->L); /* a kill during load would have left count=1 */
     lua_gc(gen->L, LUA_GCCOLLECT);
     return gen;

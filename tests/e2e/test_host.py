@@ -42,7 +42,9 @@ return { name = "probe", help = "probe — what the sandbox offers", run = funct
   for _, name in ipairs(NAMES) do
     local v = _G
     for key in name:gmatch("[^.]+") do
-      if type(v) == "table" then v = v[key] else v = nil end
+      -- the global table is strict: an absent name raises
+      local ok, x = pcall(function() return v[key] end)
+      if type(v) == "table" and ok then v = x else v = nil end
     end
     parts[#parts + 1] = name .. "=" .. type(v)
   end
