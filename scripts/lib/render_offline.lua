@@ -2,13 +2,15 @@
 -- array of messages) without Slack, to preview a layout change. Called by init.lua's render(opts);
 -- calls lib/timeline.lua (build), lib/bundle.lua (write), lib/files.lua (safe names) and host.
 -- Names come from --users (users.list response or array of users), else the messages'
--- user_profile, else ids. Files are copied from a files/<FILEID> folder next to THREAD.json
+-- user_profile, else ids; user group handles from a usergroups.json (a saved usergroups.list
+-- response) next to THREAD.json, else ids. Files are copied from a files/<FILEID> folder next to THREAD.json
 -- when there is one (the fixtures' layout); otherwise they are listed as not available offline.
 local host = require "host"
 local cjson = require "cjson"
 local timeline_lib = require "lib.timeline"
 local bundle = require "lib.bundle"
 local files_lib = require "lib.files"
+local usergroups = require "lib.usergroups"
 
 local render_offline = {}
 
@@ -105,6 +107,10 @@ function render_offline.run(opts)
     local c = read_json(source_dir .. "/channel.json", "channel file")
     channel, channel_name = c.id, c.name
   end
+  local groups = {}
+  if host.exists(source_dir .. "/usergroups.json") == "file" then
+    groups = usergroups.handles(read_json(source_dir .. "/usergroups.json", "user groups file"))
+  end
   local out_dir = opts.out_dir or "."
   host.mkdir(out_dir)
 
@@ -122,6 +128,7 @@ function render_offline.run(opts)
     thread_ts = thread_ts,
     channel_name = channel_name,
     people = people,
+    usergroups = groups,
     zone = config.timezone or "UTC",
     second_zone = config.second_timezone,
     config = config,

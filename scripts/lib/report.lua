@@ -124,12 +124,21 @@ function report.plain(md)
   end))
 end
 
--- The thread's title: the first line of the first entry, Markdown marks and emoji codes removed.
+-- Emoji (shortcodes, and the characters lib/emoji.lua puts in their place: the pictographs, the
+-- symbols block, variation selector 16, the zero-width joiner) removed: a title names the incident.
+local function strip_emoji(line)
+  return (line:gsub(":[%w_%+%-]+:", "")
+    :gsub("\240\159[\128-\191][\128-\191]", "")     -- U+1F000..U+1FFFF
+    :gsub("\226[\152-\158][\128-\191]", "")          -- U+2600..U+27BF
+    :gsub("\239\184\143", ""):gsub("\226\128\141", "")) -- U+FE0F, U+200D
+end
+
+-- The thread's title: the first line of the first entry, Markdown marks and emoji removed.
 function report.title(timeline)
   local first = timeline.entries and timeline.entries[1]
   local text = first and first.text_md or ""
   for line in (text .. "\n"):gmatch("(.-)\n") do
-    local t = report.plain(line:gsub(":[%w_%+%-]+:", ""))
+    local t = report.plain(strip_emoji(line))
       :gsub("^[#>%s%-%+]+", "")
     if t ~= "" then
       if #t > 100 then t = t:sub(1, 97):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
@@ -177,6 +186,9 @@ local function file_view(f)
   return v
 end
 
+-- The default template shows `pretext_block` (above the bar, as in Slack) and `quote_block` (the
+-- attachment as lib/attachments.lua composed it, quoted); the other fields are for templates that
+-- lay attachments out themselves.
 local function attachment_view(a)
   local fields = {}
   for i, f in ipairs(a.fields or {}) do
@@ -184,7 +196,8 @@ local function attachment_view(a)
                             last = i == #a.fields }
   end
   local text = a.text_md and a.text_md:match("%S") and prefix_lines(close_fences(a.text_md), "  > ", "  >") or false
-  local pretext = a.pretext_md and a.pretext_md:match("%S") and prefix_lines(a.pretext_md, "  > ", "  >") or false
+  local pretext = a.pretext_md and a.pretext_md:match("%S") and prefix_lines(close_fences(a.pretext_md), "  ") or false
+  local quote = a.md and a.md:match("%S") and prefix_lines(close_fences(a.md), "  > ", "  >") or false
   local title = a.title and a.title:match("%S") and one_line(a.title) or false
   local service = a.service_name and a.service_name:match("%S") and one_line(a.service_name) or false
   -- fields are all set (false when absent) so a template never falls through to the entry's
@@ -194,10 +207,16 @@ local function attachment_view(a)
     has_heading = (title or service) and true or false,
     text_block = text,
     pretext_block = pretext,
+    quote_block = quote,
     fields = fields,
     has_fields = #fields > 0,
     footer = a.footer and one_line(a.footer) or false,
     service_name = service,
+    author_name = a.author_name and one_line(a.author_name) or false,
+    author_link = link_url(a.author_link),
+    image_url = link_url(a.image_url),
+    thumb_url = link_url(a.thumb_url),
+    severity = a.severity or false,
     from_url = link_url(a.from_url),
     is_unfurl = a.is_unfurl or false,
   }
@@ -210,7 +229,8 @@ local function entry_view(e)
   for _, f in ipairs(e.files or {}) do files[#files + 1] = file_view(f) end
   for _, a in ipairs(e.attachments or {}) do attachments[#attachments + 1] = attachment_view(a) end
   for i, r in ipairs(e.reactions or {}) do
-    reactions[#reactions + 1] = { name = one_line(r.name), count = r.count or 1, last = i == #e.reactions }
+    reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
+                                  last = i == #e.reactions }
   end
   local text = e.text_md and e.text_md:match("%S") and prefix_lines(close_fences(e.text_md), "  ") or false
   return {
