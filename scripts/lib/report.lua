@@ -29,9 +29,12 @@ end
 
 -- Prefix every line of Markdown `text`; blank lines get `blank` (default: nothing), so a list
 -- item or a quote keeps everything that follows inside it.
+-- A lone CR ends a line for CommonMark too: it is split on like LF, or the text after it would
+-- start a line without the prefix.
 local function prefix_lines(text, prefix, blank)
   local out = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end
+  for line in (text .. "\n"):gmatch("(.-)\n") do
     if line:match("^%s*$") then
       out[#out + 1] = blank or ""
     else
@@ -47,7 +50,8 @@ report.prefix_lines = prefix_lines
 -- template puts after the text (files, the next parts of the entry).
 local function close_fences(text)
   local open_char, open_len
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end -- (see prefix_lines)
+  for line in (text .. "\n"):gmatch("(.-)\n") do
     local indent, fence = line:match("^( *)(```+)")
     if not fence then indent, fence = line:match("^( *)(~~~+)") end
     if fence and #indent <= 3 then
@@ -87,7 +91,8 @@ local function fenced(text, indent)
   end
   local fence = string.rep("`", longest + 1)
   local lines = { indent .. fence }
-  for line in (text:gsub("\n$", "") .. "\n"):gmatch("(.-)\r?\n") do
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end -- (see prefix_lines)
+  for line in (text:gsub("\n$", "") .. "\n"):gmatch("(.-)\n") do
     lines[#lines + 1] = indent .. line
   end
   lines[#lines + 1] = indent .. fence
@@ -177,7 +182,7 @@ local function file_view(f)
   v.missing = v.missing_reason ~= false
   if f.kind == "snippet" and f.preview and f.preview ~= "" then
     local lines, n = {}, 0
-    for line in (f.preview .. "\n"):gmatch("(.-)\r?\n") do
+    for line in (f.preview:gsub("\r\n?", "\n") .. "\n"):gmatch("(.-)\n") do
       n = n + 1
       if n <= PREVIEW_LINES then lines[#lines + 1] = line end
     end

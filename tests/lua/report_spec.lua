@@ -255,6 +255,17 @@ describe("the default postmortem template", function()
     assert.are.equal(11, #doc.headings)
   end)
 
+  it("keeps a snippet preview and entry text with lone CRs inside their entry (issue 13 item 16)", function()
+    local t = sample_timeline()
+    t.entries[3].files[4].preview = "a\r```\r<div>x</div>\r- forged\r## h"
+    t.entries[2].text_md = "a\r\\<b\\>\r```\r- forged"
+    local md = report.render(t)
+    local doc = cmark.structure(md)
+    assert.are.equal(#t.entries, doc.items["Timeline"])
+    assert.are.equal(0, doc.html)
+    assert.are.equal(11, #doc.headings)
+  end)
+
   it("embeds images, links files, names missing files, links each message", function()
     local md = report.render(sample_timeline())
     assert.matches("![Graph \\[x\\]](attachments/F1-graph%20%281%29.png)", md, 1, true)
