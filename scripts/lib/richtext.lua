@@ -292,8 +292,7 @@ local function inline_lines(elements, resolve, plain)
         local text, url = element_text(e, resolve)
         w:text(text ~= url and (text .. " (" .. url .. ")") or url, style, escape_chars)
       elseif t == "color" then
-        w:flush_code()
-        w:put(markdown.code_span(element_text(e, resolve)), style.no_code)
+        w:put_code((element_text(e, resolve):gsub("[\r\n]+", " ")), style.no_code)
       elseif t == "emoji" and not style.code then
         w:flush_code()
         w:put(emoji_markdown(e, resolve), style)
