@@ -14,7 +14,7 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENDORED = os.path.join(ROOT, "third_party", "emoji-datasource", "emoji.trimmed.json")
-OUT = os.path.join(ROOT, "scripts", "lib", "emoji_data.lua")
+OUT = os.environ.get("PMB_EMOJI_OUT") or os.path.join(ROOT, "scripts", "lib", "emoji_data.lua")  # (another path: for its spec)
 # Slack's :skin-tone-2: .. :skin-tone-6: are the Fitzpatrick modifiers U+1F3FB .. U+1F3FF
 TONES = ["1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"]
 
@@ -79,7 +79,7 @@ def generate():
     lines.append("return { chars = chars, tones = tones }")
     with open(OUT, "w", encoding="ascii") as f:
         f.write("\n".join(lines) + "\n")
-    print("%s: %d shortcodes, %d with skin tones" % (os.path.relpath(OUT, ROOT), len(names), len(tones)))
+    print("%s: %d shortcodes, %d with skin tones" % (OUT, len(names), len(tones)))
 
 
 def main():
