@@ -151,8 +151,12 @@ function attachments.of(a, resolve, memo)
   }
   local title_md
   if title then
-    title_md = markdown.escape(title)
-    title_md = blockkit.strong(title_link and markdown.link(title_md, title_link) or title_md)
+    -- a title is plain text, but Slack still reads its `<url|label>` links (a link inside cannot
+    -- sit inside the title's own link: then the title is not linked)
+    local has_links = a.title:find("<", 1, true) ~= nil
+    title_md = has_links and mrkdwn.to_inline(a.title, resolve) or markdown.escape(title)
+    if title_link and not title_md:find("](", 1, true) then title_md = markdown.link(title_md, title_link) end
+    title_md = blockkit.strong(title_md)
   end
   local heading_parts = {}
   if color then
