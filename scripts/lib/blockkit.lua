@@ -131,11 +131,41 @@ local function join_nonempty(parts, sep)
   return concat(out, sep)
 end
 
-local function section(b, resolve)
-  local parts = { blockkit.text(b.text, resolve) }
-  for _, f in ipairs(list(b.fields)) do
-    parts[#parts + 1] = blockkit.text(f, resolve)
+-- Section fields: Slack lays them out two to a row. A field of one line, or of a title line and a
+-- value line (`*Service:*\ncheckout-api`), becomes "title value" and shares its row with the next
+-- such field; a longer field is a paragraph of its own.
+local function fields_md(fields, resolve)
+  local parts, row = {}, {}
+  for _, f in ipairs(list(fields)) do
+    local md = blockkit.text(f, resolve)
+    local first, second = md:match("^([^\n]*)\\\n([^\n]*)$")
+    if first then
+      md = first .. " " .. second
+    end
+    if md == "" then
+      -- an empty field takes no room
+    elseif first or not md:find("\n", 1, true) then
+      row[#row + 1] = md
+      if #row == 2 then
+        parts[#parts + 1] = concat(row, " · ")
+        row = {}
+      end
+    else
+      if #row > 0 then -- (the order of the fields is kept)
+        parts[#parts + 1] = row[1]
+        row = {}
+      end
+      parts[#parts + 1] = md
+    end
   end
+  if #row > 0 then
+    parts[#parts + 1] = row[1]
+  end
+  return concat(parts, "\n\n")
+end
+
+local function section(b, resolve)
+  local parts = { blockkit.text(b.text, resolve), fields_md(b.fields, resolve) }
   parts[#parts + 1] = blockkit.element(b.accessory, resolve)
   return join_nonempty(parts, "\n\n")
 end

@@ -18,8 +18,10 @@ local function plain(text) return { type = "plain_text", text = text, emoji = tr
 
 local CASES = {
   { "section text", { { type = "section", text = mrk("*Poll title*\n") } }, "**Poll title**" },
-  { "section fields, multi-line values kept", { { type = "section", fields = { mrk("*Priority*\nHigh"), plain("Type") } } },
-    "**Priority**\\\nHigh\n\nType" },
+  { "section fields two to a row, title and value on one line", { { type = "section", fields = {
+    mrk("*Priority*\nHigh"), plain("Type"), mrk("*Service:*\napi") } } }, "**Priority** High · Type\n\n**Service:** api" },
+  { "a longer field is its own paragraph", { { type = "section", fields = { mrk("a"), mrk("*Voters*\n\n<@U1>\nx"), mrk("b") } } },
+    "a\n\n**Voters**\n\n@Ada\\\nx\n\nb" },
   { "section button accessory", { { type = "section", text = mrk(":one: one `8`"),
     accessory = { type = "button", text = plain(":one:") } } }, "1\239\184\143\226\131\163 one `8`\n\n\\[1\239\184\143\226\131\163\\]" },
   { "section image accessory", { { type = "section", text = plain("graph"),
