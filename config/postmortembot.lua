@@ -82,7 +82,8 @@ return {
     resolution_phrases = { "resolved", "all clear", "incident closed" },
     mitigation_phrases = { "mitigated", "rolled back", "rollback complete", "workaround in place" },
     resolution_reaction = "white_check_mark",
-    user_cache_ttl = 3600,             -- seconds a users.info answer is reused
+    user_cache_ttl = 3600,             -- seconds a users.info (and usergroups.list) answer is reused
+    emoji = "unicode",                 -- :tada: as the character; "shortcode" keeps :tada: (custom emoji always stay :name:)
   },
 
   status = {

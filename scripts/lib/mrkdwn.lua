@@ -132,16 +132,17 @@ local function angle_plain(inner, resolve)
   return text
 end
 
--- Markdown of `<...>`.
+-- Markdown of `<...>`, and the plain text it shows as code (the resolvers run once).
 local function angle_markdown(inner, resolve)
   local text, url = parse_angle(inner, resolve)
   if not text then
-    return markdown.escape_chars("<" .. decode_entities(inner) .. ">")
+    local literal = "<" .. decode_entities(inner) .. ">"
+    return markdown.escape_chars(literal), literal
   end
   if url then
-    return markdown.link(markdown.escape_chars(text), url)
+    return markdown.link(markdown.escape_chars(text), url), text
   end
-  return markdown.escape_chars(text)
+  return markdown.escape_chars(text), text
 end
 
 -- Code text: links and mentions shown as text, entities decoded, nothing else touched.
@@ -188,6 +189,9 @@ local function style_line(s)
   local marks = {}      -- positions of marker characters, in order; -position once paired
   local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
   local stack = {}      -- the k of markers that may still open a pair
+  -- by_byte[c] = the depths in `stack` of the openers of marker c, bottom to top: a closer finds
+  -- its opener without walking over the others (walking made `*a ` x n then `a~ ` x n quadratic)
+  local by_byte = { [42] = {}, [95] = {}, [126] = {} }
   local specials, n_specials = {}, 0 -- positions of the bytes escape_chars escapes, in order
   local amp = false     -- an "&" seen (then the pieces go through escape_chars)
   local any = false
@@ -213,21 +217,26 @@ local function style_line(s)
         local can_close = prev ~= nil and not IS_SPACE[prev] and (not nxt or IS_EDGE[nxt])
         local closed = false
         if can_close then
-          for depth = #stack, 1, -1 do
+          local mine = by_byte[c]
+          local depth = mine[#mine]
+          if depth then
             local opener = stack[depth]
-            if mark_byte[opener] == c then
-              marks[opener], marks[k] = -marks[opener], -i
-              any = true
-              for d = #stack, depth, -1 do
-                stack[d] = nil
-              end
-              closed = true
-              break
+            marks[opener], marks[k] = -marks[opener], -i
+            any = true
+            -- the opener and every opener above it are used up (each is popped once: linear)
+            for d = #stack, depth, -1 do
+              local of = by_byte[mark_byte[stack[d]]]
+              of[#of] = nil
+              stack[d] = nil
             end
+            closed = true
           end
         end
         if not closed and can_open then
-          stack[#stack + 1] = k
+          local depth = #stack + 1
+          stack[depth] = k
+          local mine = by_byte[c]
+          mine[#mine + 1] = depth
         end
       end
     end
@@ -311,8 +320,12 @@ local function hold(held, md)
 end
 
 -- s with every `code` span held, as s:gsub("`([^`]+)`", ...) finds them: "``" is no span.
-local function hold_code_spans(s, held, resolve)
+-- Runs after hold_angles, as Slack reads `<...>` before styles: a `<!date^…|`>` inside backticks is
+-- a token, and what it shows is code text (`plain` maps its placeholder to that text). Spans that
+-- touch (`a``b`) become one: two spans side by side would merge their backtick runs.
+local function hold_code_spans(s, held, plain)
   local out, last, pos = nil, 1, 1
+  local prev_code -- the code text of the span that ends right at `last`, if any
   while true do
     local i = find(s, "`", pos, true)
     local j = i and find(s, "`", i + 1, true)
@@ -322,9 +335,19 @@ local function hold_code_spans(s, held, resolve)
     if j == i + 1 then
       pos = j -- the second backtick may open a span
     else
+      local code = decode_entities(sub(s, i + 1, j - 1))
+      if plain.n > 0 and find(code, "\1", 1, true) then
+        code = gsub(code, "\1%d+\2", plain)
+      end
       out = out or {}
-      out[#out + 1] = sub(s, last, i - 1)
-      out[#out + 1] = hold(held, markdown.code_span(code_plain(sub(s, i + 1, j - 1), resolve)))
+      if prev_code and i == last then
+        code = prev_code .. code
+        out[#out] = nil
+      else
+        out[#out + 1] = sub(s, last, i - 1)
+      end
+      out[#out + 1] = hold(held, markdown.code_span(code))
+      prev_code = code
       last, pos = j + 1, j + 1
     end
   end
@@ -336,8 +359,8 @@ local function hold_code_spans(s, held, resolve)
 end
 
 -- s with every `<...>` held, as s:gsub("<([^<>]*)>", ...) finds them: a `<` is literal when
--- another `<` comes before the next `>`.
-local function hold_angles(s, held, resolve)
+-- another `<` comes before the next `>`. plain[placeholder] = what the token shows as code text.
+local function hold_angles(s, held, resolve, plain)
   local out, last, pos = nil, 1, 1
   local close -- the first ">" at or after pos, once looked up
   while true do
@@ -355,9 +378,14 @@ local function hold_angles(s, held, resolve)
     if again and again < close then
       pos = again
     else
+      local inner = sub(s, i + 1, close - 1)
       out = out or {}
       out[#out + 1] = sub(s, last, i - 1)
-      out[#out + 1] = hold(held, angle_markdown(sub(s, i + 1, close - 1), resolve))
+      local md, shown = angle_markdown(inner, resolve)
+      local placeholder = hold(held, md)
+      out[#out + 1] = placeholder
+      plain[placeholder] = shown
+      plain.n = plain.n + 1
       last, pos = close + 1, close + 1
     end
   end
@@ -368,9 +396,14 @@ local function hold_angles(s, held, resolve)
   return table.concat(out)
 end
 
--- s with every emoji shortcode that emphasis could break held, as
+-- s with every emoji shortcode held: as its Unicode character when resolve.emoji knows it
+-- (`:wave::skin-tone-2:` is one emoji), else as typed when emphasis cannot break it; found as
 -- s:gsub(":([%w_+-]+):", ...) finds them (a shortcode left as text is skipped whole).
-local function hold_emoji(s, held)
+local function hold_emoji(s, held, resolve)
+  local to_char = resolve and resolve.emoji
+  if type(to_char) ~= "function" then
+    to_char = nil
+  end
   local out, last, pos = nil, 1, 1
   while true do
     local i = find(s, ":", pos, true)
@@ -381,10 +414,20 @@ local function hold_emoji(s, held)
     if not j then
       pos = i + 1
     else
-      if emoji_safe(name) then
+      local char
+      if to_char then
+        local _, tj, tone = find(s, "^:skin%-tone%-(%d):", j + 1)
+        char = to_char(name, tone and tonumber(tone))
+        if type(char) ~= "string" or char == "" then
+          char = nil
+        elseif tj then
+          j = tj
+        end
+      end
+      if char or emoji_safe(name) then
         out = out or {}
         out[#out + 1] = sub(s, last, i - 1)
-        out[#out + 1] = hold(held, ":" .. name .. ":")
+        out[#out + 1] = hold(held, char and markdown.escape_chars(char) or (":" .. name .. ":"))
         last = j + 1
       end
       pos = j + 1
@@ -413,14 +456,15 @@ local function convert_line(line, resolve)
   -- (made with room for four pieces: growing a table costs more than these keys; the pieces
   -- not held stay false, which the gsub below leaves alone; they are not in s anyway)
   local held = { n = 0, ["\0011\2"] = false, ["\0012\2"] = false, ["\0013\2"] = false }
-  if has_code then
-    s = hold_code_spans(s, held, resolve)
-  end
+  local plain = { n = 0 }
   if has_angle then
-    s = hold_angles(s, held, resolve)
+    s = hold_angles(s, held, resolve, plain)
+  end
+  if has_code then
+    s = hold_code_spans(s, held, plain)
   end
   if has_colon then
-    s = hold_emoji(s, held)
+    s = hold_emoji(s, held, resolve)
   end
   if find(s, "&", 1, true) then
     s = decode_entities(s)

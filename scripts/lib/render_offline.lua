@@ -2,7 +2,8 @@
 -- layout change or write up an old incident. Called by init.lua's render(opts); reads its input
 -- with lib/render_input.lua, builds with lib/timeline.lua, writes with lib/bundle.lua. Names come
 -- from --users (or the export's users.json), else the messages' user_profile, else ids; the
--- channel from --channel (or the export's channels.json); file bytes from --files DIR/<FILEID>.
+-- channel from --channel (or the export's channels.json); file bytes from --files DIR/<FILEID>;
+-- user group handles from a usergroups.json (a saved usergroups.list response) beside the input.
 local host = require "host"
 local timeline_lib = require "lib.timeline"
 local bundle = require "lib.bundle"
@@ -10,6 +11,7 @@ local files_lib = require "lib.files"
 local input = require "lib.render_input"
 
 local EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT = 2, 3, 4
+local usergroups = require "lib.usergroups"
 
 local render_offline = {}
 
@@ -124,6 +126,11 @@ function render_offline.run(opts)
   if opts.files and host.exists(opts.files) ~= "dir" then
     input.fail(EXIT_USAGE, "--files %s is not a folder", opts.files)
   end
+  local groups = {}
+  local groups_path = (got.source_dir or ".") .. "/usergroups.json"
+  if host.exists(groups_path) == "file" then
+    groups = usergroups.handles(input.read_json(groups_path, "user groups file"))
+  end
   local out_dir = opts.out_dir or "."
 
   -- no out_dir here: files are attached below from the saved bytes
@@ -132,6 +139,7 @@ function render_offline.run(opts)
     thread_ts = got.thread_ts,
     channel_name = channel.name,
     people = people,
+    usergroups = groups,
     zone = config.timezone,
     second_zone = config.second_timezone,
     config = config,

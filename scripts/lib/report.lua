@@ -30,9 +30,12 @@ end
 
 -- Prefix every line of Markdown `text`; blank lines get `blank` (default: nothing), so a list
 -- item or a quote keeps everything that follows inside it.
+-- A lone CR ends a line for CommonMark too: it is split on like LF, or the text after it would
+-- start a line without the prefix.
 local function prefix_lines(text, prefix, blank)
   local out = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end
+  for line in (text .. "\n"):gmatch("(.-)\n") do
     if line:match("^%s*$") then
       out[#out + 1] = blank or ""
     else
@@ -48,7 +51,8 @@ report.prefix_lines = prefix_lines
 -- template puts after the text (files, the next parts of the entry).
 local function close_fences(text)
   local open_char, open_len
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end -- (see prefix_lines)
+  for line in (text .. "\n"):gmatch("(.-)\n") do
     local indent, fence = line:match("^( *)(```+)")
     if not fence then indent, fence = line:match("^( *)(~~~+)") end
     if fence and #indent <= 3 then
@@ -88,7 +92,8 @@ local function fenced(text, indent)
   end
   local fence = string.rep("`", longest + 1)
   local lines = { indent .. fence }
-  for line in (text:gsub("\n$", "") .. "\n"):gmatch("(.-)\r?\n") do
+  if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end -- (see prefix_lines)
+  for line in (text:gsub("\n$", "") .. "\n"):gmatch("(.-)\n") do
     lines[#lines + 1] = indent .. line
   end
   lines[#lines + 1] = indent .. fence
@@ -103,6 +108,38 @@ local function size_label(n)
 end
 report.size_label = size_label
 
+-- t with every `[label](url)` and `![alt](url)` replaced by its label, as
+-- t:gsub("!?%[([^%]]*)%]%([^%)]*%)", "%1") does, in one pass: that pattern retried from every `[`
+-- scans to the end of the line each time (a 40 KB line of `[` took 13 s as a title).
+local function link_labels(t)
+  if not t:find("](", 1, true) then return t end
+  local out, last, pos = {}, 1, 1
+  local close, paren -- the first "]" after the current "[", the first ")" after that "]("
+  while true do
+    local i = t:find("[", pos, true)
+    if not i then break end
+    if not close or close <= i then close = t:find("]", i + 1, true) end
+    if not close then break end -- no "]" left: no link left
+    local matched = false
+    if t:byte(close + 1) == 40 then -- "("
+      if not paren or paren <= close + 1 then paren = t:find(")", close + 2, true) end
+      if not paren then break end -- no ")" left: no link left
+      matched = true
+    end
+    if matched then
+      local start = (i > last and t:byte(i - 1) == 33) and i - 1 or i -- a "!" before it: an image
+      out[#out + 1] = t:sub(last, start - 1)
+      out[#out + 1] = t:sub(i + 1, close - 1)
+      last, pos = paren + 1, paren + 1
+    else
+      pos = i + 1
+    end
+  end
+  out[#out + 1] = t:sub(last)
+  return table.concat(out)
+end
+report.link_labels = link_labels -- (for its spec)
+
 -- Markdown of one line made plain text (links keep their label, marks and escapes removed), to
 -- be escaped again by the template: for titles and the appendix summaries.
 function report.plain(md)
@@ -113,7 +150,7 @@ function report.plain(md)
       kept[#kept + 1] = c
       return "\1"
     end)
-    :gsub("!?%[([^%]]*)%]%([^%)]*%)", "%1")         -- links and images: keep the label
+  t = link_labels(t)                                -- links and images: keep the label
     :gsub("[*~`]", "")                              -- emphasis, strike, code marks
   -- "_" marks emphasis only at a word's edge (snake_case and :white_check_mark: stay)
   t = (" " .. t .. " "):gsub("([^%w])_+", "%1"):gsub("_+([^%w])", "%1")
@@ -125,12 +162,21 @@ function report.plain(md)
   end))
 end
 
--- The thread's title: the first line of the first entry, Markdown marks and emoji codes removed.
+-- Emoji (shortcodes, and the characters lib/emoji.lua puts in their place: the pictographs, the
+-- symbols block, variation selector 16, the zero-width joiner) removed: a title names the incident.
+local function strip_emoji(line)
+  return (line:gsub(":[%w_%+%-]+:", "")
+    :gsub("\240\159[\128-\191][\128-\191]", "")     -- U+1F000..U+1FFFF
+    :gsub("\226[\152-\158][\128-\191]", "")          -- U+2600..U+27BF
+    :gsub("\239\184\143", ""):gsub("\226\128\141", "")) -- U+FE0F, U+200D
+end
+
+-- The thread's title: the first line of the first entry, Markdown marks and emoji removed.
 function report.title(timeline)
   local first = timeline.entries and timeline.entries[1]
   local text = first and first.text_md or ""
   for line in (text .. "\n"):gmatch("(.-)\n") do
-    local t = report.plain(line:gsub(":[%w_%+%-]+:", ""))
+    local t = report.plain(strip_emoji(line))
       :gsub("^[#>%s%-%+]+", "")
     if t ~= "" then
       if #t > 100 then t = t:sub(1, 97):gsub("[\128-\191]*$", ""):gsub("[\192-\255]$", "") .. "..." end
@@ -169,7 +215,7 @@ local function file_view(f)
   v.missing = v.missing_reason ~= false
   if f.kind == "snippet" and f.preview and f.preview ~= "" then
     local lines, n = {}, 0
-    for line in (f.preview .. "\n"):gmatch("(.-)\r?\n") do
+    for line in (f.preview:gsub("\r\n?", "\n") .. "\n"):gmatch("(.-)\n") do
       n = n + 1
       if n <= PREVIEW_LINES then lines[#lines + 1] = line end
     end
@@ -178,6 +224,9 @@ local function file_view(f)
   return v
 end
 
+-- The default template shows `pretext_block` (above the bar, as in Slack) and `quote_block` (the
+-- attachment as lib/attachments.lua composed it, quoted); the other fields are for templates that
+-- lay attachments out themselves.
 local function attachment_view(a)
   local fields = {}
   for i, f in ipairs(a.fields or {}) do
@@ -185,7 +234,8 @@ local function attachment_view(a)
                             last = i == #a.fields }
   end
   local text = a.text_md and a.text_md:match("%S") and prefix_lines(close_fences(a.text_md), "  > ", "  >") or false
-  local pretext = a.pretext_md and a.pretext_md:match("%S") and prefix_lines(a.pretext_md, "  > ", "  >") or false
+  local pretext = a.pretext_md and a.pretext_md:match("%S") and prefix_lines(close_fences(a.pretext_md), "  ") or false
+  local quote = a.md and a.md:match("%S") and prefix_lines(close_fences(a.md), "  > ", "  >") or false
   local title = a.title and a.title:match("%S") and one_line(a.title) or false
   local service = a.service_name and a.service_name:match("%S") and one_line(a.service_name) or false
   -- fields are all set (false when absent) so a template never falls through to the entry's
@@ -195,10 +245,16 @@ local function attachment_view(a)
     has_heading = (title or service) and true or false,
     text_block = text,
     pretext_block = pretext,
+    quote_block = quote,
     fields = fields,
     has_fields = #fields > 0,
     footer = a.footer and one_line(a.footer) or false,
     service_name = service,
+    author_name = a.author_name and one_line(a.author_name) or false,
+    author_link = link_url(a.author_link),
+    image_url = link_url(a.image_url),
+    thumb_url = link_url(a.thumb_url),
+    severity = a.severity or false,
     from_url = link_url(a.from_url),
     is_unfurl = a.is_unfurl or false,
   }
@@ -211,7 +267,8 @@ local function entry_view(e)
   for _, f in ipairs(e.files or {}) do files[#files + 1] = file_view(f) end
   for _, a in ipairs(e.attachments or {}) do attachments[#attachments + 1] = attachment_view(a) end
   for i, r in ipairs(e.reactions or {}) do
-    reactions[#reactions + 1] = { name = one_line(r.name), count = r.count or 1, last = i == #e.reactions }
+    reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
+                                  last = i == #e.reactions }
   end
   local text = e.text_md and e.text_md:match("%S") and prefix_lines(close_fences(e.text_md), "  ") or false
   return {

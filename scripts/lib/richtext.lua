@@ -83,18 +83,30 @@ local function element_text(e, resolve)
   return str(e.text) or ""
 end
 
--- An emoji shortcode whose `_` sit between letters/digits cannot form emphasis: keep it as is.
-local function emoji_markdown(text)
-  local name = text:match("^:([%w_+:-]+):$")
-  if name and not name:find("[^%w]_") and not name:find("_[^%w]") and not name:find("^_")
-    and not name:find("_$") then
-    return text
+-- Emoji as Unicode when resolve.emoji knows the name (lib/emoji.lua), else as a shortcode that
+-- emphasis cannot break (`_` only between letters/digits), else escaped.
+local function emoji_markdown(e, resolve)
+  local name = str(e.name)
+  if name and name ~= "" then
+    local fn = resolve and resolve.emoji
+    if type(fn) == "function" then
+      local char = fn(name, e.skin_tone)
+      if type(char) == "string" and char ~= "" then
+        return markdown.escape_chars(char)
+      end
+    end
+    local text = ":" .. name .. ":"
+    if not name:find("[^%w_+:-]") and not name:find("[^%w]_") and not name:find("_[^%w]")
+      and not name:find("^_") and not name:find("_$") then
+      return text
+    end
+    return markdown.escape_chars(text)
   end
-  return markdown.escape_chars(text)
+  return markdown.escape_chars(str(e.unicode) or "")
 end
 
 -- The 16 possible styles, made once: STYLES[n] with n = bold 1 + italic 2 + strike 4 + code 8.
--- Runs compare styles by identity; `no_code` is the same style without code (for link labels).
+-- Runs compare styles by identity; `no_code` is the same style without code.
 local STYLES = {}
 for n = 0, 15 do
   STYLES[n] = { bold = n & 1 ~= 0, italic = n & 2 ~= 0, strike = n & 4 ~= 0, code = n & 8 ~= 0 }
@@ -103,18 +115,8 @@ for n = 0, 15 do
   STYLES[n].no_code = STYLES[n & 7]
 end
 
--- open/close: the markers wrap puts around a run of that style ("**_" ... "_**").
-for n = 0, 15 do
-  local s = STYLES[n]
-  s.open = (s.bold and "**" or "") .. (s.italic and "_" or "") .. (s.strike and "~~" or "")
-  s.close = (s.strike and "~~" or "") .. (s.italic and "_" or "") .. (s.bold and "**" or "")
-end
-
--- IS_SPACE[b] for the bytes of `%s`.
-local IS_SPACE = {}
-for b = 0, 255 do
-  IS_SPACE[b] = string.char(b):find("%s") ~= nil
-end
+-- The emphasis markers in the order they nest (outermost first), with the style flag each needs.
+local MARKERS = { { flag = "bold", md = "**" }, { flag = "italic", md = "_" }, { flag = "strike", md = "~~" } }
 
 local function style_of(style)
   if style == nil or type(style) ~= "table" then
@@ -124,136 +126,182 @@ local function style_of(style)
     + (style.strike == true and 4 or 0) + (style.code == true and 8 or 0)]
 end
 
--- Wrap one line of inline Markdown in style markers, with edge spaces kept outside the markers
--- (CommonMark emphasis cannot start or end with a space).
-local function wrap(md, style)
-  if not (style.bold or style.italic or style.strike) then
-    return md
-  end
-  local b1 = md:byte(1)
-  if b1 and not IS_SPACE[b1] and not IS_SPACE[md:byte(-1)] then
-    return style.open .. md .. style.close -- no edge spaces (the usual case)
-  end
-  local first = md:find("%S")
-  if not first then
-    return md
-  end
-  local last = #md
-  while md:find("^%s", last) do
-    last = last - 1
-  end
-  local lead, body, trail = md:sub(1, first - 1), md:sub(first, last), md:sub(last + 1)
-  if style.strike then
-    body = "~~" .. body .. "~~"
-  end
-  if style.italic then
-    body = "_" .. body .. "_"
-  end
-  if style.bold then
-    body = "**" .. body .. "**"
-  end
-  return lead .. body .. trail
+-- Builds the Markdown lines of inline elements. Markers are opened lazily (right before the first
+-- non-space content that needs them) and closed as soon as the style drops them, with edge spaces
+-- kept outside (CommonMark emphasis cannot start or end with a space). So two runs of one style
+-- share one pair of markers whatever the elements (`**~~:x:[l](u)~~**`, never `~~****~~`), and
+-- adjacent code pieces become one code span: two spans side by side would merge their backtick
+-- runs and leave code text outside any span.
+local writer_mt = {}
+writer_mt.__index = writer_mt
+
+local function new_writer()
+  return setmetatable({ lines = {}, buf = {}, open = {}, code = nil }, writer_mt)
 end
 
--- One styled run (text that may hold newlines) -> Markdown lines appended to `lines`.
--- `lines` always has a current (last) line that inline pieces are appended to.
-local function add_run(lines, text, style, to_md)
-  if not find(text, "\n", 1, true) then
-    if text ~= "" then
-      local md = style.code and markdown.code_span(text) or to_md(text)
-      if style.open ~= "" then
-        md = wrap(md, style)
-      end
-      lines[#lines] = lines[#lines] .. md
+-- Move trailing spaces of the current line out of the way of a closing marker.
+function writer_mt:close_markers(keep)
+  local open, buf = self.open, self.buf
+  local n = #open
+  local cut = n + 1
+  for i = 1, n do
+    if not keep or not keep[open[i].flag] then
+      cut = i
+      break
     end
+  end
+  if cut > n then
     return
+  end
+  local last = buf[#buf] or ""
+  local trail = last:match("%s*$")
+  if trail ~= "" then
+    buf[#buf] = last:sub(1, #last - #trail)
+  end
+  for i = n, cut, -1 do
+    buf[#buf + 1] = open[i].md
+    open[i] = nil
+  end
+  if trail ~= "" then
+    buf[#buf + 1] = trail
+  end
+end
+
+-- Append Markdown `md` (one line, already escaped) in `style` (no code bit).
+function writer_mt:put(md, style)
+  if md == "" then
+    return
+  end
+  self:close_markers(style)
+  local lead, body = md:match("^(%s*)(.*)$")
+  local buf = self.buf
+  if lead ~= "" then
+    buf[#buf + 1] = lead
+  end
+  if body == "" then
+    return
+  end
+  local open = self.open
+  for _, m in ipairs(MARKERS) do
+    if style[m.flag] then
+      local found = false
+      for i = 1, #open do
+        if open[i] == m then
+          found = true
+        end
+      end
+      if not found then
+        open[#open + 1] = m
+        buf[#buf + 1] = m.md
+      end
+    end
+  end
+  buf[#buf + 1] = body
+end
+
+function writer_mt:flush_code()
+  local code = self.code
+  if code then
+    self.code = nil
+    self:put(markdown.code_span(concat(code.parts)), code.style)
+  end
+end
+
+-- Plain `text` as code in `style` (its no_code part wraps the span); joins a code run in progress.
+function writer_mt:put_code(text, style)
+  local code = self.code
+  if code and code.style ~= style then
+    self:flush_code()
+    code = nil
+  end
+  if not code then
+    code = { parts = {}, style = style }
+    self.code = code
+  end
+  code.parts[#code.parts + 1] = text
+end
+
+function writer_mt:end_line()
+  self:flush_code()
+  self:close_markers(nil)
+  self.lines[#self.lines + 1] = concat(self.buf)
+  self.buf = {}
+end
+
+-- Text that may hold line breaks (a lone CR is one too: CommonMark ends a line there).
+function writer_mt:text(text, style, to_md)
+  if find(text, "\r", 1, true) then
+    text = text:gsub("\r\n?", "\n")
   end
   local pos = 1
   while true do
-    local nl = text:find("\n", pos, true)
+    local nl = find(text, "\n", pos, true)
     local piece = nl and text:sub(pos, nl - 1) or text:sub(pos)
-    if pos > 1 then
-      lines[#lines + 1] = ""
-    end
-    if piece ~= "" then
-      local md
-      if style.code then
-        md = markdown.code_span(piece)
-      else
-        md = to_md(piece)
+    if style.code then
+      if piece ~= "" then
+        self:put_code(piece, style.no_code)
       end
-      lines[#lines] = lines[#lines] .. wrap(md, style)
+    else
+      self:flush_code()
+      self:put(to_md(piece), style)
     end
     if not nl then
       break
     end
+    self:end_line()
     pos = nl + 1
   end
 end
 
+function writer_mt:finish()
+  self:end_line()
+  return self.lines
+end
+
 -- Inline elements -> array of Markdown lines (not yet safe at their starts).
--- Consecutive text elements with the same style are merged first, so `**a****b**` never occurs.
 -- `plain` = true for preformatted blocks: text only, no styles, no escaping.
 local function inline_lines(elements, resolve, plain)
-  local lines = { "" }
-  local plain_parts = plain and {}
-  -- the current same-style run of texts, when there is one: its first text, then (from the
-  -- second text on) all of its texts in `more`
-  local pending, more, pending_style = nil, nil, nil
-  local escape_chars = markdown.escape_chars
   local list = list_of(elements)
+  if plain then
+    local parts = {}
+    for k = 1, #list do
+      local e = list[k]
+      if type(e) == "table" then
+        parts[#parts + 1] = (element_text(e, resolve))
+      end
+    end
+    return { concat(parts) }
+  end
+  local w = new_writer()
+  local escape_chars = markdown.escape_chars
   for k = 1, #list do
     local e = list[k]
     if e == nil then
       break -- (where ipairs would stop)
     end
     if type(e) == "table" then
-      local text, url = element_text(e, resolve)
-      if plain then
-        plain_parts[#plain_parts + 1] = text
+      local style = style_of(e.style)
+      local t = e.type
+      if t == "link" and e.unsafe ~= true and markdown.safe_url(str(e.url)) then
+        local text, url = element_text(e, resolve)
+        text = text:gsub("[\r\n]+", " ")
+        w:flush_code()
+        local label_md = style.code and markdown.code_span(text) or escape_chars(text)
+        w:put(markdown.link(label_md, url), style.no_code)
+      elseif t == "link" then
+        local text, url = element_text(e, resolve)
+        w:text(text ~= url and (text .. " (" .. url .. ")") or url, style, escape_chars)
+      elseif t == "color" then
+        w:put_code((element_text(e, resolve):gsub("[\r\n]+", " ")), style.no_code)
+      elseif t == "emoji" and not style.code then
+        w:flush_code()
+        w:put(emoji_markdown(e, resolve), style)
       else
-        local style = style_of(e.style)
-        if e.type == "text" then
-          if pending and pending_style ~= style then
-            add_run(lines, more and concat(more) or pending, pending_style, escape_chars)
-            pending, more = nil, nil
-          end
-          if not pending then
-            pending, pending_style = text, style
-          elseif more then
-            more[#more + 1] = text
-          else
-            more = { pending, text }
-          end
-        else
-          if pending then
-            add_run(lines, more and concat(more) or pending, pending_style, escape_chars)
-            pending, more = nil, nil
-          end
-          if e.type == "link" and e.unsafe ~= true then
-            local label_md = style.code and markdown.code_span(text) or markdown.escape_chars(text)
-            lines[#lines] = lines[#lines] .. wrap(markdown.link(label_md, url), style.no_code)
-          elseif e.type == "link" then
-            local shown = text ~= url and (text .. " (" .. url .. ")") or url
-            add_run(lines, shown, style, markdown.escape_chars)
-          elseif e.type == "color" then
-            lines[#lines] = lines[#lines] .. markdown.code_span(text)
-          elseif e.type == "emoji" then
-            add_run(lines, text, style, emoji_markdown)
-          else
-            add_run(lines, text, style, markdown.escape_chars)
-          end
-        end
+        w:text((element_text(e, resolve)), style, escape_chars)
       end
     end
   end
-  if pending then
-    add_run(lines, more and concat(more) or pending, pending_style, escape_chars)
-  end
-  if plain then
-    return { table.concat(plain_parts) }
-  end
-  return lines
+  return w:finish()
 end
 
 -- Lines of one paragraph-like element: safe starts, trailing spaces gone, hard breaks between

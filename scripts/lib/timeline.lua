@@ -1,22 +1,25 @@
 -- The timeline of a thread (shape: docs/timeline-model.md). timeline.collect(ctx, opts) reads the
--- thread from Slack, names its people, runs the filter rules, computes the figures and downloads the
--- files; timeline.build(messages, opts) does the same offline (`render`), without any call.
--- Called by commands/autopsy.lua (collect) and lib/render_offline.lua (build); calls lib/slack.lua,
--- lib/people.lua, lib/files.lua, lib/filters.lua, lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua,
--- lib/mrkdwn.lua, lib/richtext.lua, lib/markdown.lua and host.
+-- thread from Slack, names its people and user groups, runs the filter rules, computes the figures
+-- and downloads the files; timeline.build(messages, opts) does the same offline (`render`), without
+-- any call. Called by commands/autopsy.lua (collect) and lib/render_offline.lua (build); calls
+-- lib/slack.lua, lib/people.lua, lib/usergroups.lua, lib/mentions.lua, lib/files.lua, lib/filters.lua,
+-- lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua, the converters (lib/blockkit.lua, lib/mrkdwn.lua,
+-- lib/attachments.lua, lib/emoji.lua), lib/markdown.lua and host.
 local host = require "host"
 local tsutil = require "lib.tsutil"
 local timefmt = require "lib.timefmt"
 local people = require "lib.people"
+local usergroups = require "lib.usergroups"
+local mentions = require "lib.mentions"
 local slack = require "lib.slack"
 local files = require "lib.files"
 local filters = require "lib.filters"
 local figures = require "lib.figures"
 local mrkdwn = require "lib.mrkdwn"
+local blockkit = require "lib.blockkit"
+local attachments = require "lib.attachments"
+local emoji = require "lib.emoji"
 local markdown = require "lib.markdown"
-
-local has_richtext, richtext = pcall(require, "lib.richtext")
-if not has_richtext then richtext = nil end
 
 local timeline = {}
 
@@ -84,8 +87,19 @@ local function is_bot_message(m)
   return m.subtype == "bot_message" or (str(m.bot_id) ~= nil and not str(m.user))
 end
 
--- Every user and bot id the timeline will need a name for: authors, mentions, rich_text users.
-function timeline.ids_to_name(messages)
+-- Who typed it: the user, or for an export's file_comment the commenter.
+local function user_of(m)
+  local user = str(m.user)
+  if not user and type(m.comment) == "table" then user = str(m.comment.user) end
+  return user
+end
+
+-- `bot_add` / `bot_remove` carry the bot's id but were typed by the person who added it.
+local BY_A_PERSON = { bot_add = true, bot_remove = true }
+
+-- Every user and bot id the timeline will need a name for: authors and every mention (text,
+-- blocks, attachments).
+function timeline.ids_to_name(messages, refs)
   local ids, seen = {}, {}
   local function add(id)
     if str(id) and not seen[id] then
@@ -93,37 +107,15 @@ function timeline.ids_to_name(messages)
       ids[#ids + 1] = id
     end
   end
-  local function scan_elements(elements)
-    for _, el in ipairs(list(elements)) do
-      if type(el) == "table" then
-        if el.type == "user" then add(el.user_id) end
-        scan_elements(el.elements)
-      end
-    end
-  end
   for _, m in ipairs(messages) do
     if is_bot_message(m) then
       local profile = type(m.bot_profile) == "table" and m.bot_profile or {}
       if not str(profile.name) and not str(m.username) then add(m.bot_id) end
     else
-      add(m.user)
-    end
-    local texts = { m.text }
-    for _, a in ipairs(list(m.attachments)) do
-      if type(a) == "table" then
-        texts[#texts + 1] = a.text
-        texts[#texts + 1] = a.pretext
-      end
-    end
-    for _, text in ipairs(texts) do
-      if type(text) == "string" and text:find("<@", 1, true) then
-        for id in text:gmatch("<@([%w]+)") do add(id) end
-      end
-    end
-    for _, block in ipairs(list(m.blocks)) do
-      if type(block) == "table" then scan_elements(block.elements) end
+      add(user_of(m))
     end
   end
+  for _, id in ipairs((refs or mentions.of(messages)).users) do add(id) end
   return ids
 end
 
@@ -134,26 +126,34 @@ local function author_of(m, book)
     local known = book[id]
     return { id = id, name = str(profile.name) or str(m.username) or (known and known.name) or id, is_bot = true }
   end
-  local id = str(m.user)
+  local id = user_of(m)
   if not id then return { id = nil, name = "unknown", is_bot = false } end
   local p = book[id]
   if not p and type(m.user_profile) == "table" then
     p = people.from_user(m.user_profile)
   end
+  local bot_id = not BY_A_PERSON[m.subtype] and str(m.bot_id) ~= nil
   if p then
-    return { id = id, name = p.name or id, is_bot = p.is_bot == true or str(m.bot_id) ~= nil }
+    return { id = id, name = p.name or id, is_bot = p.is_bot == true or bot_id }
   end
-  return { id = id, name = id, is_bot = str(m.bot_id) ~= nil }
+  return { id = id, name = id, is_bot = bot_id }
 end
 
 ---------------------------------------------------------------------------- one entry
 
-local function make_resolver(book, zone, channel, channel_name, channel_names)
+-- groups: { [usergroup id] = handle }; emoji_mode: config timeline.emoji.
+local function make_resolver(book, zone, channel, channel_name, channel_names, groups, emoji_mode)
   channel_names = channel_names or {}
+  groups = groups or {}
   return {
     user = function(id) return book[id] and book[id].name or nil end,
     channel = function(id) return (id == channel and channel_name) or channel_names[id] or nil end,
-    usergroup = function() return nil end,
+    -- the label Slack gives (`<!subteam^S1|@oncall>`) wins: it is what the reader saw
+    usergroup = function(id, label)
+      if label and label ~= "" then return nil end
+      return groups[id]
+    end,
+    emoji = emoji.resolver(emoji_mode),
     date = function(ts)
       local ok, s = pcall(host.format_time, ts, zone, "%Y-%m-%d %H:%M %Z")
       return ok and s or nil
@@ -161,16 +161,19 @@ local function make_resolver(book, zone, channel, channel_name, channel_names)
   }
 end
 
+-- A message with blocks shows its blocks (its `text` is the notification fallback); one whose
+-- blocks show nothing shows its text. Never both, never neither.
 local function convert(m, resolve)
-  if richtext then
-    local block = richtext.find_block(m)
-    if block then return richtext.to_markdown(block, resolve) end
+  local blocks = m.blocks
+  if blocks ~= nil and type(blocks) == "table" and blocks[1] ~= nil then
+    local md = blockkit.to_markdown(blocks, resolve)
+    if md ~= "" then return md end
   end
   return mrkdwn.to_markdown(m.text, resolve)
 end
 
--- Markdown of a message's text: its rich_text block when there is one, else its mrkdwn text.
--- A converter failure shows the text escaped rather than losing the message.
+-- Markdown of a message's text. A converter failure shows the text escaped rather than losing the
+-- message.
 local function text_markdown(m, resolve)
   local ok, md = pcall(convert, m, resolve)
   if ok and type(md) == "string" then return md end
@@ -178,40 +181,28 @@ local function text_markdown(m, resolve)
   return markdown.escape(type(m.text) == "string" and m.text or "")
 end
 
--- memo: text -> Markdown for this timeline. Alert storms repeat the same attachment text and
--- field values hundreds of times; each is converted once.
-local function mrkdwn_or_nil(text, resolve, memo)
-  if not str(text) then return nil end
-  local md = memo[text]
-  if md then return md end
-  local ok
-  ok, md = pcall(mrkdwn.to_markdown, text, resolve)
-  if not ok then md = markdown.escape(text) end
-  memo[text] = md
-  return md
-end
-
-local function attachment_of(a, resolve, memo)
-  local fields = {}
-  for _, f in ipairs(list(a.fields)) do
-    if type(f) == "table" then
-      fields[#fields + 1] = { title = str(f.title) and mrkdwn.decode_entities(f.title) or "",
-                              value_md = mrkdwn_or_nil(f.value, resolve, memo) or "" }
+-- The attachments that show something (an empty one would leave a blank quote), or nil.
+local function attachments_of(m, env)
+  local out = {}
+  for _, a in ipairs(m.attachments) do
+    if type(a) == "table" then
+      local ok, model = pcall(attachments.of, a, env.resolve, env.attachment_md)
+      if not ok then
+        host.log("warn", "attachment conversion failed, showing its fallback", { ts = m.ts, error = tostring(model) })
+        model = { fields = {}, md = markdown.escape(str(a.fallback) or str(a.text) or "") }
+      end
+      if model.md ~= "" or model.pretext_md then out[#out + 1] = model end
     end
   end
-  local is_unfurl = str(a.from_url) ~= nil or str(a.original_url) ~= nil or a.is_app_unfurl == true
-  local title = str(a.title) and mrkdwn.decode_entities(a.title) or nil
-  return {
-    pretext_md = mrkdwn_or_nil(a.pretext, resolve, memo),
-    title = title,
-    title_link = str(a.title_link) or (is_unfurl and title and (str(a.from_url) or str(a.original_url))) or nil,
-    text_md = mrkdwn_or_nil(a.text, resolve, memo),
-    fields = fields,
-    footer = str(a.footer) and mrkdwn.decode_entities(a.footer) or nil,
-    from_url = str(a.from_url) or str(a.original_url),
-    service_name = str(a.service_name),
-    is_unfurl = is_unfurl,
-  }
+  if out[1] then return out end
+  return nil
+end
+
+-- An export's `file_share` / `file_comment` carries one `file` instead of `files`.
+local function files_of(m)
+  if m.files ~= nil and type(m.files) == "table" and m.files[1] then return m.files end
+  if m.subtype == "file_share" and type(m.file) == "table" then return { m.file } end
+  return nil
 end
 
 -- files, attachments and reactions are set only when the message has some (hot path: most
@@ -237,9 +228,10 @@ local function entry_of(m, env)
                  label = (el.date ~= date) and (el.date .. " " .. el.short) or el.short }
   end
   if m.subtype == "thread_broadcast" then e.broadcast = true end
-  if m.files ~= nil and type(m.files) == "table" and m.files[1] then
+  local message_files = files_of(m)
+  if message_files then
     e.files = {}
-    for _, f in ipairs(m.files) do
+    for _, f in ipairs(message_files) do
       if type(f) == "table" then
         local fe, url = files.describe(f, env.max_bytes)
         e.files[#e.files + 1] = fe
@@ -248,16 +240,14 @@ local function entry_of(m, env)
     end
   end
   if m.attachments ~= nil and type(m.attachments) == "table" and m.attachments[1] then
-    e.attachments = {}
-    for _, a in ipairs(m.attachments) do
-      if type(a) == "table" then e.attachments[#e.attachments + 1] = attachment_of(a, env.resolve, env.attachment_md) end
-    end
+    e.attachments = attachments_of(m, env)
   end
   if m.reactions ~= nil and type(m.reactions) == "table" and m.reactions[1] then
     e.reactions = {}
     for _, r in ipairs(m.reactions) do
       if type(r) == "table" and str(r.name) then
-        e.reactions[#e.reactions + 1] = { name = r.name, count = tonumber(r.count) or #list(r.users) }
+        e.reactions[#e.reactions + 1] = { name = r.name, count = tonumber(r.count) or #list(r.users),
+                                          char = env.resolve.emoji and env.resolve.emoji(r.name) or nil }
       end
     end
   end
@@ -283,10 +273,11 @@ local function assemble(messages, o)
     book = o.book or {},
     day_of = {},
     jobs = {},
-    attachment_md = {}, -- see mrkdwn_or_nil
+    attachment_md = {}, -- text -> Markdown, shared by the attachments (see lib/attachments.lua)
     max_bytes = config_part(config, "downloads").max_bytes,
   }
-  env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names)
+  env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names, o.usergroups,
+    config_part(config, "timeline").emoji)
 
   local entries = {}
   for i, m in ipairs(messages) do entries[i] = entry_of(m, env) end
@@ -354,7 +345,7 @@ local function assemble(messages, o)
 end
 
 -- Offline build for `render` (see docs/timeline-model.md). opts: people = {[id] = user object or
--- person}, channel, channel_name, thread_ts, bot (host.bot() or nil: inferred from the thread),
+-- person}, usergroups = {[id] = handle}, channel, channel_name, thread_ts, bot (host.bot() or nil: inferred from the thread),
 -- out_dir (files already under out_dir/attachments/ are used; others get "offline render"; without
 -- out_dir files are left for the caller to attach), config, zone, second_zone, rules.
 function timeline.build(messages, opts)
@@ -374,7 +365,7 @@ function timeline.build(messages, opts)
   local base_url = (opts.bot and opts.bot.url) or opts.base_url or config.workspace_url or "https://slack.com/"
   local t, jobs = assemble(messages, {
     book = book, channel = opts.channel, channel_name = opts.channel_name, thread_ts = opts.thread_ts,
-    bot = bot, base_url = base_url, config = config, zone = opts.zone, second_zone = opts.second_zone,
+    usergroups = opts.usergroups, bot = bot, base_url = base_url, config = config, zone = opts.zone, second_zone = opts.second_zone,
     command_ts = opts.command_ts or last_request_ts(messages, bot), rules = opts.rules,
     incident = opts.incident,
   })
@@ -412,33 +403,15 @@ local function expand_file_stubs(messages, limit)
   end
 end
 
--- Channel ids mentioned without a name (`<#C123>` in text, `channel` elements of rich_text),
--- other than `own`: their names are looked up once per report (at most 20).
+-- Channel ids mentioned without a name, other than `own`: their names are looked up once per
+-- report (at most 20).
 local MAX_CHANNEL_LOOKUPS = 20
 
-local function rich_channels(node, found)
-  if type(node) ~= "table" then return end
-  if node.type == "channel" and type(node.channel_id) == "string" then found[node.channel_id] = true end
-  if type(node.elements) == "table" then
-    for _, child in ipairs(node.elements) do rich_channels(child, found) end
-  end
-end
-
-local function mentioned_channels(messages, own)
-  local found = {}
-  for _, m in ipairs(messages) do
-    if type(m.text) == "string" and m.text:find("<#", 1, true) then
-      for id in m.text:gmatch("<#([CG][%w]+)>") do found[id] = true end
-    end
-    if type(m.blocks) == "table" then
-      for _, block in ipairs(m.blocks) do rich_channels(block, found) end
-    end
-  end
-  found[own or ""] = nil
+local function unnamed_channels(refs, own)
   local ids = {}
-  for id in pairs(found) do ids[#ids + 1] = id end
-  table.sort(ids)
-  while #ids > MAX_CHANNEL_LOOKUPS do ids[#ids] = nil end
+  for _, id in ipairs(refs.channels) do
+    if id ~= own and #ids < MAX_CHANNEL_LOOKUPS then ids[#ids + 1] = id end
+  end
   return ids
 end
 
@@ -461,21 +434,24 @@ function timeline.collect(ctx, opts)
 
   expand_file_stubs(messages, downloads.concurrency or 4)
 
-  local ids = timeline.ids_to_name(messages)
+  local refs = mentions.of(messages)
+  local ids = timeline.ids_to_name(messages, refs)
   if ctx.user then ids[#ids + 1] = ctx.user end
   progress("people", 0, #ids)
-  -- names of people, of this channel and of channels mentioned without a name need nothing from
-  -- each other: ask for all of them at once
-  local book, channel_name
+  -- names of people, of user groups, of this channel and of channels mentioned without a name need
+  -- nothing from each other: ask for all of them at once
+  local book, channel_name, groups
   local channel_names = {}
+  local ttl = tonumber(tl_conf.user_cache_ttl)
   local jobs = {
-    function() book = people.ensure(ids, { ttl = tonumber(tl_conf.user_cache_ttl) }) end,
+    function() book = people.ensure(ids, { ttl = ttl }) end,
+    function() groups = usergroups.ensure(refs.usergroups, { ttl = ttl }) end,
     function()
       local ch = host.api("conversations.info", { channel = ctx.channel })
       if ch and type(ch.channel) == "table" then channel_name = str(ch.channel.name) end
     end,
   }
-  for _, id in ipairs(mentioned_channels(messages, ctx.channel)) do
+  for _, id in ipairs(unnamed_channels(refs, ctx.channel)) do
     jobs[#jobs + 1] = function()
       local ch = host.api("conversations.info", { channel = id })
       if ch and type(ch.channel) == "table" then channel_names[id] = str(ch.channel.name) end
@@ -490,7 +466,7 @@ function timeline.collect(ctx, opts)
   local bot = ctx.bot or host.bot() or {}
   local t, jobs = assemble(messages, {
     book = book, channel = ctx.channel, channel_name = channel_name, channel_names = channel_names,
-    thread_ts = thread_ts,
+    usergroups = groups, thread_ts = thread_ts,
     bot = bot, base_url = bot.url, config = config, command_ts = ctx.ts, rules = opts.rules,
     incident = opts.incident,
   })

@@ -82,6 +82,32 @@ class TimelineTest(BotTestCase):
         # this channel, plus each unnamed mention once (the labelled one needs no call)
         self.assertEqual(sorted([CHANNEL, "C0GONE", "C0OPS"]), looked_up)
 
+    def test_user_groups_are_named_with_one_usergroups_list_call(self):
+        self.fs.add_usergroup("S0DBONCALL", [BOB], handle="oncall-db")
+        self.fs.add_usergroup("S0NETWORK", [ALICE], handle="network")
+        parent = self.fs.add_thread(CHANNEL, 1, users=(ALICE, BOB))
+        self.fs.add_message(CHANNEL, {"type": "message", "user": BOB, "thread_ts": parent,
+                                      "text": "paging <!subteam^S0DBONCALL> and <!subteam^S0NETWORK|@net-team>"})
+        self.fs.add_message(CHANNEL, {"type": "message", "user": BOB, "thread_ts": parent, "text": "x",
+                                      "blocks": [{"type": "rich_text", "elements": [{
+                                          "type": "rich_text_section", "elements": [
+                                              {"type": "text", "text": "rich: "},
+                                              {"type": "usergroup", "usergroup_id": "S0NETWORK"}]}]}]})
+        bot = self.start_bot()
+        _, v1 = self.autopsy(bot, parent)
+        md = self.markdown_of(v1)
+        # the label Slack gave wins; the others come from usergroups.list
+        self.assertIn("paging @oncall-db and @net-team", md)
+        self.assertIn("rich: @network", md)
+        self.assertNotIn("S0DBONCALL", md)
+        self.assertEqual(1, len(self.fs.calls("usergroups.list")))
+
+    def test_a_thread_without_user_groups_does_not_list_them(self):
+        parent = self.fs.add_thread(CHANNEL, 2, users=(ALICE, BOB))
+        bot = self.start_bot()
+        self.autopsy(bot, parent)
+        self.assertEqual([], self.fs.calls("usergroups.list"))
+
     # --- collection -------------------------------------------------------------------------
     def test_2500_replies_all_present_once_in_order(self):
         parent = self.fs.add_thread(CHANNEL, 2500, users=(ALICE, BOB), text="update {i}")

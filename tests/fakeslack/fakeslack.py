@@ -63,6 +63,7 @@ class FakeSlack:
         self._by_ts = {}     # channel id -> ts -> message
         self.files = {}      # file id -> entry (see add_file)
         self.usergroups = {}
+        self.usergroup_handles = {}
         self.pending_uploads = {}
         self._upload_counter = 0
         self._last_ts = ts_key("1700000000.000000")
@@ -188,9 +189,12 @@ class FakeSlack:
             self.bots[bot_id] = bot
             return bot
 
-    def add_usergroup(self, group_id, user_ids):
+    def add_usergroup(self, group_id, user_ids, handle=None):
+        """A user group: its members (usergroups.users.list) and its @handle (usergroups.list;
+        default: the id in lower case)."""
         with self.lock:
             self.usergroups[group_id] = list(user_ids)
+            self.usergroup_handles[group_id] = handle or group_id.lower()
 
     def add_message(self, channel, msg):
         """Store a message (a dict; ts generated when missing). Returns the stored dict."""

@@ -176,6 +176,13 @@ def usergroups_users_list(fs, params):
     return {"ok": True, "users": list(group)}
 
 
+@method("usergroups.list")
+def usergroups_list(fs, params):
+    groups = [{"id": gid, "handle": fs.usergroup_handles.get(gid, gid.lower()), "name": gid,
+               "user_count": len(members)} for gid, members in sorted(fs.usergroups.items())]
+    return {"ok": True, "usergroups": groups}
+
+
 @method("conversations.info")
 def conversations_info(fs, params):
     ch = channel_of(fs, params, need_member=False)

@@ -101,6 +101,12 @@ local CASES = {
   { "unclosed angle", "a <https://e.example b", "a \\<https://e.example b" },
   { "empty angle", "a <> b", "a \\<\\> b" },
   { "bad user id", "<@>", "\\<@\\>" },
+  -- issue 13: tokens are read before code spans (11); touching spans stay one span (15)
+  { "date token inside a code span shows its fallback as code text",
+    "`<!date^00000000^{_}|`>code<!date^00000000^{_}|`>`", "`` `code` ``" },
+  { "touching code spans are one span", "`a``b`", "`ab`" },
+  { "code html then a code span stays code", "`<img src=x onerror=alert(1)>``x`", "`<img src=x onerror=alert(1)>x`" },
+  { "a link inside code shows its label", "`see <https://e.example|docs>`", "`see docs`" },
   { "control bytes used internally are replaced", "a\1b\2c", "a\239\191\189b\239\191\189c" },
   { "empty", "", "" },
 }
@@ -189,6 +195,40 @@ describe("mrkdwn speed", function()
     local text = string.rep("*a* _b_ <@U1> `c` &amp; ", 20000)
     local out = mrkdwn.to_markdown(text, RESOLVE)
     assert.are.equal(20000, count(out, "@Ada Lovelace"))
+  end)
+end)
+
+describe("mrkdwn closers find their opener directly", function()
+  -- issue 13 item 17: each `~` closer used to walk the whole stack of `*` openers
+  it("pairs the last opener of the same marker across others", function()
+    assert.are.equal("**a \\_b \\_c d**", mrkdwn.to_markdown("*a _b _c d*"))
+    assert.are.equal("\\*a **b c** d\\~", mrkdwn.to_markdown("*a *b c* d~"))
+  end)
+  it("drops openers inside a closed pair", function()
+    assert.are.equal("**a \\_b** c\\_", mrkdwn.to_markdown("*a _b* c_"))
+  end)
+  it("handles 6,666 openers then 6,666 other closers (the adversarial pattern)", function()
+    local text = string.rep("*a ", 6666) .. string.rep("a~ ", 6666)
+    local out = mrkdwn.to_markdown(text)
+    assert.are.equal(6666, count(out, "\\%*"))
+    assert.are.equal(6666, count(out, "\\~"))
+  end)
+end)
+
+describe("mrkdwn emoji", function()
+  local EMOJI = { emoji = function(name, tone)
+    local chars = { tada = "\u{1F389}", wave = "\u{1F44B}" }
+    local tones = { [2] = "\u{1F3FB}" }
+    return chars[name] and chars[name] .. (tones[tone] or "") or nil
+  end }
+  it("turns known shortcodes into characters, with skin tones", function()
+    assert.are.equal("\u{1F389} ok \u{1F44B}\u{1F3FB}", mrkdwn.to_markdown(":tada: ok :wave::skin-tone-2:", EMOJI))
+  end)
+  it("keeps unknown (custom) ones as typed", function()
+    assert.are.equal(":party-parrot: \u{1F389}", mrkdwn.to_markdown(":party-parrot: :tada:", EMOJI))
+  end)
+  it("leaves shortcodes inside code alone", function()
+    assert.are.equal("`:tada:`", mrkdwn.to_markdown("`:tada:`", EMOJI))
   end)
 end)
 

@@ -117,6 +117,24 @@ describe("report.view", function()
     assert.are.equal("it failing :white_check_mark: snake_case", report.plain("it _failing_ :white_check_mark: snake_case"))
   end)
 
+  it("strips links from plain text as the pattern would, in one pass (issue 13 item 17)", function()
+    local report = require "lib.report"
+    local pieces = { "[", "]", "(", ")", "!", "a", "\\]", " " }
+    local seed = 7
+    for _ = 1, 3000 do
+      local parts = {}
+      for i = 1, seed % 12 + 1 do
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        parts[i] = pieces[seed % #pieces + 1]
+      end
+      local s = table.concat(parts)
+      assert.are.equal((s:gsub("!?%[([^%]]*)%]%([^%)]*%)", "%1")), report.link_labels(s), s)
+    end
+    -- a 40 KB line of "[" then "](": a quadratic scan would take seconds here
+    local title = report.title({ entries = { { text_md = string.rep("[", 40000) .. "](x" } } })
+    assert.are.equal(100, #title)
+  end)
+
   it("falls back to the channel for a title when there is no text", function()
     local t = sample_timeline()
     t.entries = {}
@@ -250,6 +268,17 @@ describe("the default postmortem template", function()
       end
     end
     local doc = cmark.structure((report.render(t)))
+    assert.are.equal(#t.entries, doc.items["Timeline"])
+    assert.are.equal(0, doc.html)
+    assert.are.equal(11, #doc.headings)
+  end)
+
+  it("keeps a snippet preview and entry text with lone CRs inside their entry (issue 13 item 16)", function()
+    local t = sample_timeline()
+    t.entries[3].files[4].preview = "a\r```\r<div>x</div>\r- forged\r## h"
+    t.entries[2].text_md = "a\r\\<b\\>\r```\r- forged"
+    local md = report.render(t)
+    local doc = cmark.structure(md)
     assert.are.equal(#t.entries, doc.items["Timeline"])
     assert.are.equal(0, doc.html)
     assert.are.equal(11, #doc.headings)

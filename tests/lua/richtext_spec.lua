@@ -90,6 +90,22 @@ local CASES = {
   { "unknown block element with elements", block({ type = "rich_text_future", elements = { T("f") } }), "f" },
   { "malformed elements are skipped", block(section("junk", 5, T("ok")), "junk"), "ok" },
   { "no elements", { type = "rich_text" }, "" },
+  -- issue 13 item 8: one pair of markers around a same-style run, whatever its elements
+  { "bold strike emoji then bold strike link share the markers",
+    block(section({ type = "emoji", name = "house", style = { bold = true, strike = true } },
+      { type = "link", url = "https://e.example", text = "home", style = { bold = true, strike = true } })),
+    "**~~:house:[home](https://e.example)~~**" },
+  { "bold then bold italic nests", block(section(T("a ", { bold = true }), T("b", { bold = true, italic = true }))),
+    "**a _b_**" },
+  { "bold mention then bold text", block(section({ type = "user", user_id = "U1", style = { bold = true } },
+    T(" here", { bold = true }))), "**@Ada Lovelace here**" },
+  -- item 15: code never leaves its span, whatever its neighbours
+  { "adjacent code elements are one span", block(section(T("<img src=x onerror=alert(1)>", { code = true }),
+    T("``", { code = true }))), "``` <img src=x onerror=alert(1)>`` ```" },
+  { "code mention then code text are one span", block(section({ type = "user", user_id = "U1", style = { code = true } },
+    T("!", { code = true }))), "`@Ada Lovelace!`" },
+  -- item 16: a lone CR is a line break, not a way out of the entry
+  { "lone CR in text", block(section(T("a\r# b\r- c"))), "a\\\n\\# b\\\n\\- c" },
 }
 
 describe("richtext.to_markdown cases", function()
@@ -134,6 +150,10 @@ describe("richtext through cmark as one list item", function()
     block({ type = "rich_text_quote", elements = { T("q\n- x\n\n# y") } }, section(T("# after"))),
     block({ type = "rich_text_preformatted", elements = { T("```\n</code><b>\n```") } }, section(T("z"))),
     block({ type = "weird", text = "<iframe>" }),
+    block(section(T("<img src=x onerror=alert(1)>", { code = true }), T("``", { code = true }),
+      T(" <script>x</script> ", { code = true, bold = true }), T("`", { code = true }))),
+    block(section(T("x\r<div>\r\r- forged\r***"))),
+    block({ type = "rich_text_preformatted", elements = { T("a\r```\r<b>") } }, section(T("\r# h"))),
   }
   for i, b in ipairs(HOSTILE) do
     it("keeps one item and no raw HTML, case " .. i, function()

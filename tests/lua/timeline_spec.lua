@@ -236,7 +236,7 @@ describe("timeline.collect", function()
     assert.are.equal("2024-11-15", done.date_label)
     assert.are.equal("00:10:00", done.time_label)
     assert.is_true(done.marks.resolution)
-    assert.are.same({ { name = "white_check_mark", count = 2 } }, done.reactions)
+    assert.are.same({ { name = "white_check_mark", count = 2, char = "\u{2705}" } }, done.reactions)
 
     assert.are.equal(ts(120), t.figures.first_response.ts)
     assert.are.equal(ts(240), t.figures.mitigation.ts)
