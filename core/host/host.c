@@ -223,12 +223,34 @@ static void host_wait_gauge(void)
                       NULL, (double)host_wait_n);
 }
 
+/* Where a failure of this envelope's task is answered: the host owns that reply (host_task.c), so
+ * it reads the place from the envelope itself; a mention is answered in its thread. The router
+ * only names the command (host.task_reply_to). */
+static void host_set_reply_target(struct host_task *t, const char *json, size_t len)
+{
+    char type[32] = "";
+    struct json_doc *doc = json_parse(json, len);
+    if (!doc) {
+        return;
+    }
+    json_get_string(doc, "payload.event.type", type, sizeof type);
+    if (strcmp(type, "app_mention") == 0 &&
+        json_get_string(doc, "payload.event.channel", t->reply_channel, sizeof t->reply_channel) ==
+            0 &&
+        json_get_string(doc, "payload.event.thread_ts", t->reply_thread, sizeof t->reply_thread) <
+            0) {
+        json_get_string(doc, "payload.event.ts", t->reply_thread, sizeof t->reply_thread);
+    }
+    json_free(doc);
+}
+
 static void host_start_envelope(const char *json, size_t len)
 {
     struct host_task *t = host_task_new(host_current, HOST_TASK_ENVELOPE);
     if (!t) {
         return;
     }
+    host_set_reply_target(t, json, len);
     host_push_boot_fn(t, "task_main");
     lua_pushlstring(t->co, json, len);
     /* start on the next loop turn: the ack socketmode.c just queued goes out first */

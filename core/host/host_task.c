@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/liveness.h"
 #include "base/log.h"
@@ -150,8 +151,9 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
             host_error_text(t->co, msg, sizeof msg);
         }
         luaL_traceback(t->gen->L, t->co, msg, 0); /* stack(L): tb */
-        log_event(LOG_ERROR, "script failed", "error", msg, "command", t->reply_label, "generation",
-                  gen_s, "traceback", lua_tostring(t->gen->L, -1), NULL);
+        log_event(LOG_ERROR, t->reply_channel[0] ? "command failed" : "script failed", "error", msg,
+                  "command", t->reply_label, "generation", gen_s, "traceback",
+                  lua_tostring(t->gen->L, -1), NULL);
         lua_pop(t->gen->L, 1);
         metrics_counter_add("pmb_script_failures_total", "Lua coroutines ended by an error",
                             t->killed == BUDGET_CPU || t->killed == BUDGET_STRETCH
@@ -162,9 +164,12 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
         if (t->kind == HOST_TASK_CHILD) {
             api_child_done(t, 0, msg);
         } else if (t->reply_channel[0]) {
-            char text[1400];
-            snprintf(text, sizeof text, ":x: `%s` failed: %s",
-                     t->reply_label[0] ? t->reply_label : "command", msg);
+            /* the one failure reply, whatever ended the command: its first line, kept short */
+            char text[512];
+            int first = (int)strcspn(msg, "\n");
+            snprintf(text, sizeof text, ":x: `%s` failed: %.*s%s",
+                     t->reply_label[0] ? t->reply_label : "command", first > 300 ? 300 : first, msg,
+                     first > 300 ? "…" : "");
             host_post_message(t->reply_channel, t->reply_thread, text);
         }
         if (t->kind == HOST_TASK_RENDER) {

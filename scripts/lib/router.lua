@@ -1,9 +1,8 @@
 -- The command router: the registry of commands (scripts/commands/*.lua, filled by init.load),
 -- and what happens to each Socket Mode envelope: app_mention events from people become a command
 -- run with a ctx (docs/lua-api.md "The command context"); everything else is ignored. Called by
--- init.lua; calls host.api/host.log/host.bot and each command's run. A command that raises gets
--- its error logged with a traceback and a short reply in the thread; budget kills are answered by
--- the host (C), which knows the thread from host.task_reply_to.
+-- init.lua; calls host.api/host.log/host.bot and each command's run. A command that fails (raises,
+-- or is killed by its budget) is answered by the host (C), in the mention's thread.
 local host = require "host"
 
 local router = {}
@@ -180,32 +179,15 @@ function router.build_ctx(event, cmd, text)
   return ctx
 end
 
-local function short_error(err)
-  local msg = tostring(err)
-  msg = msg:match("^[^\n]*") or msg -- first line only
-  if #msg > 300 then msg = msg:sub(1, 300) .. "…" end
-  return msg
-end
-
--- Run cmd with ctx; an error is logged with its traceback and answered in the thread.
+-- Run cmd with ctx. The host answers a failure (an error, a budget or memory kill) in the thread
+-- the mention came from, logs it with its traceback and counts it: one path for every failure,
+-- that no command can bypass. The router only names the command for it.
 function router.run(cmd, ctx, args)
   host.task_reply_to(ctx.channel, ctx.thread_ts, cmd.name)
   local started = host.monotonic()
-  local ok, err = xpcall(cmd.run, function(e)
-    return { error = e, traceback = debug.traceback(tostring(e), 2) }
-  end, ctx, args)
-  if ok then
-    ctx.log("info", "command done", { ms = string.format("%.0f", (host.monotonic() - started) * 1000) })
-    return true
-  end
-  local e = type(err) == "table" and err.error or err
-  ctx.log("error", "command failed", {
-    error = tostring(e),
-    traceback = type(err) == "table" and err.traceback or nil,
-  })
-  host.task_reply_to(ctx.channel, ctx.thread_ts, cmd.name, "failed") -- counted as an error
-  ctx.reply(":x: `" .. cmd.name .. "` failed: " .. short_error(e))
-  return false, e
+  cmd.run(ctx, args)
+  ctx.log("info", "command done", { ms = string.format("%.0f", (host.monotonic() - started) * 1000) })
+  return true
 end
 
 -- One Socket Mode envelope (already acked by the C core).

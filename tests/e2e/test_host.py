@@ -226,7 +226,7 @@ class HostTest(CommandBotTestCase):
         post = self.wait_post(r"`eat` failed: memory cap exceeded", timeout=20)
         ack = self.wait_ack(other)
         self.assertLess(ack.time_acked, post["time"] + 0.1)
-        bot.wait_log(r'msg="script failed".*memory cap exceeded')
+        bot.wait_log(r'msg="command failed".*memory cap exceeded')
         n = len(self.fs.posts(channel=CHANNEL, thread_ts=THREAD))
         self.ask("help")
         self.wait_post(r"eat — allocates", after=n)

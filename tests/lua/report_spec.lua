@@ -118,7 +118,7 @@ describe("report.view", function()
   end)
 
   it("strips links from plain text as the pattern would, in one pass (issue 13 item 17)", function()
-    local report = require "lib.report"
+    report = require "lib.report"
     local pieces = { "[", "]", "(", ")", "!", "a", "\\]", " " }
     local seed = 7
     for _ = 1, 3000 do

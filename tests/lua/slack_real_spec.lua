@@ -198,7 +198,7 @@ describe("what issue 13 saw lost, message by message", function()
   it("2: a ClickUp attachment of blocks only shows the link, the list and the status", function()
     local r = load("zulip")
     local found
-    for ts, got in pairs(r.by_ts) do
+    for _, got in pairs(r.by_ts) do
       if got.md:find("app.clickup.com", 1, true) and got.entry.attachments then found = got end
     end
     assert.is_not_nil(found)

@@ -21,7 +21,7 @@ before_each(function()
   H.clock = 1000
   H.now = function() return H.clock end
   H.log = function() end
-  H.api = function(method, params)
+  H.api = function(method)
     H.calls[#H.calls + 1] = method
     if H.fail then return nil, stub.host_error("missing_scope") end
     return LIST
