@@ -111,7 +111,9 @@ size_t log_redact(const char *in, size_t in_len, char *out, size_t out_size)
         if (!matched) {
             size_t plen = log_token_prefix(in + i, in_len - i);
             int at_word_start = i == 0 || !log_is_token_char(in[i - 1]);
-            if (plen && at_word_start) {
+            /* a bare prefix ("an xapp- token") names a kind of token and holds no secret */
+            int has_body = i + plen < in_len && log_is_token_char(in[i + plen]);
+            if (plen && at_word_start && has_body) {
                 size_t j = i + plen;
                 while (j < in_len && log_is_token_char(in[j])) {
                     j++;

@@ -534,25 +534,7 @@ int sm_start(const struct sm_settings *s, sm_envelope_fn on_envelope, void *arg)
     if (sm.started || !s || !s->open_url) {
         return -1;
     }
-    sm.s = *s;
-    if (!(sm.s.ping_interval > 0)) {
-        sm.s.ping_interval = 10;
-    }
-    if (!(sm.s.pong_timeout > 0)) {
-        sm.s.pong_timeout = 20;
-    }
-    if (!(sm.s.close_timeout > 0)) {
-        sm.s.close_timeout = 1;
-    }
-    if (sm.s.max_frame == 0) {
-        sm.s.max_frame = 1024 * 1024;
-    }
-    if (!(sm.s.dedupe_ttl > 0)) {
-        sm.s.dedupe_ttl = 900;
-    }
-    if (sm.s.dedupe_max == 0) {
-        sm.s.dedupe_max = 65536;
-    }
+    sm.s = *s; /* resolved values: the config schema gave every key its default */
     sm.seen = dedupe_new(sm.s.dedupe_max, sm.s.dedupe_ttl);
     if (!sm.seen) {
         return -1;

@@ -17,6 +17,7 @@ struct sm_open_result {
     const char *url;     /* the WebSocket URL when ok */
 };
 
+/* Resolved values (scripts/lib/config_schema.lua holds the defaults, config.c reads them). */
 struct sm_settings {
     /* Ask for apps.connections.open; the answer must come back through sm_open_done(seq, ...) on
      * the transport thread. 0, or -1 when the request could not be started. */
@@ -25,12 +26,12 @@ struct sm_settings {
     /* A permanent refusal (the app token was refused): called instead of retrying; NULL = retry. */
     void (*on_fatal)(const char *why, void *arg);
     void *fatal_arg;
-    double ping_interval; /* seconds between our pings (default 10) */
-    double pong_timeout;  /* no frame at all for this long: the connection is dead (default 20) */
-    double close_timeout; /* give up a close handshake after this long (default 1) */
-    size_t max_frame;     /* bigger messages are logged and skipped (default 1 MiB) */
-    double dedupe_ttl;    /* seconds an event_id is remembered (default 900) */
-    size_t dedupe_max;    /* bound on remembered ids (default 65536) */
+    double ping_interval; /* seconds between our pings */
+    double pong_timeout;  /* no frame at all for this long: the connection is dead */
+    double close_timeout; /* give up a close handshake after this long */
+    size_t max_frame;     /* bigger messages are logged and skipped */
+    double dedupe_ttl;    /* seconds an event_id is remembered */
+    size_t dedupe_max;    /* bound on remembered ids */
 };
 
 /* json is the whole envelope text; valid only during the call. Called once per event_id, after

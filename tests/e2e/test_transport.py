@@ -324,4 +324,20 @@ class HealthListenerTest(BotTestCase):
         bad = self.make_bot(env={"POSTMORTEMBOT_LISTEN": "no-port-here"})
         bad.start(wait_connected=False)
         self.assertEqual(1, bad.wait(timeout=15), bad.tail(20))
-        bad.wait_log(r"listen must be host:port", timeout=1)
+        bad.wait_log(r"listen .*must be .*host:port", timeout=1)
+
+
+class TokenRefusalTest(BotTestCase):
+    def test_a_refused_app_token_exits_1_with_an_unredacted_hint(self):
+        bot = self.make_bot(env={"SLACK_APP_TOKEN": "xapp-1-refused-by-the-fake"})
+        bot.start(wait_connected=False)
+        self.assertEqual(1, bot.wait(timeout=20), bot.tail(20))
+        line = bot.wait_log(r'msg="apps.connections.open refused the app token', timeout=1)
+        self.assertIn("an xapp- token with connections:write", line.line)
+        self.assertNotIn("refused-by-the-fake", bot.log_text())
+
+    def test_a_transient_open_failure_is_retried(self):
+        self.fs.fault("apps.connections.open", status=500)
+        bot = self.start_bot(timeout=30)
+        self.assertTrue(bot.running())
+        self.assertGreaterEqual(len(self.fs.calls("apps.connections.open")), 2)
