@@ -137,6 +137,9 @@ schema.TREE = {
     key("resolution_reaction", "reaction", "white_check_mark",
       "a reaction (name without colons) that marks the resolving message"),
     key("user_cache_ttl", "number", 3600, "seconds a `users.info` answer is reused", { min = 0 }),
+    key("emoji", "enum", "unicode", "`unicode`: emoji as the characters Slack draws; `shortcode`: "
+      .. "keep `:name:` (a workspace's custom emoji stay `:name:` either way)",
+      { values = { "unicode", "shortcode" } }),
   }),
   section("status", "`statusupdate` and the broadcasts of `incident start` / `resolve`", {
     key("channels", "list", {}, "channel ids that receive status updates",
