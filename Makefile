@@ -20,7 +20,7 @@ ALL_CFLAGS   = $(PMB_CFLAGS) $(CFLAGS)
 DEBIAN_PKGS := build-essential pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
   libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev libarchive-dev libssl-dev \
   libcmocka-dev lua-busted lua-check cmark python3 tzdata ca-certificates unzip clang-format \
-  git librsvg2-bin chromium lighttpd
+  git librsvg2-bin chromium lighttpd python3-aiosmtpd
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
 CORE_HDR := $(wildcard core/*.h core/*/*.h)

@@ -105,6 +105,26 @@ return {
       --   timeout = 10,       -- seconds
       -- },
     },
+    -- More destinations, one table each with a `kind` (scripts/destinations/<kind>.lua); every
+    -- kind also takes name, retries (default 2) and timeout. Secrets come from environment
+    -- variables named here (*_env), never from this file. README: "Reaching people outside Slack".
+    destinations = {
+      -- { kind = "slack", channel = "C0STATUS", template = "statusupdate.slack" },
+      -- { kind = "webhook", name = "relay", url = "https://relay.example.com/hook", -- or url_env
+      --   headers = {}, body_template = "statusupdate.webhook.json", method = "POST" },
+      -- { kind = "whatsapp", name = "company group", phone_number_id = "106540352242922",
+      --   to = { "+4915112345678" }, token_env = "WHATSAPP_TOKEN", template = "outage_update",
+      --   language = "en_US", parameters = { "headline", "title", "text", "user_name", "when" },
+      --   free_form = false, api_url = "https://graph.facebook.com/v21.0/" },
+      -- { kind = "email", name = "ops list", url = "smtp://mail.example.com:587",
+      --   from = "Status <status@example.com>", to = { "ops@example.com" }, cc = {},
+      --   username_env = "SMTP_USER", password_env = "SMTP_PASSWORD", starttls = "required",
+      --   subject_prefix = "[status]", retries = 2, timeout = 15 },
+      -- { kind = "teams", name = "ops channel", url_env = "TEAMS_WORKFLOW_URL" },
+      -- { kind = "statuspage", name = "public page", page_id = "kctbh9vrtdwd",
+      --   api_key_env = "STATUSPAGE_API_KEY", components = { ["8kbf7d35c070"] = "major_outage" },
+      --   impact = "major", notify = true, api_url = "https://api.statuspage.io/v1/" },
+    },
   },
 
   incident = {

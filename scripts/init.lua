@@ -36,6 +36,9 @@ function init.self_check()
       for _, e in ipairs(errs) do problems[#problems + 1] = e end
     end
   end
+  for _, e in ipairs(require("lib.destinations").check(host.config())) do
+    problems[#problems + 1] = e
+  end
   if #problems > 0 then return false, problems end
   return true
 end

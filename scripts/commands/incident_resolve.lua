@@ -60,6 +60,7 @@ local function run(ctx, args)
     at = at,
     thread_url = broadcast.thread_url(ctx.bot, ctx.channel, ctx.thread_ts),
     duration = duration,
+    record = record,
   })
   if #results > 0 then
     incidents.add_update(record, { ts = ctx.ts, user = ctx.user, text = view.text, at = at })

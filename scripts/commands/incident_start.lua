@@ -79,7 +79,7 @@ local function run(ctx, args)
   if incident_config.first_status_update ~= false then
     local results, view = broadcast.send(config, {
       kind = "started", title = title, text = FIRST_UPDATE_TEXT, user = ctx.user, at = at,
-      thread_url = thread_url,
+      thread_url = thread_url, record = record,
     })
     if #results > 0 then
       incidents.add_update(record, { ts = root_ts, user = ctx.user, text = view.text, at = at })

@@ -53,6 +53,7 @@ function statusupdate.run(ctx, args)
     user = ctx.user,
     at = at,
     thread_url = in_thread and broadcast.thread_url(ctx.bot, ctx.channel, ctx.thread_ts) or nil,
+    record = record,  -- a status page destination keeps its incident id in it
   })
 
   if record then

@@ -1,11 +1,11 @@
 -- Sends one outage update (status update, incident started, resolved) to every configured
--- destination: the status channels (host.api chat.postMessage; the core retries) and the outgoing
--- webhooks (host.http with their own retries), each tried on its own, all at once (host.all).
+-- destination through lib/destinations.lua (scripts/destinations/*.lua: Slack channels, webhooks,
+-- WhatsApp, email, Teams, a status page), and words the one summary reply.
 -- Called by commands/statusupdate.lua, incident_start.lua, incident_resolve.lua; calls
--- lib/templates.lua (statusupdate.slack / statusupdate.webhook.json), lib/slackfmt.lua and host.
+-- lib/destinations.lua, lib/slackfmt.lua and host.
 local host = require "host"
-local templates = require "lib.templates"
 local slackfmt = require "lib.slackfmt"
+local destinations = require "lib.destinations"
 
 local broadcast = {}
 
@@ -14,10 +14,6 @@ local HEADLINES = {
   started = "Incident started",
   resolved = "Resolved",
 }
-
-local function status_config(config)
-  return (config or {}).status or {}
-end
 
 -- "Bearer ${TOKEN_NAME}" -> "Bearer <value of TOKEN_NAME>". Returns the string, or nil and the
 -- name of the first variable that is not set (so nothing half-filled is ever sent).
@@ -127,137 +123,31 @@ function broadcast.view(update)
   }
 end
 
-local function send_to_channel(channel, text)
-  local res, err = host.api("chat.postMessage", {
-    channel = channel, text = text, unfurl_links = false, unfurl_media = false,
-  })
-  if not res then
-    return { kind = "channel", name = channel, ok = false, error = tostring(err) }
-  end
-  return { kind = "channel", name = channel, ok = true, ts = res.ts }
-end
-
--- A webhook's label in replies and logs: its name, never its URL (which may carry a secret).
-local function hook_name(hook, index)
-  return hook.name or ("webhook " .. index)
-end
-
-local function send_to_webhook(hook, index, view)
-  local name = hook_name(hook, index)
-  local result = { kind = "webhook", name = name, ok = false }
-  if type(hook.url) ~= "string" or hook.url == "" then
-    result.error = "no url configured"
-    return result
-  end
-  local template = hook.body_template or "statusupdate.webhook.json"
-  local ok, body = pcall(templates.render, template, view)
-  if not ok then
-    result.error = "template " .. template .. ": " .. tostring(body)
-    return result
-  end
-  local headers = {}
-  local has_type = false
-  for key, value in pairs(hook.headers or {}) do
-    local expanded, missing = broadcast.expand_env(value)
-    if not expanded then
-      result.error = "environment variable " .. missing .. " is not set (header " .. key .. ")"
-      return result
-    end
-    headers[key] = expanded
-    if key:lower() == "content-type" then has_type = true end
-  end
-  if not has_type and templates.kind(template) == "json" then
-    headers["Content-Type"] = "application/json"
-  end
-  local retries = tonumber(hook.retries) or 0
-  local res, err = host.http({
-    method = hook.method or "POST", url = hook.url, headers = headers, body = body,
-    timeout = tonumber(hook.timeout) or 10, retries = retries,
-  })
-  if not res then
-    result.error = tostring(err)
-  elseif res.status < 200 or res.status > 299 then
-    result.error = "HTTP " .. tostring(res.status)
-    if retries > 0 then
-      result.error = result.error .. " after " .. retries .. (retries == 1 and " retry" or " retries")
-    end
-  else
-    result.ok = true
-    result.status = res.status
-  end
-  return result
-end
-
--- Send `update` everywhere configured. Returns an array of results, channels first then webhooks,
--- in config order: { kind = "channel"|"webhook", name, ok, error }.
+-- Send `update` everywhere configured (lib/destinations.lua: status.channels, status.webhooks,
+-- status.destinations). `update.record` is the thread's incident record, if any. Returns an
+-- array of results in config order, { kind, name, ok, error }, and the view.
 function broadcast.send(config, update)
-  local status = status_config(config)
   update.zone = update.zone or (config or {}).timezone or "UTC"
   local view = broadcast.view(update)
-  local tasks = {}
-  local labels = {}
-
-  local channels = type(status.channels) == "table" and status.channels or {}
-  if #channels > 0 then
-    local slack_template = status.template or "statusupdate.slack"
-    local ok, text = pcall(templates.render, slack_template, view)
-    if ok then
-      text = text:gsub("%s+$", "")
-    end
-    for _, channel in ipairs(channels) do
-      labels[#labels + 1] = { kind = "channel", name = channel }
-      if ok then
-        tasks[#tasks + 1] = function() return send_to_channel(channel, text) end
-      else
-        local message = "template " .. slack_template .. ": " .. tostring(text)
-        tasks[#tasks + 1] = function()
-          return { kind = "channel", name = channel, ok = false, error = message }
-        end
-      end
-    end
-  end
-  for index, hook in ipairs(type(status.webhooks) == "table" and status.webhooks or {}) do
-    labels[#labels + 1] = { kind = "webhook", name = hook_name(hook, index) }
-    tasks[#tasks + 1] = function() return send_to_webhook(hook, index, view) end
-  end
-
-  if #tasks == 0 then
-    return {}, view
-  end
-  local results = {}
-  for i, r in ipairs(host.all(tasks)) do
-    if r.ok and type(r.value) == "table" then
-      results[i] = r.value
-    else
-      results[i] = { kind = labels[i].kind, name = labels[i].name, ok = false, error = tostring(r.error) }
-    end
-  end
-  for _, r in ipairs(results) do
-    host.log(r.ok and "info" or "warn", "broadcast destination",
-      { kind = r.kind, destination = r.name, ok = tostring(r.ok), error = r.error })
-  end
-  return results, view
+  return destinations.send(config, view, update.record), view
 end
 
 -- The lines of the one reply: where the update went, each with ok or the error.
 function broadcast.summary(results, what)
   what = what or "Status update"
   if #results == 0 then
-    return what .. ": no status destinations are configured (status.channels, status.webhooks), "
+    return what .. ": no status destinations are configured (status.channels, status.webhooks, "
+      .. "status.destinations), "
       .. "so nothing was sent outside this thread."
   end
   local ok_count = 0
   local lines = {}
   for _, r in ipairs(results) do
-    local label
-    if r.kind == "channel" then
-      label = "<#" .. r.name .. ">"
-    else
-      label = "webhook " .. slackfmt.escape(r.name)
-    end
+    local label = destinations.label(r, slackfmt.escape)
     if r.ok then
       ok_count = ok_count + 1
-      lines[#lines + 1] = "• " .. label .. ": ok"
+      local detail = type(r.detail) == "string" and (" (" .. slackfmt.escape(r.detail) .. ")") or ""
+      lines[#lines + 1] = "• " .. label .. ": ok" .. detail
     else
       lines[#lines + 1] = "• " .. label .. ": failed: " .. slackfmt.escape(r.error or "unknown error")
     end

@@ -32,6 +32,98 @@ local WEBHOOK = {
   key("timeout", "number", 10, "seconds", { min = 0.1, max = 300 }),
 }
 
+-- status.destinations: every entry has these keys, and its kind's (DESTINATION_KINDS) besides.
+-- A kind without an entry here is a script of the operator's own (scripts/destinations/<kind>.lua);
+-- its keys are checked by lib/destinations.lua against the script's `schema` when scripts load.
+local DESTINATION_COMMON = {
+  key("kind", "string", nil, "`slack`, `webhook`, `whatsapp`, `email`, `teams`, `statuspage` or the "
+    .. "name of another `scripts/destinations/<kind>.lua`", { required = true }),
+  key("name", "string", nil, "its name in replies and logs (never a URL); default: the kind and its "
+    .. "place in the list"),
+  key("retries", "integer", 2, "retries of 5xx answers and connection errors", { min = 0, max = 10 }),
+  key("timeout", "number", 15, "seconds for one request", { min = 0.1, max = 300 }),
+}
+
+local function env_name(name, doc, more)
+  more = more or {}
+  more.shape = "env"
+  return key(name, "string", nil, doc, more)
+end
+
+-- The built-in kinds, in the order the README lists them.
+schema.DESTINATION_KINDS = {
+  { kind = "slack", fields = {
+    key("channel", "channel", nil, "the channel id that receives the update", { required = true }),
+    key("template", "template", "statusupdate.slack", "the Slack message"),
+  } },
+  { kind = "webhook", fields = {
+    key("url", "url", nil, "where the update is sent (or `url_env`)"),
+    env_name("url_env", "environment variable holding the URL, when the URL itself is a secret"),
+    key("headers", "map", {}, "request headers; `${NAME}` is expanded from the environment",
+      { key = { type = "string" }, item = { type = "string" } }),
+    key("body_template", "template", "statusupdate.webhook.json", "the body's template"),
+    key("method", "enum", "POST", "HTTP method", { values = { "POST", "PUT", "PATCH", "GET" } }),
+  } },
+  { kind = "whatsapp", fields = {
+    key("phone_number_id", "string", nil, "the sending number's id (WhatsApp Manager → API Setup)",
+      { required = true }),
+    key("to", "list", {}, "recipients' phone numbers with country code, e.g. `\"+4915112345678\"`",
+      { item = { type = "string" }, required = true }),
+    env_name("token_env", "environment variable holding the access token (a System User token)",
+      { required = true }),
+    key("template", "string", nil, "the approved template's name; its body takes the parameters "
+      .. "below", { required = true }),
+    key("language", "string", "en_US", "the template's language code"),
+    key("parameters", "list", { "headline", "title", "text", "user_name", "when" },
+      "the body's {{1}}, {{2}}, … from these fields of the update (`headline`, `title`, `text`, "
+      .. "`user_name`, `when`, `thread_url`, `duration`)", { item = { type = "string" } }),
+    key("free_form", "boolean", false, "send plain text instead of the template (reaches only "
+      .. "people who wrote to the number in the last 24 hours)"),
+    key("api_url", "url", "https://graph.facebook.com/v21.0/", "the Graph API base"),
+  } },
+  { kind = "email", fields = {
+    key("url", "string", nil, "`smtp://host:587` (STARTTLS) or `smtps://host:465`", { required = true }),
+    key("from", "string", nil, "the sender address", { required = true }),
+    key("to", "list", {}, "recipients", { item = { type = "string" }, required = true }),
+    key("cc", "list", {}, "copies", { item = { type = "string" } }),
+    env_name("username_env", "environment variable holding the SMTP user name"),
+    env_name("password_env", "environment variable holding the SMTP password"),
+    key("starttls", "enum", "required", "`required`: refuse to send unencrypted; `try`: use it when "
+      .. "offered; `off`", { values = { "required", "try", "off" } }),
+    key("subject_prefix", "string", "[status]", "put before the subject"),
+  } },
+  { kind = "teams", fields = {
+    env_name("url_env", "environment variable holding the Workflows webhook URL (it carries a "
+      .. "signature)", { required = true }),
+  } },
+  { kind = "statuspage", fields = {
+    key("page_id", "string", nil, "the page's id (Statuspage → API info)", { required = true }),
+    env_name("api_key_env", "environment variable holding the API key", { required = true }),
+    key("components", "map", {}, "component id → its status while the incident is open "
+      .. "(`degraded_performance`, `partial_outage`, `major_outage`); the command's words "
+      .. "\"degraded\", \"partial outage\", \"major outage\" override it",
+      { key = { type = "string" }, item = { type = "string" } }),
+    key("impact", "enum", nil, "`impact_override` of a new incident",
+      { values = { "none", "minor", "major", "critical" } }),
+    key("notify", "boolean", true, "`deliver_notifications` to the page's subscribers"),
+    key("api_url", "url", "https://api.statuspage.io/v1/", "the API base"),
+  } },
+}
+
+-- The fields of one destination entry of kind `kind`: the common ones and its own; nil when the
+-- kind is not built in.
+function schema.destination_fields(kind)
+  for _, k in ipairs(schema.DESTINATION_KINDS) do
+    if k.kind == kind then
+      local all = {}
+      for _, f in ipairs(DESTINATION_COMMON) do all[#all + 1] = f end
+      for _, f in ipairs(k.fields) do all[#all + 1] = f end
+      return all
+    end
+  end
+  return nil
+end
+
 schema.TREE = {
   key("scripts_dir", "path", "../scripts", "`init.lua`, `commands/`, `filters/`, `lib/`"),
   key("templates_dir", "path", "../templates", "`*.mustache`, partials in `partials/`"),
@@ -151,6 +243,8 @@ schema.TREE = {
     key("template", "template", "statusupdate.slack", "the Slack message of an update"),
     key("webhooks", "list", {}, "outgoing webhooks (a WhatsApp bridge, say), each a table:",
       { item = { type = "record", fields = WEBHOOK } }),
+    key("destinations", "list", {}, "where else updates go (README: Reaching people outside "
+      .. "Slack), each a table with a `kind`:", { item = { type = "destination" } }),
   }),
   section("incident", "`incident start` / `incident resolve`", {
     key("channel", "channel", nil, "where `incident start` posts (default: where it is typed)"),
@@ -248,6 +342,24 @@ check_value = function(v, spec, path, ctx)
   local function bad(what)
     ctx.errors[#ctx.errors + 1] = path .. " must be " .. what .. ", not " .. show(v)
   end
+  if t == "destination" then
+    if type(v) ~= "table" then return bad("a table { kind = \"…\", … }") end
+    if type(v.kind) ~= "string" then
+      ctx.errors[#ctx.errors + 1] = path .. ".kind is required (a string: \"slack\", \"webhook\", "
+        .. "\"whatsapp\", \"email\", \"teams\", \"statuspage\", …)"
+      return
+    end
+    local fields = schema.destination_fields(v.kind)
+    if fields then return check_fields(v, fields, path .. ".", ctx) end
+    -- another script's kind: only the common keys here, the rest against its own schema later
+    for _, f in ipairs(DESTINATION_COMMON) do
+      if v[f.name] ~= nil then check_value(v[f.name], f, path .. "." .. f.name, ctx) end
+    end
+    return
+  end
+  if spec.shape == "env" and type(v) == "string" and not v:match("^[%a_][%w_]*$") then
+    return bad("the name of an environment variable (letters, digits, _)")
+  end
   if t == "section" or t == "record" then
     if type(v) ~= "table" then return bad("a table") end
     return check_fields(v, spec.fields, path .. ".", ctx)
@@ -303,6 +415,15 @@ check_value = function(v, spec, path, ctx)
   end
 end
 
+-- The problems of one table against a list of fields (a destination script's own schema), each
+-- named from `path` ("status.destinations[2].").
+function schema.check(tbl, fields, path)
+  local ctx = { errors = {} }
+  if type(tbl) ~= "table" then return { path .. " must be a table" } end
+  check_fields(tbl, fields, path, ctx)
+  return ctx.errors
+end
+
 -- ---- defaults ----
 
 local function copy(v)
@@ -324,6 +445,12 @@ local function fill(tbl, fields)
     if type(v) == "table" and f.fields then fill(v, f.fields) end
     if type(v) == "table" and f.type == "list" and f.item.fields then
       for _, x in ipairs(v) do if type(x) == "table" then fill(x, f.item.fields) end end
+    end
+    if type(v) == "table" and f.type == "list" and f.item.type == "destination" then
+      for _, x in ipairs(v) do
+        local kind_fields = type(x) == "table" and schema.destination_fields(x.kind)
+        if kind_fields then fill(x, kind_fields) end
+      end
     end
   end
 end
@@ -406,7 +533,10 @@ end
 
 local function type_text(f)
   if f.type == "enum" then return table.concat(f.values, " \\| ") end
-  if f.type == "list" then return "list of " .. (f.item.type == "record" and "tables" or f.item.type) end
+  if f.type == "list" then
+    local tables = f.item.type == "record" or f.item.type == "destination"
+    return "list of " .. (tables and "tables" or f.item.type)
+  end
   if f.type == "map" then return "table " .. f.key.type .. " → " .. f.item.type end
   local range = ""
   if f.min and f.max then range = " " .. f.min .. "–" .. f.max
@@ -423,6 +553,13 @@ local function rows(out, fields, prefix)
         .. default_text(f) .. " | " .. f.doc .. " |"
       if f.fields then rows(out, f.fields, prefix .. f.name .. ".") end
       if f.item and f.item.fields then rows(out, f.item.fields, prefix .. f.name .. "[i].") end
+      if f.item and f.item.type == "destination" then
+        rows(out, DESTINATION_COMMON, prefix .. f.name .. "[i].")
+        for _, k in ipairs(schema.DESTINATION_KINDS) do
+          out[#out + 1] = "| `kind = \"" .. k.kind .. "\"` | | | |"
+          rows(out, k.fields, prefix .. f.name .. "[i].")
+        end
+      end
     end
   end
 end
@@ -442,6 +579,10 @@ function schema.key_names()
       names[#names + 1] = prefix .. f.name
       if f.fields then walk(f.fields, prefix .. f.name .. ".") end
       if f.item and f.item.fields then walk(f.item.fields, prefix .. f.name .. "[i].") end
+      if f.item and f.item.type == "destination" then
+        walk(DESTINATION_COMMON, prefix .. f.name .. "[i].")
+        for _, k in ipairs(schema.DESTINATION_KINDS) do walk(k.fields, prefix .. f.name .. "[i].") end
+      end
     end
   end
   walk(schema.TREE, "")

@@ -97,7 +97,8 @@ describe("broadcast", function()
   before_each(function()
     h = fake_host()
     package.loaded.host = h
-    for _, m in ipairs({ "lib.broadcast", "lib.templates", "lib.mustache", "lib.slackfmt" }) do
+    for _, m in ipairs({ "lib.broadcast", "lib.templates", "lib.mustache", "lib.slackfmt", "lib.destinations",
+                          "destinations.slack", "destinations.webhook" }) do
       package.loaded[m] = nil
     end
     broadcast = require "lib.broadcast"

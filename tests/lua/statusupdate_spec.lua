@@ -88,7 +88,7 @@ end
 
 local MODULES = { "lib.broadcast", "lib.templates", "lib.mustache", "lib.slackfmt", "lib.incidents",
                   "lib.permissions", "commands.statusupdate", "commands.incident_start",
-                  "commands.incident_resolve" }
+                  "commands.incident_resolve", "lib.destinations", "destinations.slack", "destinations.webhook" }
 
 describe("outage commands", function()
   local h
