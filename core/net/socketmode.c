@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/json.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
 #include "http/http.h"
 #include "net/dedupe.h"
+#include "net/envelope.h"
 #include "net/ws.h"
 
 #define SM_TICK_MS 250               /* pings and watchdog are checked this often */
@@ -318,14 +318,10 @@ static void sm_malformed(struct sm_conn *c, const char *why, size_t size)
               NULL);
 }
 
-static void sm_on_hello(struct sm_conn *c, struct json_doc *doc)
+static void sm_on_hello(struct sm_conn *c, double n)
 {
     char id[16], num[32];
-    double n = 0;
     sm_id_str(c, id, sizeof id);
-    if (json_get_number(doc, "num_connections", &n) < 0) {
-        n = 0;
-    }
     snprintf(num, sizeof num, "%.0f", n);
     if (c->retiring) {
         return; /* a late hello on a connection we are already closing changes nothing */
@@ -383,35 +379,30 @@ static void sm_on_disconnect(struct sm_conn *c, const char *reason)
     sm_connect_now();
 }
 
-static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *envelope_id,
-                           const char *json, size_t len)
+static void sm_on_envelope(struct sm_conn *c, const struct envelope *e, const char *json,
+                           size_t len)
 {
-    char event_id[128], key[1100], id[16], retry[32];
+    char key[1100], id[16], retry[32];
     double now = loop_now_mono();
-    double attempt = 0;
-    int has_event =
-        json_get_string(doc, "payload.event_id", event_id, sizeof event_id) == 0 && event_id[0];
+    int has_event = e->event_id[0] != '\0';
     int dup;
 
-    if (json_get_number(doc, "retry_attempt", &attempt) < 0) {
-        attempt = 0;
-    }
-    snprintf(key, sizeof key, "envelope:%.1024s", envelope_id);
+    snprintf(key, sizeof key, "envelope:%.1024s", e->id);
     dup = dedupe_contains(sm.seen, key, now);
     if (!dup && dedupe_add(sm.seen, key, now) < 0) {
         log_event(LOG_WARN, "dedupe: out of memory", NULL);
     }
     if (has_event) {
-        snprintf(key, sizeof key, "event:%s", event_id);
+        snprintf(key, sizeof key, "event:%s", e->event_id);
         dup = dedupe_check_add(sm.seen, key, now) == 1 || dup;
     }
     if (dup) {
         sm_id_str(c, id, sizeof id);
-        snprintf(retry, sizeof retry, "%.0f", attempt);
+        snprintf(retry, sizeof retry, "%.0f", e->retry_attempt);
         sm_count("pmb_envelopes_duplicate_total", "Socket Mode redeliveries acked and skipped",
                  &sm.duplicates);
-        log_event(LOG_INFO, "duplicate envelope skipped", "conn", id, "envelope_id", envelope_id,
-                  "event_id", has_event ? event_id : "", "retry_attempt", retry, NULL);
+        log_event(LOG_INFO, "duplicate envelope skipped", "conn", id, "envelope_id", e->id,
+                  "event_id", e->event_id, "retry_attempt", retry, NULL);
         return;
     }
     if (sm.on_envelope) {
@@ -419,59 +410,47 @@ static void sm_on_envelope(struct sm_conn *c, struct json_doc *doc, const char *
     }
 }
 
-static int sm_is_envelope_type(const char *type)
-{
-    return strcmp(type, "events_api") == 0 || strcmp(type, "slash_commands") == 0 ||
-           strcmp(type, "interactive") == 0;
-}
-
 static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double rx_mono, void *arg)
 {
     struct sm_conn *c = arg;
-    char type[64], reason[64];
-    char *envelope_id;
-    size_t id_len = 0;
-    struct json_doc *doc;
-    int has_envelope;
+    struct envelope e;
     (void)ws;
 
-    doc = json_parse(data, len);
-    if (!doc) {
-        sm_malformed(c, "not a JSON object", len);
-        return;
-    }
-    /* the ack comes first: before dedupe, before any Lua, even for a type we do not know */
-    envelope_id = json_get_string_dup(doc, "envelope_id", &id_len);
-    has_envelope = envelope_id && id_len > 0;
-    if (has_envelope) {
-        /* echoed byte for byte, however long and whatever it holds (an embedded NUL too) */
-        char *ack = json_encode_pair_n("envelope_id", envelope_id, id_len);
+    envelope_read(data, len, &e);
+    /* the ack comes first: before dedupe, before any Lua, even for a type we do not know; the id
+     * is echoed byte for byte, however long and whatever it holds */
+    if (e.id) {
         sm_count("pmb_envelopes_received_total", "Socket Mode envelopes received", &sm.envelopes);
-        if (ack && ws_send_text(c->ws, ack, strlen(ack), rx_mono, SM_ACK_HISTOGRAM) == 0) {
+        if (e.ack && ws_send_text(c->ws, e.ack, e.ack_len, rx_mono, SM_ACK_HISTOGRAM) == 0) {
             sm_count("pmb_envelopes_acked_total", "Socket Mode envelopes acked", &sm.acks);
         } else {
-            log_event(LOG_WARN, "could not queue an ack", "envelope_id", envelope_id, NULL);
+            log_event(LOG_WARN, "could not queue an ack", "envelope_id", e.id, NULL);
         }
-        free(ack);
     }
-    if (json_get_string(doc, "type", type, sizeof type) < 0) {
+    switch (e.kind) {
+    case ENVELOPE_NOT_JSON:
+        sm_malformed(c, "not a JSON object", len);
+        break;
+    case ENVELOPE_NO_TYPE:
         sm_malformed(c, "no type", len);
-    } else if (strcmp(type, "hello") == 0) {
-        sm_on_hello(c, doc);
-    } else if (strcmp(type, "disconnect") == 0) {
-        if (json_get_string(doc, "reason", reason, sizeof reason) < 0) {
-            snprintf(reason, sizeof reason, "unknown");
-        }
-        sm_on_disconnect(c, reason);
-    } else if (!sm_is_envelope_type(type)) {
+        break;
+    case ENVELOPE_HELLO:
+        sm_on_hello(c, e.num_connections);
+        break;
+    case ENVELOPE_DISCONNECT:
+        sm_on_disconnect(c, e.reason);
+        break;
+    case ENVELOPE_UNKNOWN:
         sm_malformed(c, "unknown type", len);
-    } else if (!has_envelope) {
+        break;
+    case ENVELOPE_NO_ID:
         sm_malformed(c, "envelope without envelope_id", len);
-    } else {
-        sm_on_envelope(c, doc, envelope_id, data, len);
+        break;
+    case ENVELOPE_EVENT:
+        sm_on_envelope(c, &e, data, len);
+        break;
     }
-    free(envelope_id);
-    json_free(doc);
+    envelope_free(&e);
 }
 
 static void sm_ws_bad_frame(struct ws_conn *ws, const char *why, size_t size, void *arg)

@@ -341,3 +341,21 @@ class TokenRefusalTest(BotTestCase):
         bot = self.start_bot(timeout=30)
         self.assertTrue(bot.running())
         self.assertGreaterEqual(len(self.fs.calls("apps.connections.open")), 2)
+
+
+class EnvelopeIdTest(BotTestCase):
+    """Issue 14 item 7: every envelope whose id can be read is acked with that id, whole."""
+
+    def test_long_nul_and_lone_surrogate_envelopes_are_acked_exactly(self):
+        self.start_bot()
+        reaction = {"type": "reaction_added", "user": "U0ALICE", "reaction": "eyes",
+                    "item": {"type": "message", "channel": "C0X", "ts": "1.1"}, "event_ts": "2.2"}
+        cases = {"a 300-character id": "k" * 300, "an id with a NUL": "nul\u0000id"}
+        for what, eid in cases.items():
+            with self.subTest(what):
+                sent = self.fs.send_event(dict(reaction), envelope_id=eid)
+                self.assertEqual(eid, sent)
+                self.fs.wait_for(lambda: self.fs.ack_for(eid), timeout=5, what="the ack of %s" % what)
+        broken = dict(reaction, reaction="lone \ud800 surrogate")
+        eid = self.fs.send_event(broken, envelope_id="surrogate-1")
+        self.fs.wait_for(lambda: self.fs.ack_for(eid), timeout=5, what="the ack of a lone surrogate frame")
