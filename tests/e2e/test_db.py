@@ -5,7 +5,8 @@ Slack. Checks `db migrate` / `db status` (idempotent, safe when two run at once,
 when the database is unreachable), that `check` refuses a password in the config file and that a
 password never reaches a log, that the schema is applied at start, that incident records and
 report versions are shared by instances with different data dirs (v2 made by another instance
-says what changed since v1), and that the bot reconnects after `pg_ctl restart`. No mock of the
+says what changed since v1), that the bot reconnects after `pg_ctl restart`, and host.db itself
+(rows, NULL, affected, SQLSTATE errors, misuse raising, db_off in file mode). No mock of the
 database. Uses harness.py (BotTestCase) and pgcluster.py."""
 import os
 import subprocess
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import REPO, BotTestCase, bot_binary
+from harness import REPO, BotTestCase, CommandBotTestCase, bot_binary
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import pgcluster  # noqa: E402
@@ -228,6 +229,47 @@ class DbModeTest(BotTestCase):
         self.assertTrue(bot.running())
         rows = CLUSTER.psql("SELECT record->>'title' FROM pmb_incidents", db="mode4")
         self.assertEqual([["Queue backlog"]], rows)
+
+
+DBPROBE = r"""
+local host = require "host"
+return {
+  name = "dbprobe",
+  help = "dbprobe — host.db results for the tests",
+  run = function(ctx, _args)
+    local out = {}
+    local rows, err = host.db("SELECT $1::int + 1 AS n, $2::text AS s, NULL AS z, $3::boolean AS b",
+                              41, "x y", true)
+    out[#out + 1] = rows and string.format("n=%s s=%s z=%s b=%s count=%d affected=%d", rows[1].n,
+      rows[1].s, tostring(rows[1].z), rows[1].b, #rows, rows.affected) or ("err " .. err.code)
+    rows, err = host.db("SELECT * FROM no_such_table")
+    out[#out + 1] = rows and "rows?" or ("err " .. err.code .. " " .. err.message)
+    rows = host.db("CREATE TABLE IF NOT EXISTS probe (k text PRIMARY KEY)")
+    rows = host.db("INSERT INTO probe VALUES ($1), ($2) ON CONFLICT DO NOTHING", "a", "b")
+    out[#out + 1] = "inserted=" .. (rows and rows.affected or -1)
+    local ok, msg = pcall(host.db, "SELECT $1", {})
+    out[#out + 1] = ok and "table accepted?" or ("raised " .. tostring(msg):match("parameter 1 is a table") )
+    ctx.reply("dbprobe: " .. table.concat(out, " | "))
+  end,
+}
+"""
+
+
+class DbPrimitiveTest(CommandBotTestCase):
+    def test_host_db_rows_errors_and_misuse(self):
+        url = fresh_db("prim1")
+        self.bot_with({"dbprobe": DBPROBE}, env={"POSTMORTEMBOT_DATABASE_URL": url})
+        self.ask("dbprobe")
+        post = self.wait_post(r"^dbprobe: ", timeout=20)
+        self.assertEqual("dbprobe: n=42 s=x y z=nil b=t count=1 affected=1 | "
+                         "err 42P01 relation \"no_such_table\" does not exist | inserted=2 | "
+                         "raised parameter 1 is a table", post["text"])
+
+    def test_host_db_in_file_mode_says_db_off(self):
+        self.bot_with({"dbprobe": DBPROBE})
+        self.ask("dbprobe")
+        post = self.wait_post(r"^dbprobe: ", timeout=20)
+        self.assertTrue(post["text"].startswith("dbprobe: err db_off | err db_off"), post["text"])
 
 
 if __name__ == "__main__":
