@@ -5,7 +5,7 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
-PKGS    := libwebsockets libuv libcurl lua5.4 lua5.4-cjson libarchive openssl
+PKGS    := libwebsockets libuv libcurl lua5.4 lua5.4-cjson libarchive openssl libpq
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 CFLAGS  ?= -O2 -g
 # The project's own flags, kept apart from CFLAGS so that overriding CFLAGS never drops them.
@@ -20,7 +20,7 @@ ALL_CFLAGS   = $(PMB_CFLAGS) $(CFLAGS)
 DEBIAN_PKGS := build-essential pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
   libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev libarchive-dev libssl-dev \
   libcmocka-dev lua-busted lua-check cmark python3 tzdata ca-certificates unzip clang-format \
-  git librsvg2-bin chromium lighttpd python3-aiosmtpd
+  git librsvg2-bin chromium lighttpd python3-aiosmtpd postgresql libpq-dev
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
 CORE_HDR := $(wildcard core/*.h core/*/*.h)
@@ -32,6 +32,9 @@ TEST_BIN := $(patsubst tests/c/%.c,build/tests/%,$(TEST_SRC))
 # Lua compiled into the binary (host_gen.c includes them): the boot chunk and the config schema.
 BOOT_LUA := core/host/boot.lua scripts/lib/config_schema.lua
 BOOT_INC := build/gen/boot.lua.inc build/gen/config_schema.lua.inc
+# The schema's migrations, compiled in too (core/db/migrate.c includes them).
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+BOOT_INC += build/gen/migrations.inc
 .SECONDARY: $(BOOT_INC)
 
 .PHONY: all deps need-deps check check-run asan unit fmt fmt-check lint readme demo dev bench install clean
@@ -70,6 +73,10 @@ build/gen/%.lua.inc: core/host/%.lua tools/lua2inc.py
 build/gen/%.lua.inc: scripts/lib/%.lua tools/lua2inc.py
 	@mkdir -p build/gen
 	python3 tools/lua2inc.py $< $@
+
+build/gen/migrations.inc: $(MIGRATIONS) tools/sql2inc.py
+	@mkdir -p build/gen
+	python3 tools/sql2inc.py $@ $(MIGRATIONS)
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build, used by the integration tests in `make check`.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -15,6 +15,10 @@ return {
   log_level     = "info",           -- debug, info, warn, error
   workspace_url = nil,              -- "https://acme.slack.com/": message links in `render` (the bot asks Slack)
 
+  -- database mode (several instances, state in PostgreSQL; README "High availability"):
+  -- database = { url = "postgresql://pmb@db.example.com/pmb" },  -- no password here: PGPASSWORD,
+  --                                     ~/.pgpass, or the whole URL in POSTMORTEMBOT_DATABASE_URL
+
   http = {
     timeout         = 30,    -- seconds for one Web API call
     connect_timeout = 10,

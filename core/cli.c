@@ -41,6 +41,8 @@ void cli_usage(FILE *out)
           "as a reload would; exit 0 or 1\n"
           "       postmortembot render INPUT [options]      build a report offline, print its "
           "path\n"
+          "       postmortembot db migrate | db status [-c FILE]  apply / show the PostgreSQL "
+          "schema\n"
           "       postmortembot help | version | --help | --version\n"
           "\n"
           "render INPUT is a saved conversations.replies response (or several pages of it in an\n"
@@ -64,7 +66,8 @@ void cli_usage(FILE *out)
     fputs("environment: SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_API_URL (default "
           "https://slack.com/api/),\n"
           "  POSTMORTEMBOT_DATA_DIR, POSTMORTEMBOT_LISTEN (host:port for /healthz and /metrics), "
-          "TZ\n"
+          "TZ,\n"
+          "  POSTMORTEMBOT_DATABASE_URL (database mode: state shared in PostgreSQL)\n"
           "signals: SIGHUP reloads config, scripts and templates (all or nothing); SIGTERM/SIGINT "
           "stop cleanly\n"
           "exit status: 0 ok, 1 failed (config or scripts do not load, Slack refused a token),\n"
@@ -78,7 +81,7 @@ static const struct {
     int operands; /* how many operands it takes */
 } cli_commands[] = {
     {"check", CLI_CHECK, 0},     {"render", CLI_RENDER, 1}, {"help", CLI_HELP, 0},
-    {"version", CLI_VERSION, 0}, {NULL, CLI_RUN, 0},
+    {"version", CLI_VERSION, 0}, {"db", CLI_DB, 1},         {NULL, CLI_RUN, 0},
 };
 
 /* Options that only mean something to one subcommand. */
@@ -175,11 +178,18 @@ int cli_parse(int argc, char **argv, struct cli_args *a, char *err, size_t errsz
             i++;
         }
         if (!cli_commands[i].name) {
-            snprintf(err, errsz, "unknown command '%s' (commands: check, render, help, version)",
+            snprintf(err, errsz,
+                     "unknown command '%s' (commands: check, render, db, help, version)",
                      operands[0]);
             return -1;
         }
         a->command = cli_commands[i].command;
+        if (a->command == CLI_DB && (n_operands != 2 || (strcmp(operands[1], "migrate") != 0 &&
+                                                         strcmp(operands[1], "status") != 0))) {
+            snprintf(err, errsz, "db takes one of: migrate, status");
+            return -1;
+        }
+        a->db_apply = a->command == CLI_DB && strcmp(operands[1], "migrate") == 0;
         if (n_operands - 1 < cli_commands[i].operands) {
             snprintf(err, errsz,
                      "%s needs a file: %s INPUT (a saved thread, a Slack export "

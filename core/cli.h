@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-enum cli_command { CLI_RUN, CLI_CHECK, CLI_RENDER, CLI_HELP, CLI_VERSION };
+enum cli_command { CLI_RUN, CLI_CHECK, CLI_RENDER, CLI_HELP, CLI_VERSION, CLI_DB };
 
 /* Exit statuses, the same for every subcommand (docs/postmortembot.1 "EXIT STATUS"). */
 enum cli_exit {
@@ -24,6 +24,7 @@ struct cli_args {
     int debug;
     /* render */
     const char *input, *users, *out_dir, *thread, *since, *until, *channel, *files;
+    int db_apply; /* db migrate (1) or db status (0) */
 };
 
 /* Fills a from argv (pointers into argv). 0, or -1 with a one-line reason in err. */

@@ -17,6 +17,7 @@
 #include "base/mailbox.h"
 #include "base/metrics.h"
 #include "cli.h"
+#include "db/db.h"
 #include "host/host.h"
 #include "http/http.h"
 #include "net/transport.h"
@@ -47,6 +48,7 @@ static void main_drained(void *arg)
 {
     (void)arg;
     http_shutdown();
+    db_stop();
     uv_close((uv_handle_t *)&main_heartbeat, NULL);
     uv_close((uv_handle_t *)&main_auth_retry, NULL);
     mailbox_close(main_mailbox, NULL); /* what is still queued runs now and sees main_stopping */
@@ -204,6 +206,15 @@ static int main_env_token(const char *name, const char *prefix, const char **out
     return 0;
 }
 
+/* Database mode: the schema is current, Slack may start. */
+static void main_db_ready(void *arg)
+{
+    (void)arg;
+    if (!main_stopping) {
+        main_auth_test();
+    }
+}
+
 static int main_run(const char *config_path)
 {
     struct host_options ho = {config_path, HOST_MODE_RUN, NULL};
@@ -216,6 +227,7 @@ static int main_run(const char *config_path)
         main_env_token("SLACK_APP_TOKEN", "xapp-", &main_app_token) < 0) {
         return 2;
     }
+    db_redact(getenv("POSTMORTEMBOT_DATABASE_URL"));
     if (loop_init() < 0 || json_init() < 0) {
         fputs("postmortembot: could not initialise the event loop\n", stderr);
         return 1;
@@ -252,7 +264,12 @@ static int main_run(const char *config_path)
     }
     log_event(LOG_INFO, "starting", "version", PMB_VERSION, "api", hs.api_base, "generation", "1",
               NULL);
-    main_auth_test();
+    if (!cs->database_url) {
+        main_auth_test();
+    } else if (db_start(cs->database_url, main_db_ready, NULL) < 0) {
+        log_event(LOG_ERROR, "could not create the database connection", NULL);
+        transport_request_stop(1, "database failed");
+    }
     loop_run();
     int rc = transport_join();
     host_shutdown();
@@ -296,6 +313,9 @@ int main(int argc, char **argv)
     }
     if (args.command == CLI_RENDER) {
         return offline_render(config, &args);
+    }
+    if (args.command == CLI_DB) {
+        return offline_db(config, args.db_apply);
     }
     if (args.pidfile && cli_pidfile_write(args.pidfile, err, sizeof err) < 0) {
         fprintf(stderr, "postmortembot: %s\n", err);

@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/json.h"
 #include "base/loop.h"
+#include "db/db.h"
 #include "export_zip.h"
 #include "host/host.h"
 #include "offline.h"
@@ -25,6 +27,35 @@ int offline_check(const char *config_path)
     host_shutdown();
     json_shutdown();
     loop_close();
+    return rc;
+}
+
+int offline_db(const char *config_path, int apply)
+{
+    struct host_options ho = {config_path, HOST_MODE_CHECK, NULL};
+    char *url = NULL;
+    db_redact(getenv("POSTMORTEMBOT_DATABASE_URL"));
+    if (loop_init() < 0 || json_init() < 0) {
+        return CLI_EXIT_FAILED;
+    }
+    int rc = host_init(&ho);
+    if (rc == 0 && host_settings()->database_url) {
+        url = strdup(host_settings()->database_url);
+    }
+    host_shutdown();
+    json_shutdown();
+    loop_close();
+    if (rc < 0) {
+        return CLI_EXIT_FAILED;
+    }
+    if (!url) {
+        fputs("postmortembot: no database is configured (config database.url or "
+              "POSTMORTEMBOT_DATABASE_URL)\n",
+              stderr);
+        return CLI_EXIT_USAGE;
+    }
+    rc = db_cli(url, apply);
+    free(url);
     return rc;
 }
 

@@ -8,5 +8,7 @@
 
 int offline_check(const char *config_path);
 int offline_render(const char *config_path, const struct cli_args *a);
+/* `db migrate` / `db status`: the database URL from the config (the environment wins). */
+int offline_db(const char *config_path, int apply);
 
 #endif

@@ -14,7 +14,7 @@
 
 static char *config_hosts[CONFIG_MAX_HOSTS];
 static const char *config_hosts_view[CONFIG_MAX_HOSTS];
-static char *config_data_dir, *config_listen, *config_log_level;
+static char *config_data_dir, *config_listen, *config_log_level, *config_database_url;
 
 /* t[a][b], or t[a] when b is NULL. The schema filled every key, so a missing one is a bug in
  * config_schema.lua: it is counted and read as 0, never replaced by a number of our own. */
@@ -62,7 +62,8 @@ void config_free(void)
     free(config_data_dir);
     free(config_listen);
     free(config_log_level);
-    config_data_dir = config_listen = config_log_level = NULL;
+    free(config_database_url);
+    config_data_dir = config_listen = config_log_level = config_database_url = NULL;
 }
 
 int config_read_settings(lua_State *L, int idx, struct core_settings *s, int reload)
@@ -127,5 +128,13 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
     config_listen = config_str(L, t, "listen");
     s->data_dir = config_data_dir;
     s->listen = config_listen;
+    free(config_database_url);
+    config_database_url = NULL;
+    lua_getfield(L, t, "database"); /* stack: database */
+    if (lua_istable(L, -1)) {
+        config_database_url = config_str(L, lua_gettop(L), "url");
+    }
+    lua_pop(L, 1);
+    s->database_url = config_database_url;
     return config_missing ? -1 : 0;
 }

@@ -25,6 +25,8 @@ struct core_settings {
     const char *data_dir;  /* absolute; POSTMORTEMBOT_DATA_DIR wins */
     const char *listen;    /* "host:port" or NULL; POSTMORTEMBOT_LISTEN wins */
     const char *log_level; /* config log_level, default "info" */
+    const char
+        *database_url; /* database.url or NULL (file mode); POSTMORTEMBOT_DATABASE_URL wins */
 };
 
 struct bot_identity {

@@ -178,6 +178,7 @@ int sandbox_push_file(lua_State *L, const char *path, char *err, size_t errsz);
 int api_open(lua_State *L); /* luaopen_host */
 int api_run(lua_State *L);  /* host.run (primitives_process.c) */
 int api_smtp(lua_State *L); /* host.smtp (primitives_mail.c) */
+int api_db(lua_State *L);   /* host.db (primitives_db.c) */
 /* Is path (absolute or relative to the write root) inside the root? Writes the absolute path to
  * out. 0 or -1 with why in err. mkdirs = create the parent directories. */
 int api_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,

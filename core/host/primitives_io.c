@@ -802,10 +802,11 @@ static int api_all(lua_State *L)
 
 int api_open(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"api", api_api},     {"download", api_download}, {"http", api_http},
-        {"sleep", api_sleep}, {"zip", api_zip},           {"all", api_all},
-        {"run", api_run},     {"smtp", api_smtp},         {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"api", api_api},   {"download", api_download},
+                                   {"http", api_http}, {"sleep", api_sleep},
+                                   {"zip", api_zip},   {"all", api_all},
+                                   {"run", api_run},   {"smtp", api_smtp},
+                                   {"db", api_db},     {NULL, NULL}};
     luaL_newlib(L, fns);
     api_local_register(L); /* primitives_local.c: time, files, log, identity, config */
     return 1;

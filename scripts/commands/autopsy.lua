@@ -105,7 +105,7 @@ local function build_and_upload(ctx, progress)
 
   local changes_text
   if slot.previous then
-    local changes = bundle.changes(bundle.load_timeline(slot.previous_dir), timeline)
+    local changes = bundle.changes(bundle.previous_timeline(slot), timeline)
     changes_text = bundle.changes_text(slot.version, slot.previous, changes)
   end
   local comment = upload.summary(written.view, changes_text)

@@ -1,54 +1,31 @@
 -- The kept copy of a report: data_dir/reports/<channel>/<thread_ts>/vN/ holding the .md,
 -- attachments/, timeline.json and a .zip of the .md + attachments/. bundle.prepare picks vN,
--- bundle.write renders and writes it, bundle.changes compares with the previous version.
+-- bundle.write renders and writes it, bundle.changes compares with the previous version. The
+-- version numbers and the previous timeline come from lib/store.lua (files or the database).
 -- Called by commands/autopsy.lua (and render_offline.lua for write_report); calls lib/report.lua,
 -- lib/incident_picture.lua (attachments/incident-timeline.svg), cjson and host (files, zip).
 local host = require "host"
 local cjson = require "cjson"
 local report = require "lib.report"
 local incident_picture = require "lib.incident_picture"
+local store = require "lib.store"
+local store_files = require "lib.store_files"
 
 local bundle = {}
 
--- Channel ids and ts are safe already; anything else is reduced to a safe path segment.
-local function segment(s)
-  s = tostring(s or "unknown"):gsub("[^%w%.%-_]", "_")
-  if s == "" or s == "." or s == ".." then s = "_" end
-  return s
-end
-
 function bundle.thread_dir(data_dir, channel, thread_ts)
-  return data_dir .. "/reports/" .. segment(channel) .. "/" .. segment(thread_ts)
+  return store_files.thread_dir(data_dir, channel, thread_ts)
 end
 
--- Versions already written for this thread, ascending. A version is complete when its
--- timeline.json exists (bundle.write writes it last): the folder of a report that failed half-way
--- is no version, and the next report reuses its number.
+-- Complete versions of this thread, ascending (lib/store.lua: folders, or rows in database mode).
 function bundle.versions(data_dir, channel, thread_ts)
-  local base = bundle.thread_dir(data_dir, channel, thread_ts)
-  local found = {}
-  for _, name in ipairs(host.list_dir(base) or {}) do
-    local n = name:match("^v(%d+)$")
-    if n and host.exists(base .. "/" .. name .. "/timeline.json") == "file" then
-      found[#found + 1] = tonumber(n)
-    end
-  end
-  table.sort(found)
-  return found
+  return store.report_versions(data_dir, channel, thread_ts)
 end
 
--- Pick and create the next version's folder. Returns { dir, version, previous = N | nil,
--- previous_dir = path | nil }.
+-- Pick the next version (lib/store.lua) and create its folder. Returns { dir, version,
+-- previous = N | nil, previous_dir = path | nil, channel, thread_ts }.
 function bundle.prepare(channel, thread_ts, data_dir)
-  data_dir = data_dir or host.config().data_dir
-  local versions = bundle.versions(data_dir, channel, thread_ts)
-  local last = versions[#versions]
-  local version = (last or 0) + 1
-  local base = bundle.thread_dir(data_dir, channel, thread_ts)
-  local dir = base .. "/v" .. version
-  host.mkdir(dir)
-  return { dir = dir, version = version, previous = last,
-           previous_dir = last and (base .. "/v" .. last) or nil }
+  return store.report_prepare(channel, thread_ts, data_dir)
 end
 
 -- The previous version's timeline (decoded timeline.json), or nil.
@@ -59,6 +36,11 @@ function bundle.load_timeline(dir)
   local ok, t = pcall(cjson.decode, raw)
   if ok and type(t) == "table" then return t end
   return nil
+end
+
+-- The timeline of the version before slot's (wherever the store keeps it), or nil.
+function bundle.previous_timeline(slot)
+  return store.report_previous_timeline(slot)
 end
 
 local function encode_timeline(timeline)
@@ -95,8 +77,13 @@ function bundle.write(timeline, slot, opts)
   end
   -- last: timeline.json is what makes the folder a version (bundle.versions)
   if opts.json ~= false then
-    ok, err = host.write_file(out.json_path, encode_timeline(timeline))
+    local json = encode_timeline(timeline)
+    ok, err = host.write_file(out.json_path, json)
     if not ok then return nil, err end
+    if slot.version and slot.channel then
+      ok, err = store.report_complete(slot, out, json)
+      if not ok then return nil, err end
+    end
   else
     out.json_path = nil
   end

@@ -161,6 +161,12 @@ schema.TREE = {
         { min = 1, max = 50 }),
     } }),
   }),
+  section("database", "database mode: several instances share state in PostgreSQL", {
+    key("url", "dburl", nil, "a libpq URI or conninfo (`postgresql://pmb@db.example.com/pmb`); "
+      .. "unset = state in files under `data_dir`. No password here: it comes from `PGPASSWORD` "
+      .. "or `~/.pgpass`, or with the URL in the environment", { env = "POSTMORTEMBOT_DATABASE_URL",
+      env_wins = true }),
+  }),
   section("http", "Slack Web API calls", {
     key("timeout", "number", 30, "seconds for one Web API call", { min = 0.1, max = 3600 }),
     key("connect_timeout", "number", 10, "seconds to connect", { min = 0.1, max = 600 }),
@@ -265,7 +271,8 @@ local SHAPES = {
 
 local DESCRIPTIONS = {
   path = "a path", zone = "a time zone name like \"Europe/Berlin\"",
-  url = "an http:// or https:// URL", listen = "\"host:port\" (like \"127.0.0.1:9102\")",
+  url = "an http:// or https:// URL",
+  dburl = "a libpq URI (postgresql://…) or conninfo (host=… dbname=…)", listen = "\"host:port\" (like \"127.0.0.1:9102\")",
   template = "a template name like \"postmortem.md\"",
 }
 
@@ -397,6 +404,11 @@ check_value = function(v, spec, path, ctx)
       if not v:match(SHAPES[t][1]) then bad(SHAPES[t][2]) end
     elseif t == "url" then
       if not v:match("^https?://[%w%.%-%[%]:]+[:/]?") or v:find("%s") then bad(DESCRIPTIONS.url) end
+    elseif t == "dburl" then
+      -- the value is never shown: from the environment it may hold a password
+      if not (v:match("^postgres") or v:match("=")) or v:find("[\r\n]") then
+        ctx.errors[#ctx.errors + 1] = path .. " must be " .. DESCRIPTIONS.dburl
+      end
     elseif t == "listen" then
       local port = v:match("^[%w%.%-%[%]:]*:(%d+)$")
       if not port or tonumber(port) < 1 or tonumber(port) > 65535 then
@@ -478,6 +490,27 @@ function schema.resolve(cfg, ctx)
   end
   local vctx = { errors = errors, valid_zone = ctx.valid_zone, templates = ctx.templates }
   local from_env = {}
+  -- a password may come from the environment, never from the file (checked before the
+  -- environment replaces the file's value)
+  local file_url = type(cfg.database) == "table" and cfg.database.url
+  if type(file_url) == "string" and (file_url:match("^postgres[%w]*://[^/@]*:[^/@]*@")
+      or file_url:match("password%s*=") or file_url:match("[?&]password=")) then
+    errors[#errors + 1] = "database.url holds a password: put it in PGPASSWORD or ~/.pgpass (or the "
+      .. "whole URL in POSTMORTEMBOT_DATABASE_URL), not in the config file"
+  end
+  -- a section's keys may come from the environment too (database.url)
+  for _, sec in ipairs(schema.TREE) do
+    for _, f in ipairs(sec.type == "section" and sec.fields or {}) do
+      local env = f.env and ctx.getenv and ctx.getenv(f.env)
+      if env and env ~= "" and (f.env_wins or type(cfg[sec.name]) ~= "table"
+          or cfg[sec.name][f.name] == nil) then
+        if cfg[sec.name] == nil then cfg[sec.name] = {} end
+        if type(cfg[sec.name]) == "table" then
+          cfg[sec.name][f.name] = env
+        end
+      end
+    end
+  end
   for _, f in ipairs(schema.TREE) do
     local env = f.env and ctx.getenv and ctx.getenv(f.env)
     if f.env == "TZ" and env then env = env:gsub("^:", "") end
