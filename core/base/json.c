@@ -175,43 +175,48 @@ static void json_push_path(struct json_doc *doc, const char *path)
     }
 }
 
+/* The string at path: a pointer into the decoder's state (valid until the next call on this
+ * thread) and its length, or NULL. Pops what it pushed either way. */
+static const char *json_peek_string(struct json_doc *doc, const char *path, size_t *len)
+{
+    const char *s = NULL;
+    json_push_path(doc, path);
+    if (lua_type(json_L, -1) == LUA_TSTRING) {
+        s = lua_tolstring(json_L, -1, len);
+    }
+    /* the document still anchors the string, so the pointer outlives the pop */
+    lua_pop(json_L, 1);
+    return s;
+}
+
 int json_get_string(struct json_doc *doc, const char *path, char *buf, size_t size)
 {
     size_t len;
-    const char *s;
-    int rc = -1;
-    json_push_path(doc, path);
-    if (lua_type(json_L, -1) == LUA_TSTRING && size > 0) {
-        s = lua_tolstring(json_L, -1, &len);
-        if (len >= size) {
-            len = size - 1;
-        }
-        memcpy(buf, s, len);
-        buf[len] = '\0';
-        rc = 0;
+    const char *s = json_peek_string(doc, path, &len);
+    if (!s || size == 0) {
+        return -1;
     }
-    lua_pop(json_L, 1);
-    return rc;
+    if (len >= size) {
+        len = size - 1;
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return 0;
 }
 
 char *json_get_string_dup(struct json_doc *doc, const char *path, size_t *len_out)
 {
     size_t len;
-    const char *s;
-    char *out = NULL;
-    json_push_path(doc, path);
-    if (lua_type(json_L, -1) == LUA_TSTRING) {
-        s = lua_tolstring(json_L, -1, &len);
-        out = malloc(len + 1);
-        if (out) {
-            memcpy(out, s, len);
-            out[len] = '\0';
-            if (len_out) {
-                *len_out = len;
-            }
-        }
+    const char *s = json_peek_string(doc, path, &len);
+    char *out = s ? malloc(len + 1) : NULL;
+    if (!out) {
+        return NULL;
     }
-    lua_pop(json_L, 1);
+    memcpy(out, s, len);
+    out[len] = '\0';
+    if (len_out) {
+        *len_out = len;
+    }
     return out;
 }
 

@@ -62,51 +62,51 @@ static void budget_raise(lua_State *L, struct budget_run *r)
     lua_error(L);
 }
 
+/* Is the run over its CPU budget or its stretch bound? Marks it killed if so (1), else returns 0
+ * with *elapsed set to the seconds this resume has run. */
+static int budget_over(struct budget_run *r, lua_State *L, double *elapsed)
+{
+    if (r->killed != BUDGET_NONE) {
+        return 1;
+    }
+    *elapsed = loop_now_mono() - r->started;
+    if (budget_cpu_over(r, *elapsed)) {
+        budget_kill(r, BUDGET_CPU, L);
+    } else if (*elapsed > r->limits.stretch) {
+        /* a stretch without a yield this long: a C call the hook could not see into, or code
+         * that cannot yield (a metamethod, a coroutine the script made, loading) */
+        budget_kill(r, BUDGET_STRETCH, L);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct budget_run *r = budget_current;
+    double elapsed = 0;
     (void)ar;
     if (!r) {
         return;
     }
-    if (r->killed == BUDGET_NONE) {
-        double elapsed = loop_now_mono() - r->started;
-        if (budget_cpu_over(r, elapsed)) {
-            budget_kill(r, BUDGET_CPU, L);
-        } else if (elapsed > r->limits.stretch) {
-            /* a stretch without a yield this long: a C call the hook could not see into, or
-             * code that cannot yield (a metamethod, a coroutine the script made, loading) */
-            budget_kill(r, BUDGET_STRETCH, L);
-        } else if (elapsed > r->limits.slice && r->limits.slice > 0 && L == r->L &&
-                   lua_isyieldable(L)) {
-            /* the command's own coroutine, not inside a metamethod or C call: give the loop back */
-            r->sliced = 1;
-            lua_yield(L, 0);
-            return;
-        } else {
-            return;
-        }
+    if (budget_over(r, L, &elapsed)) {
+        budget_raise(L, r);
     }
-    budget_raise(L, r);
+    if (elapsed > r->limits.slice && r->limits.slice > 0 && L == r->L && lua_isyieldable(L)) {
+        /* the command's own coroutine, not inside a metamethod or C call: give the loop back */
+        r->sliced = 1;
+        lua_yield(L, 0);
+    }
 }
 
 void budget_check(lua_State *L)
 {
     struct budget_run *r = budget_current;
-    if (!r) {
-        return;
+    double elapsed;
+    if (r && budget_over(r, L, &elapsed)) {
+        budget_raise(L, r);
     }
-    if (r->killed == BUDGET_NONE) {
-        double elapsed = loop_now_mono() - r->started;
-        if (budget_cpu_over(r, elapsed)) {
-            budget_kill(r, BUDGET_CPU, L);
-        } else if (elapsed > r->limits.stretch) {
-            budget_kill(r, BUDGET_STRETCH, L);
-        } else {
-            return;
-        }
-    }
-    budget_raise(L, r);
 }
 
 void budget_install_hook(lua_State *L)
