@@ -153,7 +153,7 @@ static int host_gen_getenv(lua_State *L)
 
 static int host_gen_valid_zone(lua_State *L)
 {
-    lua_pushboolean(L, api_valid_zone(luaL_checkstring(L, 1)));
+    lua_pushboolean(L, prim_valid_zone(luaL_checkstring(L, 1)));
     return 1;
 }
 
