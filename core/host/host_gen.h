@@ -215,7 +215,6 @@ int prim_resolve_write_path(const char *root, const char *path, int mkdirs, char
 /* Resolve path for writing inside this generation's write root (creating parents), or raise. */
 const char *prim_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
                             size_t size);
-int prim_valid_zone(const char *zone);
 /* nil, err: pushes both, returns 2 */
 int prim_fail(lua_State *L, const char *code, const char *message);
 int prim_fail_errno(lua_State *L, const char *what);

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "base/tzfile.h"
 #include "host/host_gen.h"
 
 #define PRIM_ERR_MT "pmb.err"
@@ -172,47 +173,8 @@ const char *prim_write_path(lua_State *L, const char *fn, const char *path, int 
     return out;
 }
 
-/* ---- time ---- */
-
-int prim_valid_zone(const char *zone)
-{
-    char path[512];
-    struct stat st;
-    size_t len = strlen(zone);
-    if (len == 0 || len > 200 || zone[0] == '/' || strstr(zone, "..")) {
-        return 0;
-    }
-    for (const char *p = zone; *p; p++) {
-        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                 *p == '/' || *p == '_' || *p == '-' || *p == '+';
-        if (!ok) {
-            return 0;
-        }
-    }
-    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Switch the process zone to `zone` (saving the old TZ in *saved); prim_zone_leave restores. */
-static void prim_zone_enter(const char *zone, char **saved, int *had)
-{
-    const char *old = getenv("TZ");
-    *had = old != NULL;
-    *saved = old ? strdup(old) : NULL;
-    setenv("TZ", zone, 1);
-    tzset();
-}
-
-static void prim_zone_leave(char *saved, int had)
-{
-    if (had && saved) {
-        setenv("TZ", saved, 1);
-    } else {
-        unsetenv("TZ");
-    }
-    free(saved);
-    tzset();
-}
+/* ---- time: zones from tzfile.c, never the process's TZ (the transport thread reads it too) ----
+ */
 
 static time_t prim_check_epoch(lua_State *L, int idx)
 {
@@ -224,29 +186,31 @@ static time_t prim_check_epoch(lua_State *L, int idx)
     return (time_t)v;
 }
 
-static const char *prim_check_zone(lua_State *L, int idx)
+/* The local time of the epoch at index 1 in the zone at index 2, or raise (unknown zone). tm's
+ * tm_zone points into *zl. Returns the epoch. */
+static time_t prim_local_time(lua_State *L, struct tm *tm, struct tzfile_local *zl)
 {
-    const char *zone = luaL_checkstring(L, idx);
-    if (!prim_valid_zone(zone)) {
+    time_t t = prim_check_epoch(L, 1);
+    const char *zone = luaL_checkstring(L, 2);
+    time_t local;
+    if (tzfile_lookup(zone, (int64_t)t, zl) < 0) {
         luaL_error(L, "unknown time zone '%s'", zone);
     }
-    return zone;
+    local = t + zl->utoff;
+    if (!gmtime_r(&local, tm)) {
+        luaL_error(L, "epoch %f is out of range", (double)t);
+    }
+    tm->tm_gmtoff = zl->utoff;
+    tm->tm_isdst = zl->isdst;
+    tm->tm_zone = zl->abbrev;
+    return t;
 }
 
 static int prim_time_parts(lua_State *L)
 {
-    time_t t = prim_check_epoch(L, 1);
-    const char *zone = prim_check_zone(L, 2);
     struct tm tm;
-    char abbrev[32];
-    char *saved;
-    int had;
-
-    prim_zone_enter(zone, &saved, &had);
-    localtime_r(&t, &tm);
-    snprintf(abbrev, sizeof abbrev, "%s", tm.tm_zone ? tm.tm_zone : "");
-    prim_zone_leave(saved, had);
-
+    struct tzfile_local zl;
+    prim_local_time(L, &tm, &zl);
     lua_createtable(L, 0, 12);
     lua_pushinteger(L, tm.tm_year + 1900);
     lua_setfield(L, -2, "year");
@@ -268,31 +232,39 @@ static int prim_time_parts(lua_State *L)
     lua_setfield(L, -2, "offset");
     lua_pushboolean(L, tm.tm_isdst > 0);
     lua_setfield(L, -2, "isdst");
-    lua_pushstring(L, abbrev);
+    lua_pushstring(L, zl.abbrev);
     lua_setfield(L, -2, "abbrev");
-    lua_pushstring(L, zone);
+    lua_pushvalue(L, 2);
     lua_setfield(L, -2, "zone");
     return 1;
 }
 
 static int prim_format_time(lua_State *L)
 {
-    time_t t = prim_check_epoch(L, 1);
-    const char *zone = prim_check_zone(L, 2);
     const char *fmt = luaL_checkstring(L, 3);
     struct tm tm;
-    char out[1024];
-    size_t n;
-    char *saved;
-    int had;
+    struct tzfile_local zl;
+    char spec[2816], out[1024];
+    size_t n = 0, k = 0;
 
     if (strlen(fmt) > 256) {
         return luaL_error(L, "host.format_time: format too long");
     }
-    prim_zone_enter(zone, &saved, &had);
-    localtime_r(&t, &tm);
-    n = *fmt ? strftime(out, sizeof out, fmt, &tm) : 0;
-    prim_zone_leave(saved, had);
+    time_t t = prim_local_time(L, &tm, &zl);
+    /* %s is the epoch: strftime would get it from mktime, which reads the process's TZ */
+    for (const char *p = fmt; *p && k + 24 < sizeof spec; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            k += (size_t)snprintf(spec + k, sizeof spec - k, "%lld", (long long)t);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            spec[k++] = *p++;
+            spec[k++] = *p;
+        } else {
+            spec[k++] = *p;
+        }
+    }
+    spec[k] = '\0';
+    n = *spec ? strftime(out, sizeof out, spec, &tm) : 0;
     lua_pushlstring(L, out, n);
     return 1;
 }

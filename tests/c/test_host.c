@@ -1,5 +1,5 @@
 /* test_host.c — unit tests for the pure parts of the Lua host: the write-root check
- * (prim_resolve_write_path), zone validation, the zip writer (zipbundle.c, read back with
+ * (prim_resolve_write_path), the zip writer (zipbundle.c, read back with
  * libarchive) and the counting allocator's cap and reserve (budget.c). */
 #include <archive.h>
 
@@ -103,19 +103,6 @@ static void test_write_path_refused(void **state)
     assert_int_equal(
         prim_resolve_write_path(test_root, "filelink", 0, out, sizeof out, err, sizeof err), -1);
     rmdir(outside);
-}
-
-static void test_valid_zone(void **state)
-{
-    (void)state;
-    assert_true(prim_valid_zone("UTC"));
-    assert_true(prim_valid_zone("Europe/Paris"));
-    assert_true(prim_valid_zone("America/New_York"));
-    assert_false(prim_valid_zone("Mars/Olympus_Mons"));
-    assert_false(prim_valid_zone("../../etc/passwd"));
-    assert_false(prim_valid_zone("/etc/localtime"));
-    assert_false(prim_valid_zone(""));
-    assert_false(prim_valid_zone("Europe")); /* a directory, not a zone */
 }
 
 static void test_zip_roundtrip(void **state)
@@ -273,7 +260,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_path_inside),
         cmocka_unit_test(test_write_path_refused),
-        cmocka_unit_test(test_valid_zone),
         cmocka_unit_test(test_zip_roundtrip),
         cmocka_unit_test(test_zip_stores_compressed_formats),
         cmocka_unit_test(test_budget_alloc_cap_and_reserve),
