@@ -31,9 +31,9 @@ function boot.task_main(json)
 end
 
 function boot.child_main(results, i, fn)
-  local ok, v, v2 = pcall(fn)
+  local ok, v, err = pcall(fn)
   if ok then
-    results[i] = { ok = true, value = v, value2 = v2 }
+    results[i] = { ok = true, value = v, err = err }
   else
     results[i] = { ok = false, error = v }
   end

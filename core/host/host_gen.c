@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/tzfile.h"
 #include "host/host_gen.h"
 
 /* A resume of a command yields back to the loop after this much time where it can (budget.c). */
@@ -153,7 +154,7 @@ static int host_gen_getenv(lua_State *L)
 
 static int host_gen_valid_zone(lua_State *L)
 {
-    lua_pushboolean(L, api_valid_zone(luaL_checkstring(L, 1)));
+    lua_pushboolean(L, tzfile_valid_zone(luaL_checkstring(L, 1)));
     return 1;
 }
 

@@ -1,7 +1,7 @@
-/* host_gen.h — what the Lua host's own files share (host.c, host_gen.c, host_task.c,
- * primitives_io.c, primitives_local.c, budget.c, sandbox.c, config.c): a generation (one lua_State
- * and its budgets), a task (one coroutine) and the hooks between them. Nothing outside the host
- * includes this; the rest of the core sees host.h. */
+/* host_gen.h — what the Lua host's own files share (host.c, host_gen.c, host_task.c, budget.c,
+ * sandbox.c, config.c and the three primitives_*.c): a generation (one lua_State and its budgets),
+ * a task (one coroutine), a waiting primitive's op and the hooks between them. Nothing outside the
+ * host includes this; the rest of the core sees host.h. */
 #ifndef PMB_HOST_GEN_H
 #define PMB_HOST_GEN_H
 
@@ -93,6 +93,7 @@ struct host_gen *host_gen_of(lua_State *L);
 /* ---- tasks (host_task.c) ---- */
 
 struct host_task;
+struct prim_op;
 /* How a yielded primitive is cancelled (drain, shutdown) — frees its op. */
 typedef void (*host_cancel_fn)(struct host_task *t);
 
@@ -103,7 +104,7 @@ struct host_task {
     lua_State *co;
     int ref; /* registry anchor of co */
     enum host_task_kind kind;
-    void *op; /* the pending primitive (primitives_io.c) or NULL */
+    struct prim_op *op; /* the pending primitive (primitives_io.c) or NULL */
     host_cancel_fn cancel;
     host_cancel_fn after_yield; /* run once after the coroutine yielded, outside the budget */
     enum budget_kill killed;
@@ -137,9 +138,6 @@ void host_task_resume_soon(struct host_task *t);
  * child_main, which stores {ok=..} into results[index]; refs are registry refs. NULL on OOM. */
 struct host_task *host_task_spawn_child(struct host_task *parent, int results_ref, int fns_ref,
                                         int index);
-/* Called by primitives_io.c when a child finished (so host.all can start the next / resume the
- * parent). */
-void api_child_done(struct host_task *child, int ok, const char *error);
 /* Cancel a task's pending op and end its coroutine (drain, shutdown). */
 void host_task_abort(struct host_task *t);
 void host_task_abort_children(struct host_task *parent);
@@ -174,26 +172,55 @@ void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname);
  * pushed). Raises only on a memory error, and then leaks nothing. */
 int sandbox_push_file(lua_State *L, const char *path, char *err, size_t errsz);
 
-/* ---- primitives_io.c ---- */
-int api_open(lua_State *L); /* luaopen_host */
-int api_run(lua_State *L);  /* host.run (primitives_process.c) */
-int api_smtp(lua_State *L); /* host.smtp (primitives_mail.c) */
-int api_db(lua_State *L);   /* host.db (primitives_db.c) */
+/* ---- the host module's primitives (primitives_io.c, primitives_local.c, primitives_process.c) */
+
+/* A waiting primitive's pending operation: this header, first member of the kind's own struct
+ * (an HTTP call, a timer, a zip job, host.all's children, a child process). Owned by the task
+ * while it waits (t->op). */
+struct prim_op;
+/* The task was aborted (drain, shutdown, a kill): stop the work and free the op, now or, for
+ * work that cannot be stopped at once, when it ends (the op then clears op->task first). */
+typedef void (*prim_cancel_fn)(struct prim_op *op);
+/* The coroutine is resumed: push the results (returns how many; may raise). */
+typedef int (*prim_push_fn)(lua_State *L, struct prim_op *op);
+typedef void (*prim_free_fn)(struct prim_op *op); /* after push, raised or not */
+struct prim_op {
+    struct host_task *task;
+    prim_cancel_fn cancel;
+    prim_push_fn push;
+    prim_free_fn free;
+};
+/* A zeroed op of size bytes (the kind's struct) with its functions set, or NULL on out of memory
+ * (nothing raised: the caller frees what it holds first). Freed by free_fn. */
+struct prim_op *prim_op_new(size_t size, prim_cancel_fn cancel, prim_push_fn push,
+                            prim_free_fn free_fn);
+/* The task of L, or raise: waiting primitives run only in a command's own coroutine. */
+struct host_task *prim_need_task(lua_State *L, const char *fn);
+/* Give op (work started, cancel/push/free set) to t and yield; once the work called
+ * host_task_resume(op->task, 0), one continuation pushes op's results and frees it. fn: the
+ * primitive's name, a string literal. */
+int prim_yield(lua_State *L, struct host_task *t, struct prim_op *op, const char *fn);
+
+int prim_open(lua_State *L); /* luaopen_host (primitives_io.c) */
+int prim_run(lua_State *L);  /* host.run (primitives_process.c) */
+int prim_smtp(lua_State *L); /* host.smtp (primitives_mail.c) */
+int prim_db(lua_State *L);   /* host.db (primitives_db.c) */
+/* host_task.c: a host.all child finished (start the next one, or resume the parent). */
+void prim_all_child_done(struct host_task *child, int ok, const char *error);
+
+/* primitives_local.c */
+void prim_local_register(lua_State *L); /* adds the immediate primitives to the table on top */
 /* Is path (absolute or relative to the write root) inside the root? Writes the absolute path to
  * out. 0 or -1 with why in err. mkdirs = create the parent directories. */
-int api_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
-                           char *err, size_t errsz);
-int api_valid_zone(const char *zone);
-
-/* ---- primitives_local.c (shared with primitives_io.c) ---- */
-void api_local_register(lua_State *L); /* adds the immediate primitives to the table on top */
-/* nil, err: pushes both, returns 2 */
-int api_fail(lua_State *L, const char *code, const char *message);
-int api_fail_errno(lua_State *L, const char *what);
-void api_push_err(lua_State *L, const char *code, const char *message, long status,
-                  const char *needed, const char *provided);
+int prim_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
+                            char *err, size_t errsz);
 /* Resolve path for writing inside this generation's write root (creating parents), or raise. */
-const char *api_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
-                           size_t size);
+const char *prim_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
+                            size_t size);
+/* nil, err: pushes both, returns 2 */
+int prim_fail(lua_State *L, const char *code, const char *message);
+int prim_fail_errno(lua_State *L, const char *what);
+void prim_push_err(lua_State *L, const char *code, const char *message, long status,
+                   const char *needed, const char *provided);
 
 #endif

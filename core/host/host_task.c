@@ -2,8 +2,8 @@
  * Creates them, resumes them under the CPU/memory budget, counts finished commands, logs and
  * reports failures, starts host.all children and aborts tasks on drain and shutdown. host.c
  * starts tasks and primitives_io.c resumes them when a primitive completes; this file calls
- * budget.c, primitives_io.c (api_child_done) and host.c (failure posts, render callback, generation
- * release). */
+ * budget.c, primitives_io.c (prim_all_child_done) and host.c (failure posts, render callback,
+ * generation release). */
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
@@ -162,7 +162,7 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
                                                       : "reason=\"error\"",
                             1);
         if (t->kind == HOST_TASK_CHILD) {
-            api_child_done(t, 0, msg);
+            prim_all_child_done(t, 0, msg);
         } else if (t->reply_channel[0]) {
             /* the one failure reply, whatever ended the command: its first line, kept short */
             char text[512];
@@ -177,7 +177,7 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
         }
     } else {
         if (t->kind == HOST_TASK_CHILD) {
-            api_child_done(t, 1, NULL);
+            prim_all_child_done(t, 1, NULL);
         } else if (t->kind == HOST_TASK_RENDER) {
             const char *path = lua_type(t->co, -1) == LUA_TSTRING ? lua_tostring(t->co, -1) : NULL;
             char copy[PATH_MAX];

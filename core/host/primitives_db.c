@@ -2,7 +2,7 @@
  * on the script loop's database connection (core/db/db.h), the coroutine yielding until the
  * result. Rows come back as an array of {column = string} (SQL NULL = absent) with `affected` set;
  * a failure is nil, err with err.code the SQLSTATE (or db_off, db_unavailable, db_lost). Registered
- * by primitives_io.c (api_open); calls db.h, pg.h, metrics.c and host_task.c (resume). */
+ * by primitives_io.c (prim_open); calls db.h, pg.h, metrics.c and host_task.c (resume). */
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@
 /* One statement in flight. Owned by the task while it waits (t->op); the continuation frees it,
  * or db_cancel does (then pg.c never calls db_done). */
 struct db_op {
-    struct host_task *task;
+    struct prim_op op; /* first: the host's view of this pending primitive */
     struct pg_query *query;
     PGresult *res;
     int sent;
@@ -35,19 +35,21 @@ static void db_done(PGresult *res, const char *error, int sent, void *arg)
     if (error) {
         snprintf(op->error, sizeof op->error, "%s", error);
     }
-    host_task_resume_soon(op->task); /* Lua runs from the ready queue, not inside pg.c */
+    host_task_resume_soon(op->op.task); /* Lua runs from the ready queue, not inside pg.c */
 }
 
-static void db_cancel(struct host_task *t)
+static void db_free(struct prim_op *base)
 {
-    struct db_op *op = t->op;
-    t->op = NULL;
-    t->cancel = NULL;
-    if (op) {
-        pg_cancel(op->query);
-        PQclear(op->res);
-        free(op);
-    }
+    struct db_op *op = (struct db_op *)base;
+    PQclear(op->res);
+    free(op);
+}
+
+static void db_cancel(struct prim_op *base)
+{
+    struct db_op *op = (struct db_op *)base;
+    pg_cancel(op->query);
+    db_free(base);
 }
 
 static void db_count(const char *outcome, double seconds)
@@ -81,58 +83,33 @@ static void db_push_rows(lua_State *L, PGresult *res)
     lua_setfield(L, -2, "affected");
 }
 
-static int db_push_protected(lua_State *L)
+static int db_push(lua_State *L, struct prim_op *base)
 {
-    db_push_rows(L, lua_touserdata(L, 1));
-    return 1;
-}
-
-static int db_k(lua_State *L, int status, lua_KContext ctx)
-{
-    struct host_task *t = host_task_of(L);
-    struct db_op *op = t ? t->op : NULL;
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.db: resumed without a result");
-    }
-    t->op = NULL;
-    t->cancel = NULL;
+    struct db_op *op = (struct db_op *)base;
     PGresult *res = op->res;
     double seconds = loop_now_mono() - op->started;
     char code[16], msg[600];
     if (!res) {
         db_count(op->sent ? "lost" : "unavailable", seconds);
         snprintf(msg, sizeof msg, "%s", op->error);
-        int sent = op->sent;
-        free(op);
-        return api_fail(L, sent ? "db_lost" : "db_unavailable", msg);
+        return prim_fail(L, op->sent ? "db_lost" : "db_unavailable", msg);
     }
-    free(op);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         snprintf(code, sizeof code, "%s", state ? state : "db_error");
         snprintf(msg, sizeof msg, "%s", primary ? primary : PQresStatus(st));
-        PQclear(res);
         db_count("error", seconds);
-        return api_fail(L, code, msg);
+        return prim_fail(L, code, msg);
     }
     db_count("ok", seconds);
-    /* a memory error while pushing must not leak the result: push under a protected call, free,
-     * then raise */
-    lua_pushcfunction(L, db_push_protected);
-    lua_pushlightuserdata(L, res);
-    int rc = lua_pcall(L, 1, 1, 0); /* stack: ... rows | error */
-    PQclear(res);
-    if (rc != LUA_OK) {
-        return lua_error(L);
-    }
+    /* a memory error here is raised by the continuation after db_free has cleared the result */
+    db_push_rows(L, res);
     return 1;
 }
 
-int api_db(lua_State *L)
+int prim_db(lua_State *L)
 {
     const char *params[DB_MAX_PARAMS];
     const char *sql = luaL_checkstring(L, 1);
@@ -167,27 +144,20 @@ int api_db(lua_State *L)
     }
     struct pg_conn *conn = db_conn();
     if (!conn) {
-        return api_fail(L, "db_off",
-                        "no database is configured (database.url, POSTMORTEMBOT_DATABASE_URL)");
+        return prim_fail(L, "db_off",
+                         "no database is configured (database.url, POSTMORTEMBOT_DATABASE_URL)");
     }
-    struct host_task *t = host_task_of(L);
-    if (!t || !lua_isyieldable(L)) {
-        return luaL_error(L, "host.db yields: call it from a command (not at load time, not "
-                             "inside a coroutine the script made, a metamethod, a table.sort "
-                             "comparator or a gsub callback)");
-    }
-    struct db_op *op = calloc(1, sizeof *op);
+    struct host_task *t = prim_need_task(L, "db");
+    struct db_op *op = (struct db_op *)prim_op_new(sizeof *op, db_cancel, db_push, db_free);
     if (!op) {
         return luaL_error(L, "out of memory");
     }
-    op->task = t;
     op->started = loop_now_mono();
+    op->op.task = t; /* before the query: its answer may come back at once (no connection) */
     op->query = pg_query(conn, sql, n, params, db_done, op);
     if (!op->query) {
         free(op);
         return luaL_error(L, "out of memory");
     }
-    t->op = op;
-    t->cancel = db_cancel;
-    return lua_yieldk(L, 0, 0, db_k);
+    return prim_yield(L, t, &op->op, "db");
 }

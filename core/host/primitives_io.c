@@ -1,122 +1,27 @@
-/* primitives_io.c — the `host` module (docs/lua-api.md): its yielding primitives (api, download,
- * http, sleep, all, zip) here, the immediate ones in primitives_local.c; with the host (host.c,
- * host_gen.c, host_task.c) these are the only C files that touch a generation's Lua stacks. A
- * yielding primitive validates its arguments (misuse raises), starts the work on http.c or a loop
- * timer, records how to cancel it and yields with a continuation that pushes the results when the
- * loop resumes the coroutine (I/O failures return nil, err). Called from scripts; calls http.c,
- * loop.c, log.c, zipbundle.c (on libuv's thread pool), host_task.c (tasks) and host.c (bot
- * identity). */
+/* primitives_io.c — the `host` module's primitives that wait (docs/lua-api.md): api, download,
+ * http, sleep, zip and all here, run in primitives_process.c, the immediate ones in
+ * primitives_local.c. A waiting primitive validates its arguments (misuse raises), starts the work
+ * (http.c, a loop timer, libuv's thread pool, child coroutines), and yields on a `struct prim_op`
+ * whose push function prim_continue calls when the loop resumes the coroutine (I/O failures
+ * return nil, err). Registered by sandbox.c (prim_open); calls http.c, loop.c, zipbundle.c and
+ * host_task.c. */
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
 #include "base/loop.h"
 #include "base/zipbundle.h"
 #include "host/host_gen.h"
 #include "http/http.h"
 
-#define API_MAX_HEADERS 64
+#define PRIM_MAX_HEADERS 64
 
-enum api_op_kind { API_OP_API, API_OP_DOWNLOAD, API_OP_HTTP, API_OP_SLEEP, API_OP_ALL, API_OP_ZIP };
+/* ---- the pending operation of a task: one continuation for every kind ---- */
 
-struct api_zip_job;
-
-struct api_header_copy {
-    char *name, *value;
-};
-
-/* One pending primitive of a task. Owned by the task while it waits (t->op); freed by the
- * continuation after it pushed the results, or by api_op_cancel. */
-struct api_op {
-    enum api_op_kind kind;
-    struct host_task *task;
-    struct http_call *call;
-    struct loop_timer *timer;
-    struct api_zip_job *zip_job; /* host.zip running on the thread pool */
-    char *req_body;
-    /* results */
-    enum http_err err;
-    long status;
-    char *code, *message, *needed, *provided;
-    char *body;
-    size_t body_len;
-    char *path, *sha256, *content_type;
-    long long size;
-    struct api_header_copy *headers;
-    size_t n_headers;
-    /* host.all */
-    int results_ref, fns_ref;
-    int n, next, running, limit, finished;
-};
-
-/* ---- ops ---- */
-
-static struct api_op *api_op_new(lua_State *L, enum api_op_kind kind)
-{
-    struct api_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        luaL_error(L, "out of memory");
-        return NULL;
-    }
-    op->kind = kind;
-    op->results_ref = op->fns_ref = LUA_NOREF;
-    return op;
-}
-
-static void api_op_free(struct api_op *op)
-{
-    if (!op) {
-        return;
-    }
-    free(op->req_body);
-    free(op->code);
-    free(op->message);
-    free(op->needed);
-    free(op->provided);
-    free(op->body);
-    free(op->path);
-    free(op->sha256);
-    free(op->content_type);
-    for (size_t i = 0; i < op->n_headers; i++) {
-        free(op->headers[i].name);
-        free(op->headers[i].value);
-    }
-    free(op->headers);
-    free(op);
-}
-
-static void api_zip_orphan(struct api_zip_job *job);
-
-static void api_op_cancel(struct host_task *t)
-{
-    struct api_op *op = t->op;
-    t->op = NULL;
-    t->cancel = NULL;
-    if (!op) {
-        return;
-    }
-    if (op->call) {
-        http_cancel(op->call);
-    }
-    if (op->timer) {
-        loop_timer_cancel(op->timer);
-    }
-    if (op->zip_job) {
-        api_zip_orphan(op->zip_job); /* a running work item cannot be stopped: it frees itself */
-    }
-    if (op->kind == API_OP_ALL) {
-        host_task_abort_children(t);
-        luaL_unref(t->gen->L, LUA_REGISTRYINDEX, op->results_ref);
-        luaL_unref(t->gen->L, LUA_REGISTRYINDEX, op->fns_ref);
-    }
-    api_op_free(op);
-}
-
-/* The task of L, or raise: yielding primitives run only in a command's own coroutine. */
-static struct host_task *api_need_task(lua_State *L, const char *fn)
+/* The task of L, or raise: waiting primitives run only in a command's own coroutine. */
+struct host_task *prim_need_task(lua_State *L, const char *fn)
 {
     struct host_task *t = host_task_of(L);
     if (!t || !lua_isyieldable(L)) {
@@ -129,91 +34,232 @@ static struct host_task *api_need_task(lua_State *L, const char *fn)
     return t;
 }
 
-static int api_yield(lua_State *L, struct host_task *t, struct api_op *op, lua_KFunction k)
+/* host_task.c calls this when it aborts a waiting task (drain, shutdown, a kill). */
+static void prim_cancel(struct host_task *t)
 {
-    op->task = t;
-    t->op = op;
-    t->cancel = api_op_cancel;
-    return lua_yieldk(L, 0, 0, k);
+    struct prim_op *op = t->op;
+    t->op = NULL;
+    t->cancel = NULL;
+    if (op) {
+        op->cancel(op);
+    }
 }
 
-/* Take the finished op back from the task (inside the continuation). */
-static struct api_op *api_take_op(lua_State *L)
+/* Runs op->push under lua_pcall, so that prim_continue frees op before a memory error goes on. */
+static int prim_push_protected(lua_State *L)
+{
+    struct prim_op *op = lua_touserdata(L, 1);
+    lua_remove(L, 1);
+    return op->push(L, op);
+}
+
+/* The one continuation: take the finished op from the task, push its results, free it. ctx is the
+ * primitive's name. */
+static int prim_continue(lua_State *L, int status, lua_KContext ctx)
 {
     struct host_task *t = host_task_of(L);
-    struct api_op *op = t ? t->op : NULL;
-    if (t) {
-        t->op = NULL;
-        t->cancel = NULL;
+    struct prim_op *op = t ? t->op : NULL;
+    int base = lua_gettop(L);
+    int rc;
+    (void)status;
+    if (!op) {
+        return luaL_error(L, "host.%s: resumed without a result", (const char *)ctx);
+    }
+    t->op = NULL;
+    t->cancel = NULL;
+    lua_pushcfunction(L, prim_push_protected);
+    lua_pushlightuserdata(L, op);
+    rc = lua_pcall(L, 1, LUA_MULTRET, 0); /* stack: ... results | error */
+    op->free(op);
+    if (rc != LUA_OK) {
+        return lua_error(L);
+    }
+    return lua_gettop(L) - base;
+}
+
+struct prim_op *prim_op_new(size_t size, prim_cancel_fn cancel, prim_push_fn push,
+                            prim_free_fn free_fn)
+{
+    struct prim_op *op = calloc(1, size);
+    if (op) {
+        op->cancel = cancel;
+        op->push = push;
+        op->free = free_fn;
     }
     return op;
 }
 
-static char *api_dup(const char *s)
+int prim_yield(lua_State *L, struct host_task *t, struct prim_op *op, const char *fn)
 {
-    return s ? strdup(s) : NULL;
+    op->task = t;
+    t->op = op;
+    t->cancel = prim_cancel;
+    return lua_yieldk(L, 0, (lua_KContext)fn, prim_continue);
 }
 
-static void api_copy_result(struct api_op *op, const struct http_result *res)
+/* ---- HTTP: host.api, host.download, host.http (one http.c call each) ---- */
+
+struct prim_header_copy {
+    char *name, *value;
+};
+
+/* The part of a struct http_result the op keeps (http.c's copy dies with the done callback). */
+struct prim_http_op {
+    struct prim_op op;
+    prim_push_fn push_ok; /* the primitive's results when the call succeeded */
+    struct http_call *call;
+    char *req_body;
+    int lost; /* the result could not be copied (out of memory) */
+    enum http_err err;
+    long status;
+    char *code, *message, *needed, *provided;
+    char *body;
+    size_t body_len;
+    char *path, *sha256, *content_type;
+    long long size;
+    struct prim_header_copy *headers;
+    size_t n_headers;
+};
+
+static void prim_http_free(struct prim_op *op)
 {
-    op->call = NULL;
-    op->err = res->err;
-    op->status = res->status;
-    op->code = api_dup(res->code);
-    op->message = api_dup(res->message);
-    op->needed = api_dup(res->needed);
-    op->provided = api_dup(res->provided);
-    if (res->body && op->kind != API_OP_DOWNLOAD) {
-        op->body = malloc(res->body_len + 1);
-        if (op->body) {
-            memcpy(op->body, res->body, res->body_len);
-            op->body[res->body_len] = '\0';
-            op->body_len = res->body_len;
+    struct prim_http_op *h = (struct prim_http_op *)op;
+    free(h->req_body);
+    free(h->code);
+    free(h->message);
+    free(h->needed);
+    free(h->provided);
+    free(h->body);
+    free(h->path);
+    free(h->sha256);
+    free(h->content_type);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        free(h->headers[i].name);
+        free(h->headers[i].value);
+    }
+    free(h->headers);
+    free(h);
+}
+
+static void prim_http_cancel(struct prim_op *op)
+{
+    http_cancel(((struct prim_http_op *)op)->call);
+    prim_http_free(op);
+}
+
+/* A copy of s (NULL stays NULL); sets *lost when the copy fails. */
+static char *prim_dup(const char *s, int *lost)
+{
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d) {
+        *lost = 1;
+    }
+    return d;
+}
+
+static void prim_http_keep(struct prim_http_op *h, const struct http_result *res)
+{
+    h->err = res->err;
+    h->status = res->status;
+    h->code = prim_dup(res->code, &h->lost);
+    h->message = prim_dup(res->message, &h->lost);
+    h->needed = prim_dup(res->needed, &h->lost);
+    h->provided = prim_dup(res->provided, &h->lost);
+    h->path = prim_dup(res->path, &h->lost);
+    h->sha256 = prim_dup(res->sha256_hex, &h->lost);
+    h->content_type = prim_dup(res->content_type, &h->lost);
+    h->size = res->size;
+    if (res->body) {
+        h->body = malloc(res->body_len + 1);
+        if (h->body) {
+            memcpy(h->body, res->body, res->body_len);
+            h->body[res->body_len] = '\0';
+            h->body_len = res->body_len;
+        } else {
+            h->lost = 1;
         }
     }
-    op->path = api_dup(res->path);
-    op->sha256 = api_dup(res->sha256_hex);
-    op->content_type = api_dup(res->content_type);
-    op->size = res->size;
     if (res->n_headers) {
-        op->headers = calloc(res->n_headers, sizeof *op->headers);
-        for (size_t i = 0; op->headers && i < res->n_headers; i++) {
-            op->headers[i].name = api_dup(res->headers[i].name);
-            op->headers[i].value = api_dup(res->headers[i].value);
-            op->n_headers++;
+        h->headers = calloc(res->n_headers, sizeof *h->headers);
+        if (!h->headers) {
+            h->lost = 1;
+        }
+        for (size_t i = 0; h->headers && i < res->n_headers; i++) {
+            h->headers[i].name = prim_dup(res->headers[i].name, &h->lost);
+            h->headers[i].value = prim_dup(res->headers[i].value, &h->lost);
+            h->n_headers++;
         }
     }
 }
 
-static void api_http_done(const struct http_result *res, void *arg)
+static void prim_http_done(const struct http_result *res, void *arg)
 {
-    struct api_op *op = arg;
-    api_copy_result(op, res);
-    host_task_resume(op->task, 0);
+    struct prim_http_op *h = arg;
+    h->call = NULL;
+    prim_http_keep(h, res);
+    host_task_resume(h->op.task, 0);
 }
 
-/* ---- results ---- */
-
-static int api_push_op_err(lua_State *L, struct api_op *op)
+/* nil, err for a failed call (or a result lost to a memory shortage), else push_ok's results. */
+static int prim_http_push(lua_State *L, struct prim_op *op)
 {
-    lua_pushnil(L);
-    api_push_err(L, op->code ? op->code : http_err_code(op->err), op->message, op->status,
-                 op->needed, op->provided);
-    api_op_free(op);
-    return 2;
+    struct prim_http_op *h = (struct prim_http_op *)op;
+    if (h->lost) {
+        return prim_fail(L, "io", "out of memory while keeping the answer");
+    }
+    if (h->err != HTTP_OK) {
+        lua_pushnil(L);
+        prim_push_err(L, h->code ? h->code : http_err_code(h->err), h->message, h->status,
+                      h->needed, h->provided);
+        return 2;
+    }
+    return h->push_ok(L, op);
 }
 
-static int api_offline(lua_State *L, const char *fn)
+/* A new HTTP op whose results push_ok pushes, owning a copy of body (may be NULL); raises on out
+ * of memory, having allocated nothing. */
+static struct prim_http_op *prim_http_new(lua_State *L, prim_push_fn push_ok, const char *body,
+                                          size_t len)
+{
+    struct prim_http_op *h = (struct prim_http_op *)prim_op_new(sizeof *h, prim_http_cancel,
+                                                                prim_http_push, prim_http_free);
+    char *copy = body ? malloc(len + 1) : NULL;
+    if (!h || (body && !copy)) {
+        free(h);
+        free(copy);
+        luaL_error(L, "out of memory");
+        return NULL;
+    }
+    if (copy) {
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+    }
+    h->req_body = copy;
+    h->push_ok = push_ok;
+    return h;
+}
+
+/* Start the yield on h, or, when http.c refused to start the call, free h and return nil, err. */
+static int prim_http_wait(lua_State *L, struct host_task *t, struct prim_http_op *h, const char *fn)
+{
+    if (!h->call) {
+        prim_http_free(&h->op);
+        return prim_fail(L, "io", "could not start the request");
+    }
+    return prim_yield(L, t, &h->op, fn);
+}
+
+static int prim_offline(lua_State *L, const char *fn)
 {
     char msg[128];
     snprintf(msg, sizeof msg, "host.%s is not available offline (%s mode)", fn,
              host_gen_of(L)->mode == HOST_MODE_CHECK ? "check" : "render");
-    return api_fail(L, "offline", msg);
+    return prim_fail(L, "offline", msg);
 }
 
 /* ---- host.api ---- */
 
-static void api_form_escape_into(luaL_Buffer *b, const char *s, size_t len)
+static void prim_form_escape_into(luaL_Buffer *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (size_t i = 0; i < len; i++) {
@@ -232,7 +278,7 @@ static void api_form_escape_into(luaL_Buffer *b, const char *s, size_t len)
 }
 
 /* cjson.encode(value at idx) -> pushes the string, or raises with a clear message */
-static void api_json_encode(lua_State *L, int idx)
+static void prim_json_encode(lua_State *L, int idx)
 {
     idx = lua_absindex(L, idx);
     lua_getfield(L, LUA_REGISTRYINDEX, "pmb.loaded");
@@ -245,7 +291,7 @@ static void api_json_encode(lua_State *L, int idx)
 }
 
 /* params at idx -> pushes "k=v&k2=v2" (booleans true/false, tables as JSON) */
-static void api_form_encode(lua_State *L, int idx)
+static void prim_form_encode(lua_State *L, int idx)
 {
     int n = 0;
     lua_newtable(L); /* stack: pieces */
@@ -263,7 +309,7 @@ static void api_form_encode(lua_State *L, int idx)
             if (vt == LUA_TBOOLEAN) {
                 lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
             } else if (vt == LUA_TTABLE) {
-                api_json_encode(L, -1);
+                prim_json_encode(L, -1);
             } else if (vt == LUA_TSTRING || vt == LUA_TNUMBER) {
                 lua_pushvalue(L, -1);
                 lua_tostring(L, -1);
@@ -276,9 +322,9 @@ static void api_form_encode(lua_State *L, int idx)
             k = lua_tolstring(L, -3, &klen);
             v = lua_tolstring(L, -1, &vlen);
             luaL_buffinit(L, &b);
-            api_form_escape_into(&b, k, klen);
+            prim_form_escape_into(&b, k, klen);
             luaL_addchar(&b, '=');
-            api_form_escape_into(&b, v, vlen);
+            prim_form_escape_into(&b, v, vlen);
             luaL_pushresult(&b);     /* stack: pieces key value text piece */
             lua_rawseti(L, -5, ++n); /* pieces[n] = piece */
             lua_pop(L, 2);           /* stack: pieces key */
@@ -298,33 +344,24 @@ static void api_form_encode(lua_State *L, int idx)
     lua_remove(L, -2);
 }
 
-static int api_api_k(lua_State *L, int status, lua_KContext ctx)
+static int prim_api_results(lua_State *L, struct prim_op *op)
 {
-    struct api_op *op = api_take_op(L);
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.api: resumed without a result");
-    }
-    if (op->err != HTTP_OK) {
-        return api_push_op_err(L, op);
-    }
+    struct prim_http_op *h = (struct prim_http_op *)op;
     lua_getfield(L, LUA_REGISTRYINDEX, "pmb.loaded");
     lua_getfield(L, -1, "cjson");
     lua_getfield(L, -1, "decode"); /* stack: loaded cjson decode */
-    lua_pushlstring(L, op->body ? op->body : "", op->body_len);
-    api_op_free(op);
+    lua_pushlstring(L, h->body ? h->body : "", h->body_len);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
-        return api_fail(L, "bad_response", "the Web API answer is not a JSON object");
+        return prim_fail(L, "bad_response", "the Web API answer is not a JSON object");
     }
     return 1;
 }
 
-static int api_api(lua_State *L)
+static int prim_api(lua_State *L)
 {
     const char *method = luaL_checkstring(L, 1);
     struct host_task *t;
-    struct api_op *op;
+    struct prim_http_op *h;
     const char *ctype = "application/x-www-form-urlencoded";
     const char *token = getenv("SLACK_BOT_TOKEN");
     size_t len = 0;
@@ -339,73 +376,51 @@ static int api_api(lua_State *L)
         json = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
-    t = api_need_task(L, "api");
+    t = prim_need_task(L, "api");
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
-        return api_offline(L, "api");
+        return prim_offline(L, "api");
     }
     if (json) {
         ctype = "application/json; charset=utf-8";
         if (lua_istable(L, 2)) {
-            api_json_encode(L, 2);
+            prim_json_encode(L, 2);
         } else {
             lua_pushliteral(L, "{}");
         }
     } else {
-        api_form_encode(L, 2);
+        prim_form_encode(L, 2);
     }
     body = lua_tolstring(L, -1, &len);
-    op = api_op_new(L, API_OP_API);
-    op->req_body = malloc(len + 1);
-    if (!op->req_body) {
-        api_op_free(op);
-        return luaL_error(L, "out of memory");
-    }
-    memcpy(op->req_body, body, len + 1);
-    op->task = t;
-    op->call = http_api(method, token ? token : "", op->req_body, len, ctype, api_http_done, op);
-    if (!op->call) {
-        api_op_free(op);
-        return api_fail(L, "io", "could not start the request");
-    }
-    return api_yield(L, t, op, api_api_k);
+    h = prim_http_new(L, prim_api_results, body, len);
+    h->call = http_api(method, token ? token : "", h->req_body, len, ctype, prim_http_done, h);
+    return prim_http_wait(L, t, h, "api");
 }
 
-/* ---- host.download ---- */
-
-static int api_download_k(lua_State *L, int status, lua_KContext ctx)
+static int prim_download_results(lua_State *L, struct prim_op *op)
 {
-    struct api_op *op = api_take_op(L);
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.download: resumed without a result");
-    }
-    if (op->err != HTTP_OK) {
-        return api_push_op_err(L, op);
-    }
+    struct prim_http_op *h = (struct prim_http_op *)op;
     lua_createtable(L, 0, 4);
-    lua_pushstring(L, op->path ? op->path : "");
+    lua_pushstring(L, h->path ? h->path : "");
     lua_setfield(L, -2, "path");
-    lua_pushinteger(L, op->size);
+    lua_pushinteger(L, h->size);
     lua_setfield(L, -2, "size");
-    lua_pushstring(L, op->sha256 ? op->sha256 : "");
+    lua_pushstring(L, h->sha256 ? h->sha256 : "");
     lua_setfield(L, -2, "sha256");
-    if (op->content_type) {
-        lua_pushstring(L, op->content_type);
+    if (h->content_type) {
+        lua_pushstring(L, h->content_type);
         lua_setfield(L, -2, "content_type");
     }
-    api_op_free(op);
     return 1;
 }
 
-static int api_download(lua_State *L)
+static int prim_download(lua_State *L)
 {
     const char *url = luaL_checkstring(L, 1);
     const char *dest = luaL_checkstring(L, 2);
     long long max_bytes = 0;
     char path[PATH_MAX];
     struct host_task *t;
-    struct api_op *op;
+    struct prim_http_op *h;
     const char *token = getenv("SLACK_BOT_TOKEN");
 
     if (lua_istable(L, 3)) {
@@ -413,57 +428,41 @@ static int api_download(lua_State *L)
         max_bytes = (long long)luaL_optinteger(L, -1, 0);
         lua_pop(L, 1);
     }
-    t = api_need_task(L, "download");
-    api_write_path(L, "download", dest, 1, path, sizeof path);
+    t = prim_need_task(L, "download");
+    prim_write_path(L, "download", dest, 1, path, sizeof path);
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
-        return api_offline(L, "download");
+        return prim_offline(L, "download");
     }
-    op = api_op_new(L, API_OP_DOWNLOAD);
-    op->task = t;
-    op->call = http_download(url, token ? token : "", path, max_bytes, api_http_done, op);
-    if (!op->call) {
-        api_op_free(op);
-        return api_fail(L, "io", "could not start the download");
-    }
-    return api_yield(L, t, op, api_download_k);
+    h = prim_http_new(L, prim_download_results, NULL, 0);
+    h->call = http_download(url, token ? token : "", path, max_bytes, prim_http_done, h);
+    return prim_http_wait(L, t, h, "download");
 }
 
-/* ---- host.http ---- */
-
-static int api_http_k(lua_State *L, int status, lua_KContext ctx)
+static int prim_http_results(lua_State *L, struct prim_op *op)
 {
-    struct api_op *op = api_take_op(L);
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.http: resumed without a result");
-    }
-    if (op->err != HTTP_OK) {
-        return api_push_op_err(L, op);
-    }
+    struct prim_http_op *h = (struct prim_http_op *)op;
     lua_createtable(L, 0, 3);
-    lua_pushinteger(L, op->status);
+    lua_pushinteger(L, h->status);
     lua_setfield(L, -2, "status");
-    lua_createtable(L, 0, (int)op->n_headers);
-    for (size_t i = 0; i < op->n_headers; i++) {
-        if (op->headers[i].name && op->headers[i].value) {
-            lua_pushstring(L, op->headers[i].value);
-            lua_setfield(L, -2, op->headers[i].name);
+    lua_createtable(L, 0, (int)h->n_headers);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        if (h->headers[i].name && h->headers[i].value) {
+            lua_pushstring(L, h->headers[i].value);
+            lua_setfield(L, -2, h->headers[i].name);
         }
     }
     lua_setfield(L, -2, "headers");
-    lua_pushlstring(L, op->body ? op->body : "", op->body_len);
+    lua_pushlstring(L, h->body ? h->body : "", h->body_len);
     lua_setfield(L, -2, "body");
-    api_op_free(op);
     return 1;
 }
 
-static int api_http(lua_State *L)
+static int prim_http(lua_State *L)
 {
     struct http_plain_req req;
-    struct http_header headers[API_MAX_HEADERS];
+    struct http_header headers[PRIM_MAX_HEADERS];
     struct host_task *t;
-    struct api_op *op;
+    struct prim_http_op *h;
     size_t body_len = 0;
     const char *body = NULL;
 
@@ -491,7 +490,7 @@ static int api_http(lua_State *L)
     if (lua_istable(L, 8)) {
         lua_pushnil(L);
         while (lua_next(L, 8)) {
-            if (req.n_headers == API_MAX_HEADERS) {
+            if (req.n_headers == PRIM_MAX_HEADERS) {
                 return luaL_error(L, "host.http: too many headers");
             }
             if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
@@ -505,76 +504,75 @@ static int api_http(lua_State *L)
         }
         req.headers = headers;
     }
-    t = api_need_task(L, "http");
+    t = prim_need_task(L, "http");
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
-        return api_offline(L, "http");
+        return prim_offline(L, "http");
     }
-    op = api_op_new(L, API_OP_HTTP);
-    if (body) {
-        op->req_body = malloc(body_len + 1);
-        if (!op->req_body) {
-            api_op_free(op);
-            return luaL_error(L, "out of memory");
-        }
-        memcpy(op->req_body, body, body_len);
-        req.body = op->req_body;
-        req.body_len = body_len;
-    }
-    op->task = t;
-    op->call = http_request(&req, api_http_done, op);
-    if (!op->call) {
-        api_op_free(op);
-        return api_fail(L, "io", "could not start the request");
-    }
-    return api_yield(L, t, op, api_http_k);
+    h = prim_http_new(L, prim_http_results, body, body_len);
+    req.body = h->req_body;
+    req.body_len = body_len;
+    h->call = http_request(&req, prim_http_done, h);
+    return prim_http_wait(L, t, h, "http");
 }
 
-/* ---- host.sleep ---- */
+/* ---- host.sleep: a loop timer ---- */
 
-static void api_sleep_fired(void *arg)
+struct prim_sleep_op {
+    struct prim_op op;
+    struct loop_timer *timer;
+};
+
+static void prim_sleep_free(struct prim_op *op)
 {
-    struct api_op *op = arg;
-    op->timer = NULL;
-    host_task_resume(op->task, 0);
+    free(op);
 }
 
-static int api_sleep_k(lua_State *L, int status, lua_KContext ctx)
+static void prim_sleep_cancel(struct prim_op *op)
 {
-    (void)status;
-    (void)ctx;
-    api_op_free(api_take_op(L));
-    return 0;
+    loop_timer_cancel(((struct prim_sleep_op *)op)->timer);
+    free(op);
 }
 
-static int api_yield_k(lua_State *L, int status, lua_KContext ctx)
+static int prim_sleep_push(lua_State *L, struct prim_op *op)
 {
     (void)L;
-    (void)status;
-    (void)ctx;
+    (void)op;
     return 0;
 }
 
-static int api_sleep(lua_State *L)
+static void prim_sleep_fired(void *arg)
 {
-    double s = luaL_checknumber(L, 1);
-    luaL_argcheck(L, s == s && s < 1e9, 1, "a number of seconds below 1e9");
-    struct host_task *t = api_need_task(L, "sleep");
-    if (s < 0.0005) {
+    struct prim_sleep_op *s = arg;
+    s->timer = NULL;
+    host_task_resume(s->op.task, 0);
+}
+
+static int prim_sleep(lua_State *L)
+{
+    double seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds == seconds && seconds < 1e9, 1, "a number of seconds below 1e9");
+    struct host_task *t = prim_need_task(L, "sleep");
+    if (seconds < 0.0005) {
         /* below the timers' millisecond: a plain yield, resumed after the loop's next I/O poll
          * (host_task.c requeues a task that yields with no op), allocating nothing */
-        return lua_yieldk(L, 0, 0, api_yield_k);
+        return lua_yield(L, 0);
     }
-    struct api_op *op = api_op_new(L, API_OP_SLEEP);
-    op->task = t;
-    op->timer = loop_timer_start(s < 0 ? 0 : s, api_sleep_fired, op);
-    return api_yield(L, t, op, api_sleep_k);
+    struct prim_sleep_op *s = (struct prim_sleep_op *)prim_op_new(sizeof *s, prim_sleep_cancel,
+                                                                  prim_sleep_push, prim_sleep_free);
+    if (!s) {
+        return luaL_error(L, "out of memory");
+    }
+    s->timer = loop_timer_start(seconds, prim_sleep_fired, s);
+    return prim_yield(L, t, &s->op, "sleep");
 }
 
 /* ---- host.zip: libarchive writes the bundle on libuv's thread pool; the coroutine waits ---- */
 
-struct api_zip_job {
+/* A running work item cannot be stopped: a cancelled zip op (task NULL) is freed by prim_zip_after
+ * when the work ends. */
+struct prim_zip_op {
+    struct prim_op op;
     uv_work_t work;
-    struct api_op *op; /* NULL once the task was cancelled: the job then only frees itself */
     char zip_path[PATH_MAX];
     char *base;
     char **entries;
@@ -583,69 +581,62 @@ struct api_zip_job {
     char err[PATH_MAX + 128];
 };
 
-static void api_zip_job_free(struct api_zip_job *job)
+static void prim_zip_free(struct prim_op *op)
 {
-    for (size_t i = 0; i < job->n; i++) {
-        free(job->entries[i]);
+    struct prim_zip_op *z = (struct prim_zip_op *)op;
+    for (size_t i = 0; i < z->n; i++) {
+        free(z->entries[i]);
     }
-    free(job->entries);
-    free(job->base);
-    free(job);
+    free(z->entries);
+    free(z->base);
+    free(z);
 }
 
-static void api_zip_orphan(struct api_zip_job *job)
+static void prim_zip_cancel(struct prim_op *op)
 {
-    job->op = NULL;
+    op->task = NULL; /* prim_zip_after frees it */
 }
 
-static void api_zip_work(uv_work_t *w)
+static void prim_zip_work(uv_work_t *w)
 {
-    struct api_zip_job *job = w->data;
-    job->rc = zipbundle_write(job->zip_path, job->base, (const char *const *)job->entries, job->n,
-                              job->err, sizeof job->err);
+    struct prim_zip_op *z = w->data;
+    z->rc = zipbundle_write(z->zip_path, z->base, (const char *const *)z->entries, z->n, z->err,
+                            sizeof z->err);
 }
 
-static void api_zip_after(uv_work_t *w, int status)
+static void prim_zip_after(uv_work_t *w, int status)
 {
-    struct api_zip_job *job = w->data;
-    struct api_op *op = job->op;
-    if (op) {
-        op->zip_job = NULL;
-        if (status < 0 || job->rc < 0) {
-            op->err = HTTP_ERR_IO;
-            op->code = strdup("io");
-            op->message = strdup(status < 0 ? "the zip was cancelled" : job->err);
-        }
-        host_task_resume(op->task, 0);
+    struct prim_zip_op *z = w->data;
+    if (!z->op.task) {
+        prim_zip_free(&z->op);
+        return;
     }
-    api_zip_job_free(job);
+    if (status < 0) {
+        z->rc = -1;
+        snprintf(z->err, sizeof z->err, "the zip was cancelled");
+    }
+    host_task_resume(z->op.task, 0);
 }
 
-static int api_zip_k(lua_State *L, int status, lua_KContext ctx)
+static int prim_zip_push(lua_State *L, struct prim_op *op)
 {
-    struct api_op *op = api_take_op(L);
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.zip: resumed without a result");
+    struct prim_zip_op *z = (struct prim_zip_op *)op;
+    if (z->rc < 0) {
+        return prim_fail(L, "io", z->err);
     }
-    if (op->code) {
-        return api_push_op_err(L, op);
-    }
-    api_op_free(op);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int api_zip(lua_State *L)
+static int prim_zip(lua_State *L)
 {
     const char *zip_path = luaL_checkstring(L, 1);
     const char *base = luaL_checkstring(L, 2);
     struct host_task *t;
-    struct api_zip_job *job;
-    struct api_op *op;
+    struct prim_zip_op *z;
     char abs[PATH_MAX];
     lua_Integer n;
+    int ok;
 
     luaL_checktype(L, 3, LUA_TTABLE);
     n = luaL_len(L, 3);
@@ -655,107 +646,124 @@ static int api_zip(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    t = api_need_task(L, "zip");
-    api_write_path(L, "zip", zip_path, 1, abs,
-                   sizeof abs); /* raises before anything is allocated */
-    job = calloc(1, sizeof *job);
-    if (!job) {
+    t = prim_need_task(L, "zip");
+    prim_write_path(L, "zip", zip_path, 1, abs, sizeof abs);
+    /* from here nothing raises until the op is freed or handed to the task */
+    z = (struct prim_zip_op *)prim_op_new(sizeof *z, prim_zip_cancel, prim_zip_push, prim_zip_free);
+    if (!z) {
         return luaL_error(L, "out of memory");
     }
-    memcpy(job->zip_path, abs, sizeof job->zip_path);
-    job->base = strdup(base);
-    job->entries = calloc((size_t)(n > 0 ? n : 1), sizeof *job->entries);
-    for (lua_Integer i = 1; job->entries && i <= n; i++) {
-        lua_rawgeti(L, 3, i);
-        job->entries[job->n++] = strdup(lua_tostring(L, -1));
+    z->work.data = z;
+    memcpy(z->zip_path, abs, sizeof z->zip_path);
+    z->base = strdup(base);
+    z->entries = calloc((size_t)(n > 0 ? n : 1), sizeof *z->entries);
+    ok = z->base && z->entries;
+    for (lua_Integer i = 1; ok && i <= n; i++) {
+        lua_rawgeti(L, 3, i); /* a string (checked above): neither call allocates */
+        z->entries[z->n] = strdup(lua_tostring(L, -1));
         lua_pop(L, 1);
+        ok = z->entries[z->n] != NULL;
+        z->n += ok ? 1 : 0;
     }
-    op = api_op_new(L, API_OP_ZIP);
-    op->zip_job = job;
-    job->op = op;
-    job->work.data = job;
-    if (!job->base || !job->entries ||
-        uv_queue_work(loop_get(), &job->work, api_zip_work, api_zip_after) < 0) {
-        api_zip_job_free(job);
-        op->zip_job = NULL;
-        api_op_free(op);
-        return api_fail(L, "io", "could not start the zip");
+    if (!ok) {
+        prim_zip_free(&z->op);
+        return luaL_error(L, "out of memory");
     }
-    return api_yield(L, t, op, api_zip_k);
+    if (uv_queue_work(loop_get(), &z->work, prim_zip_work, prim_zip_after) < 0) {
+        prim_zip_free(&z->op);
+        return prim_fail(L, "io", "could not start the zip");
+    }
+    return prim_yield(L, t, &z->op, "zip");
 }
 
-/* ---- host.all ---- */
+/* ---- host.all: child coroutines (host_task.c), at most `limit` at once ---- */
 
-static int api_all_k(lua_State *L, int status, lua_KContext ctx)
+struct prim_all_op {
+    struct prim_op op;
+    lua_State *L; /* the generation's main state, which holds the registry refs */
+    int results_ref, fns_ref;
+    int n, next, running, limit, finished;
+};
+
+static void prim_all_free(struct prim_op *op)
 {
-    struct api_op *op = api_take_op(L);
-    struct host_gen *gen = host_gen_of(L);
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.all: resumed without a result");
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, op->results_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, op->results_ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, op->fns_ref);
-    (void)gen;
-    api_op_free(op);
+    struct prim_all_op *a = (struct prim_all_op *)op;
+    luaL_unref(a->L, LUA_REGISTRYINDEX, a->results_ref);
+    luaL_unref(a->L, LUA_REGISTRYINDEX, a->fns_ref);
+    free(a);
+}
+
+static void prim_all_cancel(struct prim_op *op)
+{
+    host_task_abort_children(op->task);
+    prim_all_free(op);
+}
+
+static int prim_all_push(lua_State *L, struct prim_op *op)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ((struct prim_all_op *)op)->results_ref);
     return 1;
 }
 
-static void api_all_start_next(struct api_op *op)
+static void prim_all_start_next(struct prim_all_op *a)
 {
-    while (op->next <= op->n && op->running < op->limit) {
-        int i = op->next++;
-        if (host_task_spawn_child(op->task, op->results_ref, op->fns_ref, i)) {
-            op->running++;
+    while (a->next <= a->n && a->running < a->limit) {
+        int i = a->next++;
+        if (host_task_spawn_child(a->op.task, a->results_ref, a->fns_ref, i)) {
+            a->running++;
         } else {
-            op->finished++; /* out of memory: results[i] stays nil */
+            a->finished++; /* out of memory: results[i] stays nil */
         }
     }
 }
 
-static void api_all_after_yield(struct host_task *t)
+/* The op of t if it is a host.all, else NULL. */
+static struct prim_all_op *prim_all_of(struct host_task *t)
 {
-    struct api_op *op = t->op;
-    if (op && op->kind == API_OP_ALL) {
-        api_all_start_next(op);
-        if (op->finished >= op->n) {
+    struct prim_op *op = t ? t->op : NULL;
+    return op && op->push == prim_all_push ? (struct prim_all_op *)op : NULL;
+}
+
+static void prim_all_after_yield(struct host_task *t)
+{
+    struct prim_all_op *a = prim_all_of(t);
+    if (a) {
+        prim_all_start_next(a);
+        if (a->finished >= a->n) {
             host_task_resume_soon(t);
         }
     }
 }
 
-void api_child_done(struct host_task *child, int ok, const char *error)
+void prim_all_child_done(struct host_task *child, int ok, const char *error)
 {
-    struct host_task *parent = child->parent;
-    struct api_op *op = parent ? parent->op : NULL;
-    struct host_gen *gen = child->gen;
-    if (!op || op->kind != API_OP_ALL) {
+    struct prim_all_op *a = prim_all_of(child->parent);
+    lua_State *L = child->gen->L;
+    if (!a) {
         return;
     }
     if (!ok) {
-        lua_rawgeti(gen->L, LUA_REGISTRYINDEX, op->results_ref); /* L: results */
-        lua_createtable(gen->L, 0, 2);                           /* L: results r */
-        lua_pushboolean(gen->L, 0);
-        lua_setfield(gen->L, -2, "ok");
-        lua_pushstring(gen->L, error ? error : "failed");
-        lua_setfield(gen->L, -2, "error");
-        lua_rawseti(gen->L, -2, child->child_index);
-        lua_pop(gen->L, 1);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, a->results_ref); /* L: results */
+        lua_createtable(L, 0, 2);                          /* L: results r */
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "ok");
+        lua_pushstring(L, error ? error : "failed");
+        lua_setfield(L, -2, "error");
+        lua_rawseti(L, -2, child->child_index);
+        lua_pop(L, 1);
     }
-    op->running--;
-    op->finished++;
-    api_all_start_next(op);
-    if (op->finished >= op->n) {
-        host_task_resume_soon(parent);
+    a->running--;
+    a->finished++;
+    prim_all_start_next(a);
+    if (a->finished >= a->n) {
+        host_task_resume_soon(child->parent);
     }
 }
 
-static int api_all(lua_State *L)
+static int prim_all(lua_State *L)
 {
     struct host_task *t;
-    struct api_op *op;
+    struct prim_all_op *a;
     lua_Integer n, limit;
 
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -767,7 +775,7 @@ static int api_all(lua_State *L)
         }
         lua_pop(L, 1);
     }
-    t = api_need_task(L, "all");
+    t = prim_need_task(L, "all");
     lua_createtable(L, (int)n, 0); /* stack: fns limit? results */
     if (n == 0) {
         return 1;
@@ -781,33 +789,30 @@ static int api_all(lua_State *L)
     }
     int fns_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     int results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    op = calloc(1, sizeof *op);
-    if (!op) {
+    a = (struct prim_all_op *)prim_op_new(sizeof *a, prim_all_cancel, prim_all_push, prim_all_free);
+    if (!a) {
         luaL_unref(L, LUA_REGISTRYINDEX, fns_ref);
         luaL_unref(L, LUA_REGISTRYINDEX, results_ref);
         return luaL_error(L, "out of memory");
     }
-    op->kind = API_OP_ALL;
-    op->results_ref = results_ref;
-    op->fns_ref = fns_ref;
-    op->n = (int)n;
-    op->next = 1;
-    op->limit = limit < 1 ? 1 : (int)limit;
-    op->task = t;
-    t->op = op;
-    t->cancel = api_op_cancel;
-    t->after_yield = api_all_after_yield; /* children start outside the budgeted resume */
-    return lua_yieldk(L, 0, 0, api_all_k);
+    a->L = t->gen->L;
+    a->results_ref = results_ref;
+    a->fns_ref = fns_ref;
+    a->n = (int)n;
+    a->next = 1;
+    a->limit = limit < 1 ? 1 : (int)limit;
+    t->after_yield = prim_all_after_yield; /* children start outside the budgeted resume */
+    return prim_yield(L, t, &a->op, "all");
 }
 
-int api_open(lua_State *L)
+int prim_open(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"api", api_api},   {"download", api_download},
-                                   {"http", api_http}, {"sleep", api_sleep},
-                                   {"zip", api_zip},   {"all", api_all},
-                                   {"run", api_run},   {"smtp", api_smtp},
-                                   {"db", api_db},     {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"api", prim_api},   {"download", prim_download},
+                                   {"http", prim_http}, {"sleep", prim_sleep},
+                                   {"zip", prim_zip},   {"all", prim_all},
+                                   {"run", prim_run},   {"smtp", prim_smtp},
+                                   {"db", prim_db},     {NULL, NULL}};
     luaL_newlib(L, fns);
-    api_local_register(L); /* primitives_local.c: time, files, log, identity, config */
+    prim_local_register(L); /* primitives_local.c: time, files, log, identity, config */
     return 1;
 }

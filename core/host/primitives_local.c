@@ -1,8 +1,9 @@
 /* primitives_local.c — the `host` primitives that answer at once, without the loop: time in a zone,
- * files (writes only inside the write root, atomically), zip, sha256, logging, identity, config,
+ * files (writes only inside the write root, atomically), sha256, logging, identity, config,
  * templates and scripts of the generation, plus the nil, err tables every primitive returns.
- * primitives_io.c registers these beside the yielding ones; called from scripts only; calls
- * log.c, host.c (bot identity) and host_task.c (current task). */
+ * primitives_io.c registers these beside the waiting ones; called from scripts only; calls
+ * log.c, metrics.c, sandbox.c (reading files), host.c (bot identity) and host_task.c (current
+ * task). */
 
 #include <dirent.h>
 #include <errno.h>
@@ -20,14 +21,15 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "base/tzfile.h"
 #include "host/host_gen.h"
 
-#define API_ERR_MT "pmb.err"
-#define API_MAX_LOG_FIELDS 32
+#define PRIM_ERR_MT "pmb.err"
+#define PRIM_MAX_LOG_FIELDS 32
 
 /* ---- err tables ---- */
 
-static int api_err_tostring(lua_State *L)
+static int prim_err_tostring(lua_State *L)
 {
     lua_getfield(L, 1, "code");
     lua_getfield(L, 1, "message");
@@ -35,8 +37,8 @@ static int api_err_tostring(lua_State *L)
     return 1;
 }
 
-void api_push_err(lua_State *L, const char *code, const char *message, long status,
-                  const char *needed, const char *provided)
+void prim_push_err(lua_State *L, const char *code, const char *message, long status,
+                   const char *needed, const char *provided)
 {
     lua_createtable(L, 0, 5); /* stack: err */
     lua_pushstring(L, code ? code : "io");
@@ -55,37 +57,37 @@ void api_push_err(lua_State *L, const char *code, const char *message, long stat
         lua_pushstring(L, provided);
         lua_setfield(L, -2, "provided");
     }
-    if (luaL_newmetatable(L, API_ERR_MT)) { /* stack: err mt */
-        lua_pushcfunction(L, api_err_tostring);
+    if (luaL_newmetatable(L, PRIM_ERR_MT)) { /* stack: err mt */
+        lua_pushcfunction(L, prim_err_tostring);
         lua_setfield(L, -2, "__tostring");
     }
     lua_setmetatable(L, -2);
 }
 
-int api_fail(lua_State *L, const char *code, const char *message)
+int prim_fail(lua_State *L, const char *code, const char *message)
 {
     lua_pushnil(L);
-    api_push_err(L, code, message, 0, NULL, NULL);
+    prim_push_err(L, code, message, 0, NULL, NULL);
     return 2;
 }
 
-int api_fail_errno(lua_State *L, const char *what)
+int prim_fail_errno(lua_State *L, const char *what)
 {
     char msg[PATH_MAX + 128];
     snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
-    return api_fail(L, "io", msg);
+    return prim_fail(L, "io", msg);
 }
 
 /* ---- write root ---- */
 
-int api_within(const char *root, const char *path)
+static int prim_within(const char *root, const char *path)
 {
     size_t n = strlen(root);
     return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-int api_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
-                           char *err, size_t errsz)
+int prim_resolve_write_path(const char *root, const char *path, int mkdirs, char *out, size_t size,
+                            char *err, size_t errsz)
 {
     char norm[PATH_MAX], prefix[PATH_MAX], real[PATH_MAX];
     const char *p = path;
@@ -125,7 +127,7 @@ int api_resolve_write_path(const char *root, const char *path, int mkdirs, char 
             p++;
         }
     }
-    if (!api_within(root, norm) || strcmp(root, norm) == 0) {
+    if (!prim_within(root, norm) || strcmp(root, norm) == 0) {
         snprintf(err, errsz, "%s is outside the write root %s", path, root);
         return -1;
     }
@@ -147,7 +149,7 @@ int api_resolve_write_path(const char *root, const char *path, int mkdirs, char 
                 return -1;
             }
         }
-        if (!realpath(prefix, real) || !api_within(root, real)) {
+        if (!realpath(prefix, real) || !prim_within(root, real)) {
             snprintf(err, errsz, "%s resolves outside the write root %s", prefix, root);
             return -1;
         }
@@ -160,60 +162,21 @@ int api_resolve_write_path(const char *root, const char *path, int mkdirs, char 
     return 0;
 }
 
-const char *api_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
-                           size_t size)
+const char *prim_write_path(lua_State *L, const char *fn, const char *path, int mkdirs, char *out,
+                            size_t size)
 {
     char err[PATH_MAX + 128];
     struct host_gen *gen = host_gen_of(L);
-    if (api_resolve_write_path(gen->write_root, path, mkdirs, out, size, err, sizeof err) < 0) {
+    if (prim_resolve_write_path(gen->write_root, path, mkdirs, out, size, err, sizeof err) < 0) {
         luaL_error(L, "host.%s: %s", fn, err);
     }
     return out;
 }
 
-/* ---- time ---- */
+/* ---- time: zones from tzfile.c, never the process's TZ (the transport thread reads it too) ----
+ */
 
-int api_valid_zone(const char *zone)
-{
-    char path[512];
-    struct stat st;
-    size_t len = strlen(zone);
-    if (len == 0 || len > 200 || zone[0] == '/' || strstr(zone, "..")) {
-        return 0;
-    }
-    for (const char *p = zone; *p; p++) {
-        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-                 *p == '/' || *p == '_' || *p == '-' || *p == '+';
-        if (!ok) {
-            return 0;
-        }
-    }
-    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", zone);
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Switch the process zone to `zone` (saving the old TZ in *saved); api_zone_leave restores. */
-static void api_zone_enter(const char *zone, char **saved, int *had)
-{
-    const char *old = getenv("TZ");
-    *had = old != NULL;
-    *saved = old ? strdup(old) : NULL;
-    setenv("TZ", zone, 1);
-    tzset();
-}
-
-static void api_zone_leave(char *saved, int had)
-{
-    if (had && saved) {
-        setenv("TZ", saved, 1);
-    } else {
-        unsetenv("TZ");
-    }
-    free(saved);
-    tzset();
-}
-
-static time_t api_check_epoch(lua_State *L, int idx)
+static time_t prim_check_epoch(lua_State *L, int idx)
 {
     int ok = 0;
     lua_Number v = lua_tonumberx(L, idx, &ok);
@@ -223,29 +186,31 @@ static time_t api_check_epoch(lua_State *L, int idx)
     return (time_t)v;
 }
 
-static const char *api_check_zone(lua_State *L, int idx)
+/* The local time of the epoch at index 1 in the zone at index 2, or raise (unknown zone). tm's
+ * tm_zone points into *zl. Returns the epoch. */
+static time_t prim_local_time(lua_State *L, struct tm *tm, struct tzfile_local *zl)
 {
-    const char *zone = luaL_checkstring(L, idx);
-    if (!api_valid_zone(zone)) {
+    time_t t = prim_check_epoch(L, 1);
+    const char *zone = luaL_checkstring(L, 2);
+    time_t local;
+    if (tzfile_lookup(zone, (int64_t)t, zl) < 0) {
         luaL_error(L, "unknown time zone '%s'", zone);
     }
-    return zone;
+    local = t + zl->utoff;
+    if (!gmtime_r(&local, tm)) {
+        luaL_error(L, "epoch %f is out of range", (double)t);
+    }
+    tm->tm_gmtoff = zl->utoff;
+    tm->tm_isdst = zl->isdst;
+    tm->tm_zone = zl->abbrev;
+    return t;
 }
 
-static int api_time_parts(lua_State *L)
+static int prim_time_parts(lua_State *L)
 {
-    time_t t = api_check_epoch(L, 1);
-    const char *zone = api_check_zone(L, 2);
     struct tm tm;
-    char abbrev[32];
-    char *saved;
-    int had;
-
-    api_zone_enter(zone, &saved, &had);
-    localtime_r(&t, &tm);
-    snprintf(abbrev, sizeof abbrev, "%s", tm.tm_zone ? tm.tm_zone : "");
-    api_zone_leave(saved, had);
-
+    struct tzfile_local zl;
+    prim_local_time(L, &tm, &zl);
     lua_createtable(L, 0, 12);
     lua_pushinteger(L, tm.tm_year + 1900);
     lua_setfield(L, -2, "year");
@@ -267,49 +232,50 @@ static int api_time_parts(lua_State *L)
     lua_setfield(L, -2, "offset");
     lua_pushboolean(L, tm.tm_isdst > 0);
     lua_setfield(L, -2, "isdst");
-    lua_pushstring(L, abbrev);
+    lua_pushstring(L, zl.abbrev);
     lua_setfield(L, -2, "abbrev");
-    lua_pushstring(L, zone);
+    lua_pushvalue(L, 2);
     lua_setfield(L, -2, "zone");
     return 1;
 }
 
-static int api_format_time(lua_State *L)
+static int prim_format_time(lua_State *L)
 {
-    time_t t = api_check_epoch(L, 1);
-    const char *zone = api_check_zone(L, 2);
     const char *fmt = luaL_checkstring(L, 3);
     struct tm tm;
-    char out[1024];
-    size_t n;
-    char *saved;
-    int had;
+    struct tzfile_local zl;
+    char spec[2816], out[1024];
+    size_t n = 0, k = 0;
 
     if (strlen(fmt) > 256) {
         return luaL_error(L, "host.format_time: format too long");
     }
-    api_zone_enter(zone, &saved, &had);
-    localtime_r(&t, &tm);
-    n = *fmt ? strftime(out, sizeof out, fmt, &tm) : 0;
-    api_zone_leave(saved, had);
+    time_t t = prim_local_time(L, &tm, &zl);
+    /* %s is the epoch: strftime would get it from mktime, which reads the process's TZ */
+    for (const char *p = fmt; *p && k + 24 < sizeof spec; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            k += (size_t)snprintf(spec + k, sizeof spec - k, "%lld", (long long)t);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            spec[k++] = *p++;
+            spec[k++] = *p;
+        } else {
+            spec[k++] = *p;
+        }
+    }
+    spec[k] = '\0';
+    n = *spec ? strftime(out, sizeof out, spec, &tm) : 0;
     lua_pushlstring(L, out, n);
     return 1;
 }
 
-static int api_valid_zone_l(lua_State *L)
-{
-    const char *zone = lua_tostring(L, 1);
-    lua_pushboolean(L, zone && api_valid_zone(zone));
-    return 1;
-}
-
-static int api_now(lua_State *L)
+static int prim_now(lua_State *L)
 {
     lua_pushnumber(L, loop_now_wall());
     return 1;
 }
 
-static int api_monotonic(lua_State *L)
+static int prim_monotonic(lua_State *L)
 {
     lua_pushnumber(L, loop_now_mono());
     return 1;
@@ -317,7 +283,7 @@ static int api_monotonic(lua_State *L)
 
 /* ---- files ---- */
 
-static int api_write_file(lua_State *L)
+static int prim_write_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     size_t len;
@@ -326,11 +292,11 @@ static int api_write_file(lua_State *L)
     int fd;
     size_t off = 0;
 
-    api_write_path(L, "write_file", path, 1, abs, sizeof abs);
+    prim_write_path(L, "write_file", path, 1, abs, sizeof abs);
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", abs);
     fd = mkstemp(tmp);
     if (fd < 0) {
-        return api_fail_errno(L, abs);
+        return prim_fail_errno(L, abs);
     }
     fchmod(fd, 0644);
     while (off < len) {
@@ -343,7 +309,7 @@ static int api_write_file(lua_State *L)
             close(fd);
             unlink(tmp);
             errno = e;
-            return api_fail_errno(L, abs);
+            return prim_fail_errno(L, abs);
         }
         off += (size_t)w;
     }
@@ -351,13 +317,13 @@ static int api_write_file(lua_State *L)
         int e = errno;
         unlink(tmp);
         errno = e;
-        return api_fail_errno(L, abs);
+        return prim_fail_errno(L, abs);
     }
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int api_mkdir(lua_State *L)
+static int prim_mkdir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     char abs[PATH_MAX], real[PATH_MAX];
@@ -365,19 +331,19 @@ static int api_mkdir(lua_State *L)
     /* "dir/." resolves the parents of dir itself, creating them */
     char probe[PATH_MAX + 4];
     snprintf(probe, sizeof probe, "%s/x", path);
-    api_write_path(L, "mkdir", probe, 1, abs, sizeof abs);
+    prim_write_path(L, "mkdir", probe, 1, abs, sizeof abs);
     *strrchr(abs, '/') = '\0';
     if (mkdir(abs, 0755) < 0 && errno != EEXIST) {
-        return api_fail_errno(L, abs);
+        return prim_fail_errno(L, abs);
     }
-    if (!realpath(abs, real) || !api_within(gen->write_root, real)) {
+    if (!realpath(abs, real) || !prim_within(gen->write_root, real)) {
         return luaL_error(L, "host.mkdir: %s resolves outside the write root", path);
     }
     lua_pushboolean(L, 1);
     return 1;
 }
 
-static int api_read_file(lua_State *L)
+static int prim_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     char real[PATH_MAX], err[PATH_MAX + 128];
@@ -385,24 +351,24 @@ static int api_read_file(lua_State *L)
     if (realpath(path, real) &&
         (strncmp(real, "/proc/", 6) == 0 || strncmp(real, "/sys/", 5) == 0 ||
          strncmp(real, "/dev/", 5) == 0)) {
-        return api_fail(L, "refused", "host.read_file does not read /proc, /sys or /dev");
+        return prim_fail(L, "refused", "host.read_file does not read /proc, /sys or /dev");
     }
     if (sandbox_push_file(L, path, err, sizeof err) < 0) {
-        return api_fail(L, "io", err);
+        return prim_fail(L, "io", err);
     }
     return 1;
 }
 
 /* A scandir result owned by a userdata: if a Lua allocation raises while the names are turned
  * into strings, the collector frees them (a Lua error is a longjmp). */
-struct api_dir_names {
+struct prim_dir_names {
     struct dirent **names;
     int n;
 };
 
-static int api_dir_names_gc(lua_State *L)
+static int prim_dir_names_gc(lua_State *L)
 {
-    struct api_dir_names *d = lua_touserdata(L, 1);
+    struct prim_dir_names *d = lua_touserdata(L, 1);
     for (int i = 0; i < d->n; i++) {
         free(d->names[i]);
     }
@@ -413,13 +379,13 @@ static int api_dir_names_gc(lua_State *L)
 }
 
 /* Push the owner userdata of dir's sorted entries (stack: owner); n < 0 when unreadable. */
-static struct api_dir_names *api_scandir(lua_State *L, const char *dir)
+static struct prim_dir_names *prim_scandir(lua_State *L, const char *dir)
 {
-    struct api_dir_names *d = lua_newuserdatauv(L, sizeof *d, 0);
+    struct prim_dir_names *d = lua_newuserdatauv(L, sizeof *d, 0);
     d->names = NULL;
     d->n = 0;
     if (luaL_newmetatable(L, "pmb.dir_names")) {
-        lua_pushcfunction(L, api_dir_names_gc);
+        lua_pushcfunction(L, prim_dir_names_gc);
         lua_setfield(L, -2, "__gc");
     }
     lua_setmetatable(L, -2);
@@ -427,14 +393,14 @@ static struct api_dir_names *api_scandir(lua_State *L, const char *dir)
     return d;
 }
 
-static int api_list_dir(lua_State *L)
+static int prim_list_dir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    struct api_dir_names *d = api_scandir(L, path); /* stack: path owner */
+    struct prim_dir_names *d = prim_scandir(L, path); /* stack: path owner */
     int k = 0;
     if (d->n < 0) {
         d->n = 0;
-        return api_fail_errno(L, path);
+        return prim_fail_errno(L, path);
     }
     lua_createtable(L, d->n, 0); /* stack: path owner list */
     for (int i = 0; i < d->n; i++) {
@@ -448,7 +414,7 @@ static int api_list_dir(lua_State *L)
     return 1;
 }
 
-static int api_exists(lua_State *L)
+static int prim_exists(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
@@ -460,18 +426,18 @@ static int api_exists(lua_State *L)
     return 1;
 }
 
-static int api_file_size(lua_State *L)
+static int prim_file_size(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
     if (stat(path, &st) < 0) {
-        return api_fail_errno(L, path);
+        return prim_fail_errno(L, path);
     }
     lua_pushinteger(L, (lua_Integer)st.st_size);
     return 1;
 }
 
-static int api_sha256(lua_State *L)
+static int prim_sha256(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
@@ -490,12 +456,12 @@ static int api_sha256(lua_State *L)
 
 /* ---- logging, identity, config ---- */
 
-static int api_log(lua_State *L)
+static int prim_log(lua_State *L)
 {
     static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
     int level = luaL_checkoption(L, 1, NULL, levels);
     const char *msg = luaL_checkstring(L, 2);
-    const char *keys[API_MAX_LOG_FIELDS], *values[API_MAX_LOG_FIELDS];
+    const char *keys[PRIM_MAX_LOG_FIELDS], *values[PRIM_MAX_LOG_FIELDS];
     size_t n = 0;
 
     lua_settop(L, 3);
@@ -504,7 +470,7 @@ static int api_log(lua_State *L)
         luaL_checktype(L, 3, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, 3)) { /* stack: ... key value */
-            if (n < API_MAX_LOG_FIELDS && lua_type(L, -2) == LUA_TSTRING) {
+            if (n < PRIM_MAX_LOG_FIELDS && lua_type(L, -2) == LUA_TSTRING) {
                 lua_pushvalue(L, -2);
                 lua_rawseti(L, 4, (lua_Integer)(2 * n + 1));
                 luaL_tolstring(L, -1, NULL); /* stack: ... key value text */
@@ -525,7 +491,7 @@ static int api_log(lua_State *L)
     return 0;
 }
 
-static int api_bot(lua_State *L)
+static int prim_bot(lua_State *L)
 {
     const struct bot_identity *b = host_bot();
     if (!b) {
@@ -546,19 +512,19 @@ static int api_bot(lua_State *L)
     return 1;
 }
 
-static int api_generation(lua_State *L)
+static int prim_generation(lua_State *L)
 {
     lua_pushinteger(L, host_gen_of(L)->number);
     return 1;
 }
 
-static int api_config(lua_State *L)
+static int prim_config(lua_State *L)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, host_gen_of(L)->config_ref);
     return 1;
 }
 
-static int api_templates(lua_State *L)
+static int prim_templates(lua_State *L)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, host_gen_of(L)->templates_ref); /* stack: all */
     lua_newtable(L);                                                  /* stack: all copy */
@@ -573,7 +539,7 @@ static int api_templates(lua_State *L)
     return 1;
 }
 
-static int api_list_scripts(lua_State *L)
+static int prim_list_scripts(lua_State *L)
 {
     const char *sub = luaL_checkstring(L, 1);
     struct host_gen *gen = host_gen_of(L);
@@ -587,8 +553,8 @@ static int api_list_scripts(lua_State *L)
         }
     }
     snprintf(dir, sizeof dir, "%s/%s", gen->scripts_dir, sub);
-    struct api_dir_names *d = api_scandir(L, dir); /* stack: sub owner */
-    lua_newtable(L);                               /* stack: sub owner list */
+    struct prim_dir_names *d = prim_scandir(L, dir); /* stack: sub owner */
+    lua_newtable(L);                                 /* stack: sub owner list */
     for (int i = 0; i < d->n; i++) {
         const char *name = d->names[i]->d_name;
         size_t len = strlen(name);
@@ -612,7 +578,7 @@ static int api_list_scripts(lua_State *L)
 
 /* host.observe(name, value): one observation of a histogram (seconds), e.g.
  * host.observe("pmb_report_build_seconds", 1.8). Names must start with pmb_ and end in _seconds. */
-static int api_observe(lua_State *L)
+static int prim_observe(lua_State *L)
 {
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
@@ -630,7 +596,7 @@ static int api_observe(lua_State *L)
     return 0;
 }
 
-static int api_getenv(lua_State *L)
+static int prim_getenv(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     if (strcmp(name, "SLACK_BOT_TOKEN") == 0 || strcmp(name, "SLACK_APP_TOKEN") == 0) {
@@ -640,18 +606,11 @@ static int api_getenv(lua_State *L)
     return 1;
 }
 
-static int api_mode(lua_State *L)
-{
-    enum host_mode m = host_gen_of(L)->mode;
-    lua_pushstring(L, m == HOST_MODE_RUN ? "run" : m == HOST_MODE_CHECK ? "check" : "render");
-    return 1;
-}
-
 /* host.task_reply_to(channel, thread_ts, label [, outcome]): where the host posts the failure
  * reply if this coroutine dies (an error that escaped, the CPU budget, the memory cap), and the
  * command name for pmb_commands_total. Set by the router; outcome "failed" when the router
  * answered an error itself. */
-static int api_task_reply_to(lua_State *L)
+static int prim_task_reply_to(lua_State *L)
 {
     const char *channel = luaL_checkstring(L, 1);
     const char *thread = luaL_optstring(L, 2, "");
@@ -673,30 +632,28 @@ static int api_task_reply_to(lua_State *L)
     return 1;
 }
 
-void api_local_register(lua_State *L)
+void prim_local_register(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"now", api_now},
-                                   {"monotonic", api_monotonic},
-                                   {"time_parts", api_time_parts},
-                                   {"format_time", api_format_time},
-                                   {"valid_zone", api_valid_zone_l},
-                                   {"write_file", api_write_file},
-                                   {"mkdir", api_mkdir},
-                                   {"read_file", api_read_file},
-                                   {"list_dir", api_list_dir},
-                                   {"exists", api_exists},
-                                   {"file_size", api_file_size},
-                                   {"sha256", api_sha256},
-                                   {"log", api_log},
-                                   {"bot", api_bot},
-                                   {"generation", api_generation},
-                                   {"config", api_config},
-                                   {"templates", api_templates},
-                                   {"list_scripts", api_list_scripts},
-                                   {"getenv", api_getenv},
-                                   {"mode", api_mode},
-                                   {"task_reply_to", api_task_reply_to},
-                                   {"observe", api_observe},
+    static const luaL_Reg fns[] = {{"now", prim_now},
+                                   {"monotonic", prim_monotonic},
+                                   {"time_parts", prim_time_parts},
+                                   {"format_time", prim_format_time},
+                                   {"write_file", prim_write_file},
+                                   {"mkdir", prim_mkdir},
+                                   {"read_file", prim_read_file},
+                                   {"list_dir", prim_list_dir},
+                                   {"exists", prim_exists},
+                                   {"file_size", prim_file_size},
+                                   {"sha256", prim_sha256},
+                                   {"log", prim_log},
+                                   {"bot", prim_bot},
+                                   {"generation", prim_generation},
+                                   {"config", prim_config},
+                                   {"templates", prim_templates},
+                                   {"list_scripts", prim_list_scripts},
+                                   {"getenv", prim_getenv},
+                                   {"task_reply_to", prim_task_reply_to},
+                                   {"observe", prim_observe},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0); /* stack: host */
 }

@@ -2,7 +2,7 @@
  * (STARTTLS or smtps://, AUTH with a user name and password read from environment variables the
  * call names), on libuv's thread pool so the script loop never waits on the server. The message
  * itself is built by the script (scripts/lib/mail_message.lua). Registered by primitives_io.c
- * (api_open); calls libcurl, loop.c, log.c and host_task.c (resume). */
+ * (prim_open); calls libcurl, loop.c, log.c and host_task.c (resume). */
 #include <curl/curl.h>
 #include <lauxlib.h>
 #include <stdatomic.h>
@@ -23,8 +23,8 @@
 /* One message being sent. Owned by the task while it waits (t->op); the after-work callback
  * hands it to the continuation, or frees it when the task was cancelled (task == NULL). */
 struct mail_job {
+    struct prim_op op; /* first: the host's view of this pending primitive */
     uv_work_t work;
-    struct host_task *task;
     atomic_int cancelled; /* set on the loop, read by curl's progress callback on the pool */
     char *url, *from, *body, *username, *password;
     size_t body_len, sent;
@@ -133,22 +133,23 @@ static void mail_after(uv_work_t *w, int status)
     if (status < 0) {
         job->rc = CURLE_ABORTED_BY_CALLBACK;
     }
-    if (job->task) {
-        host_task_resume(job->task, 0); /* the continuation frees job */
+    if (job->op.task) {
+        host_task_resume(job->op.task, 0); /* the continuation pushes and frees job */
     } else {
         mail_job_free(job);
     }
 }
 
-static void mail_cancel(struct host_task *t)
+static void mail_cancel(struct prim_op *base)
 {
-    struct mail_job *job = t->op;
-    t->op = NULL;
-    t->cancel = NULL;
-    if (job) {
-        job->task = NULL; /* a running work item cannot be stopped: curl aborts, mail_after frees */
-        atomic_store(&job->cancelled, 1);
-    }
+    struct mail_job *job = (struct mail_job *)base;
+    job->op.task = NULL; /* a running work item cannot be stopped: curl aborts, mail_after frees */
+    atomic_store(&job->cancelled, 1);
+}
+
+static void mail_free(struct prim_op *base)
+{
+    mail_job_free((struct mail_job *)base);
 }
 
 /* The error code scripts see for a failed transfer. */
@@ -180,23 +181,14 @@ static const char *mail_err_code(const struct mail_job *job)
     }
 }
 
-static int mail_k(lua_State *L, int status, lua_KContext ctx)
+static int mail_push(lua_State *L, struct prim_op *base)
 {
-    struct host_task *t = host_task_of(L);
-    struct mail_job *job = t ? t->op : NULL;
+    struct mail_job *job = (struct mail_job *)base;
     char msg[CURL_ERROR_SIZE + 128];
-    (void)status;
-    (void)ctx;
-    if (!job) {
-        return luaL_error(L, "host.smtp: resumed without a result");
-    }
-    t->op = NULL;
-    t->cancel = NULL;
     if (job->rc == CURLE_OK) {
         lua_createtable(L, 0, 1); /* stack: result */
         lua_pushinteger(L, job->response);
         lua_setfield(L, -2, "status");
-        mail_job_free(job);
         return 1;
     }
     if (job->rc == CURLE_USE_SSL_FAILED) {
@@ -204,11 +196,8 @@ static int mail_k(lua_State *L, int status, lua_KContext ctx)
     } else {
         snprintf(msg, sizeof msg, "%s", job->errbuf[0] ? job->errbuf : curl_easy_strerror(job->rc));
     }
-    const char *code = mail_err_code(job);
-    long response = job->response;
-    mail_job_free(job);
     lua_pushnil(L);
-    api_push_err(L, code, msg, response, NULL, NULL); /* stack: nil err */
+    prim_push_err(L, mail_err_code(job), msg, job->response, NULL, NULL); /* stack: nil err */
     return 2;
 }
 
@@ -291,7 +280,7 @@ static char *mail_getenv_dup(const char *name)
 
 /* ---- host.smtp ---- */
 
-int api_smtp(lua_State *L)
+int prim_smtp(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -329,12 +318,7 @@ int api_smtp(lua_State *L)
     } else {
         return luaL_argerror(L, 1, "starttls must be \"required\", \"try\" or \"off\"");
     }
-    struct host_task *t = host_task_of(L);
-    if (!t || !lua_isyieldable(L)) {
-        return luaL_error(L, "host.smtp yields: call it from a command (not at load time, not "
-                             "inside a coroutine the script made, a metamethod, a table.sort "
-                             "comparator or a gsub callback)");
-    }
+    struct host_task *t = prim_need_task(L, "smtp");
 
     int count = mail_check_rcpt(L, 4, "every `to` address");
     count += mail_check_rcpt(L, 5, "every `cc` address");
@@ -343,7 +327,8 @@ int api_smtp(lua_State *L)
     const char *pass_env = mail_env_name(L, 8, "password_env");
 
     /* nothing below raises before the job is freed */
-    struct mail_job *job = calloc(1, sizeof *job);
+    struct mail_job *job =
+        (struct mail_job *)prim_op_new(sizeof *job, mail_cancel, mail_push, mail_free);
     if (!job) {
         return luaL_error(L, "out of memory");
     }
@@ -364,7 +349,7 @@ int api_smtp(lua_State *L)
         char msg[160];
         snprintf(msg, sizeof msg, "environment variable %.100s is not set", unset);
         mail_job_free(job);
-        return api_fail(L, "env", msg);
+        return prim_fail(L, "env", msg);
     }
     memcpy(job->body, body, body_len);
     job->body_len = body_len;
@@ -374,11 +359,8 @@ int api_smtp(lua_State *L)
     job->work.data = job;
     if (uv_queue_work(loop_get(), &job->work, mail_work, mail_after) < 0) {
         mail_job_free(job);
-        return api_fail(L, "io", "could not start sending the mail");
+        return prim_fail(L, "io", "could not start sending the mail");
     }
     log_event(LOG_DEBUG, "smtp send started", NULL);
-    job->task = t;
-    t->op = job;
-    t->cancel = mail_cancel;
-    return lua_yieldk(L, 0, 0, mail_k);
+    return prim_yield(L, t, &job->op, "smtp");
 }

@@ -2,7 +2,7 @@
  * argv (no shell), its stdin fed from a string, stdout and stderr read up to a bound, killed with
  * its process group when the timeout passes, and a curated environment (what the call passes plus
  * PATH, HOME, LANG: never the tokens). Only programs named in config `programs` may run. Registered
- * by primitives_io.c (api_open); calls loop.c, log.c and host_task.c (resume). */
+ * by primitives_io.c (prim_open); calls loop.c, log.c and host_task.c (resume). */
 #include <errno.h>
 #include <lauxlib.h>
 #include <limits.h>
@@ -31,10 +31,10 @@ struct run_buf {
 };
 
 /* One child process. Owned by the task while it waits (t->op); once every handle is closed the
- * continuation takes it and frees it, or, when the task was cancelled (task == NULL), the last
- * close callback frees it. */
+ * continuation pushes its results and frees it, or, when the task was cancelled (op.task ==
+ * NULL), the last close callback frees it. */
 struct run_op {
-    struct host_task *task;
+    struct prim_op op; /* first: the task, cancel, push and free */
     uv_process_t proc;
     uv_pipe_t out, err, in;
     uv_timer_t timer;
@@ -58,8 +58,9 @@ static void run_buf_free(struct run_buf *b)
     b->data = NULL;
 }
 
-static void run_op_free(struct run_op *op)
+static void run_op_free(struct prim_op *base)
 {
+    struct run_op *op = (struct run_op *)base;
     run_buf_free(&op->out_buf);
     run_buf_free(&op->err_buf);
     free(op->stdin_data);
@@ -72,10 +73,10 @@ static void run_closed(uv_handle_t *h)
     if (--op->open_handles > 0) {
         return;
     }
-    if (op->task) {
-        host_task_resume(op->task, 0); /* the continuation frees op */
+    if (op->op.task) {
+        host_task_resume(op->op.task, 0); /* the continuation frees op */
     } else {
-        run_op_free(op);
+        run_op_free(&op->op);
     }
 }
 
@@ -189,15 +190,10 @@ static void run_written(uv_write_t *req, int status)
     run_maybe_finish(op, 0);
 }
 
-static void run_cancel(struct host_task *t)
+static void run_cancel(struct prim_op *base)
 {
-    struct run_op *op = t->op;
-    t->op = NULL;
-    t->cancel = NULL;
-    if (!op) {
-        return;
-    }
-    op->task = NULL; /* the last close callback frees it */
+    struct run_op *op = (struct run_op *)base;
+    op->op.task = NULL; /* the last close callback frees it */
     run_kill(op);
     run_maybe_finish(op, 1);
 }
@@ -210,22 +206,13 @@ static void run_push_buf(lua_State *L, const struct run_buf *b, const char *fiel
     lua_setfield(L, -2, field);
 }
 
-static int run_k(lua_State *L, int status, lua_KContext ctx)
+static int run_push(lua_State *L, struct prim_op *base)
 {
-    struct host_task *t = host_task_of(L);
-    struct run_op *op = t ? t->op : NULL;
+    struct run_op *op = (struct run_op *)base;
     char msg[256];
-    (void)status;
-    (void)ctx;
-    if (!op) {
-        return luaL_error(L, "host.run: resumed without a result");
-    }
-    t->op = NULL;
-    t->cancel = NULL;
     if (op->timed_out) {
         snprintf(msg, sizeof msg, "%s did not finish in time and was killed", op->program);
-        run_op_free(op);
-        return api_fail(L, "timeout", msg);
+        return prim_fail(L, "timeout", msg);
     }
     lua_createtable(L, 0, 6); /* stack: result */
     if (op->term_signal) {
@@ -243,7 +230,6 @@ static int run_k(lua_State *L, int status, lua_KContext ctx)
     }
     lua_pushnumber(L, loop_now_mono() - op->started);
     lua_setfield(L, -2, "seconds");
-    run_op_free(op);
     return 1;
 }
 
@@ -320,7 +306,7 @@ static void run_push_inherited(lua_State *L, int env_idx, const char *name, cons
 
 /* ---- host.run ---- */
 
-int api_run(lua_State *L)
+int prim_run(lua_State *L)
 {
     const char *argv[RUN_MAX_ARGS + 1];
     const char *envp[RUN_MAX_ENV + 4];
@@ -389,20 +375,15 @@ int api_run(lua_State *L)
     if (!lua_isnil(L, 5)) {
         stdin_s = luaL_checklstring(L, 5, &stdin_len);
     }
-    struct host_task *t = host_task_of(L);
-    if (!t || !lua_isyieldable(L)) {
-        return luaL_error(L, "host.run yields: call it from a command (not at load time, not "
-                             "inside a coroutine the script made, a metamethod, a table.sort "
-                             "comparator or a gsub callback)");
-    }
+    struct host_task *t = prim_need_task(L, "run");
     /* the working directory: inside the write root (created if missing), like every write; "dir/x"
-     * makes api_write_path check dir itself and every directory above it (raises otherwise) */
+     * makes prim_write_path check dir itself and every directory above it (raises otherwise) */
     char probe[PATH_MAX + 4];
     snprintf(probe, sizeof probe, "%s/x", lua_isnil(L, 4) ? "." : run_cstring(L, 4, "cwd"));
-    api_write_path(L, "run", probe, 1, cwd, sizeof cwd);
+    prim_write_path(L, "run", probe, 1, cwd, sizeof cwd);
     *strrchr(cwd, '/') = '\0';
 
-    struct run_op *op = calloc(1, sizeof *op);
+    struct run_op *op = (struct run_op *)prim_op_new(sizeof *op, run_cancel, run_push, run_op_free);
     if (!op) {
         return luaL_error(L, "out of memory");
     }
@@ -456,7 +437,7 @@ int api_run(lua_State *L)
         char msg[256];
         snprintf(msg, sizeof msg, "could not start %s: %s", op->program, uv_strerror(rc));
         run_maybe_finish(op, 1); /* task is NULL: the last close callback frees op */
-        return api_fail(L, "spawn", msg);
+        return prim_fail(L, "spawn", msg);
     }
     op->spawned = 1;
     uv_read_start((uv_stream_t *)&op->out, run_alloc, run_read);
@@ -475,8 +456,5 @@ int api_run(lua_State *L)
     uv_timer_start(&op->timer, run_timed_out, (uint64_t)(timeout * 1000.0), 0);
     log_event(LOG_DEBUG, "child process started", "program", op->program, NULL);
 
-    op->task = t;
-    t->op = op;
-    t->cancel = run_cancel;
-    return lua_yieldk(L, 0, 0, run_k);
+    return prim_yield(L, t, &op->op, "run");
 }

@@ -290,7 +290,7 @@ int sandbox_open(lua_State *L)
 
     /* module cache shared by require: host and cjson are built in */
     lua_newtable(L); /* stack: loaded */
-    api_open(L);
+    prim_open(L);
     lua_setfield(L, -2, "host");
     luaopen_cjson(L);
     lua_setfield(L, -2, "cjson");

@@ -109,14 +109,17 @@ function people.ensure(ids, opts)
   if #missing == 0 then return book end
   local fns = {}
   for i, id in ipairs(missing) do
-    fns[i] = function() return fetch_one(id) end
+    fns[i] = function()
+      local p, keep = fetch_one(id)
+      return { person = p, keep = keep }
+    end
   end
   local results = host.all(fns, (opts and opts.limit) or FETCH_LIMIT)
   for i, id in ipairs(missing) do
     local r = results[i]
     local p, keep
     if r and r.ok and type(r.value) == "table" then
-      p, keep = r.value, r.value2
+      p, keep = r.value.person, r.value.keep
     else
       p, keep = people.unknown(id), false
     end

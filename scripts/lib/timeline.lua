@@ -398,7 +398,7 @@ local function expand_file_stubs(messages, limit)
       s.message.files[s.index] = r.value
     else
       host.log("warn", "files.info failed for a Slack Connect file", { file = s.id,
-        error = tostring(r and (r.value2 or r.error) or "no result") })
+        error = tostring(r and (r.err or r.error) or "no result") })
     end
   end
 end

@@ -47,7 +47,7 @@ function upload.files(channel, thread_ts, files, initial_comment)
   for i, f in ipairs(files) do
     local r = results[i]
     if not r.ok then return nil, fail("upload_failed", tostring(r.error)) end
-    if not r.value then return nil, r.value2 end
+    if not r.value then return nil, r.err end
     list[#list + 1] = { id = r.value, title = f.title or f.filename }
   end
   local params = { files = cjson.encode(list), channel_id = channel, thread_ts = thread_ts }

@@ -347,7 +347,7 @@ class HostTest(CommandBotTestCase):
                '  fns[6] = function() error("child failed") end\n'
                '  local r = host.all(fns)\n'
                '  local parts = {}\n'
-               '  for i = 1, 5 do parts[#parts + 1] = r[i].value .. "/" .. r[i].value2 end\n'
+               '  for i = 1, 5 do parts[#parts + 1] = r[i].value .. "/" .. r[i].err end\n'
                '  ctx.reply(string.format("all %s err=%s ok6=%s took=%.1f", table.concat(parts, ","),\n'
                '    tostring(r[6].error):match("child failed") or "?", tostring(r[6].ok), host.monotonic() - t0))\n'
                'end }\n')

@@ -47,8 +47,8 @@ end
 function M.run_all(fns)
   local results = {}
   for i, fn in ipairs(fns) do
-    local ok, v, v2 = pcall(fn)
-    results[i] = ok and { ok = true, value = v, value2 = v2 } or { ok = false, error = v }
+    local ok, v, err = pcall(fn)
+    results[i] = ok and { ok = true, value = v, err = err } or { ok = false, error = v }
   end
   return results
 end
