@@ -2,10 +2,12 @@
 -- array of messages, or a Slack export (a channel's day file, a channel folder, a whole export
 -- folder; core/offline.c unpacks an export .zip into a folder first), narrowed to one thread
 -- (--thread TS|LINK) or a time window (--since/--until). Called by lib/render_offline.lua; reads
--- files through host. Errors are tables { message, exit } (exit 2 usage, 3 input).
+-- files through host; keeps one copy of each message with lib/subtypes.lua. Errors are tables
+-- { message, exit } (exit 2 usage, 3 input).
 local host = require "host"
 local cjson = require "cjson"
 local tsutil = require "lib.tsutil"
+local subtypes = require "lib.subtypes"
 
 local input = {}
 
@@ -111,15 +113,14 @@ local function messages_of(data, path)
   return data
 end
 
--- Every message once (pages overlap on their boundary message), in ts order.
+-- Every message once (pages overlap on their boundary message; a reply also sent to the channel
+-- is in the thread and the channel file: lib/subtypes.lua keeps its broadcast copy), in ts order.
 local function unique_sorted(messages)
-  local seen, out = {}, {}
+  local out = {}
   for _, m in ipairs(messages) do
-    if is_message(m) and not seen[m.ts] then
-      seen[m.ts] = true
-      out[#out + 1] = m
-    end
+    if is_message(m) then out[#out + 1] = m end
   end
+  out = subtypes.one_copy(out)
   tsutil.sort_by_ts(out)
   return out
 end

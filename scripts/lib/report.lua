@@ -277,6 +277,7 @@ local function entry_view(e)
     time_label = e.time_label or "",
     time2_label = e.time2_label or false,
     author = one_line(author.name or author.id or "unknown"),
+    has_author = author.name ~= nil or author.id ~= nil, -- false for a deleted parent (tombstone)
     author_id = author.id,
     is_bot = author.is_bot or false,
     permalink = link_url(e.permalink),

@@ -4,7 +4,7 @@
 -- any call. Called by commands/autopsy.lua (collect) and lib/render_offline.lua (build); calls
 -- lib/slack.lua, lib/people.lua, lib/usergroups.lua, lib/mentions.lua, lib/files.lua, lib/filters.lua,
 -- lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua, the converters (lib/blockkit.lua, lib/mrkdwn.lua,
--- lib/attachments.lua, lib/emoji.lua), lib/markdown.lua and host.
+-- lib/attachments.lua, lib/emoji.lua), lib/subtypes.lua, lib/markdown.lua and host.
 local host = require "host"
 local tsutil = require "lib.tsutil"
 local timefmt = require "lib.timefmt"
@@ -20,6 +20,7 @@ local blockkit = require "lib.blockkit"
 local attachments = require "lib.attachments"
 local emoji = require "lib.emoji"
 local markdown = require "lib.markdown"
+local subtypes = require "lib.subtypes"
 
 local timeline = {}
 
@@ -41,17 +42,10 @@ end
 ---------------------------------------------------------------------------- messages in, in order
 
 -- Accepts a conversations.replies response or an array of messages; returns the messages with a
--- string ts, each ts once (first copy wins), sorted by ts.
+-- string ts, each ts once (subtypes.one_copy), sorted by ts.
 function timeline.normalize(messages)
   if type(messages) == "table" and type(messages.messages) == "table" then messages = messages.messages end
-  local seen, out = {}, {}
-  for _, m in ipairs(list(messages)) do
-    if type(m) == "table" and type(m.ts) == "string" and not seen[m.ts] then
-      seen[m.ts] = true
-      out[#out + 1] = m
-    end
-  end
-  return tsutil.sort_by_ts(out)
+  return tsutil.sort_by_ts(subtypes.one_copy(list(messages)))
 end
 
 -- Offline there is no auth.test: the bot is whoever `autopsy this` was addressed to.
@@ -124,7 +118,7 @@ local function author_of(m, book)
     local id = str(m.bot_id) or str(m.user) or "bot"
     local profile = type(m.bot_profile) == "table" and m.bot_profile or {}
     local known = book[id]
-    return { id = id, name = str(profile.name) or str(m.username) or (known and known.name) or id, is_bot = true }
+    return { id = id, name = str(m.username) or str(profile.name) or (known and known.name) or id, is_bot = true }
   end
   local id = user_of(m)
   if not id then return { id = nil, name = "unknown", is_bot = false } end
@@ -251,6 +245,7 @@ local function entry_of(m, env)
       end
     end
   end
+  subtypes.apply(e, m, env)
   return e
 end
 

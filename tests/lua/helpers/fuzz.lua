@@ -1,7 +1,8 @@
 -- Random Slack payloads for the "nothing in a message can break the document" property
 -- (tests/lua/convert_property_spec.lua, and bench/convert_property.lua with a larger count): mrkdwn
--- text, rich_text, Block Kit blocks and legacy attachments built from the tokens that have broken
--- Markdown converters (backtick runs, CR, `<…>` tokens, HTML, unsafe schemes, line-start markers),
+-- text, rich_text, Block Kit blocks, legacy attachments and export subtypes built from the tokens
+-- that have broken Markdown converters (backtick runs, CR, `<…>` tokens, HTML, unsafe schemes,
+-- line-start markers),
 -- converted through the real timeline, then checked with `cmark -t xml`. Seeded: a failure names
 -- its seed and input, and the same seed gives the same input again.
 local cjson = require "cjson"
@@ -194,6 +195,31 @@ function M.message(seed)
     m.text, m.blocks = M.text(r, 4), M.blocks(r)
   else
     m.text, m.attachments = M.text(r, 6), { M.attachment(r), r(2) == 1 and M.attachment(r) or nil }
+  end
+  return m
+end
+
+-- The subtypes lib/subtypes.lua and lib/timeline.lua show differently (issue 13's export shapes).
+local SUBTYPES = { "bot_message", "me_message", "channel_topic", "channel_purpose", "pinned_item", "tombstone",
+                   "thread_broadcast" }
+
+-- One random message of one of those subtypes for seed: M.message(seed) plus the subtype's fields
+-- (username, topic, purpose, pinned item, root), as hostile as the text.
+function M.subtype_message(seed)
+  local m = M.message(seed)
+  local r = rng(seed + 0x5eed)
+  m.subtype = pick(r, SUBTYPES)
+  if m.subtype == "bot_message" then
+    m.user, m.bot_id, m.username, m.icons = nil, "B1", M.text(r, 4), { emoji = M.text(r, 2) }
+  elseif m.subtype == "channel_topic" and r(2) == 1 then
+    m.topic = M.text(r, 12)
+  elseif m.subtype == "channel_purpose" and r(2) == 1 then
+    m.purpose = M.text(r, 12)
+  elseif m.subtype == "pinned_item" then
+    m.item_type = pick(r, { "C", "G", "F", "Fc", "?" })
+    m.item = { permalink = r(2) == 1 and pick(r, URLS) or nil, ts = m.ts, thread_ts = m.ts }
+  elseif m.subtype == "thread_broadcast" then
+    m.root = { type = "message", user = "U1", ts = "1700000000.000000", text = M.text(r, 8) }
   end
   return m
 end
