@@ -210,3 +210,63 @@ class ChannelTest(BotTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ChannelRender(unittest.TestCase):
+    """`render --since/--until` of a channel: a Slack export channel folder, and a saved
+    conversations.history response plus the replies (pages in one array), give a channel report
+    with each thread's replies indented under its parent."""
+
+    def setUp(self):
+        import json, os, tempfile
+        from harness import REPO
+        self.json, self.os = json, os
+        self.work = tempfile.mkdtemp(prefix="pmb-channel-render-")
+        self.config = os.path.join(self.work, "c.lua")
+        with open(self.config, "w") as f:
+            f.write("return { scripts_dir = %s, templates_dir = %s, data_dir = %s, timezone = 'UTC' }\n" % (
+                json.dumps(os.path.join(REPO, "scripts")), json.dumps(os.path.join(REPO, "templates")),
+                json.dumps(os.path.join(self.work, "data"))))
+        # 10:00 parent with 2 replies at 12:00 and 12:30; 11:00 message; 09:00 outside the window
+        day = 1731578400  # 2024-11-14T10:00:00Z
+        self.top = [{"type": "message", "user": "U1", "text": "m0", "ts": "%d.000100" % (day - 3600)},
+                    {"type": "message", "user": "U1", "text": "m1", "ts": "%d.000100" % day,
+                     "thread_ts": "%d.000100" % day, "reply_count": 2},
+                    {"type": "message", "user": "U2", "text": "m2", "ts": "%d.000100" % (day + 3600)}]
+        self.replies = [{"type": "message", "user": "U2", "text": "r1.%d" % i, "ts": "%d.000100" % (day + 7200 + 1800 * i),
+                         "thread_ts": "%d.000100" % day} for i in range(2)]
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def render(self, path):
+        import subprocess
+        from harness import bot_binary
+        out = self.os.path.join(self.work, "out")
+        p = subprocess.run([bot_binary(), "render", path, "--since", "2024-11-14T09:30", "--until", "2024-11-14T23:00",
+                            "-c", self.config, "-o", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(0, p.returncode, p.stderr)
+        with open(p.stdout.strip(), encoding="utf-8") as f:
+            return f.read()
+
+    def check(self, md):
+        part = ChannelTest.timeline_part(md)
+        self.assertEqual(["m1", "r1.0", "r1.1", "m2"], TOKEN.findall(part))
+        self.assertRegex(part, r"\n  - \*\*12:00:00\*\* · \*\*U2\*\*[^\n]*\n\n    r1\.0\n")
+        self.assertIn("The channel's messages in order (2024-11-14 09:30 UTC to 2024-11-14 23:00 UTC)", md)
+
+    def test_export_channel_folder(self):
+        folder = self.os.path.join(self.work, "export", "inc")
+        self.os.makedirs(folder)
+        with open(self.os.path.join(folder, "2024-11-14.json"), "w") as f:
+            self.json.dump(sorted(self.top + self.replies, key=lambda m: m["ts"]), f)
+        self.check(self.render(folder))
+
+    def test_saved_history_plus_replies(self):
+        path = self.os.path.join(self.work, "history.json")
+        history = {"ok": True, "messages": list(reversed(self.top)), "has_more": False}
+        replies = {"ok": True, "messages": [self.top[1]] + self.replies, "has_more": False}
+        with open(path, "w") as f:
+            self.json.dump([history, replies], f)
+        self.check(self.render(path))
