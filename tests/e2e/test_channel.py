@@ -83,7 +83,9 @@ class ChannelTest(BotTestCase):
         self.assertEqual(14, len(pages))  # 2,601 top-level messages (the command too), 200 a page
         self.assertEqual(40, len({p["ts"] for p in self.fs.calls("conversations.replies")}))
         # the progress message said how far it got
-        self.assertTrue(any("pages read" in (u["text"] or "") for u in self.fs.updates), self.fs.updates[-3:])
+        # (it is first posted, then updated; the last update comes after the upload)
+        self.fs.wait_for(lambda: any("pages read" in (u["text"] or "") for u in self.fs.updates + self.fs.posts()),
+                         what="a progress message naming the pages read")
 
     def test_channel_bounded_by_config_is_marked_incomplete(self):
         for i in range(300):
