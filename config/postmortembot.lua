@@ -88,6 +88,15 @@ return {
     resolution_reaction = "white_check_mark",
     user_cache_ttl = 3600,             -- seconds a users.info (and usergroups.list) answer is reused
     emoji = "unicode",                 -- :tada: as the character; "shortcode" keeps :tada: (custom emoji always stay :name:)
+    key_event_reactions = { "pushpin" },           -- a key event (pinned messages are too)
+    action_item_reactions = { "memo", "ballot_box_with_check" }, -- an action item
+    action_item_prefixes = { "TODO:", "Action:", "AI:", "Follow-up:" }, -- ... or a message starting so
+  },
+
+  -- channel reports: `autopsy this` outside a thread, `autopsy since 14:05`, `autopsy last 2h`
+  channel = {
+    max_messages = 20000,              -- the newest this many are read; past it the report says incomplete
+    max_read_seconds = 1800,           -- reading stops after this long (15-a-page apps read slowly)
   },
 
   status = {

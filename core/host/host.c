@@ -224,22 +224,38 @@ static void host_wait_gauge(void)
 }
 
 /* Where a failure of this envelope's task is answered: the host owns that reply (host_task.c), so
- * it reads the place from the envelope itself; a mention is answered in its thread. The router
- * only names the command (host.task_reply_to). */
+ * it reads the place from the envelope itself: a mention or DM in its thread, a shortcut in the
+ * thread of its message, a slash command in its channel. The router only names the command
+ * (host.task_reply_to), and may say where when it knows better. */
 static void host_set_reply_target(struct host_task *t, const char *json, size_t len)
 {
-    char type[32] = "";
+    char etype[32] = "", type[32] = "", ctype[16] = "";
     struct json_doc *doc = json_parse(json, len);
+    const char *channel = NULL, *thread = NULL, *ts = NULL;
     if (!doc) {
         return;
     }
+    json_get_string(doc, "type", etype, sizeof etype);
     json_get_string(doc, "payload.event.type", type, sizeof type);
-    if (strcmp(type, "app_mention") == 0 &&
-        json_get_string(doc, "payload.event.channel", t->reply_channel, sizeof t->reply_channel) ==
-            0 &&
-        json_get_string(doc, "payload.event.thread_ts", t->reply_thread, sizeof t->reply_thread) <
-            0) {
-        json_get_string(doc, "payload.event.ts", t->reply_thread, sizeof t->reply_thread);
+    json_get_string(doc, "payload.event.channel_type", ctype, sizeof ctype);
+    if (strcmp(etype, "events_api") == 0 &&
+        (strcmp(type, "app_mention") == 0 ||
+         (strcmp(type, "message") == 0 && strcmp(ctype, "im") == 0))) {
+        /* a mention, or a message in a DM with the bot: answered in its thread */
+        channel = "payload.event.channel", thread = "payload.event.thread_ts";
+        ts = "payload.event.ts";
+    } else if (strcmp(etype, "interactive") == 0) {
+        /* a message shortcut: answered in the thread of the message it was used on */
+        channel = "payload.channel.id", thread = "payload.message.thread_ts";
+        ts = "payload.message.ts";
+    } else if (strcmp(etype, "slash_commands") == 0) {
+        channel = "payload.channel_id"; /* a slash command: in the channel it was typed in */
+    }
+    if (channel && json_get_string(doc, channel, t->reply_channel, sizeof t->reply_channel) == 0 &&
+        (!thread || json_get_string(doc, thread, t->reply_thread, sizeof t->reply_thread) < 0)) {
+        if (!ts || json_get_string(doc, ts, t->reply_thread, sizeof t->reply_thread) < 0) {
+            t->reply_thread[0] = '\0';
+        }
     }
     json_free(doc);
 }

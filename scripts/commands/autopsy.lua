@@ -1,12 +1,15 @@
--- `@postmortembot autopsy this` (or just `autopsy`): reads the thread it is typed in, writes the
--- report under data_dir/reports/<channel>/<thread_ts>/vN/ and uploads the .md and .zip into the
--- thread. Shows progress (hourglass reaction, then a message it updates for long threads) and says
--- what failed and what to do. Calls lib/timeline.lua (collect), lib/bundle.lua, lib/upload.lua.
--- To change what the report contains edit lib/report.lua; how it looks, templates/postmortem.md.mustache.
+-- `@postmortembot autopsy this` (or just `autopsy`): in a thread, reads that thread; outside one,
+-- the channel (a new thread under the command gets the report); `since …` / `last …` a window of
+-- the channel; `autopsy <thread link>` the linked thread, answered where it was asked (a DM too).
+-- Writes data_dir/reports/<channel>/<key>/vN/, uploads the .md and .zip, shows progress (hourglass
+-- reaction, a message it updates) and says what failed and what to do. Calls lib/autopsy_scope.lua,
+-- lib/timeline.lua (collect, collect_channel), lib/bundle.lua, lib/upload.lua, lib/incidents.lua.
 local host = require "host"
 local timeline_lib = require "lib.timeline"
 local bundle = require "lib.bundle"
 local upload = require "lib.upload"
+local scope_lib = require "lib.autopsy_scope"
+local incidents = require "lib.incidents"
 
 local WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"
 
@@ -14,6 +17,8 @@ local STAGE_WORDS = {
   messages = "messages read",
   users = "names looked up",
   files = "files downloaded",
+  pages = "pages read",
+  threads = "threads read",
 }
 
 -- What to tell the thread for an error (a host err table or a Lua error string).
@@ -53,7 +58,9 @@ local function progress_reporter(ctx)
     for _, stage in ipairs(state.order) do
       local c = state.counts[stage]
       local words = STAGE_WORDS[stage] or stage
-      if c.total then
+      if stage == "small" then
+        parts[#parts + 1] = words
+      elseif c.total then
         parts[#parts + 1] = string.format("%d/%d %s", c.n, c.total, words)
       else
         parts[#parts + 1] = string.format("%d %s", c.n, words)
@@ -63,7 +70,13 @@ local function progress_reporter(ctx)
     return prefix .. body
   end
 
-  function state.progress(stage, n, total)
+  function state.progress(stage, n, total, small_pages)
+    if small_pages and not state.small then
+      state.small = true
+      state.order[#state.order + 1] = "small"
+      state.counts.small = { n = 0 }
+      STAGE_WORDS.small = "(Slack gives this app 15 messages a page: a long channel takes minutes)"
+    end
     if not state.counts[stage] then state.order[#state.order + 1] = stage end
     state.counts[stage] = { n = tonumber(n) or 0, total = tonumber(total) }
     local now = host.monotonic()
@@ -89,12 +102,53 @@ local function progress_reporter(ctx)
   return state
 end
 
+-- The ts of the latest incident started in this channel (lib/incidents.lua records), or nil: a
+-- channel report starts there rather than at the channel's first message.
+local function incident_start(channel)
+  local latest
+  for _, name in ipairs(host.list_dir(incidents.dir()) or {}) do
+    local ts = name:match("^" .. channel .. "%-(%d+%.%d+)%.json$")
+    if ts and (not latest or tonumber(ts) > tonumber(latest)) then latest = ts end
+  end
+  return latest
+end
+
+local function slack_ts(epoch)
+  return epoch and string.format("%.6f", epoch) or nil
+end
+
+-- What to read, where to keep it and where to answer, for a parsed scope (lib/autopsy_scope.lua).
+local function plan_of(ctx, scope)
+  if scope.kind == "thread" then
+    return { channel = ctx.channel, key = ctx.thread_ts, what = "reading the thread",
+             read = function(opts) return timeline_lib.collect(ctx, opts) end }
+  elseif scope.kind == "link" then
+    local linked = setmetatable({ channel = scope.channel, thread_ts = scope.thread_ts, ts = false },
+                                { __index = ctx })
+    return { channel = scope.channel, key = scope.thread_ts, what = "reading the linked thread",
+             note = "Postmortem of the thread " .. scope.url,
+             read = function(opts) return timeline_lib.collect(linked, opts) end }
+  end
+  local channel = scope.channel or ctx.channel
+  local in_channel = setmetatable({ channel = channel }, { __index = ctx })
+  local oldest = slack_ts(scope.oldest)
+  local root = not oldest and incident_start(channel) or nil
+  oldest = oldest or root
+  return { channel = channel, key = "channel-" .. (oldest or "all"), what = "reading the channel",
+           note = scope.kind == "window" and ("Channel report, " .. scope.label)
+             or (root and "Channel report since the incident started") or "Channel report of the whole channel",
+           read = function(opts)
+             opts.oldest, opts.thread_ts = oldest, root
+             return timeline_lib.collect_channel(in_channel, opts)
+           end }
+end
+
 -- The work: returns a short description of what was done, or raises / returns nil, err, stage.
-local function build_and_upload(ctx, progress)
+local function build_and_upload(ctx, progress, plan)
   local build_started = host.monotonic()
-  local slot = bundle.prepare(ctx.channel, ctx.thread_ts)
-  local timeline, err = timeline_lib.collect(ctx, { out_dir = slot.dir, progress = progress.progress })
-  if not timeline then return nil, err, "reading the thread" end
+  local slot = bundle.prepare(plan.channel, plan.key)
+  local timeline, err = plan.read({ out_dir = slot.dir, progress = progress.progress })
+  if not timeline then return nil, err, plan.what end
   progress.progress("report", 1, 1)
   local written
   written, err = bundle.write(timeline, slot)
@@ -109,6 +163,14 @@ local function build_and_upload(ctx, progress)
     changes_text = bundle.changes_text(slot.version, slot.previous, changes)
   end
   local comment = upload.summary(written.view, changes_text)
+  if plan.note then
+    local extra = ""
+    if timeline.scope == "channel" then
+      extra = string.format(" (%d messages, %d threads%s)", timeline.fetched or 0, timeline.threads or 0,
+        timeline.complete == false and "; *incomplete*: see the report's top" or "")
+    end
+    comment = plan.note .. extra .. ".\n" .. comment
+  end
   local report_cfg = (ctx.config or {}).report or {}
   if report_cfg.upload == false then
     ctx.reply(comment .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
@@ -127,14 +189,22 @@ end
 return {
   name = "autopsy this",
   aliases = { "autopsy" },
-  help = "autopsy this — turn this thread into a postmortem (Markdown + zip) and upload it here",
-  run = function(ctx, _args)
+  help = "autopsy this — turn this thread (or, outside a thread, this channel) into a postmortem; "
+    .. "also `autopsy since 14:05`, `autopsy since <link>`, `autopsy last 2h`, `autopsy <thread link>`",
+  run = function(ctx, args)
+    local scope, why = scope_lib.parse(args, ctx)
+    if not scope then
+      ctx.reply(":warning: " .. why .. ". Try `autopsy this`, `autopsy since 14:05`, `autopsy last 2h` "
+        .. "or `autopsy <thread link>`.")
+      return false
+    end
+    local plan = plan_of(ctx, scope)
     local progress = progress_reporter(ctx)
     -- the "working on it" reaction goes out while the work starts: nothing waits for it
     local ok, result, err, stage
     local done = host.all({
       function() ctx.react(WORKING) end,
-      function() ok, result, err, stage = pcall(build_and_upload, ctx, progress) end,
+      function() ok, result, err, stage = pcall(build_and_upload, ctx, progress, plan) end,
     })
     if ok == nil then  -- the work itself was stopped (CPU budget, memory cap)
       ok, result = false, done[2].error

@@ -238,6 +238,18 @@ schema.TREE = {
     key("emoji", "enum", "unicode", "`unicode`: emoji as the characters Slack draws; `shortcode`: "
       .. "keep `:name:` (a workspace's custom emoji stay `:name:` either way)",
       { values = { "unicode", "shortcode" } }),
+    key("key_event_reactions", "list", { "pushpin" }, "reactions (names without colons) that make "
+      .. "a message a key event (pinned messages are key events too)", { item = { type = "reaction" } }),
+    key("action_item_reactions", "list", { "memo", "ballot_box_with_check" }, "reactions that make "
+      .. "a message an action item", { item = { type = "reaction" } }),
+    key("action_item_prefixes", "list", { "TODO:", "Action:", "AI:", "Follow-up:" }, "a message "
+      .. "starting with one of these (any case) is an action item", { item = { type = "string" } }),
+  }),
+  section("channel", "channel reports (`autopsy this` outside a thread, `autopsy since`/`last`)", {
+    key("max_messages", "integer", 20000, "at most this many channel messages are read (the newest); "
+      .. "past it the report is marked incomplete", { min = 1 }),
+    key("max_read_seconds", "number", 1800, "reading stops after this many seconds (a channel under "
+      .. "the 15-a-page limits reads slowly); past it the report is marked incomplete", { min = 1 }),
   }),
   section("status", "`statusupdate` and the broadcasts of `incident start` / `resolve`", {
     key("channels", "list", {}, "channel ids that receive status updates",

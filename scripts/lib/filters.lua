@@ -22,6 +22,8 @@
 --   env.bot         { user_id =, bot_id = } of this bot (may be empty offline)
 --   env.command_ts  ts of the `autopsy this` message (nil offline)
 --   env.thread_ts, env.channel, env.config (the whole config; env.config.timeline is the usual part)
+--   env.pinned      { [ts] = true } for the channel's pinned messages (pins.list; empty offline)
+--   env.name_of(id) the display name of a user id, or nil
 --   env.drop_where(entries, fn)   -> kept entries; fn(entry) returns a reason string (or true) to drop
 --   env.drop(entry, reason)       record a drop when you build the returned list yourself
 --   env.merge(into, others, reason)  record that the entries in `others` were folded into `into`

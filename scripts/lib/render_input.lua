@@ -7,6 +7,7 @@
 local host = require "host"
 local cjson = require "cjson"
 local tsutil = require "lib.tsutil"
+local links = require "lib.links"
 local subtypes = require "lib.subtypes"
 
 local input = {}
@@ -42,11 +43,8 @@ end
 -- { channel = "C…", ts = "1731624067.001900" } from a message link, or { ts = … } from a ts.
 function input.parse_thread(arg)
   if arg:match("^%d+%.%d+$") then return { ts = arg } end
-  local channel, digits = arg:match("/archives/([%w]+)/p(%d+)")
-  if channel and #digits > 6 then
-    local ts = arg:match("[?&]thread_ts=(%d+%.%d+)") or (digits:sub(1, -7) .. "." .. digits:sub(-6))
-    return { channel = channel, ts = ts }
-  end
+  local link = links.message(arg)
+  if link then return { channel = link.channel, ts = link.thread_ts or link.ts } end
   fail(EXIT_USAGE, "--thread %s is neither a message ts (1731624067.001900) nor a Slack message link", arg)
 end
 

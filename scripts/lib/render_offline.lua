@@ -144,7 +144,12 @@ function render_offline.run(opts)
     second_zone = config.second_timezone,
     config = config,
     offline = true,
+    channel_mode = got.window, -- a window is a channel report: threads nested under their parent
   })
+  if got.window then
+    timeline.window = { oldest = opts.since and input.parse_time(opts.since, "--since") or nil,
+                        latest = opts["until"] and input.parse_time(opts["until"], "--until") or nil }
+  end
   attach_saved_files(timeline, opts.files, out_dir)
   local written, err = bundle.write(timeline, { dir = out_dir }, { zip = false, json = false, config = config })
   if not written then

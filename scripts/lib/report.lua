@@ -287,6 +287,9 @@ local function entry_view(e)
     status_update = marks.status_update or false,
     mitigation = marks.mitigation or false,
     resolution = marks.resolution or false,
+    key_event = marks.key_event or false,
+    action_item = marks.action_item and true or false,
+    nested = e.reply_to ~= nil,
     text_block = text,
     files = files,
     has_files = #files > 0,
@@ -349,6 +352,47 @@ local function figures_view(timeline)
   return list, durations
 end
 
+-- Key events and action items, in timeline order (marks set by scripts/filters/60-, 70-).
+local function marked_view(timeline, zone)
+  local key_events, action_items = {}, {}
+  for _, e in ipairs(timeline.entries or {}) do
+    local marks = e.marks or {}
+    local author = one_line(e.author and (e.author.name or e.author.id) or "unknown")
+    if marks.key_event then
+      local first = (e.text_md or ""):match("[^\n]*%S[^\n]*") or ""
+      key_events[#key_events + 1] = {
+        time_label = host.format_time(e.ts, zone, "%Y-%m-%d %H:%M"),
+        author = author,
+        summary = report.plain(first),
+        permalink = link_url(e.permalink),
+        pinned = (marks.sources or {}).key_event == "pinned",
+      }
+    end
+    if type(marks.action_item) == "table" then
+      local item = marks.action_item
+      local text = one_line(item.text or ""):gsub("^%s+", ""):gsub("%s+$", "")
+      action_items[#action_items + 1] = {
+        text_inline = text ~= "" and text or "(no text)",
+        owner = item.owner and one_line(item.owner) or false,
+        author = author,
+        permalink = link_url(e.permalink),
+      }
+    end
+  end
+  return key_events, action_items
+end
+
+-- "since 2024-11-14 14:05 CET" / "2024-11-14 14:05 to 16:05 CET" for a channel window, or false.
+local function window_label(timeline, zone)
+  local w = timeline.window or {}
+  if not w.oldest and not w.latest then return false end
+  local from = w.oldest and host.format_time(w.oldest, zone, "%Y-%m-%d %H:%M %Z")
+  local to = w.latest and host.format_time(w.latest, zone, "%Y-%m-%d %H:%M %Z")
+  if from and to then return from .. " to " .. to end
+  if from then return "since " .. from end
+  return "until " .. to
+end
+
 -- The view a report template sees. opts: version (bundle version), previous (version number of
 -- the one before), config (defaults to host.config()).
 function report.view(timeline, opts)
@@ -369,7 +413,9 @@ function report.view(timeline, opts)
   local files = timeline.files or {}
   local requested_by = timeline.requested_by
   local generated_at = opts.now or host.now()
-  local incomplete = timeline.complete == false
+  local is_channel = timeline.scope == "channel"
+  local incomplete = timeline.complete == false and not is_channel
+  local key_events, action_items = marked_view(timeline, zone)
 
   return {
     title = title,
@@ -389,6 +435,15 @@ function report.view(timeline, opts)
     second_zone_label = timeline.second_zone and zone_label(timeline.second_zone, start_epoch) or false,
     complete = not incomplete,
     incomplete = incomplete and { fetched = timeline.fetched or 0, expected = timeline.expected or 0 } or false,
+    is_channel = is_channel,
+    window_label = is_channel and window_label(timeline, zone) or false,
+    channel_incomplete = is_channel and timeline.complete == false and {
+      fetched = timeline.fetched or 0, bounded = timeline.bounded or false,
+    } or false,
+    key_events = key_events,
+    has_key_events = #key_events > 0,
+    action_items = action_items,
+    has_action_items = #action_items > 0,
     figures = figures,
     has_figures = #figures > 0,
     picture = incident_picture.data(timeline, { zone = zone, config = config, title = title }),
@@ -422,6 +477,12 @@ function report.render(timeline, opts)
   local view = report.view(timeline, opts)
   if opts.before_render then opts.before_render(view) end -- e.g. bundle.lua writes the picture
   local name = opts.template or report.template_name(config, timeline.channel)
+  -- a reply in a channel report: its entry, rendered alone and indented under its parent's item
+  for _, ev in ipairs(view.entries) do
+    if ev.nested then
+      ev.reply_block = prefix_lines((templates.render("partials/entry.md", ev):gsub("^\n+", "")), "  ")
+    end
+  end
   return templates.render(name, view), view
 end
 

@@ -1,9 +1,12 @@
 -- The command router: the registry of commands (scripts/commands/*.lua, filled by init.load),
 -- and what happens to each Socket Mode envelope: app_mention events from people become a command
--- run with a ctx (docs/lua-api.md "The command context"); everything else is ignored. Called by
--- init.lua; calls host.api/host.log/host.bot and each command's run. A command that fails (raises,
--- or is killed by its budget) is answered by the host (C), in the mention's thread.
+-- run with a ctx (docs/lua-api.md "The command context"); direct messages, the message shortcut
+-- and the slash command go through lib/entry_points.lua to the same runs; everything else is
+-- ignored. Called by init.lua; calls host.api/host.log/host.bot and each command's run. A command
+-- that fails (raises, or is killed by its budget) is answered by the host (C) where router.run
+-- told it (host.task_reply_to).
 local host = require "host"
+local entry_points = require "lib.entry_points"
 
 local router = {}
 
@@ -190,24 +193,9 @@ function router.run(cmd, ctx, args)
   return true
 end
 
--- One Socket Mode envelope (already acked by the C core).
-function router.on_envelope(envelope)
-  if type(envelope) ~= "table" or envelope.type ~= "events_api" then
-    host.log("debug", "envelope ignored", { type = type(envelope) == "table" and tostring(envelope.type) or "?" })
-    return
-  end
-  local payload = envelope.payload or {}
-  local event = payload.event
-  if type(event) ~= "table" or event.type ~= "app_mention" then
-    host.log("debug", "event ignored", { event = type(event) == "table" and tostring(event.type) or "?" })
-    return
-  end
+-- A command typed by a person (a mention, a direct message): run it, or say it is unknown.
+function router.command(event, text)
   local bot = host.bot()
-  if router.is_self(event, bot) then
-    host.log("debug", "own message ignored", { ts = event.ts })
-    return
-  end
-  local text = router.strip_mention(event.text, bot and bot.user_id)
   local cmd, args = router.match(text)
   if not cmd then
     local ctx = router.build_ctx(event, { name = "unknown" }, text)
@@ -221,6 +209,34 @@ function router.on_envelope(envelope)
   local ctx = router.build_ctx(event, cmd, text)
   ctx.log("info", "command", { user = event.user, args = args:sub(1, 200) })
   return router.run(cmd, ctx, args)
+end
+
+-- One Socket Mode envelope (already acked by the C core): events_api (app_mention, a direct
+-- message), interactive (the message shortcut) and slash_commands; lib/entry_points.lua turns the
+-- last three into the same command runs as a mention.
+function router.on_envelope(envelope)
+  local kind = type(envelope) == "table" and envelope.type or nil
+  local payload = type(envelope) == "table" and type(envelope.payload) == "table" and envelope.payload or {}
+  if kind == "interactive" then return entry_points.shortcut(router, payload) end
+  if kind == "slash_commands" then return entry_points.slash(router, payload) end
+  if kind ~= "events_api" then
+    host.log("debug", "envelope ignored", { type = tostring(kind) })
+    return
+  end
+  local event = payload.event
+  local bot = host.bot()
+  if type(event) == "table" and event.type == "message" and event.channel_type == "im" then
+    return entry_points.direct_message(router, event, bot)
+  end
+  if type(event) ~= "table" or event.type ~= "app_mention" then
+    host.log("debug", "event ignored", { event = type(event) == "table" and tostring(event.type) or "?" })
+    return
+  end
+  if router.is_self(event, bot) then
+    host.log("debug", "own message ignored", { ts = event.ts })
+    return
+  end
+  return router.command(event, router.strip_mention(event.text, bot and bot.user_id))
 end
 
 return router

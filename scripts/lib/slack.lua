@@ -16,42 +16,39 @@ local function nonempty(v)
   return type(v) == "string" and v ~= ""
 end
 
--- Every message of the thread `ts` in `channel`, parent first, in ts order, each ts once.
--- on_page(fetched_so_far, expected_or_nil, page_number) is called after every page.
--- Returns messages, info; info = { complete, fetched, expected, pages, error }.
--- When the first page fails there is nothing to build on: returns nil, err.
--- When a later page fails (after the core's retries), returns what was read with complete = false.
-function slack.replies(channel, ts, on_page)
-  local by_ts, order = {}, {}
-  local cursor, seen_cursors = nil, {}
-  local info = { complete = true, fetched = 0, expected = nil, pages = 0 }
+-- Cursor pagination of a Web API method that lists messages: calls host.api(method, params) page
+-- after page, adds each new message (by ts) to `out` in the order read, and calls
+-- on_page(resp, info) after each page; on_page returning true stops early. info = { complete,
+-- pages, error }. When the first page fails there is nothing to build on: returns nil, err. When a
+-- later page fails (after the core's retries), returns info with complete = false.
+function slack.read_pages(method, params, out, on_page)
+  local seen, seen_cursors = {}, {}
+  for _, m in ipairs(out) do seen[m.ts] = true end
+  local info = { complete = true, pages = 0 }
+  local cursor
   while true do
-    local params = { channel = channel, ts = ts, limit = slack.REPLIES_LIMIT }
-    if cursor then params.cursor = cursor end
-    local resp, err = host.api("conversations.replies", params)
+    local page_params = {}
+    for k, v in pairs(params) do page_params[k] = v end
+    page_params.cursor = cursor
+    local resp, err = host.api(method, page_params)
     if not resp then
       if info.pages == 0 then return nil, err end
-      info.complete = false
-      info.error = err
-      host.log("warn", "thread page failed, building from what was read",
-        { channel = channel, thread_ts = ts, pages = info.pages, error = tostring(err) })
+      info.complete, info.error = false, err
+      host.log("warn", "page failed, building from what was read",
+        { method = method, channel = params.channel, pages = info.pages, error = tostring(err) })
       break
     end
     info.pages = info.pages + 1
     local messages = type(resp.messages) == "table" and resp.messages or {}
     for _, m in ipairs(messages) do
-      if type(m) == "table" and type(m.ts) == "string" and not by_ts[m.ts] then
-        by_ts[m.ts] = m
-        order[#order + 1] = m
-        if m.ts == ts and type(m.reply_count) == "number" then
-          info.expected = m.reply_count + 1
-        end
+      if type(m) == "table" and type(m.ts) == "string" and not seen[m.ts] then
+        seen[m.ts] = true
+        out[#out + 1] = m
       end
     end
-    info.fetched = #order
-    if on_page then on_page(info.fetched, info.expected, info.pages) end
     local meta = resp.response_metadata
     local next_cursor = type(meta) == "table" and meta.next_cursor or nil
+    if on_page and on_page(resp, info, nonempty(next_cursor)) then break end
     if not nonempty(next_cursor) then break end
     if seen_cursors[next_cursor] then
       -- Slack handed back a cursor we already followed: stop instead of looping forever.
@@ -62,6 +59,27 @@ function slack.replies(channel, ts, on_page)
     seen_cursors[next_cursor] = true
     cursor = next_cursor
   end
+  return info
+end
+
+-- Every message of the thread `ts` in `channel`, parent first, in ts order, each ts once.
+-- on_page(fetched_so_far, expected_or_nil, page_number) is called after every page.
+-- Returns messages, info; info = { complete, fetched, expected, pages, error }.
+-- When the first page fails there is nothing to build on: returns nil, err.
+-- When a later page fails (after the core's retries), returns what was read with complete = false.
+function slack.replies(channel, ts, on_page)
+  local order, expected = {}, nil
+  local info, err = slack.read_pages("conversations.replies",
+    { channel = channel, ts = ts, limit = slack.REPLIES_LIMIT }, order, function(resp, page_info)
+      for _, m in ipairs(type(resp.messages) == "table" and resp.messages or {}) do
+        if type(m) == "table" and m.ts == ts and type(m.reply_count) == "number" then
+          expected = m.reply_count + 1
+        end
+      end
+      if on_page then on_page(#order, expected, page_info.pages) end
+    end)
+  if not info then return nil, err end
+  info.fetched, info.expected = #order, expected
   tsutil.sort_by_ts(order)
   if info.expected and info.fetched < info.expected and info.complete then
     -- Every page came back but fewer messages than reply_count: deleted replies or a race with a

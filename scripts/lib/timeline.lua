@@ -20,6 +20,7 @@ local blockkit = require "lib.blockkit"
 local attachments = require "lib.attachments"
 local emoji = require "lib.emoji"
 local markdown = require "lib.markdown"
+local history = require "lib.history"
 local subtypes = require "lib.subtypes"
 
 local timeline = {}
@@ -214,6 +215,12 @@ local function entry_of(m, env)
     marks = {},
     raw = m,
   }
+  if env.channel_mode then
+    -- a channel report: each message links to itself, a reply to its place in its thread
+    local reply_to = str(m.pmb_reply_to)
+    e.reply_to = reply_to
+    e.permalink = env.permalink_of(m.ts, reply_to or ((tonumber(m.reply_count) or 0) > 0 and m.ts or nil))
+  end
   env.day_of[e] = date
   if env.second_zone then e.time2_label = timefmt.label(m.ts, env.second_zone) end
   if m.edited ~= nil and type(m.edited) == "table" and str(m.edited.ts) then
@@ -270,6 +277,8 @@ local function assemble(messages, o)
     jobs = {},
     attachment_md = {}, -- text -> Markdown, shared by the attachments (see lib/attachments.lua)
     max_bytes = config_part(config, "downloads").max_bytes,
+    channel_mode = o.channel_mode,
+    permalink_of = function(ts, in_thread) return slack.permalink(o.channel, ts, in_thread, o.base_url) end,
   }
   env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names, o.usergroups,
     config_part(config, "timeline").emoji)
@@ -284,6 +293,8 @@ local function assemble(messages, o)
     thread_ts = thread_ts,
     channel = o.channel,
     config = config,
+    pinned = o.pinned or {},
+    name_of = function(id) return env.book[id] and env.book[id].name or nil end,
   })
 
   local prev_day
@@ -311,7 +322,7 @@ local function assemble(messages, o)
     if is_kept[job.owner] then jobs[#jobs + 1] = job end
   end
 
-  local parent = messages[1] and messages[1].ts == thread_ts and messages[1] or nil
+  local parent = not o.channel_mode and messages[1] and messages[1].ts == thread_ts and messages[1] or nil
   local expected = parent and type(parent.reply_count) == "number" and parent.reply_count + 1 or nil
   local people_used = {}
   for _, e in ipairs(kept) do
@@ -335,6 +346,7 @@ local function assemble(messages, o)
     people = people_used,
     files = files.stats(kept),
     command_ts = o.command_ts,
+    scope = o.channel_mode and "channel" or nil,
   }
   return t, jobs
 end
@@ -347,6 +359,7 @@ function timeline.build(messages, opts)
   opts = opts or {}
   local config = opts.config or {}
   messages = timeline.normalize(messages)
+  if opts.channel_mode then messages = history.nest_flat(messages) end
   local book = {}
   for id, u in pairs(opts.people or {}) do
     if type(u) == "table" then
@@ -362,7 +375,7 @@ function timeline.build(messages, opts)
     book = book, channel = opts.channel, channel_name = opts.channel_name, thread_ts = opts.thread_ts,
     usergroups = opts.usergroups, bot = bot, base_url = base_url, config = config, zone = opts.zone, second_zone = opts.second_zone,
     command_ts = opts.command_ts or last_request_ts(messages, bot), rules = opts.rules,
-    incident = opts.incident,
+    incident = opts.incident, channel_mode = opts.channel_mode, pinned = opts.pinned,
   })
   if opts.out_dir then
     files.attach_offline(jobs, opts.out_dir)
@@ -410,22 +423,14 @@ local function unnamed_channels(refs, own)
   return ids
 end
 
--- Read the thread of ctx (channel, thread_ts, ts = the request, user, config) from Slack and build
--- its timeline, downloading kept files into opts.out_dir/attachments/.
--- opts: out_dir (required for downloads), progress(stage, n, total) with stage "messages",
--- "people", "files". Returns timeline, or nil, err when not even the first page could be read.
-function timeline.collect(ctx, opts)
-  opts = opts or {}
+-- Names, the timeline, the files: what a thread report and a channel report do alike once the
+-- messages are read. r: thread_ts, info (complete, fetched, expected, bounded), channel_mode.
+local function finish(ctx, opts, messages, r)
   local progress = opts.progress or function() end
   local config = ctx.config or host.config() or {}
   local downloads = config_part(config, "downloads")
   local tl_conf = config_part(config, "timeline")
-  local thread_ts = ctx.thread_ts or ctx.ts
-
-  local messages, info = slack.replies(ctx.channel, thread_ts, function(n, expected)
-    progress("messages", n, expected)
-  end)
-  if not messages then return nil, info end
+  local info = r.info
 
   expand_file_stubs(messages, downloads.concurrency or 4)
 
@@ -435,11 +440,12 @@ function timeline.collect(ctx, opts)
   progress("people", 0, #ids)
   -- names of people, of user groups, of this channel and of channels mentioned without a name need
   -- nothing from each other: ask for all of them at once
-  local book, channel_name, groups
+  local book, channel_name, groups, pinned
   local channel_names = {}
   local ttl = tonumber(tl_conf.user_cache_ttl)
   local jobs = {
     function() book = people.ensure(ids, { ttl = ttl }) end,
+    function() pinned = timeline.pinned(ctx.channel) end,
     function() groups = usergroups.ensure(refs.usergroups, { ttl = ttl }) end,
     function()
       local ch = host.api("conversations.info", { channel = ctx.channel })
@@ -453,23 +459,24 @@ function timeline.collect(ctx, opts)
     end
   end
   local done = host.all(jobs, 8)
-  for _, r in ipairs(done) do
-    if not r.ok then error(r.error, 0) end
+  for _, r2 in ipairs(done) do
+    if not r2.ok then error(r2.error, 0) end
   end
   progress("people", #ids, #ids)
 
   local bot = ctx.bot or host.bot() or {}
-  local t, jobs = assemble(messages, {
+  local t, file_jobs = assemble(messages, {
     book = book, channel = ctx.channel, channel_name = channel_name, channel_names = channel_names,
-    usergroups = groups, thread_ts = thread_ts,
-    bot = bot, base_url = bot.url, config = config, command_ts = ctx.ts, rules = opts.rules,
-    incident = opts.incident,
+    usergroups = groups, thread_ts = r.thread_ts,
+    bot = bot, base_url = bot.url, config = config, command_ts = ctx.ts or nil, rules = opts.rules,
+    incident = opts.incident, channel_mode = r.channel_mode, pinned = pinned,
   })
   t.complete = info.complete
   t.fetched = info.fetched
   t.expected = info.expected or t.expected
+  t.bounded = info.bounded
   if not info.complete then
-    host.log("warn", "timeline incomplete", { channel = ctx.channel, thread_ts = thread_ts,
+    host.log("warn", "timeline incomplete", { channel = ctx.channel, thread_ts = r.thread_ts,
       fetched = info.fetched, expected = info.expected or "?", error = tostring(info.error) })
   end
   if ctx.user then
@@ -478,17 +485,83 @@ function timeline.collect(ctx, opts)
   end
   t.requested_at = host.now()
 
-  if opts.out_dir and #jobs > 0 then
-    progress("files", 0, #jobs)
-    files.download_all(jobs, opts.out_dir, {
+  if opts.out_dir and #file_jobs > 0 then
+    progress("files", 0, #file_jobs)
+    files.download_all(file_jobs, opts.out_dir, {
       concurrency = downloads.concurrency or 4,
       max_bytes = downloads.max_bytes,
       progress = function(n, total) progress("files", n, total) end,
     })
-  elseif #jobs > 0 then
-    for _, job in ipairs(jobs) do job.entry.missing_reason = "not downloaded (no report folder)" end
+  elseif #file_jobs > 0 then
+    for _, job in ipairs(file_jobs) do job.entry.missing_reason = "not downloaded (no report folder)" end
   end
   t.files = files.stats(t.entries)
+  return t
+end
+
+-- The ts of the pinned messages of a channel (pins.list), as a set; empty when pins cannot be
+-- read (a missing pins:read scope must not cost the report).
+function timeline.pinned(channel)
+  local resp, err = host.api("pins.list", { channel = channel })
+  local set = {}
+  if not resp then
+    host.log("info", "pins.list failed, no pinned key events", { channel = channel, error = tostring(err) })
+    return set
+  end
+  for _, item in ipairs(list(resp.items)) do
+    local m = type(item) == "table" and item.message
+    if type(m) == "table" and str(m.ts) then set[m.ts] = true end
+  end
+  return set
+end
+
+-- Read the thread of ctx (channel, thread_ts, ts = the request, user, config) from Slack and build
+-- its timeline, downloading kept files into opts.out_dir/attachments/.
+-- opts: out_dir (required for downloads), progress(stage, n, total) with stage "messages",
+-- "people", "files". Returns timeline, or nil, err when not even the first page could be read.
+function timeline.collect(ctx, opts)
+  opts = opts or {}
+  local progress = opts.progress or function() end
+  local thread_ts = ctx.thread_ts or ctx.ts
+  local messages, info = slack.replies(ctx.channel, thread_ts, function(n, expected)
+    progress("messages", n, expected)
+  end)
+  if not messages then return nil, info end
+  return finish(ctx, opts, messages, { thread_ts = thread_ts, info = info })
+end
+
+-- A channel report: the channel's messages (conversations.history, from opts.oldest or the start,
+-- to opts.latest or now, at most config channel.max_messages), each thread's replies under its
+-- parent, the same rules, figures and files as a thread. opts as collect, plus oldest, latest,
+-- thread_ts (the report's key: the incident's root, else the first message). Progress stages
+-- "pages", "messages", "threads". Returns timeline (scope = "channel") or nil, err.
+function timeline.collect_channel(ctx, opts)
+  opts = opts or {}
+  local progress = opts.progress or function() end
+  local config = ctx.config or host.config() or {}
+  local ch_conf = config_part(config, "channel")
+  local roots, info = history.messages(ctx.channel, {
+    oldest = opts.oldest, latest = opts.latest, max_messages = ch_conf.max_messages,
+    deadline = ch_conf.max_read_seconds and (host.monotonic() + ch_conf.max_read_seconds) or nil,
+    on_page = function(n, pages, small)
+      progress("pages", pages, nil, small)
+      progress("messages", n)
+    end,
+  })
+  if not roots then return nil, info end
+  local by_root, incomplete_threads, n_threads = history.replies(ctx.channel, roots, {
+    limit = config_part(config, "downloads").concurrency or 4,
+    skip = ctx.ts or nil, -- the command's own thread holds only the bot's answers
+    on_thread = function(n, total) progress("threads", n, total) end,
+  })
+  local messages = history.nest(roots, by_root)
+  if incomplete_threads > 0 then info.complete = false end
+  info.fetched = #messages
+  info.threads, info.incomplete_threads = n_threads, incomplete_threads
+  local key = opts.thread_ts or (messages[1] and messages[1].ts) or ctx.ts
+  local t = finish(ctx, opts, messages, { thread_ts = key, info = info, channel_mode = true })
+  t.window = { oldest = opts.oldest, latest = opts.latest }
+  t.threads = n_threads
   return t
 end
 

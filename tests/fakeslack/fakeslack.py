@@ -69,6 +69,9 @@ class FakeSlack:
         self._last_ts = ts_key("1700000000.000000")
         # settings
         self.max_page = 1000
+        self.history_max_page = 1000
+        self.pins = {}       # channel id -> [ts] (pins.list)
+        self.responses = []  # what was POSTed to response_url endpoints: {id, body, time}
         self.repeat_parent = True
         self.ignore_close = False
         self.no_pong = False
@@ -483,6 +486,65 @@ class FakeSlack:
             event["thread_ts"] = thread_ts
         eid = self.send_event(event) if send else None
         return stored["ts"], eid
+
+    def send_envelope(self, kind, payload, envelope_id=None, conn=None):
+        """Send a slash_commands or interactive envelope (SLACK-FACTS 1.3); returns its id."""
+        conn = self._conn(conn)
+        envelope_id = envelope_id or str(uuid.uuid4())
+        envelope = {"envelope_id": envelope_id, "payload": payload, "type": kind,
+                    "accepts_response_payload": kind == "slash_commands"}
+        with self.lock:
+            self.envelopes.append({"envelope_id": envelope_id, "event_id": None,
+                                   "time_sent": time.monotonic(), "conn_id": conn.id, "envelope": envelope})
+        conn.send_json(envelope)
+        return envelope_id
+
+    def response_url(self, rid):
+        return "%sresponse/%s" % (self.base_url, rid)
+
+    def shortcut(self, channel, message_ts, user="U0ALICE", callback_id="autopsy_thread",
+                 trigger_id=None, envelope_id=None):
+        """The message shortcut clicked on message_ts: an interactive message_action envelope.
+        Returns (envelope_id, trigger_id)."""
+        with self.lock:
+            msg = copy.deepcopy(self._by_ts[channel][message_ts])
+            ch = self.channels[channel]
+        trigger_id = trigger_id or "%d.%s" % (int(time.time()), uuid.uuid4().hex[:12])
+        payload = {"type": "message_action", "token": "fake-verification", "action_ts": "%.6f" % time.time(),
+                   "team": {"id": TEAM_ID, "domain": "fake-workspace"},
+                   "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID, "name": user.lower()},
+                   "channel": {"id": channel, "name": ch["name"]}, "is_enterprise_install": False,
+                   "enterprise": None, "callback_id": callback_id, "trigger_id": trigger_id,
+                   "response_url": self.response_url("shortcut-" + uuid.uuid4().hex[:8]),
+                   "message_ts": message_ts, "message": msg}
+        return self.send_envelope("interactive", payload, envelope_id), trigger_id
+
+    def slash(self, channel, text, user="U0ALICE", command="/postmortem"):
+        """`/postmortem text` typed in channel: a slash_commands envelope. Returns (envelope_id,
+        response id: find its answers with responses_to)."""
+        rid = "slash-" + uuid.uuid4().hex[:8]
+        with self.lock:
+            name = self.channels.get(channel, {}).get("name", channel.lower())
+        payload = {"token": "fake-verification", "team_id": TEAM_ID, "team_domain": "fake-workspace",
+                   "channel_id": channel, "channel_name": name, "user_id": user, "user_name": user.lower(),
+                   "command": command, "text": text, "api_app_id": self.app_id, "is_enterprise_install": "false",
+                   "response_url": self.response_url(rid), "trigger_id": "%d.%s" % (int(time.time()), uuid.uuid4().hex[:12])}
+        return self.send_envelope("slash_commands", payload), rid
+
+    def responses_to(self, rid):
+        with self.lock:
+            return [r["body"] for r in self.responses if r["id"] == rid]
+
+    def direct_message(self, channel, user, text):
+        """`text` typed by user in the DM `channel` with the bot: a message.im event."""
+        msg = {"type": "message", "user": user, "text": text, "team": TEAM_ID, "client_msg_id": str(uuid.uuid4())}
+        with self.lock:
+            if channel not in self.channels:
+                self.add_channel(channel, channel.lower(), members=[user])
+            stored = self._append_message(channel, msg)
+        event = {"type": "message", "channel_type": "im", "user": user, "text": text, "ts": stored["ts"],
+                 "channel": channel, "event_ts": stored["ts"], "team": TEAM_ID}
+        return stored["ts"], self.send_event(event)
 
     def send_disconnect(self, reason="refresh_requested", conn=None, drop_after=None):
         conn = self._conn(conn)

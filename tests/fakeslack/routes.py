@@ -2,7 +2,7 @@
 
 Owns how a request becomes an answer: /api/<method> (decode, record, faults, auth, then
 webapi.call), /upload/<id>, file downloads (/files-pri/, /files-origin/, and /files-cdn/ on the
-"other host"), the WebSocket upgrade on /link/ (then socketmode.py), and /_control/. Used by
+"other host"), the WebSocket upgrade on /link/ (then socketmode.py), /response/<id> (response_url answers) and /_control/. Used by
 fakeslack.py, whose FakeSlack holds the state it reads and records into.
 """
 import http.server
@@ -162,6 +162,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._api(path[len("/api/"):], url.query, body)
         if path.startswith("/upload/"):
             return self._upload(path[len("/upload/"):], body)
+        if path.startswith("/response/"):
+            return self._response(path[len("/response/"):], body)
         if path.startswith("/files-pri/") or path.startswith("/files-origin/"):
             return self._file(path)
         self._send(404, b"not found", "text/plain")
@@ -210,6 +212,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
             up["uploads"] += 1
             up["auth_header"] = "authorization" in {k.lower() for k in self.headers.keys()}
         self._send(200, ("OK - %d" % len(data)).encode(), "text/plain")
+
+    # --- response_url (slash commands, shortcuts) ------------------------------------------
+    def _response(self, rid, body):
+        fs = self.fs
+        fs._record_request(self, body, {}, api_method=None)
+        try:
+            obj = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return self._send_json({"ok": False, "error": "invalid_json"}, status=400)
+        with fs.lock:
+            fs.responses.append({"id": rid, "body": obj, "time": time.monotonic()})
+        self._send(200, b"ok", "text/plain")
 
     # --- files ----------------------------------------------------------------------------
     def _file(self, path):

@@ -226,6 +226,51 @@ def conversations_replies(fs, params):
     return answer
 
 
+@method("conversations.history")
+def conversations_history(fs, params):
+    """Top-level messages (and thread broadcasts) newest first, between oldest and latest, with
+    cursor paging; fs.history_max_page caps a page (15 for the non-Marketplace regime)."""
+    ch = channel_of(fs, params)
+    oldest = params.get("oldest")
+    latest = params.get("latest")
+    inclusive = bool_arg(params, "inclusive")
+    lo = fs_ts_key(oldest) if oldest not in (None, "") else None
+    hi = fs_ts_key(latest) if latest not in (None, "") else None
+
+    def inside(m):
+        k = fs_ts_key(m["ts"])
+        if lo is not None and (k < lo or (k == lo and not inclusive)):
+            return False
+        if hi is not None and (k > hi or (k == hi and not inclusive)):
+            return False
+        return True
+
+    top = [m for m in reversed(fs.messages[ch["id"]])
+           if (not m.get("thread_ts") or m["thread_ts"] == m["ts"] or m.get("subtype") == "thread_broadcast")
+           and inside(m)]
+    scope = "history:%s:%s:%s" % (ch["id"], oldest or "", latest or "")
+    chunk, nxt = paginate(top, params, scope, 100, fs.history_max_page)
+    return {"ok": True, "messages": [copy.deepcopy(m) for m in chunk], "has_more": bool(nxt),
+            "pin_count": len(fs.pins.get(ch["id"], ())), "response_metadata": {"next_cursor": nxt}}
+
+
+@method("pins.list")
+def pins_list(fs, params):
+    ch = channel_of(fs, params)
+    items = []
+    for ts in fs.pins.get(ch["id"], ()):
+        msg = fs._by_ts[ch["id"]].get(ts)
+        if msg is not None:
+            items.append({"type": "message", "channel": ch["id"], "created": 1700000000,
+                          "created_by": "U0ALICE", "message": copy.deepcopy(msg)})
+    return {"ok": True, "items": items}
+
+
+def fs_ts_key(ts):
+    sec, _, frac = str(ts).partition(".")
+    return int(sec) * 1000000 + int((frac + "000000")[:6])
+
+
 # --- writing ------------------------------------------------------------------------------
 @method("chat.postMessage")
 def chat_post_message(fs, params):

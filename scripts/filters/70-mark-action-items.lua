@@ -1,0 +1,62 @@
+-- Marks action items, drops nothing: a message carrying one of config
+-- timeline.action_item_reactions (default :memo: and :ballot_box_with_check:) or starting with one
+-- of timeline.action_item_prefixes (default TODO:, Action:, AI:, Follow-up:; any case). The report
+-- lists each as a task "- [ ] text — @owner"; the owner is the first person the message mentions.
+-- To change the words, edit the config lists; to change what counts, edit this file.
+
+-- The prefix the text starts with (case-insensitive), or nil.
+local function prefix_of(text, prefixes)
+  local lower = text:lower():gsub("^[%s>*_]+", "")
+  for _, p in ipairs(prefixes) do
+    local lp = tostring(p):lower()
+    if lower:sub(1, #lp) == lp then return p end
+  end
+  return nil
+end
+
+-- The task text: the message's Markdown on one line, without the prefix.
+local function task_text(entry, prefix)
+  local md = (entry.text_md or ""):gsub("%s*\n%s*", " "):gsub("^%s+", "")
+  if prefix then
+    local cut = md:lower():find(tostring(prefix):lower(), 1, true)
+    if cut and cut <= 4 then md = md:sub(cut + #prefix):gsub("^%s+", "") end
+  end
+  return md
+end
+
+-- The first person mentioned (not the bot), by name.
+local function owner_of(text, env)
+  local bot_id = env.bot and env.bot.user_id
+  for id in text:gmatch("<@([UW][%w]+)[|>]") do
+    if id ~= bot_id then return env.name_of and env.name_of(id) or id end
+  end
+  return nil
+end
+
+return {
+  name = "70-mark-action-items",
+  description = "Marks action items (reactions, TODO:/Action:/AI:/Follow-up: prefixes); drops nothing.",
+  apply = function(entries, env)
+    local t = env.config.timeline or {}
+    local wanted = {}
+    for _, name in ipairs(t.action_item_reactions or { "memo", "ballot_box_with_check" }) do wanted[name] = true end
+    local prefixes = t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" }
+    for _, entry in ipairs(entries) do
+      local raw = entry.raw or {}
+      local text = type(raw.text) == "string" and raw.text or ""
+      local prefix = prefix_of(text, prefixes)
+      local by_reaction = false
+      if type(raw.reactions) == "table" then
+        for _, r in ipairs(raw.reactions) do
+          if type(r) == "table" and wanted[r.name] then by_reaction = true end
+        end
+      end
+      if prefix or by_reaction then
+        entry.marks = entry.marks or {}
+        entry.marks.action_item = { text = task_text(entry, prefix), owner = owner_of(text, env),
+                                    source = prefix and "prefix" or "reaction" }
+      end
+    end
+    return entries
+  end,
+}
