@@ -9,7 +9,6 @@
 
 #include "base/log.h"
 #include "base/loop.h"
-#include "cli.h"
 #include "db/db.h"
 #include "db/migrate.h"
 
@@ -129,22 +128,22 @@ static void db_cli_done(int rc, const char *report, void *arg)
     } else {
         fputs(report, stdout);
     }
-    st->rc = rc < 0 ? CLI_EXIT_FAILED : CLI_EXIT_OK;
+    st->rc = rc < 0 ? 1 : 0;
     pg_close(st->conn, NULL, NULL);
 }
 
 int db_cli(const char *url, int apply)
 {
-    struct db_cli_state st = {NULL, CLI_EXIT_FAILED};
+    struct db_cli_state st = {NULL, 1};
     /* one attempt: an operator at a terminal wants the error, not a retry loop */
     struct pg_settings s = {url, "cli", 10.0, 10.0, 60.0};
     db_redact(url);
     if (loop_init() < 0) {
-        return CLI_EXIT_FAILED;
+        return 1;
     }
     st.conn = pg_open(loop_get(), &s, NULL, NULL);
     if (!st.conn || migrate_run(st.conn, apply, db_cli_done, &st) < 0) {
-        return CLI_EXIT_FAILED;
+        return 1;
     }
     loop_run();
     loop_close();

@@ -17,7 +17,8 @@ const char *db_instance(void);
 void db_stop(void); /* closes the connection (its handles close on the loop) */
 
 /* `db migrate` (apply = 1) or `db status` against url, on a loop of its own: prints the state of
- * every migration to stdout, errors to stderr. Returns the exit status (enum cli_exit). */
+ * every migration to stdout, errors to stderr. Returns 0 when it worked, 1 otherwise (cli.c turns
+ * that into the process exit status). */
 int db_cli(const char *url, int apply);
 
 /* Remember the password of url (if any) and $PGPASSWORD as log secrets. */

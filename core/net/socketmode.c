@@ -13,7 +13,6 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
-#include "http/http.h"
 #include "net/dedupe.h"
 #include "net/envelope.h"
 #include "net/ws.h"
