@@ -90,7 +90,9 @@ static int zipbundle_add_dir(struct archive *a, const char *base, const char *re
     }
     closedir(d);
     if (rc == 0) {
-        qsort(names, n, sizeof *names, zipbundle_names_cmp); /* stable, reproducible bundles */
+        if (n > 1) {
+            qsort(names, n, sizeof *names, zipbundle_names_cmp); /* reproducible bundles */
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && names[i]) {

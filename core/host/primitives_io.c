@@ -16,6 +16,7 @@
 #include "base/loop.h"
 #include "base/zipbundle.h"
 #include "host/host_gen.h"
+#include "host/read_rule.h"
 #include "http/http.h"
 
 #define API_MAX_HEADERS 64
@@ -407,11 +408,14 @@ static int api_download(lua_State *L)
     struct host_task *t;
     struct api_op *op;
     const char *token = getenv("SLACK_BOT_TOKEN");
+    int allow_private = 0;
 
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "max_bytes");
         max_bytes = (long long)luaL_optinteger(L, -1, 0);
-        lua_pop(L, 1);
+        lua_getfield(L, 3, "allow_private");
+        allow_private = lua_toboolean(L, -1);
+        lua_pop(L, 2);
     }
     t = api_need_task(L, "download");
     api_write_path(L, "download", dest, 1, path, sizeof path);
@@ -420,7 +424,8 @@ static int api_download(lua_State *L)
     }
     op = api_op_new(L, API_OP_DOWNLOAD);
     op->task = t;
-    op->call = http_download(url, token ? token : "", path, max_bytes, api_http_done, op);
+    op->call =
+        http_download(url, token ? token : "", path, max_bytes, allow_private, api_http_done, op);
     if (!op->call) {
         api_op_free(op);
         return api_fail(L, "io", "could not start the download");
@@ -487,6 +492,9 @@ static int api_http(lua_State *L)
     req.timeout = luaL_optnumber(L, -1, 0);
     lua_getfield(L, 1, "retries"); /* 7 */
     req.retries = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "allow_private"); /* 8 */
+    req.allow_private = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 1, "headers"); /* 8 */
     if (lua_istable(L, 8)) {
         lua_pushnil(L);
@@ -508,6 +516,10 @@ static int api_http(lua_State *L)
     t = api_need_task(L, "http");
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
         return api_offline(L, "http");
+    }
+    char why[PATH_MAX + 128];
+    if (req.body_file && read_rule_check(req.body_file, why, sizeof why) < 0) {
+        return api_fail(L, "refused", why);
     }
     op = api_op_new(L, API_OP_HTTP);
     if (body) {
@@ -643,6 +655,19 @@ static int api_zip(lua_State *L)
         lua_pop(L, 1);
     }
     t = api_need_task(L, "zip");
+    char why[PATH_MAX + 128];
+    if (read_rule_check(base, why, sizeof why) < 0) {
+        return api_fail(L, "refused", why);
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        char entry[PATH_MAX];
+        lua_rawgeti(L, 3, i);
+        snprintf(entry, sizeof entry, "%s/%s", base, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (read_rule_check(entry, why, sizeof why) < 0) {
+            return api_fail(L, "refused", why);
+        }
+    }
     api_write_path(L, "zip", zip_path, 1, abs,
                    sizeof abs); /* raises before anything is allocated */
     job = calloc(1, sizeof *job);
