@@ -192,10 +192,11 @@ function files.unique_names(groups, order)
   return names
 end
 
--- Whether downloads may reach internal addresses: opts.allow_private, else the config's
--- downloads.allow_private (default false: loopback, private, link-local... are refused).
-local function allow_private(opts)
-  if opts.allow_private ~= nil then return opts.allow_private == true end
+-- Whether file transfers (downloads, and the upload to the URL Slack gives) may reach internal
+-- addresses: opts.allow_private, else the config's downloads.allow_private (default false:
+-- loopback, private, link-local... are refused). Also called by lib/upload.lua.
+function files.allow_private(opts)
+  if opts and opts.allow_private ~= nil then return opts.allow_private == true end
   local ok, config = pcall(host.config)
   local downloads = ok and type(config) == "table" and type(config.downloads) == "table" and config.downloads
   return downloads and downloads.allow_private == true or false
@@ -233,7 +234,7 @@ function files.download_all(jobs, out_dir, opts)
   local done = 0
   local fns = {}
   local names = files.unique_names(groups, order)
-  local private = allow_private(opts)
+  local private = files.allow_private(opts)
   for i, key in ipairs(order) do
     local g = groups[key]
     fns[i] = function()
