@@ -109,6 +109,15 @@ char *http_pure_redact_url(const char *url, char *buf, size_t size)
     if (size == 0) {
         return buf;
     }
+    /* a scheme only when all before "://" is one (not a "://" inside a query or a path) */
+    for (const char *c = p; scheme_end && c < scheme_end; c++) {
+        if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.') {
+            scheme_end = NULL;
+        }
+    }
+    if (scheme_end == p) {
+        scheme_end = NULL;
+    }
     if (scheme_end) {
         /* drop "user:pass@" between the scheme and the first '/' */
         const char *auth_start = scheme_end + 3;

@@ -15,23 +15,14 @@ import shutil
 import zipfile
 
 from harness import BotTestCase, WebhookSink
+from test_http import logfmt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE = os.path.join(HERE, "http_probe_command.lua")
 CHANNEL = "C0HARD"
 STATUS = "C0STATUS"
 ALICE, BOB = "U0ALICE", "U0BOB"
-LOGFMT = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 MASS = ("<!channel>", "<!here>", "<!everyone>", "<!subteam^S0ONCALL|@oncall>")
-
-
-def logfmt(line):
-    out = {}
-    for k, v in LOGFMT.findall(line):
-        if v.startswith('"'):
-            v = re.sub(r'\\(.)', r'\1', v[1:-1])
-        out[k] = v
-    return out
 
 
 class HardeningTest(BotTestCase):
