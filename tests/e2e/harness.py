@@ -386,7 +386,10 @@ class BotTestCase(unittest.TestCase):
 
     def start_bot(self, config_overrides=None, env=None, extra_args=None, wait_connected=True, timeout=20,
                   allow_loopback=True):
-        bot = self.make_bot(config_overrides, env, extra_args, allow_loopback=allow_loopback)
+        if allow_loopback:  # (subclasses may override make_bot with the three-argument form)
+            bot = self.make_bot(config_overrides, env, extra_args)
+        else:
+            bot = self.make_bot(config_overrides, env, extra_args, allow_loopback=False)
         bot.start(wait_connected=wait_connected, timeout=timeout)
         return bot
 
