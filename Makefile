@@ -20,7 +20,8 @@ ALL_CFLAGS   = $(PMB_CFLAGS) $(CFLAGS)
 DEBIAN_PKGS := build-essential pkg-config libwebsockets-dev libwebsockets-evlib-uv libuv1-dev \
   libcurl4-openssl-dev liblua5.4-dev lua5.4 lua-cjson lua-cjson-dev libarchive-dev libssl-dev \
   libcmocka-dev lua-busted lua-check cmark python3 tzdata ca-certificates unzip clang-format \
-  git librsvg2-bin chromium lighttpd python3-aiosmtpd postgresql libpq-dev
+  git librsvg2-bin chromium lighttpd python3-aiosmtpd postgresql libpq-dev clang libclang-rt-14-dev \
+  nodejs
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
 CORE_HDR := $(wildcard core/*.h core/*/*.h)
@@ -37,7 +38,8 @@ MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 BOOT_INC += build/gen/migrations.inc
 .SECONDARY: $(BOOT_INC)
 
-.PHONY: all deps need-deps check check-run asan unit fmt fmt-check lint readme demo dev bench install clean
+.PHONY: all deps need-deps check check-run asan unit fmt fmt-check lint readme demo dev bench install \
+  clean fuzz fuzz-build torture
 all: need-deps bin/postmortembot
 
 # Installs only the packages that are missing; runs apt-get update only when something must be
@@ -143,6 +145,37 @@ install: all
 	@for f in $$(find scripts templates -type f | sort); do \
 	  sh tools/install-conffile.sh $$f $(SHARE)/$$f $(SHARE)/.installed || exit 1; done
 	@mv $(SHARE)/.installed.new $(SHARE)/.installed
+
+# libFuzzer harnesses (tests/fuzz/*.c, Debian's clang) and the Lua converter fuzz driver.
+# `make fuzz` runs each for FUZZ_SECONDS on one core, corpora under build/fuzz/ seeded from
+# tests/fuzz/seeds/; `make check` runs them briefly (tests/run_all.py, suite fuzz-short).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 120
+FUZZ_FLAGS   := -Wall -Wextra -Werror -g -O1 -std=c11 -D_GNU_SOURCE -Icore $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined
+FUZZ_BIN     := build/fuzz/fuzz_http build/fuzz/fuzz_zipnames
+fuzz-build: $(FUZZ_BIN)
+build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http/http_pure.c core/http/http.h core/http/http_pure.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_http.c core/http/http_pure.c $(PKG_LIBS)
+build/fuzz/fuzz_zipnames: tests/fuzz/fuzz_zipnames.c core/base/zipbundle.c core/base/zipbundle.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_zipnames.c core/base/zipbundle.c $(PKG_LIBS)
+fuzz: fuzz-build
+	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n tests/fuzz/seeds/$$n \
+	    2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" || exit 1; done
+	@lua5.4 tests/fuzz/converters.lua --seconds $(FUZZ_SECONDS)
+
+# Allocation-failure torture (tests/torture/): the Nth malloc fails, for every N in range.
+TORTURE_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+torture:
+	@python3 tests/torture/run_torture.py
+build/torture/%: tests/c/%.c tests/torture/failmalloc.c $(filter-out build/asan/main.o,$(ASAN_OBJ))
+	@mkdir -p build/torture
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< tests/torture/failmalloc.c \
+	  $(filter-out build/asan/main.o,$(ASAN_OBJ)) $(TORTURE_WRAP) $(LDLIBS) -lcmocka
 
 clean:
 	rm -rf build bin

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int zipbundle_rel_ok(const char *rel)
+int zipbundle_entry_ok(const char *rel)
 {
     const char *p = rel;
     if (!*rel || rel[0] == '/') {
@@ -90,7 +90,9 @@ static int zipbundle_add_dir(struct archive *a, const char *base, const char *re
     }
     closedir(d);
     if (rc == 0) {
-        qsort(names, n, sizeof *names, zipbundle_names_cmp); /* stable, reproducible bundles */
+        if (n > 1) {
+            qsort(names, n, sizeof *names, zipbundle_names_cmp); /* reproducible bundles */
+        }
     }
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && names[i]) {
@@ -214,7 +216,7 @@ int zipbundle_write(const char *zip_path, const char *base_dir, const char *cons
     int fd, rc = 0;
 
     for (size_t i = 0; i < n; i++) {
-        if (!zipbundle_rel_ok(entries[i])) {
+        if (!zipbundle_entry_ok(entries[i])) {
             snprintf(err, errsz, "bad entry '%s': must be relative, without '..'", entries[i]);
             return -1;
         }

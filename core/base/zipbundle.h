@@ -14,4 +14,8 @@
 int zipbundle_write(const char *zip_path, const char *base_dir, const char *const *entries,
                     size_t n, char *err, size_t errsz);
 
+/* 1 when rel may name an entry: relative, no ".." segment (also fuzzed by
+ * tests/fuzz/fuzz_zipnames.c). */
+int zipbundle_entry_ok(const char *rel);
+
 #endif

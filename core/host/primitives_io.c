@@ -14,6 +14,7 @@
 #include "base/loop.h"
 #include "base/zipbundle.h"
 #include "host/host_gen.h"
+#include "host/read_rule.h"
 #include "http/http.h"
 
 #define PRIM_MAX_HEADERS 64
@@ -422,11 +423,14 @@ static int prim_download(lua_State *L)
     struct host_task *t;
     struct prim_http_op *h;
     const char *token = getenv("SLACK_BOT_TOKEN");
+    int allow_private = 0;
 
     if (lua_istable(L, 3)) {
         lua_getfield(L, 3, "max_bytes");
         max_bytes = (long long)luaL_optinteger(L, -1, 0);
-        lua_pop(L, 1);
+        lua_getfield(L, 3, "allow_private");
+        allow_private = lua_toboolean(L, -1);
+        lua_pop(L, 2);
     }
     t = prim_need_task(L, "download");
     prim_write_path(L, "download", dest, 1, path, sizeof path);
@@ -434,7 +438,8 @@ static int prim_download(lua_State *L)
         return prim_offline(L, "download");
     }
     h = prim_http_new(L, prim_download_results, NULL, 0);
-    h->call = http_download(url, token ? token : "", path, max_bytes, prim_http_done, h);
+    h->call =
+        http_download(url, token ? token : "", path, max_bytes, allow_private, prim_http_done, h);
     return prim_http_wait(L, t, h, "download");
 }
 
@@ -486,6 +491,9 @@ static int prim_http(lua_State *L)
     req.timeout = luaL_optnumber(L, -1, 0);
     lua_getfield(L, 1, "retries"); /* 7 */
     req.retries = (int)luaL_optinteger(L, -1, 0);
+    lua_getfield(L, 1, "allow_private"); /* 8 */
+    req.allow_private = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 1, "headers"); /* 8 */
     if (lua_istable(L, 8)) {
         lua_pushnil(L);
@@ -507,6 +515,10 @@ static int prim_http(lua_State *L)
     t = prim_need_task(L, "http");
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
         return prim_offline(L, "http");
+    }
+    char why[PATH_MAX + 128];
+    if (req.body_file && read_rule_check(req.body_file, why, sizeof why) < 0) {
+        return prim_fail(L, "refused", why);
     }
     h = prim_http_new(L, prim_http_results, body, body_len);
     req.body = h->req_body;
@@ -647,6 +659,19 @@ static int prim_zip(lua_State *L)
         lua_pop(L, 1);
     }
     t = prim_need_task(L, "zip");
+    char why[PATH_MAX + 128];
+    if (read_rule_check(base, why, sizeof why) < 0) {
+        return prim_fail(L, "refused", why);
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        char entry[PATH_MAX];
+        lua_rawgeti(L, 3, i);
+        snprintf(entry, sizeof entry, "%s/%s", base, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        if (read_rule_check(entry, why, sizeof why) < 0) {
+            return prim_fail(L, "refused", why);
+        }
+    }
     prim_write_path(L, "zip", zip_path, 1, abs, sizeof abs);
     /* from here nothing raises until the op is freed or handed to the task */
     z = (struct prim_zip_op *)prim_op_new(sizeof *z, prim_zip_cancel, prim_zip_push, prim_zip_free);

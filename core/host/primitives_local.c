@@ -23,6 +23,7 @@
 #include "base/metrics.h"
 #include "base/tzfile.h"
 #include "host/host_gen.h"
+#include "host/read_rule.h"
 
 #define PRIM_ERR_MT "pmb.err"
 #define PRIM_MAX_LOG_FIELDS 32
@@ -346,12 +347,10 @@ static int prim_mkdir(lua_State *L)
 static int prim_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    char real[PATH_MAX], err[PATH_MAX + 128];
-    /* no kernel pseudo-files: /proc/self/environ holds the tokens */
-    if (realpath(path, real) &&
-        (strncmp(real, "/proc/", 6) == 0 || strncmp(real, "/sys/", 5) == 0 ||
-         strncmp(real, "/dev/", 5) == 0)) {
-        return prim_fail(L, "refused", "host.read_file does not read /proc, /sys or /dev");
+    char err[PATH_MAX + 128];
+    /* no kernel pseudo-files (/proc/self/environ holds the tokens): the one read rule */
+    if (read_rule_check(path, err, sizeof err) < 0) {
+        return prim_fail(L, "refused", err);
     }
     if (sandbox_push_file(L, path, err, sizeof err) < 0) {
         return prim_fail(L, "io", err);

@@ -61,6 +61,12 @@ const char *http_err_code(enum http_err err)
         return "login_page";
     case HTTP_ERR_REDIRECT_REFUSED:
         return "redirect_refused";
+    case HTTP_ERR_TOO_MANY_REDIRECTS:
+        return "too_many_redirects";
+    case HTTP_ERR_ADDRESS_REFUSED:
+        return "address_refused";
+    case HTTP_ERR_TRUNCATED:
+        return "truncated";
     case HTTP_ERR_IO:
         return "io";
     case HTTP_ERR_CANCELLED:
@@ -194,6 +200,13 @@ int http_token_allowed(const char *url)
     }
     return ratelimit_host_allowed(hostport, (const char *const *)http_cfg.allowed,
                                   http_cfg.n_allowed);
+}
+
+int http_is_api_host(const char *url)
+{
+    char a[300], b[300];
+    return http_pure_hostport(url, a, sizeof a) == 0 &&
+           http_pure_hostport(http_cfg.api_base, b, sizeof b) == 0 && strcmp(a, b) == 0;
 }
 
 /* ---- call list and states ---- */
@@ -429,6 +442,17 @@ enum http_err http_curl_err(struct http_call *c, CURLcode rc, int *retryable, ch
 {
     const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
     *retryable = 0;
+    if (c->refused_addr[0] && rc != CURLE_OPERATION_TIMEDOUT) {
+        char host[300];
+        if (http_pure_hostport(c->url, host, sizeof host) < 0) {
+            snprintf(host, sizeof host, "the host");
+        }
+        snprintf(msg, size,
+                 "refused to connect to %s: it resolves to a %s address (%s); an internal host "
+                 "must be allow-listed in the config (allow_private)",
+                 host, c->refused_why ? c->refused_why : "private", c->refused_addr);
+        return HTTP_ERR_ADDRESS_REFUSED;
+    }
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         *retryable = 1;
@@ -443,6 +467,23 @@ enum http_err http_curl_err(struct http_call *c, CURLcode rc, int *retryable, ch
     case CURLE_READ_ERROR:
         snprintf(msg, size, "could not read the request body file");
         return HTTP_ERR_IO;
+    case CURLE_PARTIAL_FILE: {
+        curl_off_t got = c->got_bytes, want = c->announced_bytes;
+        if (want >= 0) {
+            snprintf(msg, size,
+                     "the server ended the answer early: %lld of the %lld bytes it announced",
+                     (long long)got, (long long)want);
+        } else {
+            snprintf(msg, size, "the server ended the answer early: %s", detail);
+        }
+        return HTTP_ERR_TRUNCATED;
+    }
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        *retryable = 1;
+        snprintf(msg, size, "the connection broke: %s", detail);
+        return HTTP_ERR_CONNECT;
     default:
         *retryable = 1;
         snprintf(msg, size, "connection failed: %s", detail);
@@ -585,6 +626,11 @@ static void http_transfer_done(CURL *easy, CURLcode rc)
         curl_easy_cleanup(easy);
         return;
     }
+    curl_off_t got = 0, want = -1;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &want);
+    c->got_bytes = got;
+    c->announced_bytes = want;
     curl_easy_cleanup(easy);
     c->easy = NULL;
     switch (c->kind) {
@@ -830,6 +876,7 @@ struct http_call *http_request(const struct http_plain_req *req, http_done_fn do
     }
     c->timeout = req->timeout > 0 ? req->timeout : http_cfg.timeout;
     c->max_retries = req->retries > 0 ? req->retries : 0;
+    c->allow_private = req->allow_private != 0;
     http_pump();
     return c;
 }

@@ -2,8 +2,10 @@
  * Three kinds: Web API calls (rate gate per method on 429, retries with backoff on 5xx/timeouts/
  * connection errors, ok:false turned into an error), file downloads (streamed to a temp file and
  * renamed, size cap, SHA-256, redirects followed by hand, token only to allow-listed hosts) and
- * plain requests (webhooks, the upload URL). Callers: primitives_io.c (Lua primitives),
- * socketmode.c, main.c.
+ * plain requests (webhooks, the upload URL). Downloads and plain requests never connect to a
+ * loopback, private, link-local, multicast or unspecified address (checked on the address curl is
+ * about to connect to, every hop) unless the call allows it or the host is the api_base's. Callers:
+ * primitives_io.c (Lua primitives), socketmode.c, main.c.
  */
 #ifndef PMB_HTTP_H
 #define PMB_HTTP_H
@@ -30,14 +32,17 @@ enum http_err {
     HTTP_ERR_SLACK,  /* ok:false; code = Slack's error */
     HTTP_ERR_STATUS, /* unexpected HTTP status (after retries for 5xx) */
     HTTP_ERR_TIMEOUT,
-    HTTP_ERR_CONNECT,          /* refused, reset, DNS, TLS */
-    HTTP_ERR_RATELIMITED,      /* 429s beyond the retry budget */
-    HTTP_ERR_BAD_RESPONSE,     /* a Web API answer that is not a JSON object (e.g. HTML) */
-    HTTP_ERR_TOO_LARGE,        /* download over the cap */
-    HTTP_ERR_LOGIN_PAGE,       /* 200 text/html where a file was expected */
-    HTTP_ERR_REDIRECT_REFUSED, /* too many redirects or a non-http(s) Location */
-    HTTP_ERR_IO,               /* local file error */
-    HTTP_ERR_CANCELLED,        /* http_shutdown() while in flight */
+    HTTP_ERR_CONNECT,            /* refused, reset, DNS, TLS */
+    HTTP_ERR_RATELIMITED,        /* 429s beyond the retry budget */
+    HTTP_ERR_BAD_RESPONSE,       /* a Web API answer that is not a JSON object (e.g. HTML) */
+    HTTP_ERR_TOO_LARGE,          /* download over the cap */
+    HTTP_ERR_LOGIN_PAGE,         /* 200 text/html where a file was expected */
+    HTTP_ERR_REDIRECT_REFUSED,   /* a Location that is not http(s) */
+    HTTP_ERR_TOO_MANY_REDIRECTS, /* more than HTTP_MAX_HOPS, or a loop */
+    HTTP_ERR_ADDRESS_REFUSED,    /* the host resolved to a loopback/private/... address */
+    HTTP_ERR_TRUNCATED,          /* the connection ended before the announced body did */
+    HTTP_ERR_IO,                 /* local file error */
+    HTTP_ERR_CANCELLED,          /* http_shutdown() while in flight */
 };
 
 /* Short stable code for an error: "timeout", "login_page", "http_status", ... */
@@ -95,15 +100,19 @@ struct http_plain_req {
     const char *body_file; /* stream the body from this file instead (uploads) */
     double timeout;        /* 0 = settings.timeout */
     int retries;           /* retries on 5xx / connection errors, default 0 */
+    int allow_private;     /* 1: may reach loopback/private/link-local addresses (an internal
+                              relay the config allow-lists) */
 };
 /* A plain request: no token added. Any HTTP status is a success (err HTTP_OK, check status). */
 struct http_call *http_request(const struct http_plain_req *req, http_done_fn done, void *arg);
 
 /* Download url to dest_path (temp file beside it, renamed on success, removed on failure).
  * The bearer token is sent only while the current URL's host matches the allow-list; redirects
- * (at most 5) are followed here, not by curl. max_bytes 0 = the configured cap. */
+ * (at most 5) are followed here, not by curl. max_bytes 0 = the configured cap. allow_private
+ * 1 lets every hop reach loopback/private addresses (config downloads.allow_private). */
 struct http_call *http_download(const char *url, const char *token, const char *dest_path,
-                                long long max_bytes, http_done_fn done, void *arg);
+                                long long max_bytes, int allow_private, http_done_fn done,
+                                void *arg);
 
 /* The done callback will not run; resources are released. Safe with NULL. */
 void http_cancel(struct http_call *call);

@@ -1,6 +1,7 @@
 /* http_attempt.c — one try of a request: builds the curl easy handle (URL, headers, body or body
- * file, timeouts, the token) and records the answer from curl's callbacks (status line, lowercase
- * headers, body into memory). Record only: no decision and no user code runs here.
+ * file, timeouts, the token, the address check) and records the answer from curl's callbacks
+ * (status line, lowercase headers, body into memory, a refused address). Record only: no
+ * decision and no user code runs here.
  * Called by http.c (start) and http_download.c; calls http_multi.c to add the transfer. */
 #include <curl/curl.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -98,7 +100,11 @@ static size_t http_read_cb(char *buf, size_t size, size_t nitems, void *ud)
 int http_add_header(struct curl_slist **list, const char *name, const char *value)
 {
     char line[8192];
-    int n = snprintf(line, sizeof line, *value ? "%s: %s" : "%s;", name, value);
+    /* curl's idioms: "Name;" sends the header empty, "Name:" removes one curl adds itself (an
+     * empty Expect is answered 417 by strict servers) */
+    int n = !value   ? snprintf(line, sizeof line, "%s:", name)
+            : *value ? snprintf(line, sizeof line, "%s: %s", name, value)
+                     : snprintf(line, sizeof line, "%s;", name);
     if (n < 0 || (size_t)n >= sizeof line) {
         return -1;
     }
@@ -108,6 +114,24 @@ int http_add_header(struct curl_slist **list, const char *name, const char *valu
     }
     *list = l;
     return 0;
+}
+
+/* curl's open-socket hook: the one place that sees the address a connection is really made to
+ * (after DNS, on every hop and every happy-eyeballs attempt), so a second DNS answer cannot swap
+ * a checked address for another. A refused address is recorded; curl then reports
+ * CURLE_COULDNT_CONNECT (or tries the host's next address). */
+static curl_socket_t http_open_socket_cb(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct http_call *c = ud;
+    if (purpose == CURLSOCKTYPE_IPCXN && c->check_addr) {
+        const char *why = http_pure_addr_refused(&a->addr);
+        if (why) {
+            http_pure_addr_text(&a->addr, c->refused_addr, sizeof c->refused_addr);
+            c->refused_why = why;
+            return CURL_SOCKET_BAD;
+        }
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static int http_plain_has_header(const struct http_call *c, const char *name)
@@ -154,7 +178,7 @@ static int http_setup_plain(struct http_call *c, CURL *e)
             http_add_header(&c->attempt_headers, "Content-Type", "application/octet-stream") < 0) {
             return -1;
         }
-        if (http_add_header(&c->attempt_headers, "Expect", "") < 0) {
+        if (http_add_header(&c->attempt_headers, "Expect", NULL) < 0) {
             return -1;
         }
     } else if (c->body) {
@@ -163,7 +187,7 @@ static int http_setup_plain(struct http_call *c, CURL *e)
         if (!is_post) {
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->name);
         }
-        if (http_add_header(&c->attempt_headers, "Expect", "") < 0) {
+        if (http_add_header(&c->attempt_headers, "Expect", NULL) < 0) {
             return -1;
         }
     } else if (strcmp(c->name, "GET") == 0) {
@@ -191,7 +215,7 @@ static int http_setup_api(struct http_call *c, CURL *e)
         memset(auth, 0, sizeof auth);
     }
     if (http_add_header(&c->attempt_headers, "Content-Type", c->content_type) < 0 ||
-        http_add_header(&c->attempt_headers, "Expect", "") < 0) {
+        http_add_header(&c->attempt_headers, "Expect", NULL) < 0) {
         return -1;
     }
     curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -236,8 +260,18 @@ void http_start_attempt(struct http_call *c)
         c->resp[0] = '\0';
     }
     http_headers_clear(c);
+    c->refused_addr[0] = '\0';
+    c->refused_why = NULL;
+    /* Web API calls go to api_base only; so may the upload URL and Slack's own file hosts */
+    c->check_addr = c->kind != HTTP_KIND_API && !c->allow_private && !http_is_api_host(c->url);
 
     curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, http_open_socket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    if (c->allow_private) {
+        /* a connection opened without the check is never handed to a checked request */
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);

@@ -109,16 +109,23 @@ void http_download_done(struct http_call *c, CURLcode rc)
             http_finish(c, HTTP_ERR_STATUS, NULL, msg);
             return;
         }
-        if (++c->hops > HTTP_MAX_HOPS) {
-            snprintf(msg, sizeof msg, "more than %d redirects", HTTP_MAX_HOPS);
-            http_finish(c, HTTP_ERR_REDIRECT_REFUSED, NULL, msg);
-            return;
-        }
         char *next = http_pure_resolve(c->url, location);
         if (!next || !http_pure_scheme_ok(next)) {
             free(next);
             http_finish(c, HTTP_ERR_REDIRECT_REFUSED, NULL,
-                        "redirect to a URL that is not http(s)");
+                        "redirect to a URL that is not http(s) (refused)");
+            return;
+        }
+        int to_itself = strcmp(next, c->url) == 0;
+        if (to_itself || ++c->hops > HTTP_MAX_HOPS) {
+            free(next);
+            if (to_itself) {
+                http_finish(c, HTTP_ERR_TOO_MANY_REDIRECTS, NULL,
+                            "the file server redirects the download to itself (a loop)");
+            } else {
+                snprintf(msg, sizeof msg, "more than %d redirects (a loop?)", HTTP_MAX_HOPS);
+                http_finish(c, HTTP_ERR_TOO_MANY_REDIRECTS, NULL, msg);
+            }
             return;
         }
         char from[512], to[512];
@@ -254,7 +261,8 @@ int http_setup_download(struct http_call *c, CURL *e)
 }
 
 struct http_call *http_download(const char *url, const char *token, const char *dest_path,
-                                long long max_bytes, http_done_fn done, void *arg)
+                                long long max_bytes, int allow_private, http_done_fn done,
+                                void *arg)
 {
     if (!http_up || !url || !http_pure_scheme_ok(url) || !dest_path || !*dest_path) {
         return NULL;
@@ -276,6 +284,7 @@ struct http_call *http_download(const char *url, const char *token, const char *
                        : http_cfg.download_max_bytes;
     c->timeout = http_cfg.download_timeout;
     c->max_retries = http_cfg.max_retries;
+    c->allow_private = allow_private != 0;
     http_pump();
     return c;
 }

@@ -40,6 +40,11 @@ struct http_call {
     struct curl_slist *headers; /* plain: the caller's request headers, as "Name: value" */
     double timeout;
     int max_retries;
+    int allow_private;     /* the caller allow-listed private addresses */
+    int check_addr;        /* this attempt: refuse private addresses (set per hop) */
+    char refused_addr[64]; /* the address the open-socket callback refused, "" if none */
+    const char *refused_why;
+    curl_off_t got_bytes, announced_bytes; /* the last transfer's body: received / announced */
 
     CURL *easy;
     struct curl_slist *attempt_headers;
@@ -93,6 +98,8 @@ char *http_memdup(const char *s, size_t n);
 const char *http_header_get(const struct http_call *c, const char *name);
 void http_headers_clear(struct http_call *c);
 int http_token_allowed(const char *url);
+/* 1 when url names the api_base's host:port (Slack itself, or the test's fake): never refused */
+int http_is_api_host(const char *url);
 /* http.c: the call list, completion and retries. http_finish releases the attempt, fills the
  * result and defers the done callback; http_maybe_retry returns 1 when a retry is scheduled. */
 void http_set_state(struct http_call *c, enum http_state st);
@@ -112,6 +119,8 @@ size_t http_file_cb(char *buf, size_t size, size_t nitems, void *ud);
 int http_setup_download(struct http_call *c, CURL *e);
 /* http_attempt.c: start the next try (finishes the call itself when it cannot) */
 void http_start_attempt(struct http_call *c);
+/* Append "Name: value" ("Name;" for an empty value, "Name:" for NULL: curl then removes the
+ * header it would add itself). 0 or -1. */
 int http_add_header(struct curl_slist **list, const char *name, const char *value);
 
 #endif

@@ -1,10 +1,13 @@
 /* http_pure.c — pure helpers for http.c: URL parsing (through libcurl's URL API, no I/O), log
- * redaction, header and status line parsing, login-page detection, form escaping. Called by
- * http.c only; tested by tests/c/test_http_pure.c. */
+ * redaction, which addresses a request may not reach, header and status line parsing, login-page
+ * detection, form escaping. Called by http.c only; tested by tests/c/test_http_pure.c. */
 #include "http/http_pure.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,10 +103,20 @@ char *http_pure_resolve(const char *base, const char *location)
 char *http_pure_redact_url(const char *url, char *buf, size_t size)
 {
     size_t o = 0;
+    int slashes = 0;
     const char *p = url ? url : "";
     const char *scheme_end = strstr(p, "://");
     if (size == 0) {
         return buf;
+    }
+    /* a scheme only when all before "://" is one (not a "://" inside a query or a path) */
+    for (const char *c = p; scheme_end && c < scheme_end; c++) {
+        if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.') {
+            scheme_end = NULL;
+        }
+    }
+    if (scheme_end == p) {
+        scheme_end = NULL;
     }
     if (scheme_end) {
         /* drop "user:pass@" between the scheme and the first '/' */
@@ -116,17 +129,148 @@ char *http_pure_redact_url(const char *url, char *buf, size_t size)
         }
         p = at ? at + 1 : auth_start;
     }
+    /* host and the first path segment only: webhook URLs (Slack's, Teams', most relays') carry
+     * their secret in the path, so the rest of it never reaches a log line */
     while (*p && *p != '?' && *p != '#' && o + 1 < size) {
+        if (*p == '/' && ++slashes == 2) {
+            break;
+        }
         buf[o++] = *p++;
     }
+    const char *mark = *p == '/' && p[1] && p[1] != '?' && p[1] != '#' ? "/..." : "";
+    if (*p == '/' && !*mark) {
+        mark = "/";
+    }
+    for (size_t i = 0; mark[i] && o + 1 < size; i++) {
+        buf[o++] = mark[i];
+    }
+    while (*p && *p != '?' && *p != '#') {
+        p++;
+    }
     if (*p == '?') {
-        const char *mark = "?redacted";
+        mark = "?redacted";
         for (size_t i = 0; mark[i] && o + 1 < size; i++) {
             buf[o++] = mark[i];
         }
     }
     buf[o] = '\0';
     return buf;
+}
+
+/* 1 when the 32-bit IPv4 address (host order) falls in prefix/len */
+static int http_pure_in4(uint32_t a, uint32_t prefix, int len)
+{
+    uint32_t mask = len == 0 ? 0 : 0xffffffffu << (32 - len);
+    return (a & mask) == (prefix & mask);
+}
+
+static const char *http_pure_v4_refused(uint32_t a)
+{
+    static const struct {
+        uint32_t prefix;
+        int len;
+        const char *why;
+    } nets[] = {
+        {0x00000000u, 8, "unspecified"}, /* 0.0.0.0/8 "this network" */
+        {0x0a000000u, 8, "private"},     /* 10/8 */
+        {0x64400000u, 10, "private"},    /* 100.64/10 carrier-grade NAT */
+        {0x7f000000u, 8, "loopback"},    /* 127/8 */
+        {0xa9fe0000u, 16, "link-local"}, /* 169.254/16, cloud metadata */
+        {0xac100000u, 12, "private"},    /* 172.16/12 */
+        {0xc0000000u, 24, "reserved"},   /* 192.0.0/24 IETF protocol assignments */
+        {0xc0000200u, 24, "reserved"},   /* 192.0.2/24 documentation */
+        {0xc0a80000u, 16, "private"},    /* 192.168/16 */
+        {0xc6120000u, 15, "reserved"},   /* 198.18/15 benchmarking */
+        {0xc6336400u, 24, "reserved"},   /* 198.51.100/24 documentation */
+        {0xcb007100u, 24, "reserved"},   /* 203.0.113/24 documentation */
+        {0xe0000000u, 4, "multicast"},   /* 224/4 */
+        {0xf0000000u, 4, "reserved"},    /* 240/4 and the broadcast address */
+    };
+    for (size_t i = 0; i < sizeof nets / sizeof *nets; i++) {
+        if (http_pure_in4(a, nets[i].prefix, nets[i].len)) {
+            return nets[i].why;
+        }
+    }
+    return NULL;
+}
+
+static uint32_t http_pure_v4_at(const unsigned char *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | (uint32_t)b[3];
+}
+
+const char *http_pure_addr_refused(const struct sockaddr *sa)
+{
+    if (!sa) {
+        return "unspecified";
+    }
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return http_pure_v4_refused(ntohl(in->sin_addr.s_addr));
+    }
+    if (sa->sa_family != AF_INET6) {
+        return "not an IP address";
+    }
+    const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    static const unsigned char zero[12];
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
+    if (memcmp(b, zero, 12) == 0) {
+        /* ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d */
+        uint32_t v4 = http_pure_v4_at(b + 12);
+        if (v4 == 0) {
+            return "unspecified";
+        }
+        if (v4 == 1) {
+            return "loopback";
+        }
+        return "reserved";
+    }
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0) {
+        return http_pure_v4_refused(http_pure_v4_at(b + 12)); /* the IPv4 address inside */
+    }
+    if (b[0] == 0x20 && b[1] == 0x02) {
+        return http_pure_v4_refused(http_pure_v4_at(b + 2)); /* 6to4 2002:a.b.c.d::/48 */
+    }
+    if (b[0] == 0xff) {
+        return "multicast";
+    }
+    if ((b[0] & 0xfe) == 0xfc) {
+        return "private"; /* fc00::/7 unique local */
+    }
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) {
+        return "link-local"; /* fe80::/10 */
+    }
+    if (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) {
+        return "private"; /* fec0::/10 site-local (deprecated) */
+    }
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) {
+        return "reserved"; /* 2001:db8::/32 documentation */
+    }
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0) {
+        return "reserved"; /* 2001::/32 Teredo: the real peer is hidden inside */
+    }
+    if (b[0] == 0x01 && b[1] == 0 && memcmp(b + 2, zero, 6) == 0) {
+        return "reserved"; /* 100::/64 discard */
+    }
+    return NULL;
+}
+
+void http_pure_addr_text(const struct sockaddr *sa, char *buf, size_t size)
+{
+    const void *a = NULL;
+    if (size == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    if (sa && sa->sa_family == AF_INET) {
+        a = &((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    }
+    if (!a || !inet_ntop(sa->sa_family, a, buf, (socklen_t)size)) {
+        snprintf(buf, size, "?");
+    }
 }
 
 long http_pure_status_line(const char *line, size_t len)

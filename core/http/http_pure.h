@@ -18,9 +18,18 @@ int http_pure_hostport(const char *url, char *buf, size_t size);
  * or NULL when it does not parse. */
 char *http_pure_resolve(const char *base, const char *location);
 
-/* The URL for a log line: no userinfo, no query string ("?..." shown as "?redacted"), no
- * fragment. Always NUL-terminates buf. Returns buf. */
+/* The URL for a log line: scheme, host and the first path segment only (the rest shown as
+ * "/...": webhook URLs carry their secret in the path), no userinfo, no query string ("?..."
+ * shown as "?redacted"), no fragment. Always NUL-terminates buf. Returns buf. */
 char *http_pure_redact_url(const char *url, char *buf, size_t size);
+
+/* Why a connection to this address is refused unless allow-listed: "loopback", "private",
+ * "link-local", "multicast", "unspecified", "reserved" (IPv4, IPv6, and the IPv4 inside mapped,
+ * NAT64 and 6to4 forms); NULL for a public address. sa is an AF_INET or AF_INET6 sockaddr. */
+struct sockaddr;
+const char *http_pure_addr_refused(const struct sockaddr *sa);
+/* The address as text ("10.0.0.1", "::1"); "?" when it is neither IPv4 nor IPv6. */
+void http_pure_addr_text(const struct sockaddr *sa, char *buf, size_t size);
 
 /* "HTTP/1.1 200 OK" / "HTTP/2 404" -> status; -1 when the line is not a status line. */
 long http_pure_status_line(const char *line, size_t len);

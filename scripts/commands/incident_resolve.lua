@@ -67,10 +67,12 @@ local function run(ctx, args)
   end
   local saved, err = incidents.save(record)
 
+  -- the thread reply relays the typed text too: no live mentions in it either (status.allow_mentions)
+  local allow_mentions = type(config.status) == "table" and config.status.allow_mentions == true
   local lines = {}
   lines[1] = slackfmt.trim(templates.render("incident.resolve.slack", {
     title = slackfmt.unbold(record.title),
-    text_slack = text_raw,
+    text_slack = allow_mentions and text_raw or broadcast.defuse_slack(text_raw, names),
     has_text = text_raw ~= "",
     user_mention = "<@" .. ctx.user .. ">",
     when = when(at),

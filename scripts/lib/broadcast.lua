@@ -87,9 +87,52 @@ function broadcast.thread_url(bot, channel, thread_ts)
   return res and res.permalink or nil
 end
 
+-- Mentions in what a user typed are relayed as text, never as pings, unless the config says
+-- status.allow_mentions = true: a status update reaches whole channels and outside consumers, and
+-- anyone may send one when status.broadcasters is empty.
+local ZWSP = "\u{200B}" -- after "@" or "<": the word stays readable, no consumer parses it
+local MASS = { channel = true, here = true, everyone = true, all = true, group = true }
+
+-- Slack-encoded text -> Slack-encoded text without live mentions: <!channel>, <!here>,
+-- <!everyone>, <!subteam^…|@team> become "@​channel", "@​team"; <@U1> becomes "@Name" (names
+-- from `names`, else the label or the id). Other markup (links, <#C…>, <!date…>) is kept.
+function broadcast.defuse_slack(text, names)
+  names = names or {}
+  return (tostring(text or ""):gsub("<([!@])([^<>]*)>", function(sigil, inner)
+    local target, label = inner:match("^([^|]*)|(.*)$")
+    target = target or inner
+    if sigil == "@" then
+      return "@" .. slackfmt.escape(names[target] or label or target)
+    end
+    local special = target:match("^[%w_]+") or ""
+    if special == "subteam" then
+      local team = (label or ""):gsub("^@", "")
+      return "@" .. ZWSP .. slackfmt.escape(team ~= "" and team or "group")
+    end
+    if MASS[special] then
+      return "@" .. ZWSP .. special
+    end
+    return nil
+  end))
+end
+
+-- Plain text for webhooks -> the same text that no Slack- or Mattermost-compatible consumer
+-- reads as markup: a "<" that would open a mention, a channel or a link (<!…, <@…, <#…,
+-- <scheme:…; only ever a literal one here: to_plain decoded it from &lt;) is followed by a
+-- zero-width space, and so is the "@" of @channel, @here, @everyone, @all.
+function broadcast.defuse_plain(text)
+  local out = tostring(text or ""):gsub("<([!@#])", "<" .. ZWSP .. "%1")
+  out = out:gsub("<(%a[%w+.-]*:)", "<" .. ZWSP .. "%1")
+  out = out:gsub("@(%a+)", function(word)
+    if MASS[word:lower()] then return "@" .. ZWSP .. word end
+    return nil
+  end)
+  return out
+end
+
 -- Build the view both templates render. `update`:
 --   { kind = "status"|"started"|"resolved", title, text (Slack-encoded, as typed), user,
---     at (epoch), thread_url, duration (resolved only), zone }
+--     at (epoch), thread_url, duration (resolved only), zone, allow_mentions }
 function broadcast.view(update)
   local ids = { update.user }
   for _, id in ipairs(slackfmt.mentioned_users(update.text)) do
@@ -97,7 +140,16 @@ function broadcast.view(update)
   end
   local names = update.names or broadcast.user_names(ids)
   local zone = update.zone or "UTC"
-  local text_plain = slackfmt.to_plain(update.text or "", names)
+  local text_slack = update.text or ""
+  local title = update.title or ""
+  if not update.allow_mentions then
+    text_slack = broadcast.defuse_slack(text_slack, names)
+    title = broadcast.defuse_plain(title)
+  end
+  local text_plain = slackfmt.to_plain(text_slack, names)
+  if not update.allow_mentions then
+    text_plain = broadcast.defuse_plain(text_plain)
+  end
   local kind = update.kind or "status"
   return {
     kind = kind,
@@ -105,10 +157,10 @@ function broadcast.view(update)
     is_started = kind == "started",
     is_resolved = kind == "resolved",
     headline = HEADLINES[kind] or "Update",
-    title = update.title or "",  -- "" when the update belongs to no titled thread
-    has_title = (update.title or "") ~= "",
+    title = title,  -- "" when the update belongs to no titled thread
+    has_title = title ~= "",
     text = text_plain,
-    text_slack = update.text or "",
+    text_slack = text_slack,
     has_text = text_plain ~= "",
     user = update.user,
     user_mention = "<@" .. tostring(update.user) .. ">",
@@ -128,6 +180,8 @@ end
 -- array of results in config order, { kind, name, ok, error }, and the view.
 function broadcast.send(config, update)
   update.zone = update.zone or (config or {}).timezone or "UTC"
+  local status = type((config or {}).status) == "table" and config.status or {}
+  update.allow_mentions = status.allow_mentions == true
   local view = broadcast.view(update)
   return destinations.send(config, view, update.record), view
 end

@@ -30,6 +30,8 @@ local WEBHOOK = {
   key("retries", "integer", 0, "retries of 5xx and connection errors", { min = 0, max = 10 }),
   key("method", "enum", "POST", "HTTP method", { values = { "POST", "PUT", "PATCH", "GET" } }),
   key("timeout", "number", 10, "seconds", { min = 0.1, max = 300 }),
+  key("allow_private", "boolean", false, "may reach a loopback, private or link-local address "
+    .. "(an internal relay); refused otherwise"),
 }
 
 -- status.destinations: every entry has these keys, and its kind's (DESTINATION_KINDS) besides.
@@ -42,6 +44,8 @@ local DESTINATION_COMMON = {
     .. "place in the list"),
   key("retries", "integer", 2, "retries of 5xx answers and connection errors", { min = 0, max = 10 }),
   key("timeout", "number", 15, "seconds for one request", { min = 0.1, max = 300 }),
+  key("allow_private", "boolean", false, "may reach a loopback, private or link-local address "
+    .. "(an internal service); refused otherwise"),
 }
 
 local function env_name(name, doc, more)
@@ -184,6 +188,8 @@ schema.TREE = {
     key("allowed_hosts", "list", { "slack.com", "*.slack.com", "slack-files.com", "*.slack-files.com" },
       "hosts that may receive the bot token (the `SLACK_API_URL` host always may)",
       { item = { type = "string" }, max_items = 32 }),
+    key("allow_private", "boolean", false, "files (and the upload URL) may come from loopback, "
+      .. "private, link-local or other internal addresses; refused otherwise, on every redirect"),
   }),
   section("budget", "limits of the scripts", {
     key("cpu_seconds", "number", 30, "seconds of CPU a command may use over all its time slices",
@@ -254,6 +260,8 @@ schema.TREE = {
   section("status", "`statusupdate` and the broadcasts of `incident start` / `resolve`", {
     key("channels", "list", {}, "channel ids that receive status updates",
       { item = { type = "channel" } }),
+    key("allow_mentions", "boolean", false, "relay `@channel`, `@here`, `@everyone`, user group "
+      .. "and user mentions typed in an update as live mentions; by default they go out as text"),
     key("broadcasters", "record", nil, "who may broadcast; both empty = everyone", { fields = {
       key("users", "list", {}, "user ids (`U…`)", { item = { type = "user" } }),
       key("usergroups", "list", {}, "user group ids (`S…`)", { item = { type = "usergroup" } }),

@@ -122,6 +122,8 @@ local function make_ctx(config, dest, record)
   function ctx.http(req)
     req.retries = req.retries or tonumber(dest.conf.retries) or 2
     req.timeout = req.timeout or tonumber(dest.conf.timeout) or 15
+    -- an internal service (loopback, a private range) must be allow-listed per destination
+    if req.allow_private == nil and dest.conf.allow_private == true then req.allow_private = true end
     return host.http(req)
   end
   return ctx

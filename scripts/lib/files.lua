@@ -141,26 +141,71 @@ function files.describe(f, max_bytes)
   return fe, str(f.url_private_download) or str(f.url_private)
 end
 
--- A host.download error as a reader understands it.
+-- A host.download error as a reader understands it. Each code says what happened and nothing
+-- else: a redirect to another host is followed without the token, so no reason speaks of one.
+local REASONS = {
+  login_page = "login page instead of the file",
+  redirect_refused = "redirected to a URL that is not http(s) (refused)",
+  too_many_redirects = "too many redirects (a redirect loop?)",
+  address_refused = "refused: the file server is on an internal address "
+    .. "(allow it with downloads.allow_private)",
+  truncated = "the file server ended the download early",
+  timeout = "download timed out",
+  io = "could not be written to disk",
+}
+
 function files.reason(err, max_bytes)
   local code = type(err) == "table" and err.code or tostring(err)
-  if code == "login_page" then return "login page instead of the file" end
   if code == "too_large" then
     return "too large" .. (max_bytes and (" (limit " .. mb(max_bytes) .. ")") or "")
   end
   if code == "http_status" then return "HTTP status " .. tostring(err.status or "?") end
-  if code == "redirect_refused" then return "redirect to another host refused (token not sent)" end
-  if code == "timeout" then return "download timed out" end
-  if code == "connect" then return "could not connect to the file server" end
-  if code == "io" then return "could not be written to disk" end
+  if REASONS[code] then return REASONS[code] end
   local message = type(err) == "table" and err.message or nil
+  if code == "connect" then
+    return "connection to the file server failed" .. (message and (" (" .. message .. ")") or "")
+  end
   return "download failed: " .. tostring(code) .. (message and (" (" .. message .. ")") or "")
+end
+
+-- Local names for the groups, in order: files.safe_name, made unique with "-2", "-3"... before
+-- the extension when two files would land on the same name (two files without an id and with
+-- the same name, or ids that differ only in characters safe_name drops).
+function files.unique_names(groups, order)
+  local used, names = {}, {}
+  for _, key in ipairs(order) do
+    local g = groups[key]
+    local name = files.safe_name(g.id, g.name)
+    local n = 1
+    local candidate = name
+    while used[candidate] do
+      n = n + 1
+      local stem, ext = name:match("^(.-)(%.[%w]+)$")
+      if not stem or #ext > 16 then stem, ext = name, "" end
+      local suffix = "-" .. n
+      stem = cut_utf8(stem, files.MAX_NAME_BYTES - #ext - #suffix)
+      candidate = stem .. suffix .. ext
+    end
+    used[candidate] = true
+    names[key] = candidate
+  end
+  return names
+end
+
+-- Whether file transfers (downloads, and the upload to the URL Slack gives) may reach internal
+-- addresses: opts.allow_private, else the config's downloads.allow_private (default false:
+-- loopback, private, link-local... are refused). Also called by lib/upload.lua.
+function files.allow_private(opts)
+  if opts and opts.allow_private ~= nil then return opts.allow_private == true end
+  local ok, config = pcall(host.config)
+  local downloads = ok and type(config) == "table" and type(config.downloads) == "table" and config.downloads
+  return downloads and downloads.allow_private == true or false
 end
 
 local function group_by_id(jobs)
   local groups, order = {}, {}
-  for _, job in ipairs(jobs) do
-    local key = job.entry.id or job.url
+  for i, job in ipairs(jobs) do
+    local key = job.entry.id or job.url or ("#" .. i)
     if not groups[key] then
       groups[key] = { url = job.url, id = job.entry.id, name = job.entry.name or job.entry.title, entries = {} }
       order[#order + 1] = key
@@ -172,7 +217,8 @@ end
 
 -- Download every job ({entry = file entry, url =}) into out_dir/attachments/, at most
 -- opts.concurrency at once; sets local_path / sha256 / size or missing_reason on the entries.
--- The same file shared twice is fetched once. opts: concurrency, max_bytes, progress(n, total).
+-- The same file shared twice is fetched once; two different files never share a local name.
+-- opts: concurrency, max_bytes, progress(n, total), allow_private (default: the config's).
 function files.download_all(jobs, out_dir, opts)
   opts = opts or {}
   local groups, order = group_by_id(jobs)
@@ -187,11 +233,13 @@ function files.download_all(jobs, out_dir, opts)
   end
   local done = 0
   local fns = {}
+  local names = files.unique_names(groups, order)
+  local private = files.allow_private(opts)
   for i, key in ipairs(order) do
     local g = groups[key]
     fns[i] = function()
-      local safe = files.safe_name(g.id, g.name)
-      local dl_opts = opts.max_bytes and { max_bytes = opts.max_bytes } or nil
+      local safe = names[key]
+      local dl_opts = { max_bytes = opts.max_bytes, allow_private = private or nil }
       local res, err = host.download(g.url, dir .. "/" .. safe, dl_opts)
       done = done + 1
       if opts.progress then opts.progress(done, #order) end
@@ -222,15 +270,19 @@ end
 
 -- Offline render: use a file already present under out_dir/attachments/, else say why it is absent.
 function files.attach_offline(jobs, out_dir)
-  for _, job in ipairs(jobs) do
-    local fe = job.entry
-    local safe = files.safe_name(fe.id, fe.name or fe.title)
+  local groups, order = group_by_id(jobs)
+  local names = files.unique_names(groups, order) -- the names download_all would have used
+  for _, key in ipairs(order) do
+    local safe = names[key]
     local path = (out_dir or ".") .. "/" .. files.DIR .. "/" .. safe
-    if out_dir and host.exists(path) == "file" then
-      fe.local_path = files.DIR .. "/" .. safe
-      fe.size = host.file_size(path) or fe.size
-    else
-      fe.missing_reason = "offline render"
+    local present = out_dir and host.exists(path) == "file"
+    for _, fe in ipairs(groups[key].entries) do
+      if present then
+        fe.local_path = files.DIR .. "/" .. safe
+        fe.size = host.file_size(path) or fe.size
+      else
+        fe.missing_reason = "offline render"
+      end
     end
   end
 end

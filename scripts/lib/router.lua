@@ -7,6 +7,7 @@
 -- told it (host.task_reply_to).
 local host = require "host"
 local entry_points = require "lib.entry_points"
+local slackfmt = require "lib.slackfmt"
 
 local router = {}
 
@@ -193,6 +194,19 @@ function router.run(cmd, ctx, args)
   return true
 end
 
+-- A word the user typed, for a reply that shows it inside a code span: its markup as plain text
+-- (a mention is not live, a link not a link), no backtick (it would close the span and let the
+-- rest be read as markup), no control character, & < > escaped, at most 40 characters.
+function router.quote_word(word)
+  local plain = slackfmt.to_plain(word):gsub("`", "'"):gsub("%c", " ")
+  if #plain > 40 then
+    local cut = plain:sub(1, 40)
+    while #cut > 0 and not utf8.len(cut) do cut = cut:sub(1, -2) end
+    plain = cut .. "…"
+  end
+  return slackfmt.escape(plain)
+end
+
 -- A command typed by a person (a mention, a direct message): run it, or say it is unknown.
 function router.command(event, text)
   local bot = host.bot()
@@ -200,7 +214,8 @@ function router.command(event, text)
   if not cmd then
     local ctx = router.build_ctx(event, { name = "unknown" }, text)
     local word = text:match("^(%S+)")
-    local what = word and ("I don't know `" .. word .. "`.") or "You mentioned me without a command."
+    local what = word and ("I don't know `" .. router.quote_word(word) .. "`.")
+      or "You mentioned me without a command."
     local help = (bot and bot.user_id ~= "") and ("<@" .. bot.user_id .. "> help") or "@postmortembot help"
     ctx.reply(what .. " Try `" .. help .. "` for the list of commands.")
     host.log("info", "unknown command", { channel = event.channel, text = text:sub(1, 80) })

@@ -159,7 +159,7 @@ static void test_shutdown_cancels_everything(void **state)
     assert_non_null(http_api("auth.test", "xoxb-test-bot", NULL, 0, NULL, on_done, &a));
     assert_non_null(http_api("users.info", "xoxb-test-bot", NULL, 0, NULL, on_done, &b));
     assert_non_null(
-        http_download(url, "xoxb-test-bot", "/tmp/pmb-test-http-loop.bin", 0, on_done, &d));
+        http_download(url, "xoxb-test-bot", "/tmp/pmb-test-http-loop.bin", 0, 0, on_done, &d));
     loop_timer_start(0.2, shutdown_now, NULL);
     loop_run();
     assert_int_equal(a.calls, 1);
@@ -184,7 +184,7 @@ static void test_download_into_missing_dir(void **state)
     int port = tcp_port(1, &fd);
     start(port, -1, 5);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/x", port);
-    assert_non_null(http_download(url, NULL, "/nonexistent-pmb-dir/a/b.bin", 0, on_done, &s));
+    assert_non_null(http_download(url, NULL, "/nonexistent-pmb-dir/a/b.bin", 0, 0, on_done, &s));
     assert_int_equal(s.calls, 0);
     loop_run();
     assert_int_equal(s.calls, 1);
@@ -203,8 +203,8 @@ static void test_misuse_returns_null(void **state)
     start(tcp_port(0, NULL), -1, 5);
     assert_null(http_api("chat.postMessage?token=x", "xoxb-test-bot", NULL, 0, NULL, on_done, &s));
     assert_null(http_api("../../evil", "xoxb-test-bot", NULL, 0, NULL, on_done, &s));
-    assert_null(http_download("file:///etc/passwd", NULL, "/tmp/x", 0, on_done, &s));
-    assert_null(http_download("ftp://x/y", NULL, "/tmp/x", 0, on_done, &s));
+    assert_null(http_download("file:///etc/passwd", NULL, "/tmp/x", 0, 0, on_done, &s));
+    assert_null(http_download("ftp://x/y", NULL, "/tmp/x", 0, 0, on_done, &s));
     memset(&r, 0, sizeof r);
     r.method = "POST";
     r.url = "http://127.0.0.1:1/hook";

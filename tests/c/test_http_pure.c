@@ -1,6 +1,7 @@
 /* test_http_pure.c — unit tests for the pure parts of the HTTP client (http_pure.c and
  * http_err_code): form escaping, URL host:port keys for the allow-list, redirect resolution, log
- * redaction, status/header line parsing, login-page detection, Web API method names. */
+ * redaction (secret paths), refused addresses, status/header line parsing, login-page detection,
+ * Web API method names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,8 +9,11 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "http/http.h"
 #include "http/http_pure.h"
@@ -106,10 +110,24 @@ static void test_redact_url(void **state)
                          sizeof b);
     assert_string_equal(b, "wss://wss-primary.slack.com/link/?redacted");
     http_pure_redact_url("https://user:pw@files.slack.com/x/y.png#frag", b, sizeof b);
-    assert_string_equal(b, "https://files.slack.com/x/y.png");
+    assert_string_equal(b, "https://files.slack.com/x/...");
     assert_null(strstr(b, "pw"));
     http_pure_redact_url("https://slack.com/api/chat.postMessage", b, sizeof b);
-    assert_string_equal(b, "https://slack.com/api/chat.postMessage");
+    assert_string_equal(b, "https://slack.com/api/...");
+    /* a webhook's secret is in its path: only the host and the first segment are shown */
+    http_pure_redact_url("http://relay:8080/services/T0000000/B0000000/s3cr3tXYZ?x=1", b, sizeof b);
+    assert_string_equal(b, "http://relay:8080/services/...?redacted");
+    assert_null(strstr(b, "s3cr3t"));
+    assert_null(strstr(b, "B0000000"));
+    http_pure_redact_url("https://h.example/hook", b, sizeof b);
+    assert_string_equal(b, "https://h.example/hook");
+    http_pure_redact_url("https://h.example/", b, sizeof b);
+    assert_string_equal(b, "https://h.example/");
+    http_pure_redact_url("https://h.example", b, sizeof b);
+    assert_string_equal(b, "https://h.example");
+    /* a "://" inside a relative Location's query is not a scheme (found by tests/fuzz) */
+    http_pure_redact_url("/a?secret=1&next=http://x", b, sizeof b);
+    assert_string_equal(b, "/a?redacted");
     /* a short buffer is still NUL-terminated and never shows the query */
     http_pure_redact_url("https://x.slack.com/abcdef?ticket=SECRET", b, 12);
     assert_int_equal(strlen(b), 11);
@@ -208,8 +226,97 @@ static void test_err_codes(void **state)
     assert_string_equal(http_err_code(HTTP_ERR_TOO_LARGE), "too_large");
     assert_string_equal(http_err_code(HTTP_ERR_LOGIN_PAGE), "login_page");
     assert_string_equal(http_err_code(HTTP_ERR_REDIRECT_REFUSED), "redirect_refused");
+    assert_string_equal(http_err_code(HTTP_ERR_TOO_MANY_REDIRECTS), "too_many_redirects");
+    assert_string_equal(http_err_code(HTTP_ERR_ADDRESS_REFUSED), "address_refused");
+    assert_string_equal(http_err_code(HTTP_ERR_TRUNCATED), "truncated");
     assert_string_equal(http_err_code(HTTP_ERR_IO), "io");
     assert_string_equal(http_err_code(HTTP_ERR_CANCELLED), "cancelled");
+}
+
+/* why http_pure_addr_refused refuses the textual address, or NULL */
+static const char *refused(const char *text)
+{
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+    memset(&in4, 0, sizeof in4);
+    memset(&in6, 0, sizeof in6);
+    if (inet_pton(AF_INET, text, &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        return http_pure_addr_refused((struct sockaddr *)&in4);
+    }
+    assert_int_equal(inet_pton(AF_INET6, text, &in6.sin6_addr), 1);
+    in6.sin6_family = AF_INET6;
+    return http_pure_addr_refused((struct sockaddr *)&in6);
+}
+
+static void test_addr_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "127.0.0.1",
+        "127.255.255.254",
+        "0.0.0.0",
+        "0.1.2.3",
+        "10.0.0.1",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "224.0.0.1",
+        "239.255.255.250",
+        "255.255.255.255",
+        "240.0.0.1",
+        "198.18.0.1",
+        "::",
+        "::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:10.1.2.3",
+        "::127.0.0.1",
+        "64:ff9b::7f00:1",
+        "2002:7f00:1::",
+        "2002:a9fe:a9fe::1",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "fec0::1",
+        "2001:db8::1",
+        "2001:0:4136:e378::1",
+        "100::1",
+    };
+    static const char *const good[] = {
+        "1.1.1.1",         "8.8.8.8",        "172.15.255.255",   "172.32.0.1",
+        "192.169.0.1",     "100.128.0.1",    "169.253.0.1",      "11.0.0.1",
+        "2606:4700::1111", "::ffff:1.1.1.1", "64:ff9b::808:808", "2a00:1450:4001::200e",
+        "2002:808:808::1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (!refused(bad[i])) {
+            fail_msg("%s should be refused", bad[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        if (refused(good[i])) {
+            fail_msg("%s should be allowed (%s)", good[i], refused(good[i]));
+        }
+    }
+    assert_string_equal(refused("127.0.0.1"), "loopback");
+    assert_string_equal(refused("::ffff:169.254.169.254"), "link-local");
+    assert_string_equal(refused("10.0.0.1"), "private");
+    assert_string_equal(refused("ff02::1"), "multicast");
+    assert_string_equal(refused("0.0.0.0"), "unspecified");
+    struct sockaddr unix_like = {.sa_family = AF_UNIX};
+    assert_non_null(http_pure_addr_refused(&unix_like));
+    assert_non_null(http_pure_addr_refused(NULL));
+    char text[64];
+    struct sockaddr_in6 in6;
+    memset(&in6, 0, sizeof in6);
+    in6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+    http_pure_addr_text((struct sockaddr *)&in6, text, sizeof text);
+    assert_string_equal(text, "::1");
 }
 
 int main(void)
@@ -220,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_redact_url),   cmocka_unit_test(test_status_line),
         cmocka_unit_test(test_header_line),  cmocka_unit_test(test_login_page),
         cmocka_unit_test(test_valid_method), cmocka_unit_test(test_err_codes),
+        cmocka_unit_test(test_addr_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,8 +137,13 @@ class BotProcess:
     """The bot binary against `fs`. The temp dir and the config exist from construction on, so
     a test may call scripts_copy() or write_config() before start()."""
 
-    def __init__(self, fs, config_overrides=None, env=None, extra_args=None, binary=None):
+    def __init__(self, fs, config_overrides=None, env=None, extra_args=None, binary=None,
+                 allow_loopback=True):
         self.fs = fs
+        # The whole suite runs on loopback (file redirects to the fake's other port, webhook
+        # sinks): the config allows it explicitly, as an operator would allow an internal relay.
+        # Tests of the refusal pass allow_loopback=False and get the shipped defaults.
+        self.allow_loopback = allow_loopback
         self.binary = binary or bot_binary()
         self.tmp = tempfile.mkdtemp(prefix="pmb-e2e-")
         self.data_dir = os.path.join(self.tmp, "data")
@@ -161,12 +166,30 @@ class BotProcess:
     def write_config(self, overrides=None):
         """Merge overrides into the config and rewrite the file (send SIGHUP to reload it)."""
         self.config = deep_merge(self.config, overrides)
-        text = "-- written by tests/e2e/harness.py\nreturn " + to_lua(self.config) + "\n"
+        text = "-- written by tests/e2e/harness.py\nreturn " + to_lua(self._with_loopback(self.config)) + "\n"
         tmp = self.config_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, self.config_path)
         return self.config_path
+
+    def _with_loopback(self, config):
+        """config with downloads.allow_private and every webhook's allow_private set, unless the
+        test set them or asked for the defaults (allow_loopback=False)."""
+        if not self.allow_loopback:
+            return config
+        out = deep_merge(config, {})
+        downloads = dict(out.get("downloads") or {})
+        downloads.setdefault("allow_private", True)
+        out["downloads"] = downloads
+        status = out.get("status")
+        for key in ("webhooks", "destinations"):
+            if isinstance(status, dict) and isinstance(status.get(key), list):
+                status = dict(status)
+                status[key] = [dict(h, allow_private=h.get("allow_private", True)) if isinstance(h, dict) else h
+                               for h in status[key]]
+                out["status"] = status
+        return out
 
     def scripts_copy(self):
         """Copy scripts/ and templates/ into the temp dir and point the config at the copies.
@@ -362,14 +385,18 @@ class BotTestCase(unittest.TestCase):
         self.bots = []
         self.addCleanup(self._finish_bots)
 
-    def start_bot(self, config_overrides=None, env=None, extra_args=None, wait_connected=True, timeout=20):
-        bot = self.make_bot(config_overrides, env, extra_args)
+    def start_bot(self, config_overrides=None, env=None, extra_args=None, wait_connected=True, timeout=20,
+                  allow_loopback=True):
+        if allow_loopback:  # (subclasses may override make_bot with the three-argument form)
+            bot = self.make_bot(config_overrides, env, extra_args)
+        else:
+            bot = self.make_bot(config_overrides, env, extra_args, allow_loopback=False)
         bot.start(wait_connected=wait_connected, timeout=timeout)
         return bot
 
-    def make_bot(self, config_overrides=None, env=None, extra_args=None):
+    def make_bot(self, config_overrides=None, env=None, extra_args=None, allow_loopback=True):
         """A BotProcess not started yet (for scripts_copy() or write_config() first)."""
-        bot = BotProcess(self.fs, config_overrides, env, extra_args)
+        bot = BotProcess(self.fs, config_overrides, env, extra_args, allow_loopback=allow_loopback)
         self.bots.append(bot)
         return bot
 

@@ -1,8 +1,16 @@
 -- Test-only command, copied into a temp scripts/commands/ by tests/e2e/test_http.py (never
 -- installed): `httpprobe api TAG METHOD [k=v ...]`, `httpprobe download TAG URL [MAX_BYTES]`,
 -- `httpprobe post TAG URL RETRIES`. It calls host.api / host.download / host.http once and logs one
--- "httpprobe" line with the outcome, which the test reads from the bot's log.
+-- "httpprobe" line with the outcome, which the test reads from the bot's log. Downloads and posts
+-- may reach loopback when the config's downloads.allow_private is true (the harness's default).
+-- `httpprobe readfile TAG PATH`, `httpprobe bodyfile TAG URL PATH`, `httpprobe zip TAG BASE ENTRY`
+-- try the read rule (/proc, /sys, /dev refused).
 local host = require "host"
+
+local function allow_private()
+  local downloads = host.config().downloads or {}
+  return downloads.allow_private == true or nil
+end
 
 local function unlink(s)
   return (s:gsub("^<", ""):gsub(">$", ""):gsub("|.*$", ""))
@@ -41,12 +49,23 @@ return {
       local dir = host.config().data_dir .. "/dl"
       host.mkdir(dir)
       local res, err = host.download(unlink(words[3]), dir .. "/" .. tag .. ".bin",
-                                     { max_bytes = tonumber(words[4] or "") })
+                                     { max_bytes = tonumber(words[4] or ""), allow_private = allow_private() })
       report(tag, res, err, res and { size = res.size, sha256 = res.sha256 } or nil)
     elseif op == "post" then
       local res, err = host.http { method = "POST", url = unlink(words[3]), body = "hello",
-                                   retries = tonumber(words[4] or "0") }
+                                   retries = tonumber(words[4] or "0"), allow_private = allow_private() }
       report(tag, res, err, res and { http_status = res.status } or nil)
+    elseif op == "readfile" then
+      local res, err = host.read_file(words[3])
+      report(tag, res, err)
+    elseif op == "bodyfile" then
+      local res, err = host.http { method = "POST", url = unlink(words[3]), body_file = words[4],
+                                   allow_private = allow_private() }
+      report(tag, res, err, res and { http_status = res.status } or nil)
+    elseif op == "zip" then
+      local out = host.config().data_dir .. "/probe-" .. tag .. ".zip"
+      local res, err = host.zip(out, words[3], { words[4] })
+      report(tag, res, err)
     else
       ctx.reply("httpprobe: api | download | post")
     end

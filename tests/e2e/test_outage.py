@@ -107,7 +107,8 @@ class OutageTest(BotTestCase):
         self.assertEqual(1, len(posts))
         lines = posts[0]["text"].split("\n")
         self.assertEqual(":mega: *Status update: Checkout is down for EU users*", lines[0])
-        self.assertEqual("Rollback under way <@U0OPS> &amp; co", lines[1])
+        # a typed mention is relayed as the name, not as a ping (status.allow_mentions is off)
+        self.assertEqual("Rollback under way @Olga Ops &amp; co", lines[1])
         self.assertRegex(lines[2], r"^<@U0LEAD> · \d{4}-\d\d-\d\d \d\d:\d\d UTC · <%s\|incident thread>$"
                          % re.escape(permalink(WAR, parent)))
         self.assertEqual(3, len(lines))

@@ -82,6 +82,7 @@ class FakeSlack:
         # records
         self.requests = []
         self.token_violations = []
+        self.strict_violations = []  # requests a strict HTTP server would refuse (strict_http.py)
         self.uploads = []
         self.upload_errors = []
         self.updates = []
@@ -231,7 +232,9 @@ class FakeSlack:
         held in memory). mode: serve | login_page | redirect_same | redirect_other (the other host
         serves the bytes to anyone, like a pre-signed CDN) | redirect_other_login (the other host
         answers a sign-in page without a token) | status
-        (answers `status`) | slow (sleeps chunk_delay per 16 KiB). Returns the Slack file object."""
+        (answers `status`) | slow (sleeps chunk_delay per 16 KiB) | redirect_to (302 to the
+        `location` setting of set_file_mode, any URL: internal hosts, file://, itself) | truncated
+        (announces the whole size, sends half, closes). Returns the Slack file object."""
         with self.lock:
             if isinstance(data_or_size, int):
                 data, size = None, data_or_size

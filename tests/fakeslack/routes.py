@@ -17,6 +17,7 @@ import urllib.parse
 
 import webapi
 import wsproto
+from strict_http import StrictRequests
 
 TEAM_ID = "T0TEAM"
 BLOCK = 64 * 1024
@@ -32,6 +33,7 @@ class Server(http.server.ThreadingHTTPServer):
     def __init__(self, fs, role, port):
         self.fs = fs
         self.role = role
+        self.strict_violations = fs.strict_violations
         super().__init__(("127.0.0.1", port), Handler)
 
     def handle_error(self, request, client_address):
@@ -41,7 +43,7 @@ class Server(http.server.ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+class Handler(StrictRequests, http.server.BaseHTTPRequestHandler):
     """Routes one HTTP request: /api/<method>, /upload/<id>, /files-pri/…, /files-origin/…,
     /link/ (WebSocket), /_control/…; on the other server only /files-cdn/…"""
 
@@ -248,6 +250,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                        % (fs.other_url, entry["id"], quoted)})
         if mode == "status":
             return self._send(entry["status"], b"<html><body>error</body></html>", "text/html; charset=utf-8")
+        if mode == "redirect_to":
+            return self._send(entry.get("status") if entry.get("status") in (301, 302, 303, 307, 308) else 302,
+                              b"", "text/plain", {"Location": entry["location"]})
+        if mode == "truncated":
+            # announces the whole size, sends half, hangs up: a Content-Length lie
+            self.send_response(200)
+            self.send_header("Content-Type", entry["mimetype"])
+            self.send_header("Content-Length", str(entry["size"]))
+            self.end_headers()
+            self.wfile.write(self.fs.file_bytes(entry["id"])[: entry["size"] // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self._stream(entry, slow=(mode == "slow"))
 
     def _stream(self, entry, slow=False):

@@ -11,6 +11,8 @@ import threading
 import time
 import urllib.parse
 
+from strict_http import StrictRequests
+
 
 class _Server(http.server.ThreadingHTTPServer):
     request_queue_size = 128
@@ -22,6 +24,7 @@ class WebhookSink:
     def __init__(self):
         self.lock = threading.Lock()
         self.requests = []   # {"method", "path", "query", "headers" (lower-case keys), "body", "time", "status"}
+        self.strict_violations = []  # requests refused as a strict server would (strict_http.py)
         self._scripts = collections.defaultdict(collections.deque)
         self._server = None
         self._thread = None
@@ -29,7 +32,7 @@ class WebhookSink:
     def start(self):
         sink = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(StrictRequests, http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
@@ -60,6 +63,7 @@ class WebhookSink:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
         self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server.strict_violations = self.strict_violations
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
         self._thread.start()

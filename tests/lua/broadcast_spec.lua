@@ -131,16 +131,66 @@ describe("broadcast", function()
     assert.are.equal("C0STATUS", posts[1].channel)
     assert.are.equal("C0OTHER", posts[2].channel)
     assert.are.equal(":mega: *Status update: Checkout down*\n"
-      .. "Rollback <@U2> &amp; co\n"
+      .. "Rollback @Grace &amp; co\n"
       .. "<@U1> · 2023-11-14 22:13 UTC · <https://acme.slack.com/archives/C9/p1700000000000100|incident thread>",
       posts[1].text)
   end)
 
-  it("escapes the title for Slack but keeps the typed text as Slack sent it", function()
-    broadcast.send(config({ channels = { "C0STATUS" } }), update({ title = "a <b> & c" }))
+  it("escapes the title for Slack and keeps the typed text as Slack sent it when mentions are allowed", function()
+    broadcast.send(config({ channels = { "C0STATUS" }, allow_mentions = true }), update({ title = "a <b> & c" }))
     local text = h.api_calls[#h.api_calls].params.text
     assert.matches("Status update: a &lt;b&gt; &amp; c", text, 1, true)
     assert.matches("Rollback <@U2> &amp; co", text, 1, true)
+  end)
+
+  local MASS = { "<!channel>", "<!here>", "<!everyone>", "<!channel|channel>", "<!here|@here>",
+                 "<!subteam^S0ONCALL|@oncall>", "<!subteam^S0ONCALL>", "<@U2>", "<@U2|grace>" }
+
+  it("relays no live mention to the status channels unless status.allow_mentions", function()
+    for _, m in ipairs(MASS) do
+      h.api_calls = {}
+      broadcast.send(config({ channels = { "C0STATUS" } }), update({ text = "go " .. m .. " now", title = m }))
+      local text = h.api_calls[#h.api_calls].params.text
+      local body = text:match("\n(.-)\n<@U1> ·")
+      assert.is_nil(body:find("<[!@]"), m .. " -> " .. text)
+      assert.matches("^go @.+ now$", body)
+    end
+    h.api_calls = {}
+    broadcast.send(config({ channels = { "C0STATUS" }, allow_mentions = true }), update({ text = "go <!channel>" }))
+    assert.matches("go <!channel>", h.api_calls[#h.api_calls].params.text, 1, true)
+  end)
+
+  it("gives webhooks no markup the user did not type as markup: mentions and &lt;!channel&gt; stay text", function()
+    local hook = { name = "relay", url = "http://relay.test/send" }
+    local typed = { "&lt;!channel&gt;", "&lt;@U2&gt;", "&lt;#C1&gt;", "&lt;https://evil.test|click&gt;",
+                    "@channel", "@here", "@everyone" }
+    for _, m in ipairs(MASS) do typed[#typed + 1] = m end
+    for _, m in ipairs(typed) do
+      h.http_calls = {}
+      broadcast.send(config({ webhooks = { hook } }), update({ text = "go " .. m .. " now", title = "t " .. m }))
+      local body = cjson.decode(h.http_calls[1].body)
+      for _, field in ipairs({ "text", "title", "message" }) do
+        local v = body[field]
+        assert.is_nil(v:find("<[!@#]"), m .. " -> " .. field .. " " .. v)
+        assert.is_nil(v:find("<https?:"), m .. " -> " .. field .. " " .. v)
+        assert.is_nil(v:lower():find("@channel") or v:lower():find("@here") or v:lower():find("@everyone"),
+          m .. " -> " .. field .. " " .. v)
+      end
+      -- no letter of what was typed is lost
+      local letters = body.text:gsub("[^%a]", "")
+      assert.truthy(letters:find("go", 1, true) and letters:find("now", 1, true), body.text)
+    end
+  end)
+
+  it("passes a webhook's allow_private to host.http, and nothing else does", function()
+    local hooks = { { name = "a", url = "http://10.0.0.5/x", allow_private = true },
+                    { name = "b", url = "http://relay.test/y" },
+                    { name = "c", url = "http://relay.test/z", allow_private = "yes" } }
+    broadcast.send(config({ webhooks = hooks }), update())
+    table.sort(h.http_calls, function(x, y) return x.url < y.url end)
+    assert.is_true(h.http_calls[1].allow_private)
+    assert.is_nil(h.http_calls[2].allow_private)
+    assert.is_nil(h.http_calls[3].allow_private)
   end)
 
   it("sends the JSON webhook body with plain text, names and expanded headers", function()

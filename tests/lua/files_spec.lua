@@ -179,6 +179,70 @@ describe("files.download_all", function()
     assert.are.equal("attachments/F1-x.png", b.entry.local_path)
   end)
 
+  it("gives two files without an id and with the same name two local names", function()
+    local written = {}
+    H.download = function(url, dest)
+      assert.is_nil(written[dest], "a second download would overwrite " .. dest)
+      written[dest] = url
+      return { path = dest, size = 1, sha256 = url }
+    end
+    local function anon(url)
+      return { entry = { name = "report.pdf", kind = "file" }, url = url }
+    end
+    -- and two ids that safe_name makes alike ("F1!" and "F1?" both become "F1")
+    local a, b = anon("https://x/1"), anon("https://x/2")
+    local c = { entry = { id = "F1!", name = "z.png" }, url = "https://x/3" }
+    local d = { entry = { id = "F1?", name = "z.png" }, url = "https://x/4" }
+    files.download_all({ a, b, c, d }, "/out", {})
+    assert.are_not.equal(a.entry.local_path, b.entry.local_path)
+    assert.are_not.equal(c.entry.local_path, d.entry.local_path)
+    assert.are.equal("attachments/F-report.pdf", a.entry.local_path)
+    assert.are.equal("attachments/F-report-2.pdf", b.entry.local_path)
+    assert.are.equal("https://x/2", b.entry.sha256)
+    assert.are.equal("https://x/4", d.entry.sha256)
+  end)
+
+  it("names each failure for what it is: a loop, a bad scheme, an internal address, a short body", function()
+    local errors = {
+      F1 = { code = "too_many_redirects" }, F2 = { code = "redirect_refused" },
+      F3 = { code = "address_refused" }, F4 = { code = "truncated" },
+      F5 = { code = "connect", message = "the connection broke: reset" },
+    }
+    H.download = function(url)
+      return nil, errors[url:match("T%-(F%d)")]
+    end
+    local jobs = {}
+    for i = 1, 5 do jobs[i] = job("F" .. i, "f" .. i .. ".png") end
+    files.download_all(jobs, "/out", {})
+    local seen = {}
+    for i = 1, 5 do
+      local r = jobs[i].entry.missing_reason
+      assert.is_nil(r:find("another host"), r)
+      assert.is_nil(seen[r], "two different failures read alike: " .. r)
+      seen[r] = true
+    end
+    assert.truthy(jobs[1].entry.missing_reason:find("redirects"))
+    assert.truthy(jobs[2].entry.missing_reason:find("not http"))
+    assert.truthy(jobs[3].entry.missing_reason:find("internal address"))
+    assert.truthy(jobs[4].entry.missing_reason:find("early"))
+    assert.is_nil(jobs[5].entry.missing_reason:find("could not connect"))
+  end)
+
+  it("passes downloads.allow_private from the config, and only when it is true", function()
+    local seen = {}
+    H.download = function(_, dest, opts)
+      seen[#seen + 1] = opts.allow_private == true
+      return { path = dest, size = 1, sha256 = "00" }
+    end
+    H.config = function() return { downloads = { allow_private = true } } end
+    files.download_all({ job("F1", "a.png") }, "/out", {})
+    H.config = function() return { downloads = { allow_private = "yes" } } end
+    files.download_all({ job("F1", "a.png") }, "/out", {})
+    H.config = function() return {} end
+    files.download_all({ job("F1", "a.png") }, "/out", {})
+    assert.are.same({ true, false, false }, seen)
+  end)
+
   it("counts downloaded and missing files with their bytes", function()
     local s = files.stats({ { files = { { local_path = "attachments/a", size = 10 }, { missing_reason = "x" } } },
                             { files = { { local_path = "attachments/b", size = 5 } } } })

@@ -163,6 +163,28 @@ describe("router", function()
       assert.matches("<@U0BOT> help", calls[1].params.text, 1, true)
     end)
 
+    it("quotes an unknown command so that nothing in it can close the code span or mention anyone", function()
+      local hostile = { "x`<!channel>", "`<!here>`", "``<!everyone>", "x`<@U0BOSS>", "a`<!subteam^S1|@ops>",
+                        "x`&lt;!channel&gt;", "x`<https://evil.test|click>", "```<!channel>" }
+      for _, word in ipairs(hostile) do
+        calls = {}
+        router.on_envelope(envelope(mention("<@U0BOT> " .. word .. " more")))
+        local text = calls[1].params.text
+        local quoted = text:match("^I don't know `(.-)`%. Try `<@U0BOT> help`")
+        assert.is_not_nil(quoted, word .. " -> " .. text)
+        assert.is_nil(quoted:find("`"), word .. " -> " .. text)
+        assert.is_nil(quoted:find("<"), word .. " -> " .. text)
+        -- the rest of the reply is the bot's own: exactly two code spans, one mention (the bot's)
+        local _, ticks = text:gsub("`", "")
+        assert.are.equal(4, ticks, text)
+        local _, marks = text:gsub("<", "")
+        assert.are.equal(1, marks, text)
+      end
+      calls = {}
+      router.on_envelope(envelope(mention("<@U0BOT> " .. string.rep("é", 100))))
+      assert.truthy(utf8.len(calls[1].params.text), "cut on a character boundary")
+    end)
+
     it("ignores messages from the bot user itself", function()
       router.on_envelope(envelope(mention("<@U0BOT> help", { user = "U0BOT" })))
       assert.are.equal(0, #seen)
