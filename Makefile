@@ -153,11 +153,14 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 120
 FUZZ_FLAGS   := -Wall -Wextra -Werror -g -O1 -std=c11 -D_GNU_SOURCE -Icore $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined
-FUZZ_BIN     := build/fuzz/fuzz_http build/fuzz/fuzz_zipnames
+FUZZ_BIN     := build/fuzz/fuzz_http build/fuzz/fuzz_zipnames build/fuzz/fuzz_envelope
 fuzz-build: $(FUZZ_BIN)
 build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c core/http/http_pure.c core/http/http.h core/http/http_pure.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_http.c core/http/http_pure.c $(PKG_LIBS)
+build/fuzz/fuzz_envelope: tests/fuzz/fuzz_envelope.c core/net/envelope.c core/base/json.c core/net/envelope.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_envelope.c core/net/envelope.c core/base/json.c $(PKG_LIBS)
 build/fuzz/fuzz_zipnames: tests/fuzz/fuzz_zipnames.c core/base/zipbundle.c core/base/zipbundle.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_zipnames.c core/base/zipbundle.c $(PKG_LIBS)
