@@ -225,10 +225,24 @@ function markdown.safe_url(url)
   return u
 end
 
+-- A label shows text as Slack showed it, never as something else: NUL and the invisible controls
+-- that reorder text on screen (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F, U+061C) are dropped,
+-- so "exe.txt" cannot be made to read as "txt.exe" or hide behind a NUL.
+local function clean_label(label)
+  if find(label, "[%z\xE2\xD8]") then
+    label = gsub(label, "%z", "")
+    label = gsub(label, "\xE2\x80[\x8E\x8F\xAA-\xAE]", "")
+    label = gsub(label, "\xE2\x81[\xA6-\xA9]", "")
+    label = gsub(label, "\xD8\x9C", "")
+  end
+  return label
+end
+markdown.clean_label = clean_label
+
 -- [label](url) for a safe URL. `label_md` is Markdown already (escape it first); an empty label
 -- shows the URL. An unsafe URL (javascript:, data:, ...) is shown as escaped text, not a link.
 function markdown.link(label_md, url)
-  label_md = to_text(label_md)
+  label_md = clean_label(to_text(label_md))
   if find(label_md, "\n", 1, true) or find(label_md, "\r", 1, true) then
     label_md = label_md:gsub("[\r\n]+", " ")
   end
@@ -248,7 +262,7 @@ end
 
 -- ![alt](relpath) for an image stored next to the report; an unsafe path shows the alt text.
 function markdown.image(alt, relpath)
-  local alt_md = markdown.escape(alt)
+  local alt_md = clean_label(markdown.escape(alt))
   local safe = markdown.safe_url(relpath)
   if not safe then
     return alt_md

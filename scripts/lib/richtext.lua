@@ -344,13 +344,17 @@ local function is_list(e)
   return type(e) == "table" and e.type == "rich_text_list"
 end
 
+-- Slack's composer nests lists at most 8 deep; deeper `indent` values (a hostile payload: 1e7, or
+-- thousands of stair-stepped lists) are shown at that depth, so the output stays linear in size.
+local MAX_LIST_DEPTH = 8
+
 -- A run of consecutive rich_text_list elements (nesting is expressed by `indent`) -> lines.
 -- Each item's marker sits at the content column of the last item one level up.
 local function list_lines(lists, resolve)
   local out = {}
   local content_col = {} -- content_col[level] = column where the last item's text starts
   for _, list in ipairs(lists) do
-    local level = math.max(0, math.floor(tonumber(list.indent) or 0))
+    local level = math.min(MAX_LIST_DEPTH, math.max(0, math.floor(tonumber(list.indent) or 0)))
     local base = 0
     for l = level - 1, 0, -1 do
       if content_col[l] then

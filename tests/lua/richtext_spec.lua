@@ -174,4 +174,18 @@ describe("richtext through cmark as one list item", function()
     assert.are.equal(5, count(html, "<li>"), html)
     assert.truthy(html:find("<li>b\n<ul>\n<li>c</li>", 1, true), html)
   end)
+
+  it("keeps hostile list nesting linear: indent 1e7 and 4,000 stair-stepped lists (issue 14 item 10)", function()
+    local function nested(indent, text)
+      return { type = "rich_text_list", style = "bullet", indent = indent, elements = { section(T(text)) } }
+    end
+    local deep = richtext.to_markdown(block(nested(1e7, "deep")), RESOLVE)
+    assert.truthy(deep:find("deep", 1, true))
+    assert.is_true(#deep < 100, deep)
+    local stairs = {}
+    for i = 1, 4000 do stairs[i] = nested(i, "item " .. i) end
+    local md = richtext.to_markdown({ type = "rich_text", elements = stairs }, RESOLVE)
+    assert.is_true(#md < 200 * 1024, "4,000 nested lists gave " .. #md .. " bytes")
+    assert.truthy(md:find("item 4000", 1, true))
+  end)
 end)
