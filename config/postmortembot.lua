@@ -33,6 +33,7 @@ return {
     timeout     = 300,
     -- hosts that may receive the bot token (the SLACK_API_URL host is always added)
     allowed_hosts = { "slack.com", "*.slack.com", "slack-files.com", "*.slack-files.com" },
+    allow_private = false,             -- true lets files come from loopback/private/link-local addresses
   },
 
   budget = {
@@ -101,6 +102,7 @@ return {
 
   status = {
     channels = {},                     -- channel ids that receive status updates, e.g. { "C0STATUS" }
+    allow_mentions = false,            -- true relays typed @channel/@here/@group/@user as live mentions
     -- who may broadcast: user ids and/or user group ids (S...). Empty both = everyone.
     broadcasters = { users = {}, usergroups = {} },
     template = "statusupdate.slack",   -- templates/statusupdate.slack.mustache
@@ -116,10 +118,11 @@ return {
       --   retries = 3,        -- 5xx and connection errors are retried this many times
       --   method = "POST",    -- default POST
       --   timeout = 10,       -- seconds
+      --   allow_private = false,  -- true for an internal relay (loopback, a private range)
       -- },
     },
     -- More destinations, one table each with a `kind` (scripts/destinations/<kind>.lua); every
-    -- kind also takes name, retries (default 2) and timeout. Secrets come from environment
+    -- kind also takes name, retries (default 2), timeout and allow_private (an internal service). Secrets come from environment
     -- variables named here (*_env), never from this file. README: "Reaching people outside Slack".
     destinations = {
       -- { kind = "slack", channel = "C0STATUS", template = "statusupdate.slack" },

@@ -17,6 +17,8 @@ import zipfile
 from harness import BotTestCase, WebhookSink
 from test_http import logfmt
 
+PICTURE = "incident-timeline.svg"  # written by the bot itself (issue 17), never downloaded
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROBE = os.path.join(HERE, "http_probe_command.lua")
 CHANNEL = "C0HARD"
@@ -139,8 +141,8 @@ class HardeningTest(BotTestCase):
         v1 = self.autopsy(bot, self.parent)
         md = "".join(open(p, encoding="utf-8").read() for p in glob.glob(os.path.join(v1, "*.md")))
         self.assertEqual(2, md.count("internal address"), md)
-        self.assertEqual([], os.listdir(os.path.join(v1, "attachments")) if os.path.isdir(
-            os.path.join(v1, "attachments")) else [])
+        # nothing downloaded: the attachments are the bot's own incident picture alone (issue 17)
+        self.assertEqual([PICTURE], os.listdir(os.path.join(v1, "attachments")))
         with self.fs.lock:
             self.assertEqual([], list(self.fs.other_requests))
 
@@ -219,7 +221,9 @@ class HardeningTest(BotTestCase):
         zips = glob.glob(os.path.join(v1, "*.zip"))
         self.assertEqual(1, len(zips), os.listdir(v1))
         with zipfile.ZipFile(zips[0]) as z:
-            self.assertEqual([], [n for n in z.namelist() if n.startswith("attachments/") and not n.endswith("/")])
+            # nothing downloaded: only the bot's own incident picture (issue 17) is in attachments/
+            self.assertEqual(["attachments/" + PICTURE],
+                             [n for n in z.namelist() if n.startswith("attachments/") and not n.endswith("/")])
         self.assertTrue(bot.running(), "the bot died building the bundle")
 
     # --- 9: reasons that say what happened --------------------------------------------------
