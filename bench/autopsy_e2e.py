@@ -9,6 +9,8 @@ loop free?). Prints figures, asserts nothing.
 Run by bench/autopsy_e2e.sh (make bench). Uses tests/e2e/harness.py (BotProcess) and
 tests/fakeslack/fakeslack.py; wraps the fake's request handler in-process to time every request
 and turns on TCP_NODELAY in the fake (see set_fake_nodelay).
+Also the time from the last conversations.replies request to the upload (the work after collection)
+and the bot's peak RSS (VmHWM). The big case: --messages 20000 --images 0 --latency 0.010.
 Usage: python3 bench/autopsy_e2e.py [--runs 3] [--latency 0.030] [--messages 300] [--images 20]
        [--image-bytes 1048576] [--concurrency N] [--timeout S] [--trace] [--ack-probe S]
        [--fake-nagle]
@@ -280,18 +282,32 @@ def one_run(args):
                     "probe_errors": probe.send_errors if probe else []}
         t_done = fs.uploads[0]["time"]
         bot.wait_log(r'msg="command done"', timeout=30)
+        peak_rss = peak_rss_kib(bot.proc.pid)
         with fs.lock:
             reqs = list(fs.requests[n_before:])
         with _SPANS_LOCK:
             spans = [s for s in _SPANS if s[2] >= t0 - 0.001 and span_kind(s[1]) != "control"]
         result = analyse(args, fs, bot, reqs, spans, t0, t_done, file_ids)
         result["acks"] = acks
+        result["peak_rss_kib"] = peak_rss
         result["probe_errors"] = probe.send_errors if probe else []
         return result
     finally:
         if bot:
             bot.cleanup()
         fs.stop()
+
+
+def peak_rss_kib(pid):
+    """The bot's peak resident set (VmHWM) in KiB, read while it still runs; None if unreadable."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 def analyse(args, fs, bot, reqs, spans, t0, t_done, file_ids):
@@ -309,6 +325,8 @@ def analyse(args, fs, bot, reqs, spans, t0, t_done, file_ids):
     t_written, _ = first_log(bot, 'msg="report written"', t0)
     t_cmd_done, done_line = first_log(bot, 'msg="command done"', t0)
     last_download_end = max((s[3] for s in spans if span_kind(s[1]) == "download"), default=None)
+    # the last conversations.replies request: what follows it is the work after collection
+    last_page = max((s[2] for s in spans if span_kind(s[1]) == "conversations.replies"), default=None)
     first_download = min((s[2] for s in spans if span_kind(s[1]) == "download"), default=None)
     # time with no request in flight at the fake, between the mention and the upload: the bot's
     # own work (CPU, disk, zip) or a gap where a call waited for another without need
@@ -334,6 +352,7 @@ def analyse(args, fs, bot, reqs, spans, t0, t_done, file_ids):
                                           progress_msgs_before(spans, first_upload_url))
     return {
         "e2e": t_done - t0,
+        "after_last_page": (t_done - last_page) if last_page else None,
         "to_report_written": (t_written - t0) if t_written else None,
         "to_first_upload_url": (first_upload_url - t0) if first_upload_url else None,
         "first_download": (first_download - t0) if first_download else None,
@@ -377,6 +396,10 @@ def machine():
 
 def ms(v):
     return "-" if v is None else "%.0f ms" % (v * 1000)
+
+
+def kib(v):
+    return "-" if v is None else "%.1f MB" % (v / 1024.0)
 
 
 def print_trace(r):
@@ -427,7 +450,10 @@ def main():
               % (i + 1, ms(r["e2e"]), ms(r["to_first_upload_url"]), ms(r["to_report_written"]),
                  ms(r["first_download"]), ms(r["downloads_done"]), ms(r["bound_as_coded"]),
                  ms(r["bound_min"]), ms(r["idle"])))
-        print("       calls: %s; downloads %d; upload POSTs %d" % (calls, r["downloads"], r["upload_posts"]))
+        print("       calls: %s; total %d; downloads %d; upload POSTs %d"
+              % (calls, sum(r["calls"].values()), r["downloads"], r["upload_posts"]))
+        print("       after the last page was asked for: %s | bot peak RSS (VmHWM) %s"
+              % (ms(r["after_last_page"]), kib(r["peak_rss_kib"])))
         if r["acks"]:
             got = [a for a in r["acks"] if a is not None]
             print("       acks of %d no-op envelopes sent during the autopsy: max %s, median %s, %d not acked"
@@ -455,6 +481,11 @@ def main():
     print("  timeline + render done (first getUploadURLExternal): %s" % (ms(statistics.median(to_url)) if to_url else "-"))
     print("  bound: as coded %s, minimum %s; measured / minimum bound = %.1fx"
           % (ms(med["bound_as_coded"]), ms(med["bound_min"]), med["e2e"] / med["bound_min"] if med["bound_min"] else 0))
+    after = [r["after_last_page"] for r in results if r["after_last_page"] is not None]
+    print("  after the last conversations.replies was asked for: %s" % (ms(statistics.median(after)) if after else "-"))
+    rss = [r["peak_rss_kib"] for r in results if r["peak_rss_kib"] is not None]
+    print("  bot peak RSS (VmHWM): %s (max over runs)" % (kib(max(rss)) if rss else "-"))
+    print("  calls per report: %d" % sum(med["calls"].values()))
     print("  time with no request in flight (bot-side work or needless waits): %s" % ms(med["idle"]))
     print("  largest gaps with nothing in flight (median run):")
     for length, at, before, after in med["gaps"]:

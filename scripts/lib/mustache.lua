@@ -132,6 +132,23 @@ local function strip_standalone(tokens)
   return out
 end
 
+-- A dotted name split once, when the template is parsed, instead of at every lookup: node.first is
+-- the name looked up through the context stack (nil when the key starts with a dot), node.parts the
+-- names below it ("a.b.c": "a", {"b", "c"}).
+local function split_key(node)
+  if node.key ~= "." then
+    local first, rest = node.key:match("^([^%.]+)%.?(.*)$")
+    local parts = {}
+    if rest then
+      for part in rest:gmatch("[^%.]+") do
+        parts[#parts + 1] = part
+      end
+    end
+    node.first, node.parts = first, parts
+  end
+  return node
+end
+
 -- Nest sections: returns the tree (array of nodes) or raises on unbalanced sections.
 local function build_tree(tokens, name)
   local root = {}
@@ -147,6 +164,7 @@ local function build_tree(tokens, name)
       end
     elseif t.kind == "#" or t.kind == "^" then
       local node = { kind = t.kind, key = t.key, line = t.line, children = {} }
+      split_key(node)
       top.children[#top.children + 1] = node
       stack[#stack + 1] = node
     elseif t.kind == "/" then
@@ -159,7 +177,7 @@ local function build_tree(tokens, name)
       end
       stack[#stack] = nil
     elseif t.kind == "name" or t.kind == "&" or t.kind == ">" then
-      top.children[#top.children + 1] = { kind = t.kind, key = t.key, line = t.line, indent = t.indent }
+      top.children[#top.children + 1] = split_key({ kind = t.kind, key = t.key, line = t.line, indent = t.indent })
     end
   end
   if #stack > 1 then
@@ -211,31 +229,28 @@ local function is_list(v)
   return type(v) == "table" and (v[1] ~= nil or next(v) == nil)
 end
 
--- Look a (dotted) name up through the context stack, innermost first.
-local function lookup(stack, key)
-  if key == "." then
+-- Look a node's (dotted) name up through the context stack, innermost first.
+local function lookup(stack, node)
+  if node.key == "." then
     local v = stack[#stack]
     if v == NULL then return nil end
     return v
   end
-  local first, rest = key:match("^([^%.]+)%.?(.*)$")
-  local value, found = nil, false
+  local first = node.first
+  if first == nil then return nil end
+  local value
   for i = #stack, 1, -1 do
     local ctx = stack[i]
     if type(ctx) == "table" then
-      local v = ctx[first]
-      if v ~= nil then
-        value, found = v, true
-        break
-      end
+      value = ctx[first]
+      if value ~= nil then break end
     end
   end
-  if not found then return nil end
-  if rest ~= "" then
-    for part in rest:gmatch("[^%.]+") do
-      if type(value) ~= "table" then return nil end
-      value = value[part]
-    end
+  if value == nil then return nil end
+  local parts = node.parts
+  for i = 1, #parts do
+    if type(value) ~= "table" then return nil end
+    value = value[parts[i]]
   end
   if value == NULL then return nil end
   if type(value) == "function" then value = value(stack[#stack]) end
@@ -269,13 +284,13 @@ local function render_nodes(nodes, stack, env, buf)
     else
       local kind = node.kind
       if kind == "name" then
-        local v = lookup(stack, node.key)
+        local v = lookup(stack, node)
         if v ~= nil then buf[#buf + 1] = env.escape(to_text(v)) end
       elseif kind == "&" then
-        local v = lookup(stack, node.key)
+        local v = lookup(stack, node)
         if v ~= nil then buf[#buf + 1] = to_text(v) end
       elseif kind == "#" then
-        local v = lookup(stack, node.key)
+        local v = lookup(stack, node)
         if v == nil or v == false then
           -- falsey: nothing
         elseif is_list(v) then
@@ -290,7 +305,7 @@ local function render_nodes(nodes, stack, env, buf)
           stack[#stack] = nil
         end
       elseif kind == "^" then
-        local v = lookup(stack, node.key)
+        local v = lookup(stack, node)
         if v == nil or v == false or (is_list(v) and v[1] == nil) then
           render_nodes(node.children, stack, env, buf)
         end
@@ -301,7 +316,12 @@ local function render_nodes(nodes, stack, env, buf)
           if env.depth > 100 then
             error("partial '" .. node.key .. "' nests deeper than 100 levels", 0)
           end
-          local tree = mustache.parse(indent_source(src, node.indent), node.key)
+          -- indenting and parsing a partial once per render, not once per use (per entry)
+          local tree = env.trees[node]
+          if tree == nil then
+            tree = mustache.parse(indent_source(src, node.indent), node.key)
+            env.trees[node] = tree
+          end
           render_nodes(tree, stack, env, buf)
           env.depth = env.depth - 1
         end
@@ -315,7 +335,8 @@ end
 -- are never escaped.
 function mustache.render(template, view, partials, escape, name)
   local tree = mustache.parse(template, name)
-  local env = { partials = partials or {}, escape = escape or html_escape, depth = 0 }
+  local env = { partials = partials or {}, escape = escape or html_escape, depth = 0,
+                trees = {} }
   local buf = {}
   render_nodes(tree, { view }, env, buf)
   return table.concat(buf)

@@ -114,13 +114,12 @@ function render_offline.run(opts)
   local config = host.config() or {}
   local got = input.load({ input = opts.input, thread = opts.thread, since = opts.since,
                            until_ = opts["until"] })
-  local messages = got.messages
   local people = {}
   local users_path = opts.users or got.users_path
   if users_path then
     people = render_offline.people_from_users(input.read_json(users_path, "users file"), users_path)
   end
-  render_offline.people_from_messages(messages, people)
+  render_offline.people_from_messages(got.messages, people)
 
   local channel = opts.channel and read_channel(opts.channel) or got.channel or {}
   if opts.files and host.exists(opts.files) ~= "dir" then
@@ -134,7 +133,7 @@ function render_offline.run(opts)
   local out_dir = opts.out_dir or "."
 
   -- no out_dir here: files are attached below from the saved bytes
-  local timeline = timeline_lib.build(messages, {
+  local timeline = timeline_lib.build(got.messages, {
     channel = channel.id or "unknown",
     thread_ts = got.thread_ts,
     channel_name = channel.name,
@@ -146,6 +145,9 @@ function render_offline.run(opts)
     offline = true,
     channel_mode = got.window, -- a window is a channel report: threads nested under their parent
   })
+  -- the messages as read are not needed any more (entries keep what they show): let the
+  -- collector have them before the report is rendered, the largest allocation of all
+  got.messages = nil
   if got.window then
     timeline.window = { oldest = opts.since and input.parse_time(opts.since, "--since") or nil,
                         latest = opts["until"] and input.parse_time(opts["until"], "--until") or nil }

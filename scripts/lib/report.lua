@@ -33,6 +33,11 @@ end
 -- A lone CR ends a line for CommonMark too: it is split on like LF, or the text after it would
 -- start a line without the prefix.
 local function prefix_lines(text, prefix, blank)
+  -- one line (most messages): the loop below would give the same, for a fraction of the work
+  if not text:find("\n", 1, true) and not text:find("\r", 1, true) then
+    if text:find("%S") then return prefix .. text end
+    return ""
+  end
   local out = {}
   if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end
   for line in (text .. "\n"):gmatch("(.-)\n") do
@@ -50,6 +55,10 @@ report.prefix_lines = prefix_lines
 -- Close a fenced code block left open at the end of `text`, so it cannot swallow what the
 -- template puts after the text (files, the next parts of the entry).
 local function close_fences(text)
+  -- no run of three backticks or tildes (and no CR to turn into LF): nothing to change
+  if not text:find("```", 1, true) and not text:find("~~~", 1, true) and not text:find("\r", 1, true) then
+    return text
+  end
   local open_char, open_len
   if text:find("\r", 1, true) then text = text:gsub("\r\n?", "\n") end -- (see prefix_lines)
   for line in (text .. "\n"):gmatch("(.-)\n") do
