@@ -177,8 +177,8 @@ torture:
 	@python3 tests/torture/run_torture.py
 build/torture/%: tests/c/%.c tests/torture/failmalloc.c $(filter-out build/asan/main.o,$(ASAN_OBJ))
 	@mkdir -p build/torture
-	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $< tests/torture/failmalloc.c \
-	  $(filter-out build/asan/main.o,$(ASAN_OBJ)) $(TORTURE_WRAP) $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $< tests/torture/failmalloc.c \
+	  $(filter-out build/asan/main.o,$(ASAN_OBJ)) $(TORTURE_WRAP) $(PMB_LDLIBS) $(LDLIBS) -lcmocka
 
 clean:
 	rm -rf build bin

@@ -10,7 +10,15 @@ package.path = "scripts/?.lua;" .. package.path
 package.loaded.host = package.loaded.host or {}
 local mrkdwn = require "lib.mrkdwn"
 local richtext = require "lib.richtext"
-local markdown = require "lib.markdown"
+
+local report = require "lib.report"
+
+-- Each converted text sits in a list item under a header line, indented by report.lua's own
+-- prefix_lines, as a timeline entry is laid out ("- **time** · author", a blank line, the text):
+-- an item never begins with the text itself, so blank lines alone cannot end it before it started.
+local function entry(md)
+  return "- **entry**\n\n" .. report.prefix_lines(md, "  ")
+end
 
 local opts = { seconds = nil, runs = 2000, seed = os.time(), batch = 200, kinds = "mrkdwn,inline,richtext" }
 do
@@ -148,11 +156,11 @@ end
 -- Structure oracle over a batch: returns nil, or the index of the first offending entry and why.
 local function check_batch(mds)
   local doc = {}
-  for i, md in ipairs(mds) do doc[i] = "- " .. markdown.indent(md, "  ") end
+  for i, md in ipairs(mds) do doc[i] = entry(md) end
   local xml = cmark_xml(table.concat(doc, "\n") .. "\n")
   if xml:find("<html_block") or xml:find("<html_inline") then
     for i, md in ipairs(mds) do
-      local one = cmark_xml("- " .. markdown.indent(md, "  ") .. "\n")
+      local one = cmark_xml(entry(md) .. "\n")
       if one:find("<html_") then return i, "raw HTML" end
     end
     return 0, "raw HTML (only together)"
@@ -172,7 +180,7 @@ local function check_batch(mds)
   local lists, items, others = top_level(xml)
   if lists ~= 1 or items ~= #mds or others > 0 then
     for i, md in ipairs(mds) do
-      local one = cmark_xml("- " .. markdown.indent(md, "  ") .. "\n")
+      local one = cmark_xml(entry(md) .. "\n")
       local l, it, ot = top_level(one)
       if l ~= 1 or it ~= 1 or ot > 0 then return i, "escapes its entry" end
     end
