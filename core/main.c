@@ -183,8 +183,8 @@ static void main_auth_done(const struct http_result *res, void *arg)
 
 static void main_auth_test(void)
 {
-    if (!http_api("auth.test", main_bot_token, NULL, 0, "application/x-www-form-urlencoded",
-                  main_auth_done, NULL)) {
+    if (!http_api("auth.test", NULL, NULL, 0, "application/x-www-form-urlencoded", main_auth_done,
+                  NULL)) {
         log_event(LOG_ERROR, "could not start the auth.test request", NULL);
         transport_request_stop(1, "http failed");
     }
@@ -241,6 +241,7 @@ static int main_run(const char *config_path)
     log_set_level(log_level_from_name(cs->log_level));
     hs = cs->http;
     hs.api_base = api_url && *api_url ? api_url : "https://slack.com/api/";
+    hs.bot_token = main_bot_token; /* read once; from here on only http.c holds it */
     if (http_init(&hs) < 0) {
         log_event(LOG_ERROR, "could not initialise HTTP", NULL);
         return 1;

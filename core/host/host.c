@@ -76,10 +76,9 @@ static void host_post_done(const struct http_result *res, void *arg)
 
 void host_post_message(const char *channel, const char *thread_ts, const char *text)
 {
-    const char *token = getenv("SLACK_BOT_TOKEN");
     char *c, *th, *tx, *body;
     size_t n;
-    if (host_opts.mode != HOST_MODE_RUN || !token || !channel || !*channel) {
+    if (host_opts.mode != HOST_MODE_RUN || !channel || !*channel) {
         return;
     }
     c = http_form_escape(channel, strlen(channel));
@@ -93,7 +92,7 @@ void host_post_message(const char *channel, const char *thread_ts, const char *t
         } else {
             snprintf(body, n, "channel=%s&text=%s", c, tx);
         }
-        if (!http_api("chat.postMessage", token, body, strlen(body),
+        if (!http_api("chat.postMessage", NULL, body, strlen(body),
                       "application/x-www-form-urlencoded", host_post_done, NULL)) {
             log_event(LOG_WARN, "could not start chat.postMessage", NULL);
         }
@@ -187,8 +186,8 @@ int host_reload(void)
     host_apply_settings(gen, 1);
     if (host_opts.mode == HOST_MODE_RUN) {
         struct http_settings hs = host_cs.http;
-        const char *api = getenv("SLACK_API_URL");
-        hs.api_base = api && *api ? api : "https://slack.com/api/";
+        hs.api_base = NULL; /* the API base and the token stay as main.c set them */
+        hs.bot_token = NULL;
         http_configure(&hs);
     }
     log_set_level(log_level_from_name(host_cs.log_level));

@@ -364,7 +364,6 @@ static int prim_api(lua_State *L)
     struct host_task *t;
     struct prim_http_op *h;
     const char *ctype = "application/x-www-form-urlencoded";
-    const char *token = getenv("SLACK_BOT_TOKEN");
     size_t len = 0;
     const char *body;
     int json = 0;
@@ -393,7 +392,8 @@ static int prim_api(lua_State *L)
     }
     body = lua_tolstring(L, -1, &len);
     h = prim_http_new(L, prim_api_results, body, len);
-    h->call = http_api(method, token ? token : "", h->req_body, len, ctype, prim_http_done, h);
+    /* NULL: the bot token, which only http.c holds */
+    h->call = http_api(method, NULL, h->req_body, len, ctype, prim_http_done, h);
     return prim_http_wait(L, t, h, "api");
 }
 
@@ -422,7 +422,6 @@ static int prim_download(lua_State *L)
     char path[PATH_MAX];
     struct host_task *t;
     struct prim_http_op *h;
-    const char *token = getenv("SLACK_BOT_TOKEN");
     int allow_private = 0;
 
     if (lua_istable(L, 3)) {
@@ -438,8 +437,7 @@ static int prim_download(lua_State *L)
         return prim_offline(L, "download");
     }
     h = prim_http_new(L, prim_download_results, NULL, 0);
-    h->call =
-        http_download(url, token ? token : "", path, max_bytes, allow_private, prim_http_done, h);
+    h->call = http_download(url, NULL, path, max_bytes, allow_private, prim_http_done, h);
     return prim_http_wait(L, t, h, "download");
 }
 

@@ -134,6 +134,10 @@ void http_headers_clear(struct http_call *c)
 static void http_config_free(struct http_config *cfg)
 {
     free(cfg->api_base);
+    if (cfg->bot_token) {
+        memset(cfg->bot_token, 0, strlen(cfg->bot_token));
+        free(cfg->bot_token);
+    }
     for (size_t i = 0; i < cfg->n_allowed; i++) {
         free(cfg->allowed[i]);
     }
@@ -149,6 +153,7 @@ static int http_config_build(const struct http_settings *s, struct http_config *
     char hostport[300];
 
     memset(&cfg, 0, sizeof cfg);
+    cfg.bot_token = s && s->bot_token ? strdup(s->bot_token) : NULL;
     cfg.api_base = malloc(blen + 2);
     if (!cfg.api_base) {
         return -1;
@@ -759,7 +764,14 @@ int http_init(const struct http_settings *s)
 int http_configure(const struct http_settings *s)
 {
     struct http_config cfg;
-    if (!http_up || http_config_build(s, &cfg) < 0) {
+    struct http_settings merged = *s; /* a reload's settings carry no secrets: keep ours */
+    if (!merged.api_base) {
+        merged.api_base = http_cfg.api_base;
+    }
+    if (!merged.bot_token) {
+        merged.bot_token = http_cfg.bot_token;
+    }
+    if (!http_up || http_config_build(&merged, &cfg) < 0) {
         return -1;
     }
     http_config_free(&http_cfg);
@@ -818,6 +830,9 @@ struct http_call *http_api(const char *method, const char *token, const char *bo
     size_t n = strlen(http_cfg.api_base) + strlen(method) + 1;
     c->name = strdup(method);
     c->url = malloc(n);
+    if (!token) {
+        token = http_cfg.bot_token; /* NULL: the bot's own token */
+    }
     c->token = token && *token ? strdup(token) : NULL; /* "" = no token */
     c->body = http_memdup(body ? body : "", body ? body_len : 0);
     c->body_len = body ? body_len : 0;

@@ -13,8 +13,11 @@
 #include <stddef.h>
 
 struct http_settings {
-    const char *api_base;             /* "https://slack.com/api/"; a missing final '/' is added */
-    double timeout;                   /* seconds for one Web API / plain attempt (default 30) */
+    const char *bot_token; /* the token of http_api/http_download calls given NULL; NULL on reload
+                              keeps the one in use */
+    const char *api_base;  /* "https://slack.com/api/"; a missing final '/' is added; NULL on reload
+                              keeps the one in use */
+    double timeout;        /* seconds for one Web API / plain attempt (default 30) */
     double connect_timeout;           /* default 10 */
     int max_concurrent;               /* Web API + plain requests in flight (default 16) */
     int max_retries;                  /* 5xx / timeout / connection error retries (default 5) */
@@ -83,7 +86,8 @@ int http_configure(const struct http_settings *s); /* on reload: applies to new 
 void http_shutdown(void);
 int http_in_flight(void);
 
-/* A Web API call: POST api_base+method with "Authorization: Bearer token". body may be NULL
+/* A Web API call: POST api_base+method with "Authorization: Bearer token" (token NULL: the bot
+ * token of the settings; "": none). body may be NULL
  * (empty form); content_type "application/x-www-form-urlencoded" or
  * "application/json; charset=utf-8". On 429 the *method* is gated for Retry-After seconds: this
  * call and every queued call to that method wait; other methods flow. */
@@ -107,7 +111,8 @@ struct http_plain_req {
 struct http_call *http_request(const struct http_plain_req *req, http_done_fn done, void *arg);
 
 /* Download url to dest_path (temp file beside it, renamed on success, removed on failure).
- * The bearer token is sent only while the current URL's host matches the allow-list; redirects
+ * The bearer token (NULL: the bot token of the settings) is sent only while the current URL's
+ * host matches the allow-list; redirects
  * (at most 5) are followed here, not by curl. max_bytes 0 = the configured cap. allow_private
  * 1 lets every hop reach loopback/private addresses (config downloads.allow_private). */
 struct http_call *http_download(const char *url, const char *token, const char *dest_path,

@@ -273,6 +273,9 @@ struct http_call *http_download(const char *url, const char *token, const char *
     }
     c->name = strdup("GET");
     c->url = strdup(url);
+    if (!token) {
+        token = http_cfg.bot_token; /* NULL: the bot's own token */
+    }
     c->token = token && *token ? strdup(token) : NULL; /* "" = no token */
     c->dest = strdup(dest_path);
     if (!c->name || !c->url || (token && *token && !c->token) || !c->dest) {

@@ -82,6 +82,7 @@ struct http_call {
 
 struct http_config {
     char *api_base;
+    char *bot_token; /* SLACK_BOT_TOKEN, read once by main.c; wiped when freed */
     double timeout, connect_timeout, max_retry_time, download_timeout;
     int max_concurrent, max_retries, download_concurrency;
     long long download_max_bytes;
