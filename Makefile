@@ -175,10 +175,17 @@ fuzz: fuzz-build
 TORTURE_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 torture:
 	@python3 tests/torture/run_torture.py
+	@PMB_TORTURE_E2E_RUNS=$${PMB_TORTURE_E2E_RUNS:-200} python3 tests/torture/e2e_autopsy.py
 build/torture/%: tests/c/%.c tests/torture/failmalloc.c $(filter-out build/asan/main.o,$(ASAN_OBJ))
 	@mkdir -p build/torture
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $< tests/torture/failmalloc.c \
 	  $(filter-out build/asan/main.o,$(ASAN_OBJ)) $(TORTURE_WRAP) $(PMB_LDLIBS) $(LDLIBS) -lcmocka
+
+# The whole bot with the same allocator shim, for the e2e autopsy under allocation failures.
+build/torture/postmortembot: tests/torture/failmalloc.c $(ASAN_OBJ)
+	@mkdir -p build/torture
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ tests/torture/failmalloc.c $(ASAN_OBJ) $(TORTURE_WRAP) \
+	  $(PMB_LDLIBS) $(LDLIBS)
 
 clean:
 	rm -rf build bin

@@ -145,6 +145,17 @@ def suite_torture():
     if rc != 0 or not m:
         print(out[-6000:])
     record("torture", 1 if rc == 0 else 0, 0 if rc == 0 else 1, detail=out[-2000:])
+    # one e2e autopsy of the whole bot, the Nth allocation failing for a sample of N (make torture
+    # runs a larger sample: PMB_TORTURE_E2E_RUNS)
+    rc, out = run([sys.executable, "tests/torture/e2e_autopsy.py"],
+                  env={"PMB_TORTURE_E2E_RUNS": os.environ.get("PMB_TORTURE_E2E_RUNS", "12")},
+                  timeout=2400)
+    m = re.search(r"^TORTURE-E2E .*$", out, re.M)
+    if m:
+        print("   " + m.group(0))
+    if rc != 0 or not m:
+        print(out[-6000:])
+    record("torture/e2e-autopsy", 1 if rc == 0 else 0, 0 if rc == 0 else 1, detail=out[-2000:])
 
 
 if "unit" in SUITES:

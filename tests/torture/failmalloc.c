@@ -38,7 +38,8 @@ static int failmalloc_now(void)
         failmalloc_at = at ? strtoul(at, NULL, 10) : 0;
         atexit(failmalloc_report);
     }
-    return ++failmalloc_seen == failmalloc_at;
+    /* atomic: the bot allocates on two threads */
+    return __atomic_add_fetch(&failmalloc_seen, 1, __ATOMIC_RELAXED) == failmalloc_at;
 }
 
 void *__wrap_malloc(size_t size)

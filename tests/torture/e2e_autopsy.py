@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Allocation-failure torture of one e2e autopsy (issue 14): the whole bot, built with
+tests/torture/failmalloc.c (build/torture/postmortembot, ASan+UBSan), answers `autopsy this` on the
+bundled incident thread against the fake Slack, once clean to count the allocations of our own code,
+then once for each N of a sample with the Nth allocation failing. Required of every run: no crash
+(no signal, no sanitizer report), no leak reported in core/, and a clean outcome: the bot answers the
+autopsy (a report or a failure reply) and then still answers `help`, or it stops by itself with an
+error line and exit status 1 (an allocation that failed while starting). Prints one line per failing
+N and "TORTURE-E2E runs=… crashes=… leaks=… unclean=…"; exit 1 on any. PMB_TORTURE_E2E_RUNS sets the
+sample size (default 40: the first 20 N and 20 spread over the rest)."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakeslack"))
+from harness import INCIDENT_FIXTURE, BotProcess  # noqa: E402
+from fakeslack import FakeSlack  # noqa: E402
+
+BINARY = os.path.join(ROOT, "build", "torture", "postmortembot")
+CRASH = re.compile(r"ERROR: AddressSanitizer|runtime error:|AddressSanitizer:DEADLYSIGNAL")
+LEAK = re.compile(r"ERROR: LeakSanitizer")
+SAN_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+
+
+def leak_in_core(log):
+    """A LeakSanitizer report with one of our core/ frames (libraries' own caches are theirs)."""
+    if not LEAK.search(log):
+        return False
+    return re.search(r"#\d+ 0x[0-9a-f]+ in \S+ \S*core/", log) is not None
+
+
+def one_run(fail_at, count_file=None):
+    """Returns (outcome, log): outcome is "ok", "exited", "crash", "leak" or "unclean: why"."""
+    fs = FakeSlack().start()
+    try:
+        fs.set_identity(user_id="U0PMBOT", bot_id="B0PMBOT", user="postmortembot")
+        channel, parent = fs.load_fixture(INCIDENT_FIXTURE)
+        env = dict(SAN_ENV, PMB_FAIL_AT=str(fail_at))
+        if count_file:
+            env["PMB_FAIL_COUNT_FILE"] = count_file
+        bot = BotProcess(fs, {"report": {"upload": True}}, env=env, binary=BINARY)
+        bot.start(wait_connected=False)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and bot.running() and not fs.open_connections():
+            time.sleep(0.05)
+        if not bot.running():
+            rc = bot.wait(timeout=5)
+            log = bot.log_text()
+            if CRASH.search(log) or rc < 0 or rc == 86:
+                return "crash", log
+            if rc == 1 and log.strip():
+                return "exited", log  # a failed start, said in one line, exit status 1
+            return "unclean: exit %s while starting" % rc, log
+        fs.mention(channel, "U0ALICE", "autopsy this", thread_ts=parent)
+        answered = lambda: (fs.calls("files.completeUploadExternal")  # noqa: E731
+                            or any("failed" in p["text"] for p in fs.posts(channel=channel, thread_ts=parent)))
+        try:
+            fs.wait_for(answered, timeout=45, what="an answer to the autopsy")
+        except AssertionError:
+            pass  # judged below: a bot that neither answered nor died cleanly is unclean
+        outcome = "ok"
+        if bot.running():
+            n = len(fs.posts(channel=channel, thread_ts=parent))
+            fs.mention(channel, "U0ALICE", "help", thread_ts=parent)
+            try:
+                fs.wait_for(lambda: any(p["text"].startswith("Commands")
+                                        for p in fs.posts(channel=channel, thread_ts=parent)[n:]),
+                            timeout=30, what="help after the autopsy")
+            except AssertionError:
+                outcome = "unclean: no answer to help afterwards"
+            if not answered() and outcome == "ok":
+                outcome = "unclean: the autopsy got no answer"
+            rc = bot.stop()
+        else:
+            rc = bot.wait(timeout=5)
+            outcome = "exited" if rc == 1 else "unclean: exit %s during the autopsy" % rc
+        log = bot.log_text()
+        if CRASH.search(log) or (rc is not None and (rc < 0 or rc == 86)):
+            return "crash", log
+        if leak_in_core(log):
+            return "leak", log
+        return outcome, log
+    finally:
+        fs.stop()
+
+
+def main():
+    if not os.access(BINARY, os.X_OK):
+        subprocess.run(["make", "-s", "build/torture/postmortembot"], check=True, cwd=ROOT)
+    with tempfile.NamedTemporaryFile(prefix="pmb-torture-count-") as f:
+        outcome, log = one_run(0, f.name)
+        if outcome != "ok":
+            print(log[-3000:])
+            print("TORTURE-E2E the clean run failed: %s" % outcome)
+            return 1
+        total = int(open(f.name).read().strip() or 0)
+    runs = int(os.environ.get("PMB_TORTURE_E2E_RUNS", "40"))
+    first = list(range(1, min(total, runs // 2) + 1))
+    rest = runs - len(first)
+    spread = sorted({len(first) + 1 + (total - len(first) - 1) * i // max(rest - 1, 1)
+                     for i in range(rest)} - set(first)) if total > len(first) else []
+    sample = first + [n for n in spread if 0 < n <= total]
+    bad = {"crash": 0, "leak": 0, "unclean": 0}
+    for n in sample:
+        outcome, log = one_run(n)
+        kind = outcome.split(":")[0]
+        if kind in bad:
+            bad[kind] += 1
+            print("N=%d: %s\n%s" % (n, outcome, "\n".join(log.splitlines()[-25:])))
+    print("TORTURE-E2E allocations=%d runs=%d crashes=%d leaks=%d unclean=%d"
+          % (total, len(sample), bad["crash"], bad["leak"], bad["unclean"]))
+    return 1 if any(bad.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
