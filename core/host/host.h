@@ -1,6 +1,7 @@
-/* host.h — the Lua host: generations (a lua_State built from config, scripts and templates),
- * one coroutine per event, CPU budget and memory cap, all-or-nothing reload on SIGHUP.
- * main.c drives it; primitives_io.c is the only file that gives Lua its primitives. */
+/* host.h — the Lua host, on the script loop: generations (a lua_State built from config, scripts
+ * and templates), one coroutine per event, time slices, CPU budget and memory cap, all-or-nothing
+ * reload on SIGHUP. main.c and offline.c drive it; the primitives_*.c files are the only ones that
+ * give Lua its primitives (the `host` module). */
 #ifndef PMB_HOST_H
 #define PMB_HOST_H
 
@@ -17,11 +18,12 @@ struct host_options {
     const char *write_root; /* render -o DIR; NULL = the data dir */
 };
 
-/* What the C core takes from the config (read from generation 1; http limits re-read on reload).
- * Strings are owned by host.c and live until host_shutdown. */
+/* What the C core takes from the config (read from generation 1; http limits re-read on reload):
+ * resolved values, the config schema gave every key its default. Strings are owned by config.c
+ * (config_read_settings) and live until host_shutdown. */
 struct core_settings {
     struct http_settings http;
-    struct sm_settings sm; /* app_token left NULL: main.c fills it from the environment */
+    struct sm_settings sm; /* timings and limits; transport.c adds the callbacks */
     const char *data_dir;  /* absolute; POSTMORTEMBOT_DATA_DIR wins */
     const char *listen;    /* "host:port" or NULL; POSTMORTEMBOT_LISTEN wins */
     const char *log_level; /* config log_level, default "info" */
