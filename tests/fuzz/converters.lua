@@ -6,7 +6,7 @@
 -- words of an input appear, in order, in its output. A failure is shrunk token by token and
 -- printed as a Lua string. Usage: lua5.4 tests/fuzz/converters.lua [--seconds N | --runs N]
 -- [--seed S] [--kinds mrkdwn,inline,richtext]. Run by `make fuzz` and, briefly, by tests/run_all.py (suite fuzz-short).
-package.path = "scripts/?.lua;" .. package.path
+package.path = "scripts/?.lua;tests/lua/?.lua;" .. package.path
 package.loaded.host = package.loaded.host or {}
 local mrkdwn = require "lib.mrkdwn"
 local richtext = require "lib.richtext"
@@ -124,17 +124,7 @@ local function letters_kept(toks, md)
   return true
 end
 
-local function cmark_xml(md)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(md)
-  f:close()
-  local p = assert(io.popen("cmark -t xml " .. path))
-  local xml = p:read("a")
-  p:close()
-  os.remove(path)
-  return xml
-end
+local cmark_xml = require("helpers.cmark").xml
 
 local SAFE_DEST = { "^https?://", "^mailto:", "^#", "^attachments/", "^%./" }
 local function safe_dest(d)

@@ -48,17 +48,7 @@ local function document(entries)
   return table.concat(out, "\n") .. "\n"
 end
 
-local function cmark_xml(md)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "wb"))
-  f:write(md)
-  f:close()
-  local p = assert(io.popen("cmark -t xml " .. path))
-  local xml = p:read("a")
-  p:close()
-  os.remove(path)
-  return xml
-end
+local cmark_xml = require("helpers.cmark").xml
 
 -- The message of the first failing entry, rechecked alone so the report names one input.
 local function culprit(messages, views)

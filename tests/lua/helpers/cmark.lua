@@ -1,5 +1,5 @@
 -- Runs Markdown through the `cmark` binary for the Lua specs (markdown_spec, mrkdwn_spec,
--- richtext_spec, report_spec): HTML or a structure read from `cmark -t xml`, pattern counts, and the
+-- richtext_spec, report_spec, convert_property_spec) and tests/fuzz/converters.lua: HTML or a structure read from `cmark -t xml`, pattern counts, and the
 -- "no forbidden tag" check. Calls the real lib/markdown.lua (indent) and luassert; nothing else.
 local assert = require "luassert"
 local markdown = require "lib.markdown"
@@ -22,6 +22,11 @@ end
 -- HTML for md. cmark renders raw HTML as "<!-- raw HTML omitted -->", so a leak shows up either way.
 function M.html(md)
   return run("", md)
+end
+
+-- cmark's XML tree for md (the structure and property checks read it).
+function M.xml(md)
+  return run("-t xml", md)
 end
 
 -- HTML for md placed as the only item of a bullet list, continuation lines indented two spaces.
