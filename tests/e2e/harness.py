@@ -423,6 +423,20 @@ class BotTestCase(unittest.TestCase):
             self.fail("\n".join(problems))
 
 
+def ask_and_wait(fs, bot, channel, user, text, thread_ts=None, timeout=30):
+    """Mention the bot as `user`; wait for its reply in that thread; returns (command ts, reply text)."""
+    before = len(fs.posts())
+    ts, _ = fs.mention(channel, user, text, thread_ts=thread_ts)
+    parent = thread_ts or ts
+
+    def reply():
+        with fs.lock:
+            new = fs._posts[before:]
+        return [p for p in new if p["channel"] == channel and p["thread_ts"] == parent]
+    found = fs.wait_for(reply, timeout=timeout, what="the reply to %r (bot log:\n%s)" % (text, bot.tail(30)))
+    return ts, found[-1]["text"]
+
+
 class CommandBotTestCase(BotTestCase):
     """A bot whose scripts are a temp copy with test commands added, asked in one thread
     (CHANNEL, THREAD: set them on the subclass)."""

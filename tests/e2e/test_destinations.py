@@ -19,7 +19,7 @@ import tempfile
 import threading
 import unittest
 
-from harness import REPO, BotTestCase, bot_binary, free_port, to_lua
+from harness import REPO, BotTestCase, ask_and_wait, bot_binary, free_port, to_lua
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
 from statuspage import FakeStatuspage  # noqa: E402
@@ -118,16 +118,7 @@ class DestinationsTest(BotTestCase):
         return self.start_bot(cfg, env=env)
 
     def command(self, bot, text, channel=WAR, thread_ts=None, timeout=60):
-        before = len(self.fs.posts())
-        ts, _ = self.fs.mention(channel, LEAD, text, thread_ts=thread_ts)
-        parent = thread_ts or ts
-
-        def reply():
-            with self.fs.lock:
-                new = self.fs._posts[before:]
-            return [p for p in new if p["channel"] == channel and p["thread_ts"] == parent]
-        found = self.fs.wait_for(reply, timeout=timeout, what="the reply to %r (bot log:\n%s)" % (text, bot.tail(30)))
-        return ts, found[-1]["text"]
+        return ask_and_wait(self.fs, bot, channel, LEAD, text, thread_ts, timeout)
 
     def record(self, root_ts):
         with open(os.path.join(self.data_dir, "incidents", "%s-%s.json" % (INC, root_ts)), encoding="utf-8") as f:

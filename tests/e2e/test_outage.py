@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BotTestCase, WebhookSink
+from harness import BotTestCase, WebhookSink, ask_and_wait
 
 WAR = "C0WARROOM"      # where people work and type commands
 STATUS = "C0STATUS"    # status.channels
@@ -72,16 +72,7 @@ class OutageTest(BotTestCase):
 
     def command(self, bot, text, channel=WAR, thread_ts=None, user=LEAD, timeout=30):
         """Mention the bot; wait for its reply in the thread; returns (command ts, reply text)."""
-        before = len(self.fs.posts())
-        ts, _ = self.fs.mention(channel, user, text, thread_ts=thread_ts)
-        parent = thread_ts or ts
-
-        def reply():
-            with self.fs.lock:
-                new = self.fs._posts[before:]
-            return [p for p in new if p["channel"] == channel and p["thread_ts"] == parent]
-        found = self.fs.wait_for(reply, timeout=timeout, what="the reply to %r (bot log:\n%s)" % (text, bot.tail(30)))
-        return ts, found[-1]["text"]
+        return ask_and_wait(self.fs, bot, channel, user, text, thread_ts, timeout)
 
     def record(self, channel, ts):
         path = os.path.join(self.data_dir, "incidents", "%s-%s.json" % (channel, ts))
