@@ -259,7 +259,6 @@ static int main_run(const char *config_path)
     ts.sm = cs->sm;
     ts.listen = cs->listen;
     ts.stall_seconds = MAIN_STALL_SECONDS;
-    ts.queue_max = MAIN_QUEUE_MAX;
     if (transport_start(&ts, &hooks, main_mailbox) < 0) {
         return 1;
     }

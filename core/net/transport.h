@@ -29,7 +29,6 @@ struct transport_settings {
     struct sm_settings sm; /* open_url / on_fatal are filled in by transport.c */
     const char *listen;    /* "host:port" of /healthz and /metrics, or NULL */
     double stall_seconds;  /* /healthz says 503 when the script loop has not turned this long */
-    size_t queue_max;      /* envelopes waiting for the script loop (bounded) */
 };
 
 /* From the main thread, with the script loop's mailbox (mailbox_open on the main thread). Starts
