@@ -175,16 +175,23 @@ fuzz: fuzz-build
 TORTURE_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 torture:
 	@python3 tests/torture/run_torture.py
-	@PMB_TORTURE_E2E_RUNS=$${PMB_TORTURE_E2E_RUNS:-200} python3 tests/torture/e2e_autopsy.py
+	@PMB_TORTURE_E2E_C=$${PMB_TORTURE_E2E_C:-all} PMB_TORTURE_E2E_RUNS=$${PMB_TORTURE_E2E_RUNS:-400} \
+	  python3 tests/torture/e2e_autopsy.py
 build/torture/%: tests/c/%.c tests/torture/failmalloc.c $(filter-out build/asan/main.o,$(ASAN_OBJ))
 	@mkdir -p build/torture
 	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ $< tests/torture/failmalloc.c \
 	  $(filter-out build/asan/main.o,$(ASAN_OBJ)) $(TORTURE_WRAP) $(PMB_LDLIBS) $(LDLIBS) -lcmocka
 
-# The whole bot with the same allocator shim, for the e2e autopsy under allocation failures.
-build/torture/postmortembot: tests/torture/failmalloc.c $(ASAN_OBJ)
+# The whole bot with the same allocator shim, for the e2e autopsy under allocation failures. Its
+# Lua allocator (budget.c) calls failmalloc_lua_realloc instead of realloc: the Lua heap is counted
+# apart from the C code's allocations (tests/torture/failmalloc.c).
+TORTURE_BOT_OBJ := $(filter-out build/asan/host/budget.o,$(ASAN_OBJ)) build/torture/budget.o
+build/torture/budget.o: core/host/budget.c $(CORE_HDR)
 	@mkdir -p build/torture
-	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ tests/torture/failmalloc.c $(ASAN_OBJ) $(TORTURE_WRAP) \
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -Drealloc=failmalloc_lua_realloc -c -o $@ $<
+build/torture/postmortembot: tests/torture/failmalloc.c $(TORTURE_BOT_OBJ)
+	@mkdir -p build/torture
+	$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) -o $@ tests/torture/failmalloc.c $(TORTURE_BOT_OBJ) $(TORTURE_WRAP) \
 	  $(PMB_LDLIBS) $(LDLIBS)
 
 clean:

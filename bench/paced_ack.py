@@ -9,10 +9,14 @@ each timed on its own from the fake's write to the fake reading its ack) while:
   spin       a command spins on its CPU budget (time-sliced Lua)
   backtrack  a command runs string.find(string.rep("a",1e5), ".-.-.-.-b") (C, until the budget)
 and prints p50/p99/max per scenario, with the bot's own figure under it (frame read -> ack
-written, from /metrics): the difference between the two is the Python fake's own share (its reader
-thread shares the GIL with the threads serving the autopsy's Web API calls). Usage: python3 bench/paced_ack.py [--rate 250] [--seconds 4] [--messages 20000] [--bin PATH]
+written, from /metrics). The envelopes come from bench/paced_sender.py, a process of its own that
+holds the bot's WebSocket (the fake's apps.connections.open points there), so the timestamps do not
+wait for the fake's Web API threads (one Python process shares one GIL); --same-process sends from
+the fake itself, as before, to show that share. Usage: python3 bench/paced_ack.py [--rate 250]
+[--seconds 4] [--messages 20000] [--same-process] [--bin PATH]
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "fakeslack"))
 import fakeslack  # noqa: E402
 from harness import free_port, to_lua  # noqa: E402
+from paced_sender import pace  # noqa: E402
 from ack_latency import describe_ack_histogram, launch_bot, percentile, read_ack_histogram  # noqa: E402
 
 SPIN = """return { name = "spin", help = "spin <s> — computes for s seconds",
@@ -41,15 +46,9 @@ CHANNEL = "C0PACED"
 
 
 def paced(fs, rate, seconds):
-    """Send rate*seconds envelopes, one every 1/rate s; returns their envelope ids."""
+    """Send rate*seconds envelopes from the fake itself, one every 1/rate s; returns their ids."""
     ids = []
-    interval = 1.0 / rate
-    start = time.monotonic()
-    for i in range(int(rate * seconds)):
-        due = start + i * interval
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    for i in pace(rate, seconds):
         ids.append(fs.send_event({"type": "reaction_added", "user": "U0ALICE", "reaction": "eyes",
                                   "item": {"type": "message", "channel": CHANNEL, "ts": "1.%06d" % i},
                                   "event_ts": "%.6f" % time.time()}))
@@ -63,15 +62,46 @@ def latencies(fs, ids, timeout=30):
     return [(a.time_acked - a.time_sent) * 1e3 for a in fs.acks if a.envelope_id in want]
 
 
+class SenderProcess:
+    """bench/paced_sender.py: the bot's Socket Mode peer in a process of its own."""
+
+    def __init__(self, fs):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "bench", "paced_sender.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        port = int(self.proc.stdout.readline().split()[1])
+        fs.ws_url_override = "ws://127.0.0.1:%d/link/" % port
+
+    def wait_connected(self):
+        line = self.proc.stdout.readline()
+        if line.strip() != "CONNECTED":
+            raise RuntimeError("paced sender: %r" % line)
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        try:
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.flush()
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=250)
     ap.add_argument("--seconds", type=float, default=4)
     ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--same-process", action="store_true",
+                    help="send from the fake's own process (shares its GIL with the Web API)")
     ap.add_argument("--bin", default=os.environ.get("POSTMORTEMBOT_BIN", os.path.join(ROOT, "bin", "postmortembot")))
     args = ap.parse_args()
 
     fs = fakeslack.FakeSlack().start()
+    sender = None if args.same_process else SenderProcess(fs)
     tmp = tempfile.mkdtemp(prefix="pmb-paced-")
     scripts = os.path.join(tmp, "scripts")
     shutil.copytree(os.path.join(ROOT, "scripts"), scripts)
@@ -90,11 +120,14 @@ def main():
     try:
         if not ok:
             return 1
+        if sender:
+            sender.wait_connected()
         fs.add_channel(CHANNEL, "paced")
         root = fs.add_thread(CHANNEL, args.messages, users=("U0ALICE", "U0BOB", "U0CAROL"),
                              text="step {i}: checked *the* `service` <https://example.com/{i}|link>")
-        print("paced acks: %g envelopes/s for %g s per scenario; fake write -> fake reads the ack "
-              "(loopback)" % (args.rate, args.seconds))
+        print("paced acks: %g envelopes/s for %g s per scenario; write -> the ack read, by %s "
+              "(loopback)" % (args.rate, args.seconds, "the fake's own process" if args.same_process
+                              else "a sender process of its own (bench/paced_sender.py)"))
         scenarios = [
             ("idle", None),
             ("autopsy %d messages" % args.messages, "autopsy this"),
@@ -104,11 +137,19 @@ def main():
         for label, command in scenarios:
             started = time.monotonic()
             before = read_ack_histogram(listen)
-            if command:
+            if command and sender:
+                sender.ask(cmd="send", envelope=fs.mention_envelope(CHANNEL, "U0ALICE", command, thread_ts=root))
+            elif command:
                 fs.mention(CHANNEL, "U0ALICE", command, thread_ts=root)
+            if command:
                 time.sleep(0.3)
-            ids = paced(fs, args.rate, args.seconds)
-            lat = latencies(fs, ids)
+            if sender:
+                result = sender.ask(cmd="paced", rate=args.rate, seconds=args.seconds, channel=CHANNEL)
+                lat = result["latencies_ms"]
+                if result["missing"]:
+                    print("  %d envelopes never acked" % result["missing"])
+            else:
+                lat = latencies(fs, paced(fs, args.rate, args.seconds))
             note = ""
             if command == "autopsy this":
                 fs.wait_for(lambda: fs.calls("files.completeUploadExternal"), timeout=120, what="the report")
@@ -119,6 +160,8 @@ def main():
             time.sleep(1.0)
         return 0
     finally:
+        if sender:
+            sender.close()
         proc.terminate()
         try:
             proc.wait(15)

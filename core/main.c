@@ -178,7 +178,10 @@ static void main_auth_done(const struct http_result *res, void *arg)
     host_set_bot(&bot);
     log_event(LOG_INFO, "authenticated", "bot_user", bot.user_id, "bot_id", bot.bot_id, "team",
               bot.team_id, NULL);
-    transport_connect();
+    if (transport_connect() < 0) {
+        log_event(LOG_WARN, "could not start Socket Mode; trying again in 1 s", NULL);
+        uv_timer_start(&main_auth_retry, main_auth_retry_cb, 1000, 0);
+    }
 }
 
 static void main_auth_test(void)

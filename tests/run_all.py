@@ -146,8 +146,8 @@ def suite_torture():
     if rc != 0 or not m:
         print(out[-6000:])
     record("torture", 1 if rc == 0 else 0, 0 if rc == 0 else 1, detail=out[-2000:])
-    # one e2e autopsy of the whole bot, the Nth allocation failing for a sample of N (make torture
-    # runs a larger sample: PMB_TORTURE_E2E_RUNS)
+    # one e2e autopsy of the whole bot, the Nth allocation failing for a sample of N of the C range
+    # and of the Lua heap's (make torture covers every N of the C range: PMB_TORTURE_E2E_C=all)
     rc, out = run([sys.executable, "tests/torture/e2e_autopsy.py"],
                   env={"PMB_TORTURE_E2E_RUNS": os.environ.get("PMB_TORTURE_E2E_RUNS", "12")},
                   timeout=2400)

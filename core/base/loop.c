@@ -1,19 +1,13 @@
 /* loop.c — owns each thread's uv_loop_t and its ready queue (the script loop on the main thread,
- * the transport loop on the transport thread: net/transport.c). loop_defer() appends a task; an
+ * the transport loop on the transport thread: net/transport.c). loop_defer() appends a task (a
+ * node its owner holds: nothing here allocates per task); an
  * idle handle keeps the loop from sleeping while tasks wait and a check handle runs them after the
  * I/O phase, so library callbacks (curl, lws) never re-enter a library or run Lua. Tasks queued
  * while draining run on the next turn (no starvation of I/O). */
 #include "base/loop.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/time.h>
-
-struct loop_task {
-    loop_task_fn fn;
-    void *arg;
-    struct loop_task *next;
-};
 
 struct loop_timer {
     uv_timer_t handle;
@@ -26,21 +20,11 @@ struct loop {
     uv_loop_t uv;
     uv_check_t check;
     uv_idle_t idle;
-    struct loop_task *head, *tail;
+    struct loop_deferred *head, *tail;
     int ready;
 };
 
 static _Thread_local struct loop *loop_cur;
-
-static void *loop_xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (!p) {
-        fputs("postmortembot: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
 
 static void loop_idle_cb(uv_idle_t *h)
 {
@@ -50,15 +34,18 @@ static void loop_idle_cb(uv_idle_t *h)
 static void loop_drain(uv_check_t *h)
 {
     struct loop *l = h->data;
-    struct loop_task *batch = l->head;
+    struct loop_deferred *batch = l->head;
     l->head = NULL;
     l->tail = NULL;
     uv_idle_stop(&l->idle);
     while (batch) {
-        struct loop_task *t = batch;
-        batch = t->next;
-        t->fn(t->arg);
-        free(t);
+        struct loop_deferred *d = batch;
+        loop_task_fn fn = d->fn;
+        void *arg = d->arg;
+        batch = d->next;
+        d->next = NULL;
+        d->queued = 0; /* before the call: fn may queue it again, or free it */
+        fn(arg);
     }
 }
 
@@ -98,22 +85,26 @@ int loop_run(void)
     return uv_run(&loop_cur->uv, UV_RUN_DEFAULT);
 }
 
-void loop_defer(loop_task_fn fn, void *arg)
+int loop_defer(struct loop_deferred *d, loop_task_fn fn, void *arg)
 {
-    struct loop_task *t = loop_xmalloc(sizeof *t);
-    t->fn = fn;
-    t->arg = arg;
     struct loop *l = loop_cur;
-    t->next = NULL;
-    if (l->tail) {
-        l->tail->next = t;
-    } else {
-        l->head = t;
+    if (d->queued) {
+        return -1;
     }
-    l->tail = t;
+    d->fn = fn;
+    d->arg = arg;
+    d->next = NULL;
+    d->queued = 1;
+    if (l->tail) {
+        l->tail->next = d;
+    } else {
+        l->head = d;
+    }
+    l->tail = d;
     if (l->ready && !uv_is_active((uv_handle_t *)&l->idle)) {
         uv_idle_start(&l->idle, loop_idle_cb);
     }
+    return 0;
 }
 
 int loop_close(void)
@@ -167,9 +158,36 @@ static void loop_timer_fired(uv_timer_t *h)
     fn(arg);
 }
 
+void loop_defer_cancel(struct loop_deferred *d)
+{
+    struct loop *l = loop_cur;
+    struct loop_deferred *prev = NULL;
+    if (!d->queued || !l) {
+        return;
+    }
+    for (struct loop_deferred *x = l->head; x; prev = x, x = x->next) {
+        if (x == d) {
+            if (prev) {
+                prev->next = d->next;
+            } else {
+                l->head = d->next;
+            }
+            if (l->tail == d) {
+                l->tail = prev;
+            }
+            break;
+        }
+    }
+    d->next = NULL;
+    d->queued = 0;
+}
+
 struct loop_timer *loop_timer_start(double seconds, loop_task_fn fn, void *arg)
 {
-    struct loop_timer *t = loop_xmalloc(sizeof *t);
+    struct loop_timer *t = malloc(sizeof *t);
+    if (!t) {
+        return NULL;
+    }
     uint64_t ms = seconds <= 0 ? 0 : (uint64_t)(seconds * 1000.0 + 0.5);
     t->fn = fn;
     t->arg = arg;

@@ -1,52 +1,54 @@
 /* mailbox.c — a bounded, mutex-guarded FIFO of tasks for one loop, woken by a uv_async_t. The only
  * shared state between the threads besides metrics.c and the atomics of net/transport.c; each task
- * runs on the owner's loop, never under the lock. */
+ * runs on the owner's loop, never under the lock. The nodes belong to the posters (embedded in
+ * what they post, or static): posting never allocates, so it cannot fail for want of memory. */
 #include "base/mailbox.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
-struct mailbox_task {
-    loop_task_fn fn;
-    void *arg;
-    struct mailbox_task *next;
-};
-
 struct mailbox {
     uv_async_t async;
     pthread_mutex_t lock;
-    struct mailbox_task *head, *tail;
+    struct mailbox_node *head, *tail;
     size_t depth, max;
     int closed;
 };
 
-static struct mailbox_task *mailbox_take_all(struct mailbox *mb)
+static struct mailbox_node *mailbox_take_all(struct mailbox *mb)
 {
     pthread_mutex_lock(&mb->lock);
-    struct mailbox_task *batch = mb->head;
+    struct mailbox_node *batch = mb->head;
     mb->head = mb->tail = NULL;
     mb->depth = 0;
     pthread_mutex_unlock(&mb->lock);
     return batch;
 }
 
-static void mailbox_run(struct mailbox_task *batch, loop_task_fn instead)
+static void mailbox_run(struct mailbox *mb, struct mailbox_node *batch, loop_task_fn instead)
 {
     while (batch) {
-        struct mailbox_task *t = batch;
-        batch = t->next;
+        struct mailbox_node *n = batch;
+        /* under the lock: a poster on the other thread reads `queued`; once it is clear the node
+         * may be queued again (and linked anew), so everything needed is read first */
+        pthread_mutex_lock(&mb->lock);
+        batch = n->next;
+        loop_task_fn fn = n->fn;
+        void *arg = n->arg;
+        n->next = NULL;
+        n->queued = 0;
+        pthread_mutex_unlock(&mb->lock);
         if (instead) {
-            instead(t->arg);
+            instead(arg);
         } else {
-            t->fn(t->arg);
+            fn(arg);
         }
-        free(t);
     }
 }
 
 static void mailbox_wake(uv_async_t *h)
 {
-    mailbox_run(mailbox_take_all(h->data), NULL);
+    mailbox_run(h->data, mailbox_take_all(h->data), NULL);
 }
 
 struct mailbox *mailbox_open(size_t max)
@@ -71,31 +73,30 @@ struct mailbox *mailbox_open(size_t max)
     return mb;
 }
 
-int mailbox_post(struct mailbox *mb, loop_task_fn fn, void *arg)
+int mailbox_post(struct mailbox *mb, struct mailbox_node *n, loop_task_fn fn, void *arg)
 {
-    struct mailbox_task *t;
     if (!mb) {
         return -1;
     }
-    t = malloc(sizeof *t);
-    if (!t) {
-        return -1;
-    }
-    t->fn = fn;
-    t->arg = arg;
-    t->next = NULL;
     pthread_mutex_lock(&mb->lock);
+    if (n->queued) {
+        pthread_mutex_unlock(&mb->lock);
+        return 1;
+    }
     if (mb->closed || (mb->max && mb->depth >= mb->max)) {
         pthread_mutex_unlock(&mb->lock);
-        free(t);
         return -1;
     }
+    n->fn = fn;
+    n->arg = arg;
+    n->next = NULL;
+    n->queued = 1;
     if (mb->tail) {
-        mb->tail->next = t;
+        mb->tail->next = n;
     } else {
-        mb->head = t;
+        mb->head = n;
     }
-    mb->tail = t;
+    mb->tail = n;
     mb->depth++;
     /* sent under the lock: mailbox_close cannot close the handle between the check and the send */
     uv_async_send(&mb->async);
@@ -115,7 +116,7 @@ void mailbox_close(struct mailbox *mb, loop_task_fn drop)
     }
     mb->closed = 1;
     pthread_mutex_unlock(&mb->lock);
-    mailbox_run(mailbox_take_all(mb), drop);
+    mailbox_run(mb, mailbox_take_all(mb), drop);
     uv_close((uv_handle_t *)&mb->async, NULL);
 }
 

@@ -11,12 +11,23 @@
 
 struct mailbox;
 
+/* A post's place in the queue, owned by the poster (inside the object it posts, or a static for a
+ * signal-like post); zero-initialise it. It must stay alive until its task has run (or been
+ * dropped by mailbox_close). Read and written under the mailbox's lock only. */
+struct mailbox_node {
+    loop_task_fn fn;
+    void *arg;
+    struct mailbox_node *next;
+    int queued;
+};
+
 /* On the owner thread, bound to its loop. max bounds the tasks waiting (0 = unbounded). The async
  * handle is unref'd: a mailbox alone does not keep the loop running. NULL on error. */
 struct mailbox *mailbox_open(size_t max);
-/* From any thread: queue fn(arg) on the owner's loop. 0, or -1 when full or closed: then fn will
- * not run and the caller still owns arg. */
-int mailbox_post(struct mailbox *mb, loop_task_fn fn, void *arg);
+/* From any thread: queue fn(arg) on the owner's loop, through n. 0; 1 when n is still queued (a
+ * static node posted again before its task ran: that task stands, fn and arg are not changed);
+ * -1 when full or closed: then fn will not run and the caller still owns arg. Never allocates. */
+int mailbox_post(struct mailbox *mb, struct mailbox_node *n, loop_task_fn fn, void *arg);
 /* On the owner thread: refuse further posts; tasks still waiting are handed to drop(arg) (or run,
  * when drop is NULL); the async handle is closed. */
 void mailbox_close(struct mailbox *mb, loop_task_fn drop);

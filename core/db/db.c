@@ -48,6 +48,17 @@ const char *db_instance(void)
 
 static void db_migrate(void *arg);
 
+/* The schema is tried again in DB_MIGRATE_RETRY seconds; without a timer (out of memory) the
+ * instance stays unready, says so, and /healthz keeps showing Slack not connected. */
+static void db_schedule_retry(void)
+{
+    db_retry = loop_timer_start(DB_MIGRATE_RETRY, db_migrate, NULL);
+    if (!db_retry) {
+        log_event(LOG_ERROR, "out of memory: the database schema will not be retried; restart",
+                  NULL);
+    }
+}
+
 static void db_migrated(int rc, const char *report, void *arg)
 {
     (void)arg;
@@ -58,7 +69,7 @@ static void db_migrated(int rc, const char *report, void *arg)
         const char *err = strstr(report, "error: ");
         log_event(LOG_WARN, "database schema not ready; retrying", "error", err ? err + 7 : report,
                   NULL);
-        db_retry = loop_timer_start(DB_MIGRATE_RETRY, db_migrate, NULL);
+        db_schedule_retry();
         return;
     }
     char latest[16];
@@ -77,7 +88,7 @@ static void db_migrate(void *arg)
     (void)arg;
     db_retry = NULL;
     if (db_script && migrate_run(db_script, 1, db_migrated, NULL) < 0) {
-        db_retry = loop_timer_start(DB_MIGRATE_RETRY, db_migrate, NULL);
+        db_schedule_retry();
     }
 }
 

@@ -43,6 +43,7 @@ static char *config_str(lua_State *L, int t, const char *key)
     lua_getfield(L, t, key);
     if (lua_type(L, -1) == LUA_TSTRING) {
         v = strdup(lua_tostring(L, -1));
+        config_missing += !v; /* out of memory: the settings are refused, not half-read */
     }
     lua_pop(L, 1);
     return v;
@@ -79,9 +80,6 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
     s->http.connect_timeout = config_num(L, t, "http", "connect_timeout");
     s->http.max_concurrent = (int)config_num(L, t, "http", "max_concurrent");
     s->http.max_retries = (int)config_num(L, t, "http", "max_retries");
-    if (s->http.max_retries == 0) {
-        s->http.max_retries = -1; /* http.h reads 0 as "the default"; the config means "none" */
-    }
     s->http.max_retry_time = config_num(L, t, "http", "max_retry_time");
     s->http.download_max_bytes = (long long)config_num(L, t, "downloads", "max_bytes");
     s->http.download_concurrency = (int)config_num(L, t, "downloads", "concurrency");
@@ -97,7 +95,8 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
                 if (lua_type(L, -1) == LUA_TSTRING) {
                     config_hosts[n] = strdup(lua_tostring(L, -1));
                     config_hosts_view[n] = config_hosts[n];
-                    n++;
+                    config_missing += !config_hosts[n];
+                    n += config_hosts[n] != NULL;
                 }
                 lua_pop(L, 1);
             }

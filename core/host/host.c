@@ -27,6 +27,7 @@ static int host_draining;
 static void (*host_drain_done)(void *arg);
 static void *host_drain_arg;
 static struct loop_timer *host_drain_timer;
+static struct loop_deferred host_drain_deferred;
 static void (*host_render_cb)(int rc, const char *md_path, void *arg);
 static void *host_render_arg;
 
@@ -415,7 +416,7 @@ void host_drain_check(void)
     if (host_draining && host_running() == 0 && host_drain_done) {
         loop_timer_cancel(host_drain_timer);
         host_drain_timer = NULL;
-        loop_defer(host_drain_finish, NULL);
+        loop_defer(&host_drain_deferred, host_drain_finish, NULL);
     }
 }
 
@@ -444,6 +445,9 @@ void host_drain(double grace, void (*done)(void *arg), void *arg)
         return;
     }
     host_drain_timer = loop_timer_start(grace, host_drain_timeout, NULL);
+    if (!host_drain_timer) {
+        host_drain_timeout(NULL); /* no timer to bound the grace: do not wait at all */
+    }
 }
 
 void host_shutdown(void)

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/strcopy.h"
 #include "base/tzfile.h"
 #include "host/host_gen.h"
 
@@ -32,11 +33,6 @@ static const char host_schema_lua[] =
     ;
 
 /* ---- small helpers ---- */
-
-static char *host_strdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
 
 static int host_mkdir_p(const char *path)
 {
@@ -196,6 +192,17 @@ static int host_gen_traceback(lua_State *L)
     return 1;
 }
 
+/* A copy the generation keeps; raises "out of memory" (inside the load's protected call) instead of
+ * leaving the field NULL. */
+static char *host_gen_copy(lua_State *L, const char *s)
+{
+    char *copy = str_copy(s);
+    if (s && !copy) {
+        luaL_error(L, "out of memory");
+    }
+    return copy;
+}
+
 static int host_gen_load(lua_State *L)
 {
     struct host_gen *gen = host_gen_of(L);
@@ -252,11 +259,12 @@ static int host_gen_load(lua_State *L)
     lua_call(L, 2, 1); /* stack: boot cfg (resolved: every key set, paths absolute) */
     cfg = lua_gettop(L);
 
-    gen->scripts_dir = host_strdup(host_cfg_dir(L, cfg, "scripts_dir", 1, 0));
+    gen->scripts_dir = host_gen_copy(L, host_cfg_dir(L, cfg, "scripts_dir", 1, 0));
     lua_pop(L, 1);
-    gen->templates_dir = host_strdup(host_cfg_dir(L, cfg, "templates_dir", 1, 0));
+    gen->templates_dir = host_gen_copy(L, host_cfg_dir(L, cfg, "templates_dir", 1, 0));
     lua_pop(L, 1);
-    gen->data_dir = host_strdup(host_cfg_dir(L, cfg, "data_dir", 0, gen->mode == HOST_MODE_RUN));
+    gen->data_dir =
+        host_gen_copy(L, host_cfg_dir(L, cfg, "data_dir", 0, gen->mode == HOST_MODE_RUN));
     lua_pop(L, 1);
     if (gen->mode == HOST_MODE_RENDER && opts->write_root) {
         char abs[2 * PATH_MAX + 2], real[PATH_MAX];
@@ -264,17 +272,17 @@ static int host_gen_load(lua_State *L)
         if (host_mkdir_p(abs) < 0 || !realpath(abs, real)) {
             return luaL_error(L, "output directory %s: %s", abs, strerror(errno));
         }
-        gen->write_root = host_strdup(real);
+        gen->write_root = host_gen_copy(L, real);
     } else {
-        gen->write_root = host_strdup(gen->data_dir);
+        gen->write_root = host_gen_copy(L, gen->data_dir);
     }
 
     lua_getfield(L, cfg, "timezone");
-    gen->timezone = host_strdup(lua_tostring(L, -1));
+    gen->timezone = host_gen_copy(L, lua_tostring(L, -1));
     lua_pop(L, 1);
     lua_getfield(L, cfg, "admin_channel");
     if (lua_type(L, -1) == LUA_TSTRING) {
-        gen->admin_channel = host_strdup(lua_tostring(L, -1));
+        gen->admin_channel = host_gen_copy(L, lua_tostring(L, -1));
     }
     lua_pop(L, 1);
     gen->limits.cpu = host_gen_number(L, cfg, "budget", "cpu_seconds");
@@ -333,7 +341,12 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     }
     gen->number = number;
     gen->mode = opts->mode;
-    gen->config_path = host_strdup(opts->config_path);
+    gen->config_path = str_copy(opts->config_path);
+    if (!gen->config_path) {
+        snprintf(err, errsz, "out of memory");
+        free(gen);
+        return NULL;
+    }
     /* until the config is read (its budget), the load runs under the schema's default cap */
     gen->mem.cap = HOST_LOAD_CAP_BYTES;
     gen->mem.reserve = HOST_RESERVE_BYTES;

@@ -8,6 +8,7 @@
 #include <lua.h>
 #include <stddef.h>
 
+#include "base/loop.h"
 #include "host/host.h"
 
 /* ---- budget.c: memory cap (counting allocator), time slices and CPU budget (count hook) ---- */
@@ -118,6 +119,7 @@ struct host_task {
     int child_index;
     int start_nargs;               /* values to pass to the queued first resume */
     int queued;                    /* a resume is on the ready queue */
+    struct loop_deferred resume;   /* that resume (host_task_resume_task) */
     int zombie;                    /* ended while queued: the queued resume frees it */
     struct host_task *prev, *next; /* every live task */
 };

@@ -207,7 +207,7 @@ void host_task_resume_soon(struct host_task *t)
         return;
     }
     t->queued = 1;
-    loop_defer(host_task_resume_task, t);
+    loop_defer(&t->resume, host_task_resume_task, t);
 }
 
 void host_task_resume(struct host_task *t, int nargs)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/loop.h"
+#include "base/strcopy.h"
 #include "base/zipbundle.h"
 #include "host/host_gen.h"
 #include "host/read_rule.h"
@@ -151,7 +152,7 @@ static void prim_http_cancel(struct prim_op *op)
 /* A copy of s (NULL stays NULL); sets *lost when the copy fails. */
 static char *prim_dup(const char *s, int *lost)
 {
-    char *d = s ? strdup(s) : NULL;
+    char *d = str_copy(s);
     if (s && !d) {
         *lost = 1;
     }
@@ -262,19 +263,9 @@ static int prim_offline(lua_State *L, const char *fn)
 
 static void prim_form_escape_into(luaL_Buffer *b, const char *s, size_t len)
 {
-    static const char hex[] = "0123456789ABCDEF";
+    char esc[3];
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.' || c == '~') {
-            luaL_addchar(b, (char)c);
-        } else if (c == ' ') {
-            luaL_addchar(b, '+');
-        } else {
-            luaL_addchar(b, '%');
-            luaL_addchar(b, hex[c >> 4]);
-            luaL_addchar(b, hex[c & 15]);
-        }
+        luaL_addlstring(b, esc, http_form_escape_byte((unsigned char)s[i], esc));
     }
 }
 
@@ -573,6 +564,10 @@ static int prim_sleep(lua_State *L)
         return luaL_error(L, "out of memory");
     }
     s->timer = loop_timer_start(seconds, prim_sleep_fired, s);
+    if (!s->timer) {
+        prim_sleep_free(&s->op);
+        return luaL_error(L, "out of memory");
+    }
     return prim_yield(L, t, &s->op, "sleep");
 }
 

@@ -1,5 +1,5 @@
 /* primitives_local.c — the `host` primitives that answer at once, without the loop: time in a zone,
- * files (writes only inside the write root, atomically), sha256, logging, identity, config,
+ * files (writes only inside the write root, atomically), sha256, base64, logging, identity, config,
  * templates and scripts of the generation, plus the nil, err tables every primitive returns.
  * primitives_io.c registers these beside the waiting ones; called from scripts only; calls
  * log.c, metrics.c, sandbox.c (reading files), host.c (bot identity) and host_task.c (current
@@ -453,6 +453,22 @@ static int prim_sha256(lua_State *L)
     return 1;
 }
 
+/* host.base64(s): standard base64 (RFC 4648, with padding, no line breaks), OpenSSL's encoder. */
+static int prim_base64(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    if (len > (size_t)INT_MAX / 4 * 3 - 3) {
+        return luaL_error(L, "host.base64: input too large");
+    }
+    size_t cap = 4 * ((len + 2) / 3) + 1;
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, cap);
+    int n = EVP_EncodeBlock(out, (const unsigned char *)s, (int)len);
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
 /* ---- logging, identity, config ---- */
 
 static int prim_log(lua_State *L)
@@ -644,6 +660,7 @@ void prim_local_register(lua_State *L)
                                    {"exists", prim_exists},
                                    {"file_size", prim_file_size},
                                    {"sha256", prim_sha256},
+                                   {"base64", prim_base64},
                                    {"log", prim_log},
                                    {"bot", prim_bot},
                                    {"generation", prim_generation},

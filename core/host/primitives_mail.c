@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/loop.h"
+#include "base/strcopy.h"
 #include "host/host_gen.h"
 
 #define MAIL_MAX_RCPT 100
@@ -275,7 +276,7 @@ static int mail_add_rcpt(lua_State *L, int idx, struct curl_slist **list)
 static char *mail_getenv_dup(const char *name)
 {
     const char *value = name ? getenv(name) : NULL;
-    return value ? strdup(value) : NULL;
+    return str_copy(value);
 }
 
 /* ---- host.smtp ---- */

@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "base/strcopy.h"
 #include "http/http_internal.h"
 #include "http/http_multi.h"
 #include "http/http_pure.h"
@@ -86,23 +87,6 @@ static double http_random01(void)
     return (double)(r >> 11) / 9007199254740992.0; /* 53 bits -> [0,1) */
 }
 
-char *http_strdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-char *http_memdup(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        if (n) {
-            memcpy(p, s, n);
-        }
-        p[n] = '\0';
-    }
-    return p;
-}
-
 static void http_fmt(char *buf, size_t size, const char *fmt, double v)
 {
     snprintf(buf, size, fmt, v);
@@ -145,47 +129,87 @@ static void http_config_free(struct http_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* The settings as the config schema resolved them (scripts/lib/config_schema.lua owns every
+ * default and range): taken as they are; one out of range is refused with its name, never
+ * replaced by a number of our own. NULL when they hold, else the name of the first that does not.
+ */
+static const char *http_settings_invalid(const struct http_settings *s)
+{
+    if (!s->api_base || !*s->api_base) {
+        return "api_base";
+    }
+    if (!(s->timeout > 0)) {
+        return "http.timeout";
+    }
+    if (!(s->connect_timeout > 0)) {
+        return "http.connect_timeout";
+    }
+    if (s->max_concurrent < 1) {
+        return "http.max_concurrent";
+    }
+    if (s->max_retries < 0) {
+        return "http.max_retries";
+    }
+    if (!(s->max_retry_time >= 0)) {
+        return "http.max_retry_time";
+    }
+    if (s->download_max_bytes < 1) {
+        return "downloads.max_bytes";
+    }
+    if (s->download_concurrency < 1) {
+        return "downloads.concurrency";
+    }
+    if (!(s->download_timeout > 0)) {
+        return "downloads.timeout";
+    }
+    return NULL;
+}
+
 static int http_config_build(const struct http_settings *s, struct http_config *out)
 {
     struct http_config cfg;
-    const char *base = s && s->api_base && *s->api_base ? s->api_base : "https://slack.com/api/";
+    const char *invalid = http_settings_invalid(s);
+    if (invalid) {
+        log_event(LOG_ERROR, "HTTP setting out of range", "setting", invalid, NULL);
+        return -1;
+    }
+    const char *base = s->api_base;
     size_t blen = strlen(base);
     char hostport[300];
 
     memset(&cfg, 0, sizeof cfg);
-    cfg.bot_token = s && s->bot_token ? strdup(s->bot_token) : NULL;
+    cfg.bot_token = str_copy(s->bot_token);
     cfg.api_base = malloc(blen + 2);
-    if (!cfg.api_base) {
+    size_t n = s->allowed_hosts_n;
+    cfg.allowed = calloc(n + 1, sizeof *cfg.allowed);
+    if ((s->bot_token && !cfg.bot_token) || !cfg.api_base || !cfg.allowed) {
+        http_config_free(&cfg);
         return -1;
     }
     memcpy(cfg.api_base, base, blen + 1);
-    if (blen == 0 || base[blen - 1] != '/') {
+    if (base[blen - 1] != '/') {
         strcat(cfg.api_base, "/");
     }
-    cfg.timeout = s && s->timeout > 0 ? s->timeout : 30;
-    cfg.connect_timeout = s && s->connect_timeout > 0 ? s->connect_timeout : 10;
-    cfg.max_concurrent = s && s->max_concurrent > 0 ? s->max_concurrent : 16;
-    /* as for every field, 0 means "the default"; a negative value turns retries off */
-    cfg.max_retries = !s || s->max_retries == 0 ? 5 : s->max_retries < 0 ? 0 : s->max_retries;
-    cfg.max_retry_time = s && s->max_retry_time > 0 ? s->max_retry_time : 120;
-    cfg.download_max_bytes =
-        s && s->download_max_bytes > 0 ? s->download_max_bytes : 100LL * 1024 * 1024;
-    cfg.download_concurrency = s && s->download_concurrency > 0 ? s->download_concurrency : 4;
-    cfg.download_timeout = s && s->download_timeout > 0 ? s->download_timeout : 300;
+    cfg.timeout = s->timeout;
+    cfg.connect_timeout = s->connect_timeout;
+    cfg.max_concurrent = s->max_concurrent;
+    cfg.max_retries = s->max_retries;
+    cfg.max_retry_time = s->max_retry_time;
+    cfg.download_max_bytes = s->download_max_bytes;
+    cfg.download_concurrency = s->download_concurrency;
+    cfg.download_timeout = s->download_timeout;
 
-    size_t n = s ? s->allowed_hosts_n : 0;
-    cfg.allowed = calloc(n + 1, sizeof *cfg.allowed);
-    if (!cfg.allowed) {
-        free(cfg.api_base);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++) {
-        if (s->allowed_hosts[i]) {
-            cfg.allowed[cfg.n_allowed++] = strdup(s->allowed_hosts[i]);
+        if (s->allowed_hosts[i] && !(cfg.allowed[cfg.n_allowed++] = strdup(s->allowed_hosts[i]))) {
+            http_config_free(&cfg);
+            return -1;
         }
     }
     if (http_pure_hostport(cfg.api_base, hostport, sizeof hostport) == 0) {
-        cfg.allowed[cfg.n_allowed++] = strdup(hostport);
+        if (!(cfg.allowed[cfg.n_allowed++] = strdup(hostport))) {
+            http_config_free(&cfg);
+            return -1;
+        }
     } else {
         log_event(LOG_WARN, "api_base is not a URL curl can parse", NULL);
     }
@@ -372,7 +396,7 @@ void http_finish(struct http_call *c, enum http_err err, const char *code, const
     }
     if (c->kind != HTTP_KIND_DOWNLOAD) {
         if (!c->resp) {
-            c->resp = http_memdup("", 0);
+            c->resp = str_copy_n("", 0);
             c->resp_len = 0;
         }
         r->body = c->resp;
@@ -391,7 +415,7 @@ void http_finish(struct http_call *c, enum http_err err, const char *code, const
         http_record(c, err);
     }
     http_set_state(c, HTTP_ST_FINISHING);
-    loop_defer(http_finish_task, c);
+    loop_defer(&c->finish, http_finish_task, c);
     http_pump();
 }
 
@@ -417,6 +441,11 @@ int http_maybe_retry(struct http_call *c, const char *reason)
     if (c->kind == HTTP_KIND_DOWNLOAD && now + wait - c->started >= http_cfg.download_timeout) {
         return 0;
     }
+    /* the timer first: without one (out of memory) there is no retry, and the failure stands */
+    struct loop_timer *timer = loop_timer_start(wait, http_backoff_fired, c);
+    if (!timer) {
+        return 0;
+    }
     c->retries++;
     char attempt[16], wait_s[32];
     snprintf(attempt, sizeof attempt, "%d", c->attempts);
@@ -436,7 +465,7 @@ int http_maybe_retry(struct http_call *c, const char *reason)
     }
     http_attempt_release(c);
     http_set_state(c, HTTP_ST_BACKOFF);
-    c->timer = loop_timer_start(wait, http_backoff_fired, c);
+    c->timer = timer;
     http_pump(); /* a slot is free */
     return 1;
 }
@@ -834,7 +863,7 @@ struct http_call *http_api(const char *method, const char *token, const char *bo
         token = http_cfg.bot_token; /* NULL: the bot's own token */
     }
     c->token = token && *token ? strdup(token) : NULL; /* "" = no token */
-    c->body = http_memdup(body ? body : "", body ? body_len : 0);
+    c->body = str_copy_n(body ? body : "", body ? body_len : 0);
     c->body_len = body ? body_len : 0;
     c->content_type =
         strdup(content_type && *content_type ? content_type : "application/x-www-form-urlencoded");
@@ -873,10 +902,10 @@ struct http_call *http_request(const struct http_plain_req *req, http_done_fn do
     c->name = strdup(method);
     c->url = strdup(req->url);
     if (req->body) {
-        c->body = http_memdup(req->body, req->body_len);
+        c->body = str_copy_n(req->body, req->body_len);
         c->body_len = req->body_len;
     }
-    c->body_file = http_strdup(req->body_file);
+    c->body_file = str_copy(req->body_file);
     int bad = !c->name || !c->url || (req->body && !c->body) || (req->body_file && !c->body_file);
     for (size_t i = 0; !bad && i < req->n_headers; i++) {
         const struct http_header *h = &req->headers[i];

@@ -13,18 +13,21 @@
 #include <stddef.h>
 
 struct http_settings {
-    const char *bot_token; /* the token of http_api/http_download calls given NULL; NULL on reload
-                              keeps the one in use */
-    const char *api_base;  /* "https://slack.com/api/"; a missing final '/' is added; NULL on reload
-                              keeps the one in use */
-    double timeout;        /* seconds for one Web API / plain attempt (default 30) */
-    double connect_timeout;           /* default 10 */
-    int max_concurrent;               /* Web API + plain requests in flight (default 16) */
-    int max_retries;                  /* 5xx / timeout / connection error retries (default 5) */
-    double max_retry_time;            /* give up retrying after this many seconds (default 120) */
-    long long download_max_bytes;     /* default 100 MiB */
-    int download_concurrency;         /* default 4 */
-    double download_timeout;          /* seconds for a whole download (default 300) */
+    /* Every value is used as given: the config schema (scripts/lib/config_schema.lua) owns the
+     * defaults and ranges, config.c hands them over resolved; http_init/http_configure refuse a
+     * value out of range (logged with its name) instead of substituting one. */
+    const char *bot_token;  /* the token of http_api/http_download calls given NULL; NULL on reload
+                               keeps the one in use */
+    const char *api_base;   /* e.g. "https://slack.com/api/" (required at init); a missing final
+                               '/' is added; NULL on reload keeps the one in use */
+    double timeout;         /* seconds for one Web API / plain attempt, > 0 */
+    double connect_timeout; /* > 0 */
+    int max_concurrent;     /* Web API + plain requests in flight, >= 1 */
+    int max_retries;        /* 5xx / timeout / connection error retries; 0 = none */
+    double max_retry_time;  /* give up retrying after this many seconds, >= 0 */
+    long long download_max_bytes;     /* >= 1 */
+    int download_concurrency;         /* >= 1 */
+    double download_timeout;          /* seconds for a whole download, > 0 */
     const char *const *allowed_hosts; /* host patterns that may get the token: "slack.com",
                                          "*.slack.com"; the api_base host:port is always allowed */
     size_t allowed_hosts_n;
@@ -122,7 +125,12 @@ struct http_call *http_download(const char *url, const char *token, const char *
 /* The done callback will not run; resources are released. Safe with NULL. */
 void http_cancel(struct http_call *call);
 
-/* application/x-www-form-urlencoded escaping. Returns malloc'd text; caller frees. */
+/* application/x-www-form-urlencoded escaping (the WHATWG URL Standard's serializer: letters,
+ * digits and "*-._" stay, space becomes '+', every other byte %XX). The one rule for every form
+ * the bot sends (http.c, host.c, host.api's params). */
+/* One byte into out (1 or 3 characters, no NUL); returns how many. */
+size_t http_form_escape_byte(unsigned char c, char out[3]);
+/* The whole of s; returns malloc'd text (caller frees), NULL when out of memory. */
 char *http_form_escape(const char *s, size_t len);
 
 #endif

@@ -131,7 +131,20 @@ static curl_socket_t http_open_socket_cb(void *ud, curlsocktype purpose, struct 
             return CURL_SOCKET_BAD;
         }
     }
-    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd != CURL_SOCKET_BAD && http_multi_sock_reserve() < 0) {
+        close(fd); /* out of memory: this connection fails cleanly (and is retried) */
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+/* Every socket opened above is closed here: its spare watch record goes with it. */
+static int http_close_socket_cb(void *ud, curl_socket_t fd)
+{
+    (void)ud;
+    http_multi_sock_release();
+    return close(fd);
 }
 
 static int http_plain_has_header(const struct http_call *c, const char *name)
@@ -268,6 +281,8 @@ void http_start_attempt(struct http_call *c)
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, http_open_socket_cb);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http_close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, NULL);
     if (c->allow_private) {
         /* a connection opened without the check is never handed to a checked request */
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);

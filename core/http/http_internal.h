@@ -27,6 +27,7 @@ struct http_call {
     enum http_state state;
     struct http_call *prev, *next; /* every live call, oldest first: the queue order */
     int cancelled;                 /* http_cancel() ran: free without calling done */
+    struct loop_deferred finish;   /* http_finish_task, queued once the call has its result */
     http_done_fn done;
     void *arg;
 
@@ -94,8 +95,6 @@ extern int http_up; /* between http_init and http_shutdown */
 extern struct http_config http_cfg;
 
 /* http.c: helpers (returned strings are malloc'd; the caller frees) */
-char *http_strdup(const char *s);
-char *http_memdup(const char *s, size_t n);
 const char *http_header_get(const struct http_call *c, const char *name);
 void http_headers_clear(struct http_call *c);
 int http_token_allowed(const char *url);

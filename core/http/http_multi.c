@@ -5,6 +5,7 @@
 #include "http/http_multi.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "base/log.h"
@@ -20,7 +21,48 @@ static CURLM *http_multi;
 static uv_timer_t *http_multi_timer;
 static http_multi_done_fn http_multi_done;
 static struct http_sock *http_socks;
+/* Spare watch records (linked by next). Every socket curl opens through http_attempt.c's
+ * open-socket callback adds one (http_multi_sock_reserve) and its close takes one away
+ * (http_multi_sock_release), so the socket callback, which must not fail, finds a record here
+ * without allocating, however often curl announces, removes and re-announces a socket. */
+static struct http_sock *http_spare;
 static int http_multi_closing;
+
+int http_multi_sock_reserve(void)
+{
+    struct http_sock *s = calloc(1, sizeof *s);
+    if (!s) {
+        return -1;
+    }
+    s->next = http_spare;
+    http_spare = s;
+    return 0;
+}
+
+void http_multi_sock_release(void)
+{
+    struct http_sock *s = http_spare;
+    if (s) {
+        http_spare = s->next;
+        free(s);
+    }
+}
+
+/* A spare record for fd (a new one when none is spare: a socket curl opened on its own). */
+static struct http_sock *http_multi_sock_take(curl_socket_t fd)
+{
+    struct http_sock *s = http_spare;
+    if (s) {
+        http_spare = s->next;
+        memset(s, 0, sizeof *s);
+    } else {
+        s = calloc(1, sizeof *s);
+    }
+    if (s) {
+        s->fd = fd;
+    }
+    return s;
+}
 
 static void http_multi_check(void)
 {
@@ -67,7 +109,13 @@ static void http_multi_timer_cb(uv_timer_t *h)
 
 static void http_multi_sock_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct http_sock *s = h->data;
+    if (!http_multi) {
+        free(s); /* shut down: nothing is spared any more */
+        return;
+    }
+    s->next = http_spare;
+    http_spare = s;
 }
 
 static void http_multi_sock_close(struct http_sock *s)
@@ -101,8 +149,11 @@ static int http_multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *us
         return 0;
     }
     if (!s) {
-        s = calloc(1, sizeof *s);
+        /* a socket opened through http_open_socket_cb has its record already: nothing here can
+         * fail for want of memory (a -1 would abort every transfer and leave the multi dead) */
+        s = http_multi_sock_take(fd);
         if (!s) {
+            log_event(LOG_ERROR, "out of memory watching a curl socket", NULL);
             return -1;
         }
         if (uv_poll_init_socket(loop_get(), &s->poll, fd) < 0) {
@@ -110,7 +161,6 @@ static int http_multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *us
             free(s);
             return -1;
         }
-        s->fd = fd;
         s->poll.data = s;
         s->next = http_socks;
         if (http_socks) {
@@ -201,6 +251,9 @@ void http_multi_shutdown(void)
     curl_multi_cleanup(http_multi);
     http_multi = NULL;
     http_multi_closing = 0;
+    while (http_spare) {
+        http_multi_sock_release();
+    }
     uv_timer_stop(http_multi_timer);
     uv_close((uv_handle_t *)http_multi_timer, http_multi_timer_closed);
     http_multi_timer = NULL;

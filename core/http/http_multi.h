@@ -14,6 +14,11 @@ typedef void (*http_multi_done_fn)(CURL *easy, CURLcode result);
 int http_multi_init(http_multi_done_fn done); /* 0 or -1 */
 int http_multi_add(CURL *easy);               /* 0 or -1; the handle's transfer starts */
 void http_multi_remove(CURL *easy);           /* stop a transfer; the caller cleans the handle up */
+/* From curl's open-socket and close-socket callbacks: one spare watch record per open socket,
+ * made before curl announces the socket, so that the socket callback never allocates. reserve
+ * returns 0, or -1 when out of memory (the caller closes the socket and fails the connection). */
+int http_multi_sock_reserve(void);
+void http_multi_sock_release(void);
 /* Remove nothing (callers removed their handles first); free the multi, close the handles. */
 void http_multi_shutdown(void);
 

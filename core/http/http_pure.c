@@ -15,25 +15,33 @@
 
 #include "http/http.h"
 
-char *http_form_escape(const char *s, size_t len)
+size_t http_form_escape_byte(unsigned char c, char out[3])
 {
     static const char hex[] = "0123456789ABCDEF";
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '*' ||
+        c == '-' || c == '.' || c == '_') {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c == ' ') {
+        out[0] = '+';
+        return 1;
+    }
+    out[0] = '%';
+    out[1] = hex[c >> 4];
+    out[2] = hex[c & 15];
+    return 3;
+}
+
+char *http_form_escape(const char *s, size_t len)
+{
     char *out = malloc(len * 3 + 1);
     size_t o = 0;
     if (!out) {
         return NULL;
     }
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '*') {
-            out[o++] = (char)c;
-        } else if (c == ' ') {
-            out[o++] = '+';
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
+        o += http_form_escape_byte((unsigned char)s[i], out + o);
     }
     out[o] = '\0';
     return out;

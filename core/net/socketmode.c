@@ -467,6 +467,7 @@ static void sm_ws_open(struct ws_conn *ws, void *arg)
 }
 
 static void sm_stop_finish(void *arg);
+static struct loop_deferred sm_stop_deferred;
 
 static void sm_ws_close(struct ws_conn *ws, int opened, int code, const char *reason, void *arg)
 {
@@ -556,7 +557,7 @@ void sm_stop(void (*done)(void *arg), void *arg)
     sm.stop_arg = arg;
     if (!sm.started) {
         sm.state = "stopped";
-        loop_defer(sm_stop_finish, NULL);
+        loop_defer(&sm_stop_deferred, sm_stop_finish, NULL);
         return;
     }
     sm.open_pending = 0;
@@ -570,7 +571,7 @@ void sm_stop(void (*done)(void *arg), void *arg)
         ws_close(c->ws);
     }
     if (!sm.conns) {
-        loop_defer(sm_stop_finish, NULL);
+        loop_defer(&sm_stop_deferred, sm_stop_finish, NULL);
     }
 }
 

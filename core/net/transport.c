@@ -19,17 +19,20 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "base/strcopy.h"
 #include "net/health.h"
 #include "net/ws.h"
 
 #define TRANSPORT_HARD_DEADLINE 12.0 /* seconds from a stop request to exit, whatever happens */
 
 struct transport_envelope {
+    struct mailbox_node node;
     size_t len;
     char json[];
 };
 
 struct transport_open_answer {
+    struct mailbox_node node;
     unsigned seq;
     int ok, slack_error;
     char *code, *message, *url;
@@ -49,7 +52,14 @@ static struct {
     uv_timer_t deadline;
     int stopping, sm_stopped, script_stopped, finished;
     atomic_int exit_code;
+    atomic_uint open_seq; /* the latest apps.connections.open asked for (open_node carries it) */
+    /* the posts that carry no object of their own: one node each, coalesced while queued */
+    struct mailbox_node open_node, reload_node, stop_node, connect_node, script_stopped_node;
 } tr;
+
+/* apps.connections.open's answer when there was no memory for the real one: Socket Mode then
+ * retries after its backoff, as after any failed open. */
+static struct transport_open_answer transport_oom_answer;
 
 /* ---- to the script loop ---- */
 
@@ -68,7 +78,8 @@ static void transport_on_envelope(const char *json, size_t len, void *arg)
         e->len = len;
         memcpy(e->json, json, len);
         e->json[len] = '\0';
-        if (mailbox_post(tr.script_mb, transport_run_envelope, e) == 0) {
+        memset(&e->node, 0, sizeof e->node);
+        if (mailbox_post(tr.script_mb, &e->node, transport_run_envelope, e) == 0) {
             return;
         }
         free(e);
@@ -93,13 +104,15 @@ static void transport_run_stop(void *arg)
 
 static void transport_run_open(void *arg)
 {
-    tr.h.open_url((unsigned)(uintptr_t)arg);
+    (void)arg;
+    tr.h.open_url(atomic_load(&tr.open_seq));
 }
 
 static int transport_open_url(unsigned seq, void *arg)
 {
     (void)arg;
-    return mailbox_post(tr.script_mb, transport_run_open, (void *)(uintptr_t)seq);
+    atomic_store(&tr.open_seq, seq); /* a request still queued asks for the latest */
+    return mailbox_post(tr.script_mb, &tr.open_node, transport_run_open, NULL) < 0 ? -1 : 0;
 }
 
 /* ---- stopping ---- */
@@ -147,7 +160,7 @@ static void transport_begin_stop(int code, const char *why)
     uv_timer_start(&tr.deadline, transport_deadline_cb, (uint64_t)(TRANSPORT_HARD_DEADLINE * 1000),
                    0);
     sm_stop(transport_sm_stopped, NULL);
-    if (mailbox_post(tr.script_mb, transport_run_stop, NULL) < 0) {
+    if (mailbox_post(tr.script_mb, &tr.stop_node, transport_run_stop, NULL) < 0) {
         tr.script_stopped = 1; /* it has already gone */
         transport_maybe_finish();
     }
@@ -165,7 +178,7 @@ static void transport_on_signal(uv_signal_t *h, int signum)
     if (signum == SIGHUP) {
         if (!tr.stopping) {
             log_event(LOG_INFO, "SIGHUP: reloading", NULL);
-            if (mailbox_post(tr.script_mb, transport_run_reload, NULL) < 0) {
+            if (mailbox_post(tr.script_mb, &tr.reload_node, transport_run_reload, NULL) < 0) {
                 log_event(LOG_WARN, "SIGHUP ignored: the script loop is not taking work", NULL);
             }
         }
@@ -192,6 +205,7 @@ static void transport_do_connect(void *arg)
 }
 
 struct transport_stop_req {
+    struct mailbox_node node;
     int code;
     char why[120];
 };
@@ -212,6 +226,9 @@ static void transport_do_script_stopped(void *arg)
 
 static void transport_answer_free(struct transport_open_answer *a)
 {
+    if (!a || a == &transport_oom_answer) {
+        return;
+    }
     free(a->code);
     free(a->message);
     free(a->url);
@@ -226,53 +243,55 @@ static void transport_do_open_result(void *arg)
     transport_answer_free(a);
 }
 
-void transport_connect(void)
+int transport_connect(void)
 {
-    mailbox_post(tr.mb, transport_do_connect, NULL);
+    return mailbox_post(tr.mb, &tr.connect_node, transport_do_connect, NULL) < 0 ? -1 : 0;
 }
 
 void transport_request_stop(int exit_code, const char *why)
 {
-    struct transport_stop_req *r = malloc(sizeof *r);
+    struct transport_stop_req *r = calloc(1, sizeof *r);
     if (!r) {
         _exit(exit_code); /* no memory to even ask: leave as asked */
     }
     r->code = exit_code;
     snprintf(r->why, sizeof r->why, "%s", why);
-    if (mailbox_post(tr.mb, transport_do_stop, r) < 0) {
+    if (mailbox_post(tr.mb, &r->node, transport_do_stop, r) < 0) {
         free(r);
+        log_event(LOG_ERROR, "could not ask the transport thread to stop; exiting now", "reason",
+                  why, NULL);
+        _exit(exit_code); /* a stop that cannot be asked for must not be lost */
     }
 }
 
 void transport_script_stopped(void)
 {
-    if (mailbox_post(tr.mb, transport_do_script_stopped, NULL) < 0) {
+    if (mailbox_post(tr.mb, &tr.script_stopped_node, transport_do_script_stopped, NULL) < 0) {
         log_event(LOG_WARN, "transport thread already gone", NULL);
     }
-}
-
-static char *transport_dup(const char *s)
-{
-    return s ? strdup(s) : NULL;
 }
 
 void transport_open_result(unsigned seq, const struct sm_open_result *res)
 {
     struct transport_open_answer *a = calloc(1, sizeof *a);
-    if (!a) {
-        return; /* socketmode's watchdog retries a connection that never comes */
+    if (a) {
+        a->seq = seq;
+        a->ok = res->ok;
+        a->slack_error = res->slack_error;
+        a->code = str_copy(res->code);
+        a->message = str_copy(res->message);
+        a->url = str_copy(res->url);
     }
-    a->seq = seq;
-    a->ok = res->ok;
-    a->slack_error = res->slack_error;
-    a->code = transport_dup(res->code);
-    a->message = transport_dup(res->message);
-    a->url = transport_dup(res->url);
-    if (mailbox_post(tr.mb, transport_do_open_result, a) < 0) {
+    if (!a || (res->code && !a->code) || (res->message && !a->message) || (res->url && !a->url)) {
+        transport_answer_free(a);
+        a = &transport_oom_answer; /* a failed open, said as one: Socket Mode retries */
+        a->seq = seq;
+        a->code = "out_of_memory";
+    }
+    if (mailbox_post(tr.mb, &a->node, transport_do_open_result, a) != 0) {
         transport_answer_free(a);
     }
 }
-
 /* ---- the thread ---- */
 
 static int transport_init_on_thread(void)
@@ -283,6 +302,7 @@ static int transport_init_on_thread(void)
     }
     tr.mb = mailbox_open(0);
     if (!tr.mb) {
+        log_event(LOG_ERROR, "could not create the transport thread's mailbox", NULL);
         return -1;
     }
     if (ws_init() < 0) {
@@ -318,11 +338,13 @@ static void *transport_main(void *arg)
     (void)arg;
     tr.start_rc = transport_init_on_thread();
     if (tr.start_rc < 0) {
-        health_stop();
-        ws_shutdown_begin();
-        mailbox_close(tr.mb, NULL);
-        uv_run(loop_get(), UV_RUN_DEFAULT);
-        transport_end_on_thread();
+        if (loop_get()) { /* undo what was started; without a loop nothing was */
+            health_stop();
+            ws_shutdown_begin();
+            mailbox_close(tr.mb, NULL);
+            uv_run(loop_get(), UV_RUN_DEFAULT);
+            transport_end_on_thread();
+        }
         uv_sem_post(&tr.ready);
         return NULL;
     }

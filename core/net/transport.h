@@ -36,7 +36,7 @@ struct transport_settings {
 int transport_start(const struct transport_settings *s, const struct transport_hooks *h,
                     struct mailbox *script_mailbox);
 /* From the script loop: */
-void transport_connect(void); /* start Socket Mode (after auth.test) */
+int transport_connect(void); /* start Socket Mode (after auth.test); 0, or -1 (out of memory) */
 void transport_request_stop(int exit_code, const char *why); /* e.g. a refused token */
 void transport_script_stopped(void);                         /* the script side has finished */
 /* The answer to open_url(seq). Copies what it needs. */

@@ -76,8 +76,8 @@ struct ws_conn {
     int peer_code;
     char reason[160];
     struct ws_ev *ev_head, *ev_tail;
-    int flush_scheduled;
-    struct ws_conn *next; /* all live connections */
+    struct loop_deferred flush; /* ws_flush queued on the loop */
+    struct ws_conn *next;       /* all live connections */
 };
 
 static struct lws_context *ws_ctx;
@@ -145,10 +145,7 @@ static void ws_push_event(struct ws_conn *c, enum ws_ev_kind kind, const char *d
         c->ev_head = ev;
     }
     c->ev_tail = ev;
-    if (!c->flush_scheduled) {
-        c->flush_scheduled = 1;
-        loop_defer(ws_flush, c);
-    }
+    loop_defer(&c->flush, ws_flush, c); /* once: a queued flush takes every event */
 }
 
 static void ws_handle_closed(uv_handle_t *h)
@@ -157,6 +154,7 @@ static void ws_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0) {
         return;
     }
+    loop_defer_cancel(&c->flush);
     free(c->path);
     free(c->rx);
     c->magic = 0;
@@ -188,7 +186,6 @@ static void ws_unlink(struct ws_conn *c)
 static void ws_flush(void *arg)
 {
     struct ws_conn *c = arg;
-    c->flush_scheduled = 0;
     while (c->ev_head) {
         struct ws_ev *ev = c->ev_head;
         c->ev_head = ev->next;

@@ -65,7 +65,7 @@ local function run(ctx, args)
   if #results > 0 then
     incidents.add_update(record, { ts = ctx.ts, user = ctx.user, text = view.text, at = at })
   end
-  local saved, err = incidents.save(record)
+  local saved, err = incidents.save_or_log(record, ctx.log)
 
   -- the thread reply relays the typed text too: no live mentions in it either (status.allow_mentions)
   local allow_mentions = type(config.status) == "table" and config.status.allow_mentions == true
@@ -80,7 +80,6 @@ local function run(ctx, args)
     duration = duration,
   }))
   if not saved then
-    ctx.log("error", "incident record not saved", { err = tostring(err) })
     lines[#lines + 1] = "Warning: the resolution could not be recorded (" .. slackfmt.escape(tostring(err))
       .. "); the postmortem will not show it as a figure."
   end

@@ -54,10 +54,7 @@ local function run(ctx, args)
 
   local record = incidents.new(channel, root_ts, { title = title, started_by = ctx.user, started_at = at })
   record.started_from = { channel = ctx.channel, ts = ctx.ts }
-  local saved, save_err = incidents.save(record)
-  if not saved then
-    ctx.log("error", "incident record not saved", { err = tostring(save_err) })
-  end
+  local saved, save_err = incidents.save_or_log(record, ctx.log)
 
   local howto = slackfmt.trim(templates.render("incident.howto.slack", { title = title, bot_mention = bot_mention }))
   local _, howto_err = host.api("chat.postMessage", {
@@ -84,7 +81,7 @@ local function run(ctx, args)
     if #results > 0 then
       incidents.add_update(record, { ts = root_ts, user = ctx.user, text = view.text, at = at })
       if saved then
-        incidents.save(record)
+        incidents.save_or_log(record, ctx.log)
       end
     end
     lines[#lines + 1] = broadcast.summary(results, "First status update")

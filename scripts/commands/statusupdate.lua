@@ -58,10 +58,7 @@ function statusupdate.run(ctx, args)
 
   if record then
     incidents.add_update(record, { ts = ctx.ts, user = ctx.user, text = view.text, at = at })
-    local ok, err = incidents.save(record)
-    if not ok then
-      ctx.log("error", "incident record not saved", { err = tostring(err) })
-    end
+    incidents.save_or_log(record, ctx.log)
   end
   ctx.reply(broadcast.summary(results, "Status update"))
 end

@@ -61,7 +61,7 @@ local function send(ctx, update)
     from = conf.from, to = conf.to, cc = conf.cc, subject = subject_of(conf, update),
     text = text_of(update), html = html_of(update), at = update.at,
     id_seed = (ctx.name or "") .. "|" .. update.moment,
-  }, host.sha256)
+  })
   local retries = tonumber(conf.retries) or 2
   local res, err
   for attempt = 0, retries do

@@ -57,10 +57,8 @@ end
 
 local function send(ctx, update)
   local conf = ctx.dest
-  local key = ctx.secret(conf.api_key_env)
-  if not key then
-    return nil, "environment variable " .. tostring(conf.api_key_env) .. " is not set (api_key_env)"
-  end
+  local key, secret_err = ctx.required_secret("api_key_env")
+  if not key then return nil, secret_err end
   local base = conf.api_url or "https://api.statuspage.io/v1/"
   if base:sub(-1) ~= "/" then base = base .. "/" end
   local incidents_url = base .. "pages/" .. conf.page_id .. "/incidents"

@@ -28,10 +28,8 @@ local function card_of(update)
 end
 
 local function send(ctx, update)
-  local url = ctx.secret(ctx.dest.url_env)
-  if not url then
-    return nil, "environment variable " .. tostring(ctx.dest.url_env) .. " is not set (url_env)"
-  end
+  local url, secret_err = ctx.required_secret("url_env")
+  if not url then return nil, secret_err end
   local payload = {
     type = "message",
     attachments = { { contentType = "application/vnd.microsoft.card.adaptive", contentUrl = cjson.null,

@@ -9,10 +9,9 @@ local function send(ctx, update)
   local hook = ctx.dest
   local url = hook.url
   if hook.url_env then
-    url = ctx.secret(hook.url_env)
-    if not url then
-      return nil, "environment variable " .. hook.url_env .. " is not set (url_env)"
-    end
+    local secret_err
+    url, secret_err = ctx.required_secret("url_env")
+    if not url then return nil, secret_err end
   end
   if type(url) ~= "string" or url == "" then
     return nil, "no url configured"

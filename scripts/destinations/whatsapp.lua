@@ -77,10 +77,8 @@ end
 
 local function send(ctx, update)
   local conf = ctx.dest
-  local token = ctx.secret(conf.token_env)
-  if not token then
-    return nil, "environment variable " .. tostring(conf.token_env) .. " is not set (token_env)"
-  end
+  local token, secret_err = ctx.required_secret("token_env")
+  if not token then return nil, secret_err end
   if type(conf.to) ~= "table" or #conf.to == 0 then
     return nil, "no recipients (to)"
   end

@@ -113,6 +113,16 @@ local function make_ctx(config, dest, record)
     end
     return nil
   end
+  -- ctx.secret of the environment variable that the destination's setting `field` names (e.g.
+  -- "token_env"), or nil and the error every destination words the same way.
+  function ctx.required_secret(field)
+    local env_name = ctx.dest[field]
+    local value = ctx.secret(env_name)
+    if not value then
+      return nil, "environment variable " .. tostring(env_name) .. " is not set (" .. field .. ")"
+    end
+    return value
+  end
   function ctx.log(level, msg, fields)
     local f = { kind = dest.kind, destination = dest.name }
     for k, v in pairs(fields or {}) do f[k] = destinations.scrub(v, ctx.secrets) end

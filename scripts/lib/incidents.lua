@@ -28,6 +28,16 @@ function incidents.save(record)
   return store.incident_save(record)
 end
 
+-- incidents.save, and a failed save logged through `log` (the command's ctx.log) as
+-- "incident record not saved". Returns what incidents.save returns: the caller words the reply.
+function incidents.save_or_log(record, log)
+  local ok, err = incidents.save(record)
+  if not ok then
+    log("error", "incident record not saved", { err = tostring(err) })
+  end
+  return ok, err
+end
+
 -- A new record for a thread (not saved). `fields` may set title, started_by, started_at.
 function incidents.new(channel, thread_ts, fields)
   fields = fields or {}

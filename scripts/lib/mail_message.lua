@@ -1,31 +1,15 @@
 -- One e-mail as RFC 5322 text for host.smtp: headers (Date, From, To, Cc, Subject, Message-ID,
 -- MIME-Version) and a multipart/alternative body with a plain-text part and a small HTML part,
 -- both UTF-8 in base64, CRLF line ends. Header values lose their line breaks, so nothing typed in
--- Slack can add a header; a non-ASCII subject is RFC 2047 encoded. Called by destinations/email.lua.
+-- Slack can add a header; a non-ASCII subject is RFC 2047 encoded. Called by destinations/email.lua;
+-- calls host.base64 and host.sha256.
+local host = require "host"
+
 local mail_message = {}
-
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-function mail_message.base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local chars = {}
-    for k = 1, 4 do
-      local idx = (n >> (6 * (4 - k))) & 63
-      chars[k] = B64:sub(idx + 1, idx + 1)
-    end
-    if not b then chars[3] = "=" end
-    if not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
 
 -- base64 in lines of 76 characters, CRLF-separated.
 local function base64_lines(s)
-  local b = mail_message.base64(s)
+  local b = host.base64(s)
   local lines = {}
   for i = 1, #b, 76 do lines[#lines + 1] = b:sub(i, i + 75) end
   return table.concat(lines, "\r\n")
@@ -44,12 +28,12 @@ function mail_message.encode_subject(s)
   for _, code in utf8.codes(s) do
     local ch = utf8.char(code)
     if #chunk + #ch > 45 then
-      words[#words + 1] = "=?UTF-8?B?" .. mail_message.base64(chunk) .. "?="
+      words[#words + 1] = "=?UTF-8?B?" .. host.base64(chunk) .. "?="
       chunk = ""
     end
     chunk = chunk .. ch
   end
-  if chunk ~= "" then words[#words + 1] = "=?UTF-8?B?" .. mail_message.base64(chunk) .. "?=" end
+  if chunk ~= "" then words[#words + 1] = "=?UTF-8?B?" .. host.base64(chunk) .. "?=" end
   return table.concat(words, "\r\n ")
 end
 
@@ -64,11 +48,11 @@ end
 
 -- The message. m = { from, to = {…}, cc = {…}, subject, text, html, at (epoch), id_seed }.
 -- Returns the text and the Message-ID (with its angle brackets).
-function mail_message.build(m, sha256)
+function mail_message.build(m)
   local domain = tostring(m.from):match("@([%w%.%-]+)") or "localhost"
   local seed = table.concat({ tostring(m.at), tostring(m.id_seed), m.subject or "" }, "|")
-  local message_id = "<" .. sha256(seed):sub(1, 32) .. "@" .. domain .. ">"
-  local boundary = "=_pmb_" .. sha256("boundary|" .. seed):sub(1, 24)
+  local message_id = "<" .. host.sha256(seed):sub(1, 32) .. "@" .. domain .. ">"
+  local boundary = "=_pmb_" .. host.sha256("boundary|" .. seed):sub(1, 24)
   local headers = {
     "Date: " .. os.date("!%a, %d %b %Y %H:%M:%S +0000", math.floor(m.at)),
     "From: " .. mail_message.header_value(m.from),

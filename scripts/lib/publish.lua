@@ -34,25 +34,6 @@ function publish.config(config)
   return c
 end
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-function publish.base64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chars = {}
-    for j = 3, 0, -1 do
-      local k = (n >> (6 * j)) & 63
-      chars[#chars + 1] = B64:sub(k + 1, k + 1)
-    end
-    if not b then chars[3], chars[4] = "=", "="
-    elseif not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
-
 -- The URL without user:password@ (a password there is refused: credentials come from the environment).
 local function check_url(url)
   local userinfo = url:match("^%a[%w+.-]*://([^/@]*)@")
@@ -95,7 +76,7 @@ local function git_env(c, cache_dir)
   local token = host.getenv("POSTMORTEMBOT_GIT_TOKEN")
   local key = host.getenv("POSTMORTEMBOT_GIT_SSH_KEY")
   if token and token ~= "" and c.url:match("^https?://") then
-    local basic = publish.base64(c.username .. ":" .. token)
+    local basic = host.base64(c.username .. ":" .. token)
     env.GIT_CONFIG_COUNT = "1"
     env.GIT_CONFIG_KEY_0 = "http." .. c.url .. ".extraHeader" -- sent to this repository only
     env.GIT_CONFIG_VALUE_0 = "Authorization: Basic " .. basic

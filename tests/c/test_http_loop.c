@@ -68,7 +68,12 @@ static void start(int port, int max_retries, double timeout)
     s.api_base = api_base;
     s.max_retries = max_retries;
     s.timeout = timeout;
+    s.connect_timeout = 10;
     s.max_concurrent = 1;
+    s.max_retry_time = 120;
+    s.download_max_bytes = 1 << 20;
+    s.download_concurrency = 1;
+    s.download_timeout = 30;
     assert_int_equal(loop_init(), 0);
     assert_int_equal(http_init(&s), 0);
 }
@@ -83,7 +88,7 @@ static void test_connect_error_is_deferred(void **state)
 {
     struct seen s = {0};
     (void)state;
-    start(tcp_port(0, NULL), -1, 5);
+    start(tcp_port(0, NULL), 0, 5);
     assert_non_null(http_api("auth.test", "xoxb-test-bot", NULL, 0, NULL, on_done, &s));
     assert_int_equal(s.calls, 0); /* never called from inside http_api */
     assert_int_equal(http_in_flight(), 1);
@@ -114,7 +119,7 @@ static void test_timeout(void **state)
     struct seen s = {0};
     int fd;
     (void)state;
-    start(tcp_port(1, &fd), -1, 0.3);
+    start(tcp_port(1, &fd), 0, 0.3);
     assert_non_null(http_api("auth.test", "xoxb-test-bot", NULL, 0, NULL, on_done, &s));
     loop_run();
     assert_int_equal(s.calls, 1);
@@ -128,7 +133,7 @@ static void test_cancel_never_calls_done(void **state)
 {
     struct seen s = {0}, t = {0};
     (void)state;
-    start(tcp_port(0, NULL), -1, 5);
+    start(tcp_port(0, NULL), 0, 5);
     struct http_call *c = http_api("auth.test", "xoxb-test-bot", NULL, 0, NULL, on_done, &s);
     assert_non_null(c);
     assert_non_null(http_api("chat.postMessage", "xoxb-test-bot", NULL, 0, NULL, on_done, &t));
@@ -153,7 +158,7 @@ static void test_shutdown_cancels_everything(void **state)
     char url[128];
     (void)state;
     int port = tcp_port(1, &fd);
-    start(port, -1, 30);
+    start(port, 0, 30);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/x", port);
     /* max_concurrent 1: a runs (and hangs), b waits in the queue */
     assert_non_null(http_api("auth.test", "xoxb-test-bot", NULL, 0, NULL, on_done, &a));
@@ -182,7 +187,7 @@ static void test_download_into_missing_dir(void **state)
     char url[128];
     (void)state;
     int port = tcp_port(1, &fd);
-    start(port, -1, 5);
+    start(port, 0, 5);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/files/x", port);
     assert_non_null(http_download(url, NULL, "/nonexistent-pmb-dir/a/b.bin", 0, 0, on_done, &s));
     assert_int_equal(s.calls, 0);
@@ -200,7 +205,7 @@ static void test_misuse_returns_null(void **state)
     struct http_header bad_name[] = {{"X-A: b", "c"}};
     struct http_plain_req r;
     (void)state;
-    start(tcp_port(0, NULL), -1, 5);
+    start(tcp_port(0, NULL), 0, 5);
     assert_null(http_api("chat.postMessage?token=x", "xoxb-test-bot", NULL, 0, NULL, on_done, &s));
     assert_null(http_api("../../evil", "xoxb-test-bot", NULL, 0, NULL, on_done, &s));
     assert_null(http_download("file:///etc/passwd", NULL, "/tmp/x", 0, 0, on_done, &s));
@@ -223,8 +228,41 @@ static void test_misuse_returns_null(void **state)
     finish();
 }
 
+/* The schema owns every default: a value out of range is refused, never replaced by a number
+ * of http.c's own (the "0 means the default" convention is gone). */
+static void test_settings_out_of_range_refused(void **state)
+{
+    struct http_settings s;
+    (void)state;
+    memset(&s, 0, sizeof s);
+    s.api_base = "http://127.0.0.1:1/api/";
+    s.timeout = 5;
+    s.connect_timeout = 5;
+    s.max_concurrent = 1;
+    s.max_retry_time = 10;
+    s.download_max_bytes = 1;
+    s.download_concurrency = 1;
+    s.download_timeout = 0; /* out of range */
+    assert_int_equal(loop_init(), 0);
+    assert_int_equal(http_init(&s), -1);
+    s.download_timeout = 1;
+    s.max_retries = -1; /* out of range: 0 is "none" */
+    assert_int_equal(http_init(&s), -1);
+    s.max_retries = 0;
+    assert_int_equal(http_init(&s), 0);
+    s.max_concurrent = 0;
+    assert_int_equal(http_configure(&s), -1); /* a reload that breaks a limit keeps the old ones */
+    finish();
+}
+
 int main(void)
 {
+    /* One test per process when asked (tests/torture/run_torture.py): a test that an allocation
+     * failure ends early leaves its handles on the loop, which the next test must not inherit. */
+    const char *only = getenv("PMB_TEST_ONLY");
+    if (only && *only) {
+        cmocka_set_test_filter(only);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_error_is_deferred),
         cmocka_unit_test(test_retries_are_bounded),
@@ -233,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_cancels_everything),
         cmocka_unit_test(test_download_into_missing_dir),
         cmocka_unit_test(test_misuse_returns_null),
+        cmocka_unit_test(test_settings_out_of_range_refused),
     };
     log_set_level(LOG_ERROR);
     json_init();

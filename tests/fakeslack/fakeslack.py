@@ -79,6 +79,8 @@ class FakeSlack:
         self.hello_delay = 0.0
         self.approximate_connection_time = 18060
         self.single_use_tickets = True
+        # apps.connections.open hands out this URL instead of our own (a Socket Mode peer elsewhere)
+        self.ws_url_override = None
         # records
         self.requests = []
         self.token_violations = []
@@ -380,6 +382,8 @@ class FakeSlack:
             self._ticket_counter += 1
             ticket = "%d-%s" % (self._ticket_counter, uuid.uuid4().hex[:8])
             self._tickets[ticket] = False
+        if self.ws_url_override:
+            return self.ws_url_override
         return "ws://127.0.0.1:%d/link/?ticket=%s" % (self.port, ticket)
 
     def _claim_ticket(self, ticket):
@@ -470,6 +474,17 @@ class FakeSlack:
     def mention(self, channel, user, text, thread_ts=None, send=True):
         """Post `<@BOT> text` as `user` (in thread_ts's thread if given) and send the app_mention.
         Returns (ts, envelope_id); envelope_id is None with send=False."""
+        ts, event = self._mention_event(channel, user, text, thread_ts)
+        eid = self.send_event(event) if send else None
+        return ts, eid
+
+    def mention_envelope(self, channel, user, text, thread_ts=None):
+        """Post the mention like mention() and return its events_api envelope unsent (for a
+        Socket Mode peer in another process: bench/paced_sender.py)."""
+        _, event = self._mention_event(channel, user, text, thread_ts)
+        return self._build_envelope(event)[2]
+
+    def _mention_event(self, channel, user, text, thread_ts):
         me = self.identity["user_id"]
         full = "<@%s> %s" % (me, text)
         msg = {"type": "message", "user": user, "text": full, "team": TEAM_ID,
@@ -487,8 +502,7 @@ class FakeSlack:
                  "blocks": copy.deepcopy(msg["blocks"])}
         if thread_ts:
             event["thread_ts"] = thread_ts
-        eid = self.send_event(event) if send else None
-        return stored["ts"], eid
+        return stored["ts"], event
 
     def send_envelope(self, kind, payload, envelope_id=None, conn=None):
         """Send a slash_commands or interactive envelope (SLACK-FACTS 1.3); returns its id."""

@@ -18,6 +18,7 @@ local function fake_host()
   h.all = stub.run_all
   function h.getenv(name) return h.env[name] end
   function h.log(level, msg, fields) h.logs[#h.logs + 1] = { level = level, msg = msg, fields = fields } end
+  h.base64 = stub.base64
   function h.sha256(s) local n = 0 for i = 1, #s do n = (n * 31 + s:byte(i)) % 2^52 end return string.format("%064x", math.floor(n)) end
   return h
 end
@@ -51,18 +52,15 @@ describe("destinations", function()
 
   it("builds a multipart/alternative mail whose headers cannot be injected", function()
     local text, id = mail.build({ from = "Bot <bot@example.com>", to = { "a@example.com" }, cc = { "b@example.com" },
-      subject = "Down\r\nBcc: evil@example.com", text = "line 1\nline 2", html = "<p>x</p>", at = 1700000000, id_seed = "s" },
-      h.sha256)
+      subject = "Down\r\nBcc: evil@example.com", text = "line 1\nline 2", html = "<p>x</p>", at = 1700000000, id_seed = "s" })
     assert.matches("^<%x+@example%.com>$", id)
     assert.truthy(text:find("Subject: Down Bcc: evil@example.com\r\n", 1, true))
     assert.falsy(text:find("\r\nBcc:", 1, true))
     assert.truthy(text:find("Date: Tue, 14 Nov 2023 22:13:20 +0000\r\n", 1, true))
     assert.truthy(text:find("Cc: b@example.com\r\n", 1, true))
     assert.truthy(text:find("Content-Type: multipart/alternative;", 1, true))
-    assert.truthy(text:find(mail.base64("line 1\r\nline 2"), 1, true))
-    assert.are.equal("=?UTF-8?B?" .. mail.base64("Störung") .. "?=", mail.encode_subject("Störung"))
-    assert.are.equal("TWFu", mail.base64("Man"))
-    assert.are.equal("TWE=", mail.base64("Ma"))
+    assert.truthy(text:find("bGluZSAxDQpsaW5lIDI=", 1, true)) -- "line 1\r\nline 2"
+    assert.are.equal("=?UTF-8?B?U3TDtnJ1bmc=?=", mail.encode_subject("Störung"))
   end)
 
   it("statuspage creates an incident, keeps its id in the record, then updates the same one", function()

@@ -6,7 +6,7 @@ allocation failing. Required of every run: no crash (no signal, no sanitizer err
 leak from core/ code (LeakSanitizer stacks with a core/ frame), whatever the test's own
 assertions say about the failure (a failed cmocka check is a clean error). Prints one line per
 program and "TORTURE programs=… runs=… crashes=… leaks=…"; exit 1 on any crash or leak.
-PMB_TORTURE_PROGRAMS picks programs (NAME or NAME:CAP), PMB_TORTURE_MAX caps N per program
+PMB_TORTURE_PROGRAMS picks programs (NAME, NAME:CAP, NAME/each: every test alone), PMB_TORTURE_MAX caps N per program
 (default 4000, spread evenly above it). Run by `make torture` and tests/run_all.py (suite torture)."""
 import os
 import re
@@ -17,11 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.chdir(ROOT)
-# test_http_loop is left out: when an allocation fails, its own cmocka assertions end a test with
-# that test's timers still on the shared loop, and the next test crashes in them (a harness
-# artifact, not the core). The HTTP client's failure paths under allocation failures are covered by
-# tests/torture/e2e_autopsy.py, which runs the whole bot.
-DEFAULT = "test_http_pure,test_dedupe,test_ratelimit,test_metrics,test_log"
+# A program named NAME/each runs one test per process (PMB_TEST_ONLY, cmocka's test filter): its
+# tests share one loop, and a test that an allocation failure ends early leaves its timers on it.
+DEFAULT = "test_http_pure,test_dedupe,test_ratelimit,test_metrics,test_log,test_http_loop/each"
 PROGRAMS = os.environ.get("PMB_TORTURE_PROGRAMS", DEFAULT).split(",")
 MAX_N = int(os.environ.get("PMB_TORTURE_MAX", "4000"))
 CRASH = re.compile(r"ERROR: AddressSanitizer|runtime error:|AddressSanitizer:DEADLYSIGNAL")
@@ -50,8 +48,8 @@ def build(program):
     return exe
 
 
-def run(exe, n, count_file=None):
-    env = dict(os.environ, PMB_FAIL_AT=str(n), CMOCKA_MESSAGE_OUTPUT="STDOUT",
+def run(exe, n, count_file=None, only=""):
+    env = dict(os.environ, PMB_FAIL_AT=str(n), CMOCKA_MESSAGE_OUTPUT="STDOUT", PMB_TEST_ONLY=only,
                ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:exitcode=86:allow_user_segv_handler=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     if count_file:
@@ -69,37 +67,52 @@ def run(exe, n, count_file=None):
     leaks = [blk for blk in out.split("\n\n") if ("Direct leak" in blk or "Indirect leak" in blk) and "/core/" in blk]
     if leaks:
         return "leak", "\n\n".join(leaks)
-    return "ok", ""
+    return "ok", out
+
+
+def torture_one(exe, name, only, cap, totals):
+    """Every N (or cap of them, spread) for one program, or one test of it when `only` is set."""
+    with tempfile.NamedTemporaryFile(prefix="pmb-torture-") as f:
+        verdict, out = run(exe, 0, f.name, only)
+        count = int(open(f.name).read().strip() or 0)
+    if verdict != "ok":
+        print("%s: the clean run fails (%s)\n%s" % (name, verdict, out[-3000:]))
+        totals["crash"] += 1
+        return
+    ns = list(range(1, count + 1))
+    if len(ns) > cap:
+        step = len(ns) / cap
+        ns = sorted({ns[int(i * step)] for i in range(cap)} | {count})
+    bad = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for n, (verdict, out) in zip(ns, pool.map(lambda n: run(exe, n, None, only), ns)):
+            totals["runs"] += 1
+            if verdict != "ok":
+                totals[verdict] += 1
+                bad.append((n, verdict, out))
+    print("%s: %d allocations, N covered %s, %d bad" % (name, count,
+          "1..%d" % count if len(ns) == count else "%d of 1..%d" % (len(ns), count), len(bad)), flush=True)
+    for n, verdict, out in [b for b in bad if b[1] != "test_null_handle"][:3]:
+        print("  N=%d %s\n%s" % (n, verdict, "\n".join(out.splitlines()[-40:])))
 
 
 def main():
     totals = {"runs": 0, "crash": 0, "leak": 0, "hang": 0, "test_null_handle": 0}
     for spec in PROGRAMS:
-        program, _, cap = spec.partition(":")
+        spec, _, cap = spec.partition(":")
+        program, _, mode = spec.partition("/")
         cap = int(cap) if cap else MAX_N
         exe = build(program)
-        with tempfile.NamedTemporaryFile(prefix="pmb-torture-") as f:
-            verdict, out = run(exe, 0, f.name)
-            count = int(open(f.name).read().strip() or 0)
-        if verdict != "ok":
-            print("%s: the clean run fails (%s)\n%s" % (program, verdict, out[-3000:]))
-            totals["crash"] += 1
-            continue
-        ns = list(range(1, count + 1))
-        if len(ns) > cap:
-            step = len(ns) / cap
-            ns = sorted({ns[int(i * step)] for i in range(cap)} | {count})
-        bad = []
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for n, (verdict, out) in zip(ns, pool.map(lambda n: run(exe, n), ns)):
-                totals["runs"] += 1
-                if verdict != "ok":
-                    totals[verdict] += 1
-                    bad.append((n, verdict, out))
-        print("%s: %d allocations, N covered %s, %d bad" % (program, count,
-              "1..%d" % count if len(ns) == count else "%d of 1..%d" % (len(ns), count), len(bad)), flush=True)
-        for n, verdict, out in [b for b in bad if b[1] != "test_null_handle"][:3]:
-            print("  N=%d %s\n%s" % (n, verdict, "\n".join(out.splitlines()[-40:])))
+        units = [""]
+        if mode == "each":
+            verdict, out = run(exe, 0)
+            units = re.findall(r"^\[ RUN      \] (\w+)", out, re.M)
+            if verdict != "ok" or not units:
+                print("%s: the clean run fails (%s)\n%s" % (program, verdict, out[-3000:]))
+                totals["crash"] += 1
+                continue
+        for only in units:
+            torture_one(exe, program + ("/" + only if only else ""), only, cap, totals)
     print("TORTURE programs=%d runs=%d crashes=%d leaks=%d hangs=%d test_null_handles=%d" % (
         len(PROGRAMS), totals["runs"], totals["crash"], totals["leak"], totals["hang"], totals["test_null_handle"]))
     return 1 if totals["crash"] or totals["leak"] or totals["hang"] else 0

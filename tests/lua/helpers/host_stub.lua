@@ -12,6 +12,19 @@ function M.read(path)
   return s
 end
 
+-- host.base64: coreutils' base64 (an independent encoder, not ours), through a temporary file.
+function M.base64(s)
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "wb"))
+  f:write(s)
+  f:close()
+  local p = assert(io.popen("base64 -w0 < '" .. tmp .. "'"))
+  local out = p:read("a")
+  p:close()
+  os.remove(tmp)
+  return out
+end
+
 -- The whole file at path, or nil when it cannot be opened.
 function M.read_or_nil(path)
   local f = io.open(path, "rb")
