@@ -204,7 +204,10 @@ static int main_env_token(const char *name, const char *prefix, const char **out
         fprintf(stderr, "postmortembot: %s does not look like a %s... token\n", name, prefix);
         return -1;
     }
-    log_add_secret(v);
+    if (log_add_secret(v) < 0) {
+        fprintf(stderr, "postmortembot: out of memory\n");
+        return -1;
+    }
     *out = v;
     return 0;
 }
@@ -230,7 +233,10 @@ static int main_run(const char *config_path)
         main_env_token("SLACK_APP_TOKEN", "xapp-", &main_app_token) < 0) {
         return 2;
     }
-    db_redact(getenv("POSTMORTEMBOT_DATABASE_URL"));
+    if (db_redact(getenv("POSTMORTEMBOT_DATABASE_URL")) < 0) {
+        fputs("postmortembot: out of memory\n", stderr);
+        return 1;
+    }
     if (loop_init() < 0 || json_init() < 0) {
         fputs("postmortembot: could not initialise the event loop\n", stderr);
         return 1;

@@ -34,8 +34,7 @@ int offline_db(const char *config_path, int apply)
 {
     struct host_options ho = {config_path, HOST_MODE_CHECK, NULL};
     char *url = NULL;
-    db_redact(getenv("POSTMORTEMBOT_DATABASE_URL"));
-    if (loop_init() < 0 || json_init() < 0) {
+    if (db_redact(getenv("POSTMORTEMBOT_DATABASE_URL")) < 0 || loop_init() < 0 || json_init() < 0) {
         return CLI_EXIT_FAILED;
     }
     int rc = host_init(&ho);

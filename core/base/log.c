@@ -39,21 +39,26 @@ enum log_level log_level_from_name(const char *name)
     return LOG_INFO;
 }
 
-void log_add_secret(const char *secret)
+int log_add_secret(const char *secret)
 {
     /* Short values would redact ordinary words; real tokens are long. */
-    if (!secret || strlen(secret) < 8 || log_secrets_n == LOG_SECRETS_MAX) {
-        return;
+    if (!secret || strlen(secret) < 8) {
+        return 0;
     }
     for (size_t i = 0; i < log_secrets_n; i++) {
         if (strcmp(log_secrets[i], secret) == 0) {
-            return;
+            return 0;
         }
     }
-    log_secrets[log_secrets_n] = strdup(secret);
-    if (log_secrets[log_secrets_n]) {
-        log_secrets_n++;
+    if (log_secrets_n == LOG_SECRETS_MAX) {
+        return -1;
     }
+    log_secrets[log_secrets_n] = strdup(secret);
+    if (!log_secrets[log_secrets_n]) {
+        return -1;
+    }
+    log_secrets_n++;
+    return 0;
 }
 
 void log_shutdown(void)

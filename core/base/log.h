@@ -11,8 +11,9 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 void log_set_level(enum log_level level);
 enum log_level log_level_from_name(const char *name); /* unknown -> LOG_INFO */
 
-/* Remember a secret (a configured token): any occurrence is redacted from then on. */
-void log_add_secret(const char *secret);
+/* Remember a secret (a configured token): any occurrence is redacted from then on. 0, or -1 when
+ * it could not be remembered (no memory, or too many): the caller must not go on with it. */
+int log_add_secret(const char *secret);
 
 /* log_event(LOG_INFO, "socket mode connected", "url", url, "attempt", "3", NULL):
  * msg plus key/value string pairs ended by NULL. Values are quoted when needed. */

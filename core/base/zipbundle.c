@@ -86,7 +86,12 @@ static int zipbundle_add_dir(struct archive *a, const char *base, const char *re
             }
             names = grown;
         }
-        names[n++] = strdup(de->d_name);
+        if (!(names[n] = strdup(de->d_name))) {
+            rc = -1; /* a name we cannot hold: refuse the bundle rather than leave a file out */
+            snprintf(err, errsz, "out of memory");
+            break;
+        }
+        n++;
     }
     closedir(d);
     if (rc == 0) {

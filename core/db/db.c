@@ -20,17 +20,19 @@ static void *db_ready_arg;
 static struct loop_timer *db_retry;
 static char db_name[160];
 
-void db_redact(const char *url)
+int db_redact(const char *url)
 {
+    int rc = 0;
     char *pw = url ? pg_conninfo_password(url) : NULL;
     if (pw) {
-        log_add_secret(pw);
+        rc |= log_add_secret(pw);
         free(pw);
     }
     const char *env = getenv("PGPASSWORD");
     if (env && *env) {
-        log_add_secret(env);
+        rc |= log_add_secret(env);
     }
+    return rc < 0 ? -1 : 0;
 }
 
 const char *db_instance(void)

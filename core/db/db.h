@@ -21,7 +21,8 @@ void db_stop(void); /* closes the connection (its handles close on the loop) */
  * that into the process exit status). */
 int db_cli(const char *url, int apply);
 
-/* Remember the password of url (if any) and $PGPASSWORD as log secrets. */
-void db_redact(const char *url);
+/* Remember the password of url (if any) and $PGPASSWORD as log secrets. 0, or -1 when one could
+ * not be remembered (then nothing may be logged with it: the caller stops). */
+int db_redact(const char *url);
 
 #endif

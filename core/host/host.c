@@ -263,12 +263,20 @@ static void host_set_reply_target(struct host_task *t, const char *json, size_t 
 static void host_start_envelope(const char *json, size_t len)
 {
     struct host_task *t = host_task_new(host_current, HOST_TASK_ENVELOPE);
+    if (t) {
+        host_push_boot_fn(t, "task_main");
+        if (host_task_push_string(t, json, len) < 0) {
+            host_task_abort(t);
+            t = NULL;
+        }
+    }
     if (!t) {
+        metrics_counter_add("pmb_envelopes_dropped_total", "Acked envelopes never handled", NULL,
+                            1);
+        log_event(LOG_ERROR, "envelope dropped: out of memory starting its task", NULL);
         return;
     }
     host_set_reply_target(t, json, len);
-    host_push_boot_fn(t, "task_main");
-    lua_pushlstring(t->co, json, len);
     /* start on the next loop turn: the ack socketmode.c just queued goes out first */
     t->start_nargs = 1;
     host_task_resume_soon(t);

@@ -132,6 +132,9 @@ struct host_task *host_task_of(lua_State *L);
 struct host_task *host_task_new(struct host_gen *gen, enum host_task_kind kind);
 /* Push the boot table's function `name` (task_main, child_main, render_main) onto t->co. */
 void host_push_boot_fn(struct host_task *t, const char *name);
+/* Push a copy of s onto the task's coroutine, allocating under a protected call: 0, or -1 when out
+ * of memory (nothing pushed). */
+int host_task_push_string(struct host_task *t, const char *s, size_t len);
 /* Resume t with nargs values already pushed onto t->co. Never called from inside a resume. */
 void host_task_resume(struct host_task *t, int nargs);
 /* Same, from the ready queue (for completions that may arrive while Lua runs). */

@@ -50,6 +50,16 @@ static void host_task_unlink(struct host_task *t)
     metrics_gauge_set("pmb_script_tasks", "Lua coroutines alive", NULL, host_task_count);
 }
 
+/* The task's coroutine, anchored in the registry: run under lua_pcall, since a Lua allocation
+ * that fails outside a protected call would end the process (lua_atpanic). */
+static int host_task_new_p(lua_State *L)
+{
+    struct host_task *t = lua_touserdata(L, 1);
+    t->co = lua_newthread(L); /* stack(L): t co */
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
 struct host_task *host_task_new(struct host_gen *gen, enum host_task_kind kind)
 {
     struct host_task *t = calloc(1, sizeof *t);
@@ -58,13 +68,38 @@ struct host_task *host_task_new(struct host_gen *gen, enum host_task_kind kind)
     }
     t->gen = gen;
     t->kind = kind;
-    t->co = lua_newthread(gen->L); /* stack(L): co */
-    t->ref = luaL_ref(gen->L, LUA_REGISTRYINDEX);
+    lua_pushcfunction(gen->L, host_task_new_p);
+    lua_pushlightuserdata(gen->L, t);
+    if (lua_pcall(gen->L, 1, 0, 0) != LUA_OK) {
+        lua_pop(gen->L, 1); /* the error: out of memory */
+        free(t);
+        return NULL;
+    }
     *(struct host_task **)lua_getextraspace(t->co) = t;
     gen->refs++;
     host_task_link(t);
     metrics_gauge_set("pmb_script_tasks", "Lua coroutines alive", NULL, host_task_count);
     return t;
+}
+
+static int host_task_push_string_p(lua_State *L)
+{
+    lua_pushlstring(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+    return 1;
+}
+
+int host_task_push_string(struct host_task *t, const char *s, size_t len)
+{
+    lua_State *L = t->gen->L;
+    lua_pushcfunction(L, host_task_push_string_p);
+    lua_pushlightuserdata(L, (void *)s);
+    lua_pushinteger(L, (lua_Integer)len);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_xmove(L, t->co, 1);
+    return 0;
 }
 
 void host_push_boot_fn(struct host_task *t, const char *name)

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 os.chdir(ROOT)
 # A program named NAME/each runs one test per process (PMB_TEST_ONLY, cmocka's test filter): its
 # tests share one loop, and a test that an allocation failure ends early leaves its timers on it.
-DEFAULT = "test_http_pure,test_dedupe,test_ratelimit,test_metrics,test_log,test_http_loop/each"
+DEFAULT = "test_http_pure,test_dedupe,test_ratelimit,test_metrics,test_log,test_mailbox,test_http_loop/each"
 PROGRAMS = os.environ.get("PMB_TORTURE_PROGRAMS", DEFAULT).split(",")
 MAX_N = int(os.environ.get("PMB_TORTURE_MAX", "4000"))
 CRASH = re.compile(r"ERROR: AddressSanitizer|runtime error:|AddressSanitizer:DEADLYSIGNAL")
