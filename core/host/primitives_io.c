@@ -13,6 +13,7 @@
 
 #include "base/loop.h"
 #include "base/zipbundle.h"
+#include "host/file_writer.h"
 #include "host/host_gen.h"
 #include "host/read_rule.h"
 #include "http/http.h"
@@ -836,6 +837,7 @@ int prim_open(lua_State *L)
                                    {"run", prim_run},   {"smtp", prim_smtp},
                                    {"db", prim_db},     {NULL, NULL}};
     luaL_newlib(L, fns);
-    prim_local_register(L); /* primitives_local.c: time, files, log, identity, config */
+    prim_local_register(L);       /* primitives_local.c: time, files, log, identity, config */
+    prim_file_writer_register(L); /* file_writer.c: a file written in pieces */
     return 1;
 }

@@ -55,18 +55,39 @@ end
 -- Render the report for `timeline` into `slot.dir` (from bundle.prepare, or { dir = out_dir } for
 -- an offline render) and zip it. opts: zip and json (default true: write the .zip and
 -- timeline.json), template, config.
+-- The .md is written as it is rendered (host.file_writer: a temporary file renamed into place when
+-- whole), never held as one string; out.markdown reads it back only when someone asks for it (the
+-- database store keeps the text).
 -- Returns { dir, md_path, md_name, zip_path, zip_name, json_path, file_base, view, markdown }.
 function bundle.write(timeline, slot, opts)
   opts = opts or {}
-  local markdown, view = report.render(timeline, { version = slot.version, previous = slot.previous,
-                                                   template = opts.template, config = opts.config,
-                                                   before_render = function(v) incident_picture.write(v, slot.dir) end })
   local dir = slot.dir
-  local md_name = view.file_base .. ".md"
-  local out = { dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,
-                view = view, markdown = markdown, json_path = dir .. "/timeline.json" }
-  local ok, err = host.write_file(out.md_path, markdown)
+  local writer, open_err, write_err
+  local function write(chunk)
+    if writer and not write_err then
+      local ok, err = writer:write(chunk)
+      if not ok then write_err = err end
+    end
+  end
+  local view = report.render_to(write, timeline, {
+    version = slot.version, previous = slot.previous, template = opts.template, config = opts.config,
+    before_render = function(v)
+      incident_picture.write(v, dir)
+      writer, open_err = host.file_writer(dir .. "/" .. v.file_base .. ".md")
+    end,
+  })
+  if not writer then return nil, open_err end
+  if write_err then return nil, write_err end
+  local ok, err = writer:close()
   if not ok then return nil, err end
+  local md_name = view.file_base .. ".md"
+  local out = setmetatable({ dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,
+                             view = view, json_path = dir .. "/timeline.json" }, {
+    __index = function(t, key)
+      if key == "markdown" then return host.read_file(t.md_path) end
+      return nil
+    end,
+  })
   if opts.zip ~= false then
     local members = { md_name }
     if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
