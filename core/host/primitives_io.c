@@ -381,6 +381,12 @@ static int prim_api(lua_State *L)
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
         return prim_offline(L, "api");
     }
+    /* counted on the command's own task: host.all children are parts of it */
+    struct host_task *command = t;
+    while (command->parent) {
+        command = command->parent;
+    }
+    command->api_calls++;
     if (json) {
         ctype = "application/json; charset=utf-8";
         if (lua_istable(L, 2)) {
