@@ -34,19 +34,31 @@ end
 -- shorter than asked while more follow sets the size to what Slack gave (it caps pages); a page
 -- that fails with a rate limit, a timeout or a server error is asked again at the next smaller size
 -- before the read gives up.
-function slack.read_pages(method, params, out, on_page, sizes)
+-- work (optional): work(batch) -> function, called with each page's new messages; that function
+-- runs while the next page is on the wire (host.all), the last page's after it, before the return.
+function slack.read_pages(method, params, out, on_page, sizes, work)
   local seen, seen_cursors = {}, {}
   for _, m in ipairs(out) do seen[m.ts] = true end
   local info = { complete = true, pages = 0, calls = 0 }
   local size_at = 1
   local limit = sizes and sizes[1] or params.limit
   local cursor
+  local pending -- the work of the page before, done while this one is asked for
   while true do
     local page_params = {}
     for k, v in pairs(params) do page_params[k] = v end
     page_params.cursor = cursor
     page_params.limit = limit
-    local resp, err = host.api(method, page_params)
+    local resp, err
+    if pending then
+      local done = host.all({ function() resp, err = host.api(method, page_params) end, pending })
+      pending = nil
+      for _, r in ipairs(done) do
+        if not r.ok then error(r.error, 0) end
+      end
+    else
+      resp, err = host.api(method, page_params)
+    end
     info.calls = info.calls + 1
     if not resp and sizes and type(err) == "table" and RETRY_SMALLER[err.code] then
       -- the same page again, smaller, while a smaller size is left
@@ -67,12 +79,15 @@ function slack.read_pages(method, params, out, on_page, sizes)
     end
     info.pages = info.pages + 1
     local messages = type(resp.messages) == "table" and resp.messages or {}
+    local batch = {}
     for _, m in ipairs(messages) do
       if type(m) == "table" and type(m.ts) == "string" and not seen[m.ts] then
         seen[m.ts] = true
         out[#out + 1] = m
+        batch[#batch + 1] = m
       end
     end
+    if work then pending = work(batch) end
     local meta = resp.response_metadata
     local next_cursor = type(meta) == "table" and meta.next_cursor or nil
     if sizes and nonempty(next_cursor) and #messages > 0 and #messages < limit then
@@ -91,6 +106,7 @@ function slack.read_pages(method, params, out, on_page, sizes)
     cursor = next_cursor
     ::again::
   end
+  if pending then pending() end
   return info
 end
 
@@ -99,7 +115,8 @@ end
 -- Returns messages, info; info = { complete, fetched, expected, pages, error }.
 -- When the first page fails there is nothing to build on: returns nil, err.
 -- When a later page fails (after the core's retries), returns what was read with complete = false.
-function slack.replies(channel, ts, on_page)
+-- work: as slack.read_pages' (each page's new messages, handled while the next is read).
+function slack.replies(channel, ts, on_page, work)
   local order, expected = {}, nil
   local info, err = slack.read_pages("conversations.replies",
     { channel = channel, ts = ts }, order, function(resp, page_info)
@@ -109,7 +126,7 @@ function slack.replies(channel, ts, on_page)
         end
       end
       if on_page then on_page(#order, expected, page_info.pages) end
-    end, slack.REPLIES_SIZES)
+    end, slack.REPLIES_SIZES, work)
   if not info then return nil, err end
   info.fetched, info.expected = #order, expected
   tsutil.sort_by_ts(order)
