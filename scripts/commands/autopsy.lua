@@ -13,9 +13,11 @@ local incidents = require "lib.incidents"
 
 local WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"
 
+-- The words after each progress stage's count (lib/timeline.lua's stages; an unknown stage shows
+-- as its own name).
 local STAGE_WORDS = {
   messages = "messages read",
-  users = "names looked up",
+  people = "names looked up",
   files = "files downloaded",
   pages = "pages read",
   threads = "threads read",

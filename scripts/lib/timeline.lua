@@ -25,11 +25,7 @@ local subtypes = require "lib.subtypes"
 
 local timeline = {}
 
-local function str(v)
-  if v == nil then return nil end -- (the usual case for optional fields, without a call to type)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
+local str = require("lib.values").text
 
 local function list(v)
   if type(v) == "table" then return v end
