@@ -43,13 +43,49 @@ function bundle.previous_timeline(slot)
   return store.report_previous_timeline(slot)
 end
 
-local function encode_timeline(timeline)
-  local ok, json = pcall(cjson.encode, timeline)
-  if ok then return json end
-  -- a sparse array somewhere: keep what readers need rather than nothing
-  host.log("warn", "timeline.json: full encode failed, writing entries only", { err = tostring(json) })
-  return cjson.encode({ channel = timeline.channel, thread_ts = timeline.thread_ts,
-                        complete = timeline.complete, entries = timeline.entries })
+-- The timeline's JSON without its entries, as an object left open ("{...," or "{") for them.
+local function timeline_head(timeline)
+  local head = {}
+  for k, v in pairs(timeline) do
+    if k ~= "entries" then head[k] = v end
+  end
+  local ok, json = pcall(cjson.encode, head)
+  if not ok then
+    -- a sparse array somewhere: keep what readers need rather than nothing
+    host.log("warn", "timeline.json: full encode failed, writing entries only", { err = tostring(json) })
+    json = cjson.encode({ channel = timeline.channel, thread_ts = timeline.thread_ts,
+                          complete = timeline.complete })
+  end
+  if json == "{}" then return "{" end
+  return json:sub(1, -2) .. ","
+end
+
+local JSON_BATCH = 256 -- entries encoded at a time
+
+-- timeline.json written in pieces (host.file_writer): the timeline, then its entries a few hundred
+-- at a time, so the whole document is never one string (20,000 entries: about 10 MB). The same
+-- JSON value as cjson.encode(timeline). Returns true or nil, err.
+local function write_timeline_json(path, timeline)
+  local writer, err = host.file_writer(path)
+  if not writer then return nil, err end
+  local entries = timeline.entries or {}
+  local ok
+  ok, err = writer:write(timeline_head(timeline) .. '"entries":')
+  if ok and #entries == 0 then
+    ok, err = writer:write(cjson.encode(entries) .. "}")
+  elseif ok then
+    ok, err = writer:write("[")
+    local batch = {}
+    for first = 1, #entries, JSON_BATCH do
+      if not ok then break end
+      for i = 1, JSON_BATCH do batch[i] = entries[first + i - 1] end
+      local json = cjson.encode(batch)
+      ok, err = writer:write((first > 1 and "," or "") .. json:sub(2, -2))
+    end
+    if ok then ok, err = writer:write("]}") end
+  end
+  if not ok then return nil, err end
+  return writer:close()
 end
 
 -- Render the report for `timeline` into `slot.dir` (from bundle.prepare, or { dir = out_dir } for
@@ -98,10 +134,11 @@ function bundle.write(timeline, slot, opts)
   end
   -- last: timeline.json is what makes the folder a version (bundle.versions)
   if opts.json ~= false then
-    local json = encode_timeline(timeline)
-    ok, err = host.write_file(out.json_path, json)
+    ok, err = write_timeline_json(out.json_path, timeline)
     if not ok then return nil, err end
     if slot.version and slot.channel then
+      -- the file store has it on disk already; another store (the database) is handed the text
+      local json = store.backend() ~= store_files and host.read_file(out.json_path) or nil
       ok, err = store.report_complete(slot, out, json)
       if not ok then return nil, err end
     end
