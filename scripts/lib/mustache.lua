@@ -270,12 +270,10 @@ local function compile_lookup(node)
   local nparts = #parts
   return function(stack, top)
     local value
+    local tables = stack.tables -- (no call to type() per context: see push)
     for i = top, 1, -1 do
-      local ctx = stack[i]
-      if type(ctx) == "table" then
-        value = ctx[first]
-        if value ~= nil then break end
-      end
+      value = tables[i][first]
+      if value ~= nil then break end
     end
     if value == nil then return nil end
     for i = 1, nparts do
@@ -286,6 +284,15 @@ local function compile_lookup(node)
     if type(value) == "function" then value = value(stack[top]) end
     return value
   end
+end
+
+-- stack.tables[i] is stack[i] when that is a table, else an empty table: names are looked up in
+-- tables only (a string context would answer with its methods).
+local NO_NAMES = setmetatable({}, { __newindex = function() error("mustache: read-only", 2) end })
+
+local function push(stack, i, v)
+  stack[i] = v
+  stack.tables[i] = type(v) == "table" and v or NO_NAMES
 end
 
 local compile_nodes -- (recursive: sections compile their children)
@@ -331,15 +338,15 @@ local function compile_node(node)
       local inner = top + 1
       if is_list(v) then
         for _, item in ipairs(v) do
-          stack[inner] = item
+          push(stack, inner, item)
           body(stack, inner, env, out)
           if out.n >= FLUSH_AT and out.flush then out.flush(out) end
         end
       else
-        stack[inner] = v
+        push(stack, inner, v)
         body(stack, inner, env, out)
       end
-      stack[inner] = nil
+      stack[inner], stack.tables[inner] = nil, nil
     end
   elseif kind == "^" then
     local lookup, body = compile_lookup(node), compile_nodes(node.children)
@@ -403,7 +410,9 @@ local function render_into(template, view, partials, escape, name, out)
   -- escaped: {{x}}'s text -> its escaped text, for this render (escape functions are pure)
   local env = { partials = partials or {}, escape = escape or html_escape, depth = 0,
                 partial_steps = {}, escaped = {} }
-  step({ view }, 1, env, out)
+  local stack = { tables = {} }
+  push(stack, 1, view)
+  step(stack, 1, env, out)
 end
 
 -- Render `template` with `view`. `partials` is a table name -> source (or nil); `escape` a
