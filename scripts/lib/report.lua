@@ -271,15 +271,28 @@ local function attachment_view(a)
   }
 end
 
+-- The empty list of an entry view without files, attachments or reactions (most entries): one
+-- shared table instead of three new ones per entry. Nothing writes into a view's lists.
+local NONE = setmetatable({}, { __newindex = function() error("report: an entry view's empty list is read-only", 2) end })
+
 local function entry_view(e)
-  local author = e.author or {}
-  local marks = e.marks or {}
-  local files, attachments, reactions = {}, {}, {}
-  for _, f in ipairs(e.files or {}) do files[#files + 1] = file_view(f) end
-  for _, a in ipairs(e.attachments or {}) do attachments[#attachments + 1] = attachment_view(a) end
-  for i, r in ipairs(e.reactions or {}) do
-    reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
-                                  last = i == #e.reactions }
+  local author = e.author or NONE
+  local marks = e.marks or NONE
+  local files, attachments, reactions = NONE, NONE, NONE
+  if e.files and e.files[1] then
+    files = {}
+    for _, f in ipairs(e.files) do files[#files + 1] = file_view(f) end
+  end
+  if e.attachments and e.attachments[1] then
+    attachments = {}
+    for _, a in ipairs(e.attachments) do attachments[#attachments + 1] = attachment_view(a) end
+  end
+  if e.reactions and e.reactions[1] then
+    reactions = {}
+    for i, r in ipairs(e.reactions) do
+      reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
+                                    last = i == #e.reactions }
+    end
   end
   local text = e.text_md and e.text_md:match("%S") and prefix_lines(close_fences(e.text_md), "  ") or false
   return {
