@@ -94,7 +94,8 @@ end
 -- The .md is written as it is rendered (host.file_writer: a temporary file renamed into place when
 -- whole), never held as one string; out.markdown reads it back only when someone asks for it (the
 -- database store keeps the text).
--- Returns { dir, md_path, md_name, zip_path, zip_name, json_path, file_base, view, markdown }.
+-- Returns { dir, md_path, md_name, zip_path, zip_name, json_path (with opts.json), file_base, view,
+-- markdown }.
 function bundle.write(timeline, slot, opts)
   opts = opts or {}
   local dir = slot.dir
@@ -118,7 +119,7 @@ function bundle.write(timeline, slot, opts)
   if not ok then return nil, err end
   local md_name = view.file_base .. ".md"
   local out = setmetatable({ dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,
-                             view = view, json_path = dir .. "/timeline.json" }, {
+                             view = view }, {
     __index = function(t, key)
       if key == "markdown" then return host.read_file(t.md_path) end
       return nil
@@ -133,19 +134,29 @@ function bundle.write(timeline, slot, opts)
     if not ok then return nil, err end
   end
   -- last: timeline.json is what makes the folder a version (bundle.versions)
+  out.json_path = nil
   if opts.json ~= false then
-    ok, err = write_timeline_json(out.json_path, timeline)
+    ok, err = bundle.complete(timeline, slot, out)
     if not ok then return nil, err end
-    if slot.version and slot.channel then
-      -- the file store has it on disk already; another store (the database) is handed the text
-      local json = store.backend() ~= store_files and host.read_file(out.json_path) or nil
-      ok, err = store.report_complete(slot, out, json)
-      if not ok then return nil, err end
-    end
-  else
-    out.json_path = nil
   end
   return out
+end
+
+-- Make slot's folder a version: its timeline.json (what bundle.versions looks for), then the
+-- store's record (lib/store.lua). `written` is bundle.write's answer (with opts.json = false when
+-- the caller does this itself, e.g. beside the upload); sets written.json_path. true or nil, err.
+function bundle.complete(timeline, slot, written)
+  local path = slot.dir .. "/timeline.json"
+  local ok, err = write_timeline_json(path, timeline)
+  if not ok then return nil, err end
+  written.json_path = path
+  if slot.version and slot.channel then
+    -- the file store has it on disk already; another store (the database) is handed the text
+    local json = store.backend() ~= store_files and host.read_file(path) or nil
+    ok, err = store.report_complete(slot, written, json)
+    if not ok then return nil, err end
+  end
+  return true
 end
 
 -- What changed between two timelines, by message ts: { added, edited, removed, files_added }.
