@@ -207,10 +207,13 @@ local function entry_of(m, env)
     author = author_of(m, env.book),
     text_md = text_markdown(m, env.resolve),
     permalink = env.permalink and env.permalink(m.ts),
-    subtype = str(m.subtype),
     marks = {},
     raw = m,
   }
+  -- (set apart: a constructor of eight fields makes a table of eight slots, nine would make 16;
+  -- most messages have no subtype, and 20,000 entries are 5 MB lighter)
+  local subtype = str(m.subtype)
+  if subtype then e.subtype = subtype end
   if env.channel_mode then
     -- a channel report: each message links to itself, a reply to its place in its thread
     local reply_to = str(m.pmb_reply_to)
