@@ -40,7 +40,7 @@ HUMANS = [("U0ALICE", "alice"), ("U0BOB", "bob"), ("U0CAROL", "carol.sre"), ("U0
 ALERT_BOTS = [("B0GRAFANA", "Grafana Alerts"), ("B0PAGER", "PagerDuty")]
 DEFAULT_DOWNLOAD_CONCURRENCY = 4   # scripts/lib/timeline.lua: downloads.concurrency or 4
 PEOPLE_FETCH_LIMIT = 8             # scripts/lib/people.lua: FETCH_LIMIT
-REPLIES_PAGE = 200                 # scripts/lib/slack.lua: REPLIES_LIMIT
+REPLIES_PAGE = 200                 # the pages of gen_thread.py's saved thread (the bot asks for 1,000: slack.REPLIES_SIZES)
 
 
 # --- timing every request the fake serves --------------------------------------------------

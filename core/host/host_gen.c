@@ -361,7 +361,9 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     /* lua_newstate leaves the main thread's extra space uninitialised, and every coroutine a
      * script creates copies it: NULL says "not a host task" (host_task_of). */
     *(struct host_task **)lua_getextraspace(gen->L) = NULL;
-    lua_gc(gen->L, LUA_GCGEN, 0, 0);
+    /* Incremental collection with Lua's default pause and step: measured on the 20,000-message
+     * render (issue 18), the generational mode took 10-15% longer and peaked 6 MB higher. */
+    lua_gc(gen->L, LUA_GCINC, 0, 0, 0);
     budget_install_hook(gen->L);
     /* Loading has a budget too: a script whose top level loops fails the load. Loading cannot
      * yield, so the limit is one stretch: twice the running generation's stretch bound, at least

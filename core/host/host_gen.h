@@ -113,7 +113,9 @@ struct host_task {
     char kill_msg[384];
     /* where the host posts a failure reply (host.task_reply_to, set by the router) */
     char reply_channel[32], reply_thread[32], reply_label[96];
-    char outcome[16]; /* "failed" when the router answered an error itself; "" = ok */
+    char outcome[16];   /* "failed" when the router answered an error itself; "" = ok */
+    unsigned api_calls; /* host.api calls of this task and of its host.all children (a command's
+                           Web API calls, for pmb_command_api_calls_total) */
     /* host.all children */
     struct host_task *parent; /* the task waiting in host.all */
     int child_index;

@@ -167,6 +167,12 @@ static void host_count_command(const struct host_task *t, int status)
     metrics_label_escape(t->reply_label, name, sizeof name);
     snprintf(labels, sizeof labels, "command=\"%s\",outcome=\"%s\"", name, outcome);
     metrics_counter_add("pmb_commands_total", "commands run, by outcome", labels, 1);
+    /* Web API calls per command (an autopsy: per report): the sum over commands, and the last */
+    snprintf(labels, sizeof labels, "command=\"%s\"", name);
+    metrics_counter_add("pmb_command_api_calls_total", "Web API calls made by commands", labels,
+                        t->api_calls);
+    metrics_gauge_set("pmb_command_last_api_calls", "Web API calls made by the last command",
+                      labels, t->api_calls);
 }
 
 static void host_task_finish(struct host_task *t, int status, const struct budget_run *run)

@@ -14,6 +14,7 @@
 #include "base/loop.h"
 #include "base/strcopy.h"
 #include "base/zipbundle.h"
+#include "host/file_writer.h"
 #include "host/host_gen.h"
 #include "host/read_rule.h"
 #include "http/http.h"
@@ -371,6 +372,12 @@ static int prim_api(lua_State *L)
     if (host_gen_of(L)->mode != HOST_MODE_RUN) {
         return prim_offline(L, "api");
     }
+    /* counted on the command's own task: host.all children are parts of it */
+    struct host_task *command = t;
+    while (command->parent) {
+        command = command->parent;
+    }
+    command->api_calls++;
     if (json) {
         ctype = "application/json; charset=utf-8";
         if (lua_istable(L, 2)) {
@@ -831,6 +838,7 @@ int prim_open(lua_State *L)
                                    {"run", prim_run},   {"smtp", prim_smtp},
                                    {"db", prim_db},     {NULL, NULL}};
     luaL_newlib(L, fns);
-    prim_local_register(L); /* primitives_local.c: time, files, log, identity, config */
+    prim_local_register(L);       /* primitives_local.c: time, files, log, identity, config */
+    prim_file_writer_register(L); /* file_writer.c: a file written in pieces */
     return 1;
 }

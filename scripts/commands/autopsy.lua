@@ -13,9 +13,11 @@ local incidents = require "lib.incidents"
 
 local WORKING, DONE, FAILED = "hourglass_flowing_sand", "white_check_mark", "x"
 
+-- The words after each progress stage's count (lib/timeline.lua's stages; an unknown stage shows
+-- as its own name).
 local STAGE_WORDS = {
   messages = "messages read",
-  users = "names looked up",
+  people = "names looked up",
   files = "files downloaded",
   pages = "pages read",
   threads = "threads read",
@@ -151,7 +153,9 @@ local function build_and_upload(ctx, progress, plan)
   if not timeline then return nil, err, plan.what end
   progress.progress("report", 1, 1)
   local written
-  written, err = bundle.write(timeline, slot)
+  -- timeline.json (what makes the folder a version) is written beside the upload, below: the
+  -- upload needs only the .md and the .zip
+  written, err = bundle.write(timeline, slot, { json = false })
   if not written then return nil, err, "writing the report" end
   host.observe("pmb_report_build_seconds", host.monotonic() - build_started)
   ctx.log("info", "report written", { path = written.md_path, version = slot.version,
@@ -172,17 +176,32 @@ local function build_and_upload(ctx, progress, plan)
     comment = plan.note .. extra .. ".\n" .. comment
   end
   local report_cfg = (ctx.config or {}).report or {}
+  local completed, complete_err
+  local function complete()
+    completed, complete_err = bundle.complete(timeline, slot, written)
+  end
   if report_cfg.upload == false then
+    complete()
+    if not completed then return nil, complete_err, "writing the report" end
     ctx.reply(comment .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
     return written
   end
   local title = written.view.title
   local ok
-  ok, err = upload.files(ctx.channel, ctx.thread_ts, {
-    { path = written.md_path, filename = written.md_name, title = "Postmortem: " .. title },
-    { path = written.zip_path, filename = written.zip_name, title = "Postmortem bundle: " .. title },
-  }, comment)
+  local done = host.all({
+    function()
+      ok, err = upload.files(ctx.channel, ctx.thread_ts, {
+        { path = written.md_path, filename = written.md_name, title = "Postmortem: " .. title },
+        { path = written.zip_path, filename = written.zip_name, title = "Postmortem bundle: " .. title },
+      }, comment)
+    end,
+    complete,
+  })
+  for _, r in ipairs(done) do
+    if not r.ok then error(r.error, 0) end
+  end
   if not ok then return nil, err, "uploading the report" end
+  if not completed then return nil, complete_err, "writing the report" end
   return written
 end
 

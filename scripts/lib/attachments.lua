@@ -11,12 +11,7 @@ local attachments = {}
 
 local concat = table.concat
 
-local function str(v)
-  if type(v) == "string" and v:find("%S") then
-    return v
-  end
-  return nil
-end
+local str = require("lib.values").visible
 
 local list = blockkit.list
 

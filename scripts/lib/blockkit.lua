@@ -11,12 +11,7 @@ local blockkit = {}
 
 local concat = table.concat
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then
-    return v
-  end
-  return nil
-end
+local str = require("lib.values").text
 
 -- v when it is a table, else an empty one (payload fields are often absent or odd)
 local function list(v)
@@ -43,30 +38,28 @@ local function plain_emoji(text, obj, resolve)
   end))
 end
 
--- A text object (`{type = "mrkdwn" | "plain_text", text =}`) -> Markdown, possibly multi-line.
-function blockkit.text(obj, resolve)
-  if type(obj) ~= "table" then
-    return ""
-  end
-  local text = obj.text
-  if type(text) ~= "string" or text == "" then
+-- A text object (`{type = "mrkdwn" | "plain_text", text =}`) -> Markdown: possibly multi-line
+-- (blockkit.text), or on one line (blockkit.inline: button labels, context elements, headers).
+local function text_object(obj, resolve, inline)
+  local text = type(obj) == "table" and obj.text
+  if type(text) ~= "string" or (text == "" and not inline) then
     return ""
   end
   if obj.type == "mrkdwn" then
+    if inline then return mrkdwn.to_inline(text, resolve) end
     return mrkdwn.to_markdown(text, resolve)
   end
-  return markdown.escape_block(plain_emoji(text, obj, resolve))
+  local plain = plain_emoji(text, obj, resolve)
+  if inline then return (markdown.escape(plain):gsub("%s+$", "")) end
+  return markdown.escape_block(plain)
 end
 
--- The same on one line (button labels, context elements, headers).
+function blockkit.text(obj, resolve)
+  return text_object(obj, resolve, false)
+end
+
 function blockkit.inline(obj, resolve)
-  if type(obj) ~= "table" or type(obj.text) ~= "string" then
-    return ""
-  end
-  if obj.type == "mrkdwn" then
-    return mrkdwn.to_inline(obj.text, resolve)
-  end
-  return (markdown.escape(plain_emoji(obj.text, obj, resolve)):gsub("%s+$", ""))
+  return text_object(obj, resolve, true)
 end
 
 -- **md** for one line of Markdown; nothing for an empty one (`****` would show).

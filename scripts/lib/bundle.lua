@@ -43,30 +43,88 @@ function bundle.previous_timeline(slot)
   return store.report_previous_timeline(slot)
 end
 
-local function encode_timeline(timeline)
-  local ok, json = pcall(cjson.encode, timeline)
-  if ok then return json end
-  -- a sparse array somewhere: keep what readers need rather than nothing
-  host.log("warn", "timeline.json: full encode failed, writing entries only", { err = tostring(json) })
-  return cjson.encode({ channel = timeline.channel, thread_ts = timeline.thread_ts,
-                        complete = timeline.complete, entries = timeline.entries })
+-- The timeline's JSON without its entries, as an object left open ("{...," or "{") for them.
+local function timeline_head(timeline)
+  local head = {}
+  for k, v in pairs(timeline) do
+    if k ~= "entries" then head[k] = v end
+  end
+  local ok, json = pcall(cjson.encode, head)
+  if not ok then
+    -- a sparse array somewhere: keep what readers need rather than nothing
+    host.log("warn", "timeline.json: full encode failed, writing entries only", { err = tostring(json) })
+    json = cjson.encode({ channel = timeline.channel, thread_ts = timeline.thread_ts,
+                          complete = timeline.complete })
+  end
+  if json == "{}" then return "{" end
+  return json:sub(1, -2) .. ","
+end
+
+local JSON_BATCH = 256 -- entries encoded at a time
+
+-- timeline.json written in pieces (host.file_writer): the timeline, then its entries a few hundred
+-- at a time, so the whole document is never one string (20,000 entries: about 10 MB). The same
+-- JSON value as cjson.encode(timeline). Returns true or nil, err.
+local function write_timeline_json(path, timeline)
+  local writer, err = host.file_writer(path)
+  if not writer then return nil, err end
+  local entries = timeline.entries or {}
+  local ok
+  ok, err = writer:write(timeline_head(timeline) .. '"entries":')
+  if ok and #entries == 0 then
+    ok, err = writer:write(cjson.encode(entries) .. "}")
+  elseif ok then
+    ok, err = writer:write("[")
+    local batch = {}
+    for first = 1, #entries, JSON_BATCH do
+      if not ok then break end
+      for i = 1, JSON_BATCH do batch[i] = entries[first + i - 1] end
+      local json = cjson.encode(batch)
+      ok, err = writer:write((first > 1 and "," or "") .. json:sub(2, -2))
+    end
+    if ok then ok, err = writer:write("]}") end
+  end
+  if not ok then return nil, err end
+  return writer:close()
 end
 
 -- Render the report for `timeline` into `slot.dir` (from bundle.prepare, or { dir = out_dir } for
 -- an offline render) and zip it. opts: zip and json (default true: write the .zip and
 -- timeline.json), template, config.
--- Returns { dir, md_path, md_name, zip_path, zip_name, json_path, file_base, view, markdown }.
+-- The .md is written as it is rendered (host.file_writer: a temporary file renamed into place when
+-- whole), never held as one string; out.markdown reads it back only when someone asks for it (the
+-- database store keeps the text).
+-- Returns { dir, md_path, md_name, zip_path, zip_name, json_path (with opts.json), file_base, view,
+-- markdown }.
 function bundle.write(timeline, slot, opts)
   opts = opts or {}
-  local markdown, view = report.render(timeline, { version = slot.version, previous = slot.previous,
-                                                   template = opts.template, config = opts.config,
-                                                   before_render = function(v) incident_picture.write(v, slot.dir) end })
   local dir = slot.dir
-  local md_name = view.file_base .. ".md"
-  local out = { dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,
-                view = view, markdown = markdown, json_path = dir .. "/timeline.json" }
-  local ok, err = host.write_file(out.md_path, markdown)
+  local writer, open_err, write_err
+  local function write(chunk)
+    if writer and not write_err then
+      local ok, err = writer:write(chunk)
+      if not ok then write_err = err end
+    end
+  end
+  local view = report.render_to(write, timeline, {
+    version = slot.version, previous = slot.previous, template = opts.template, config = opts.config,
+    before_render = function(v)
+      incident_picture.write(v, dir)
+      writer, open_err = host.file_writer(dir .. "/" .. v.file_base .. ".md")
+    end,
+  })
+  if not writer then return nil, open_err end
+  if write_err then return nil, write_err end
+  local ok, err = writer:close()
   if not ok then return nil, err end
+  local md_name = view.file_base .. ".md"
+  local out = setmetatable({ dir = dir, md_name = md_name, md_path = dir .. "/" .. md_name, file_base = view.file_base,
+                             view = view }, {
+    __index = function(t, key)
+      if key == "markdown" then return host.read_file(t.md_path) end
+      return nil
+    end,
+  })
   if opts.zip ~= false then
     local members = { md_name }
     if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
@@ -76,18 +134,29 @@ function bundle.write(timeline, slot, opts)
     if not ok then return nil, err end
   end
   -- last: timeline.json is what makes the folder a version (bundle.versions)
+  out.json_path = nil
   if opts.json ~= false then
-    local json = encode_timeline(timeline)
-    ok, err = host.write_file(out.json_path, json)
+    ok, err = bundle.complete(timeline, slot, out)
     if not ok then return nil, err end
-    if slot.version and slot.channel then
-      ok, err = store.report_complete(slot, out, json)
-      if not ok then return nil, err end
-    end
-  else
-    out.json_path = nil
   end
   return out
+end
+
+-- Make slot's folder a version: its timeline.json (what bundle.versions looks for), then the
+-- store's record (lib/store.lua). `written` is bundle.write's answer (with opts.json = false when
+-- the caller does this itself, e.g. beside the upload); sets written.json_path. true or nil, err.
+function bundle.complete(timeline, slot, written)
+  local path = slot.dir .. "/timeline.json"
+  local ok, err = write_timeline_json(path, timeline)
+  if not ok then return nil, err end
+  written.json_path = path
+  if slot.version and slot.channel then
+    -- the file store has it on disk already; another store (the database) is handed the text
+    local json = store.backend() ~= store_files and host.read_file(path) or nil
+    ok, err = store.report_complete(slot, written, json)
+    if not ok then return nil, err end
+  end
+  return true
 end
 
 -- What changed between two timelines, by message ts: { added, edited, removed, files_added }.

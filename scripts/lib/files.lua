@@ -10,10 +10,7 @@ local files = {}
 files.MAX_NAME_BYTES = 100
 files.DIR = "attachments"
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
+local str = require("lib.values").text
 
 local function mb(n)
   return string.format("%.1f MB", n / (1024 * 1024))

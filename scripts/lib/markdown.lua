@@ -193,8 +193,9 @@ function markdown.safe_url(url)
     return nil
   end
   -- The usual link (http(s), then only characters nothing below changes) is returned as it is.
-  if find(url, "^[Hh][Tt][Tt][Pp][Ss]?://[%w.-][%w./_?=#%%:+~-]*$") then
-    return url
+  if find(url, "^[Hh][Tt][Tt][Pp][Ss]?://[%w.-][%w./_?=#%%:+~&-]*$")
+    and not (find(url, "&", 1, true) and find(url, "&#?%w+;")) then
+    return url -- (a permalink's "&cid=" is no entity: nothing to change)
   end
   local u = url
   if u:find("^%s") or u:find("^%s", -1) then

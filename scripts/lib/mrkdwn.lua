@@ -307,6 +307,16 @@ end
 -- out, then are put back. PLACEHOLDERS[n] caches the strings.
 local PLACEHOLDERS = {}
 
+-- The end of a hold_* pass: s when nothing was held, else the pieces cut so far (out) and the
+-- rest of s from `last`, joined.
+local function spliced(out, s, last)
+  if not out then
+    return s
+  end
+  out[#out + 1] = sub(s, last)
+  return table.concat(out)
+end
+
 local function hold(held, md)
   local n = held.n + 1
   held.n = n
@@ -351,11 +361,7 @@ local function hold_code_spans(s, held, plain)
       last, pos = j + 1, j + 1
     end
   end
-  if not out then
-    return s
-  end
-  out[#out + 1] = sub(s, last)
-  return table.concat(out)
+  return spliced(out, s, last)
 end
 
 -- s with every `<...>` held, as s:gsub("<([^<>]*)>", ...) finds them: a `<` is literal when
@@ -389,11 +395,7 @@ local function hold_angles(s, held, resolve, plain)
       last, pos = close + 1, close + 1
     end
   end
-  if not out then
-    return s
-  end
-  out[#out + 1] = sub(s, last)
-  return table.concat(out)
+  return spliced(out, s, last)
 end
 
 -- s with every emoji shortcode held: as its Unicode character when resolve.emoji knows it
@@ -433,11 +435,7 @@ local function hold_emoji(s, held, resolve)
       pos = j + 1
     end
   end
-  if not out then
-    return s
-  end
-  out[#out + 1] = sub(s, last)
-  return table.concat(out)
+  return spliced(out, s, last)
 end
 
 -- One line of mrkdwn (no fences, no quote marker) -> Markdown, not yet made safe at its start.

@@ -13,10 +13,7 @@ local FETCH_LIMIT = 8
 -- id -> { person = {...}, at = host.now() }
 local cache = {}
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
+local str = require("lib.values").text
 
 -- Test hook and "forget everything" for operators.
 function people.reset()

@@ -15,10 +15,7 @@ local usergroups = require "lib.usergroups"
 
 local render_offline = {}
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
+local str = require("lib.values").text
 
 -- { [id] = { id, name, is_bot } } from a users.list response or an array of user objects.
 function render_offline.people_from_users(data, path)

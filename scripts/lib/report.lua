@@ -25,7 +25,9 @@ local PREVIEW_LINES = 15
 -- A value that must stay on one line of the document (names, titles, file names).
 local function one_line(s)
   if s == nil then return nil end
-  return (tostring(s):gsub("[\r\n]+", " "))
+  s = tostring(s)
+  if not s:find("[\r\n]") then return s end -- (most names: no copy)
+  return (s:gsub("[\r\n]+", " "))
 end
 
 -- Prefix every line of Markdown `text`; blank lines get `blank` (default: nothing), so a list
@@ -269,15 +271,28 @@ local function attachment_view(a)
   }
 end
 
+-- The empty list of an entry view without files, attachments or reactions (most entries): one
+-- shared table instead of three new ones per entry. Nothing writes into a view's lists.
+local NONE = setmetatable({}, { __newindex = function() error("report: an entry view's empty list is read-only", 2) end })
+
 local function entry_view(e)
-  local author = e.author or {}
-  local marks = e.marks or {}
-  local files, attachments, reactions = {}, {}, {}
-  for _, f in ipairs(e.files or {}) do files[#files + 1] = file_view(f) end
-  for _, a in ipairs(e.attachments or {}) do attachments[#attachments + 1] = attachment_view(a) end
-  for i, r in ipairs(e.reactions or {}) do
-    reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
-                                  last = i == #e.reactions }
+  local author = e.author or NONE
+  local marks = e.marks or NONE
+  local files, attachments, reactions = NONE, NONE, NONE
+  if e.files and e.files[1] then
+    files = {}
+    for _, f in ipairs(e.files) do files[#files + 1] = file_view(f) end
+  end
+  if e.attachments and e.attachments[1] then
+    attachments = {}
+    for _, a in ipairs(e.attachments) do attachments[#attachments + 1] = attachment_view(a) end
+  end
+  if e.reactions and e.reactions[1] then
+    reactions = {}
+    for i, r in ipairs(e.reactions) do
+      reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
+                                    last = i == #e.reactions }
+    end
   end
   local text = e.text_md and e.text_md:match("%S") and prefix_lines(close_fences(e.text_md), "  ") or false
   return {
@@ -307,6 +322,29 @@ local function entry_view(e)
     reactions = reactions,
     has_reactions = #reactions > 0,
   }
+end
+
+-- A reply in a channel report: its entry, rendered alone and indented under its parent's item.
+local function nested_view(ev)
+  if ev.nested then
+    ev.reply_block = prefix_lines((templates.render("partials/entry.md", ev):gsub("^\n+", "")), "  ")
+  end
+  return ev
+end
+
+-- view.entries: entries[i] is made when it is read, each time it is read, and kept by nobody, so a
+-- 20,000-entry report never holds 20,000 entry views at once (the template reads each one once).
+-- It reads as a list: #, ipairs and [i] work; nothing else is in it.
+local function entries_view(list)
+  local count = #list
+  return setmetatable({}, {
+    __len = function() return count end,
+    __index = function(_, i)
+      local e = math.type(i) == "integer" and i >= 1 and i <= count and list[i] or nil
+      if e == nil then return nil end
+      return nested_view(entry_view(e))
+    end,
+  })
 end
 
 local function zone_label(zone, epoch)
@@ -408,8 +446,7 @@ function report.view(timeline, opts)
   opts = opts or {}
   local config = opts.config or host.config() or {}
   local zone = timeline.zone or config.timezone or "UTC"
-  local entries = {}
-  for _, e in ipairs(timeline.entries or {}) do entries[#entries + 1] = entry_view(e) end
+  local entries = entries_view(timeline.entries or {})
   local figures, durations = figures_view(timeline)
   local dropped, dropped_total, merged_total = dropped_view(timeline, zone)
   local start_epoch = (timeline.figures and timeline.figures.start and timeline.figures.start.time)
@@ -486,13 +523,19 @@ function report.render(timeline, opts)
   local view = report.view(timeline, opts)
   if opts.before_render then opts.before_render(view) end -- e.g. bundle.lua writes the picture
   local name = opts.template or report.template_name(config, timeline.channel)
-  -- a reply in a channel report: its entry, rendered alone and indented under its parent's item
-  for _, ev in ipairs(view.entries) do
-    if ev.nested then
-      ev.reply_block = prefix_lines((templates.render("partials/entry.md", ev):gsub("^\n+", "")), "  ")
-    end
-  end
   return templates.render(name, view), view
+end
+
+-- report.render's text handed to write(chunk) piece by piece as it is rendered (lib/bundle.lua
+-- streams it to the .md file). Returns view.
+function report.render_to(write, timeline, opts)
+  opts = opts or {}
+  local config = opts.config or host.config() or {}
+  local view = report.view(timeline, opts)
+  if opts.before_render then opts.before_render(view) end
+  local name = opts.template or report.template_name(config, timeline.channel)
+  templates.render_to(write, name, view)
+  return view
 end
 
 return report

@@ -10,7 +10,16 @@ local people = require "lib.people"
 
 local slack = {}
 
-slack.REPLIES_LIMIT = 200
+-- Page sizes for conversations.replies, largest first: the most Slack accepts (1000: the fewest
+-- calls), then slackdump's 200 (1000 "may fail" on huge threads), then the 15 of the 2025
+-- non-Marketplace regime. See slack.read_pages for when the size goes down.
+slack.REPLIES_SIZES = { 1000, 200, 15 }
+
+-- Errors after which the same page is worth asking again, smaller (the core has already retried
+-- it as it was): rate limits, timeouts, Slack's own failures, a limit it refuses.
+local RETRY_SMALLER = { ratelimited = true, timeout = true, connect = true, http_status = true,
+                        internal_error = true, fatal_error = true, request_timeout = true,
+                        service_unavailable = true, invalid_limit = true }
 
 local function nonempty(v)
   return type(v) == "string" and v ~= ""
@@ -19,18 +28,48 @@ end
 -- Cursor pagination of a Web API method that lists messages: calls host.api(method, params) page
 -- after page, adds each new message (by ts) to `out` in the order read, and calls
 -- on_page(resp, info) after each page; on_page returning true stops early. info = { complete,
--- pages, error }. When the first page fails there is nothing to build on: returns nil, err. When a
--- later page fails (after the core's retries), returns info with complete = false.
-function slack.read_pages(method, params, out, on_page)
+-- pages, calls, limit, error }. When the first page fails there is nothing to build on: returns
+-- nil, err. When a later page fails (after the core's retries), returns info with complete = false.
+-- sizes (optional): page sizes to ask for (params.limit), largest first. A page that comes back
+-- shorter than asked while more follow sets the size to what Slack gave (it caps pages); a page
+-- that fails with a rate limit, a timeout or a server error is asked again at the next smaller size
+-- before the read gives up.
+-- work (optional): work(batch) -> function, called with each page's new messages; that function
+-- runs while the next page is on the wire (host.all), the last page's after it, before the return.
+function slack.read_pages(method, params, out, on_page, sizes, work)
   local seen, seen_cursors = {}, {}
   for _, m in ipairs(out) do seen[m.ts] = true end
-  local info = { complete = true, pages = 0 }
+  local info = { complete = true, pages = 0, calls = 0 }
+  local size_at = 1
+  local limit = sizes and sizes[1] or params.limit
   local cursor
+  local pending -- the work of the page before, done while this one is asked for
   while true do
     local page_params = {}
     for k, v in pairs(params) do page_params[k] = v end
     page_params.cursor = cursor
-    local resp, err = host.api(method, page_params)
+    page_params.limit = limit
+    local resp, err
+    if pending then
+      local done = host.all({ function() resp, err = host.api(method, page_params) end, pending })
+      pending = nil
+      for _, r in ipairs(done) do
+        if not r.ok then error(r.error, 0) end
+      end
+    else
+      resp, err = host.api(method, page_params)
+    end
+    info.calls = info.calls + 1
+    if not resp and sizes and type(err) == "table" and RETRY_SMALLER[err.code] then
+      -- the same page again, smaller, while a smaller size is left
+      while sizes[size_at] and sizes[size_at] >= limit do size_at = size_at + 1 end
+      if sizes[size_at] then
+        host.log("info", "page failed, asking again for fewer messages",
+          { method = method, channel = params.channel, limit = sizes[size_at], error = tostring(err) })
+        limit = sizes[size_at]
+        goto again
+      end
+    end
     if not resp then
       if info.pages == 0 then return nil, err end
       info.complete, info.error = false, err
@@ -40,14 +79,21 @@ function slack.read_pages(method, params, out, on_page)
     end
     info.pages = info.pages + 1
     local messages = type(resp.messages) == "table" and resp.messages or {}
+    local batch = {}
     for _, m in ipairs(messages) do
       if type(m) == "table" and type(m.ts) == "string" and not seen[m.ts] then
         seen[m.ts] = true
         out[#out + 1] = m
+        batch[#batch + 1] = m
       end
     end
+    if work then pending = work(batch) end
     local meta = resp.response_metadata
     local next_cursor = type(meta) == "table" and meta.next_cursor or nil
+    if sizes and nonempty(next_cursor) and #messages > 0 and #messages < limit then
+      limit = math.max(#messages, sizes[#sizes]) -- Slack gives fewer a page than asked: ask for that
+    end
+    info.limit = limit
     if on_page and on_page(resp, info, nonempty(next_cursor)) then break end
     if not nonempty(next_cursor) then break end
     if seen_cursors[next_cursor] then
@@ -58,7 +104,9 @@ function slack.read_pages(method, params, out, on_page)
     end
     seen_cursors[next_cursor] = true
     cursor = next_cursor
+    ::again::
   end
+  if pending then pending() end
   return info
 end
 
@@ -67,17 +115,18 @@ end
 -- Returns messages, info; info = { complete, fetched, expected, pages, error }.
 -- When the first page fails there is nothing to build on: returns nil, err.
 -- When a later page fails (after the core's retries), returns what was read with complete = false.
-function slack.replies(channel, ts, on_page)
+-- work: as slack.read_pages' (each page's new messages, handled while the next is read).
+function slack.replies(channel, ts, on_page, work)
   local order, expected = {}, nil
   local info, err = slack.read_pages("conversations.replies",
-    { channel = channel, ts = ts, limit = slack.REPLIES_LIMIT }, order, function(resp, page_info)
+    { channel = channel, ts = ts }, order, function(resp, page_info)
       for _, m in ipairs(type(resp.messages) == "table" and resp.messages or {}) do
         if type(m) == "table" and m.ts == ts and type(m.reply_count) == "number" then
           expected = m.reply_count + 1
         end
       end
       if on_page then on_page(#order, expected, page_info.pages) end
-    end)
+    end, slack.REPLIES_SIZES, work)
   if not info then return nil, err end
   info.fetched, info.expected = #order, expected
   tsutil.sort_by_ts(order)

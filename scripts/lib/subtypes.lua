@@ -8,10 +8,7 @@ local markdown = require "lib.markdown"
 
 local subtypes = {}
 
-local function str(v)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
+local str = require("lib.values").text
 
 -- The message's text as one line of Markdown; a converter failure shows it escaped instead.
 local function inline(text, resolve)

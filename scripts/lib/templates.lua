@@ -57,6 +57,16 @@ function templates.render(name, view)
   return mustache.render(source, view or {}, partial_table(all, name), templates.escape_for(name), name)
 end
 
+-- templates.render's text handed to write(chunk) in pieces as it is rendered.
+function templates.render_to(write, name, view)
+  local all = host.templates()
+  local source = all[name]
+  if not source then
+    error("no template '" .. name .. "' (expected " .. name .. ".mustache under templates_dir)", 2)
+  end
+  mustache.render_to(write, source, view or {}, partial_table(all, name), templates.escape_for(name), name)
+end
+
 -- true, or false plus a list of messages: every template parses and every partial it names exists.
 function templates.check_all()
   local all = host.templates()

@@ -25,11 +25,7 @@ local subtypes = require "lib.subtypes"
 
 local timeline = {}
 
-local function str(v)
-  if v == nil then return nil end -- (the usual case for optional fields, without a call to type)
-  if type(v) == "string" and v ~= "" then return v end
-  return nil
-end
+local str = require("lib.values").text
 
 local function list(v)
   if type(v) == "table" then return v end
@@ -211,10 +207,13 @@ local function entry_of(m, env)
     author = author_of(m, env.book),
     text_md = text_markdown(m, env.resolve),
     permalink = env.permalink and env.permalink(m.ts),
-    subtype = str(m.subtype),
     marks = {},
     raw = m,
   }
+  -- (set apart: a constructor of eight fields makes a table of eight slots, nine would make 16;
+  -- most messages have no subtype, and 20,000 entries are 5 MB lighter)
+  local subtype = str(m.subtype)
+  if subtype then e.subtype = subtype end
   if env.channel_mode then
     -- a channel report: each message links to itself, a reply to its place in its thread
     local reply_to = str(m.pmb_reply_to)
@@ -258,20 +257,17 @@ end
 
 ---------------------------------------------------------------------------- the whole timeline
 
--- Builds the timeline from messages (no network). o: book, channel, channel_name, thread_ts, bot,
--- base_url, config, zone, second_zone, command_ts, rules, incident. Returns timeline, jobs (the
--- downloads still to do: { entry = file entry, url = }, only for entries the rules kept).
-local function assemble(messages, o)
+-- What entry_of needs for every message of one thread (see assemble for o).
+local function make_env(o)
   local config = o.config or {}
   local zone = o.zone or config.timezone or "UTC"
   local second_zone = o.second_zone or config.second_timezone
-  local thread_ts = o.thread_ts or (messages[1] and (str(messages[1].thread_ts) or messages[1].ts))
   local env = {
     zone = zone,
     second_zone = str(second_zone),
     channel = o.channel,
-    thread_ts = thread_ts,
-    permalink = slack.permalink_builder(o.channel, thread_ts, o.base_url),
+    thread_ts = o.thread_ts,
+    permalink = slack.permalink_builder(o.channel, o.thread_ts, o.base_url),
     book = o.book or {},
     day_of = {},
     jobs = {},
@@ -282,10 +278,17 @@ local function assemble(messages, o)
   }
   env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names, o.usergroups,
     config_part(config, "timeline").emoji)
+  return env
+end
 
-  local entries = {}
-  for i, m in ipairs(messages) do entries[i] = entry_of(m, env) end
-
+-- The steps that need the whole thread, once every message is an entry (entries[i] made from
+-- messages[i]): the filter rules (they look across messages: repeats, alert storms, the command,
+-- status marks), the day headings (the first kept entry of a day), the figures (first response,
+-- mitigation, resolution among the kept entries), the downloads still to do (only for kept
+-- entries). Returns timeline, jobs.
+local function complete(entries, messages, env, o)
+  local config = o.config or {}
+  local zone, thread_ts = env.zone, env.thread_ts
   local rules = o.rules or filters.rules()
   local kept, dropped = filters.run(entries, rules, {
     bot = o.bot or {},
@@ -349,6 +352,17 @@ local function assemble(messages, o)
     scope = o.channel_mode and "channel" or nil,
   }
   return t, jobs
+end
+
+-- Builds the timeline from messages (no network). o: book, channel, channel_name, thread_ts, bot,
+-- base_url, config, zone, second_zone, command_ts, rules, incident. Returns timeline, jobs (the
+-- downloads still to do: { entry = file entry, url = }, only for entries the rules kept).
+local function assemble(messages, o)
+  o.thread_ts = o.thread_ts or (messages[1] and (str(messages[1].thread_ts) or messages[1].ts))
+  local env = make_env(o)
+  local entries = {}
+  for i, m in ipairs(messages) do entries[i] = entry_of(m, env) end
+  return complete(entries, messages, env, o)
 end
 
 -- Offline build for `render` (see docs/timeline-model.md). opts: people = {[id] = user object or
@@ -423,80 +437,121 @@ local function unnamed_channels(refs, own)
   return ids
 end
 
--- Names, the timeline, the files: what a thread report and a channel report do alike once the
--- messages are read. r: thread_ts, info (complete, fetched, expected, bounded), channel_mode.
-local function finish(ctx, opts, messages, r)
+-- The reading of one report, batch by batch: reader.absorb(batch) names what a batch of messages
+-- needs (people, user groups, channels mentioned without a name; with the first batch also this
+-- channel's name and its pins) and converts its messages into entries; reader.finish(messages,
+-- r) does what needs the whole thread (lib.timeline's complete: the filter rules, day headings,
+-- figures) and downloads the kept files. A thread report absorbs each page while the next one is
+-- on the wire (slack.replies' work); a channel report absorbs everything once.
+local function new_reader(ctx, opts, channel_mode)
   local progress = opts.progress or function() end
   local config = ctx.config or host.config() or {}
   local downloads = config_part(config, "downloads")
   local tl_conf = config_part(config, "timeline")
-  local info = r.info
-
-  expand_file_stubs(messages, downloads.concurrency or 4)
-
-  local refs = mentions.of(messages)
-  local ids = timeline.ids_to_name(messages, refs)
-  if ctx.user then ids[#ids + 1] = ctx.user end
-  progress("people", 0, #ids)
-  -- names of people, of user groups, of this channel and of channels mentioned without a name need
-  -- nothing from each other: ask for all of them at once
-  local book, channel_name, groups, pinned
-  local channel_names = {}
   local ttl = tonumber(tl_conf.user_cache_ttl)
-  local jobs = {
-    function() book = people.ensure(ids, { ttl = ttl }) end,
-    function() pinned = timeline.pinned(ctx.channel) end,
-    function() groups = usergroups.ensure(refs.usergroups, { ttl = ttl }) end,
-    function()
-      local ch = host.api("conversations.info", { channel = ctx.channel })
-      if ch and type(ch.channel) == "table" then channel_name = str(ch.channel.name) end
-    end,
-  }
-  for _, id in ipairs(unnamed_channels(refs, ctx.channel)) do
-    jobs[#jobs + 1] = function()
-      local ch = host.api("conversations.info", { channel = id })
-      if ch and type(ch.channel) == "table" then channel_names[id] = str(ch.channel.name) end
-    end
-  end
-  local done = host.all(jobs, 8)
-  for _, r2 in ipairs(done) do
-    if not r2.ok then error(r2.error, 0) end
-  end
-  progress("people", #ids, #ids)
-
   local bot = ctx.bot or host.bot() or {}
-  local t, file_jobs = assemble(messages, {
-    book = book, channel = ctx.channel, channel_name = channel_name, channel_names = channel_names,
-    usergroups = groups, thread_ts = r.thread_ts,
-    bot = bot, base_url = bot.url, config = config, command_ts = ctx.ts or nil, rules = opts.rules,
-    incident = opts.incident, channel_mode = r.channel_mode, pinned = pinned,
-  })
-  t.complete = info.complete
-  t.fetched = info.fetched
-  t.expected = info.expected or t.expected
-  t.bounded = info.bounded
-  if not info.complete then
-    host.log("warn", "timeline incomplete", { channel = ctx.channel, thread_ts = r.thread_ts,
-      fetched = info.fetched, expected = info.expected or "?", error = tostring(info.error) })
-  end
-  if ctx.user then
-    local p = book[ctx.user]
-    t.requested_by = { id = ctx.user, name = p and p.name or ctx.user }
-  end
-  t.requested_at = host.now()
+  local reader = { entries = {}, batches = 0 }
+  local book, groups, channel_names = {}, {}, {}
+  local asked, channels_asked, named = {}, 0, 0
+  local channel_name, pinned, env
 
-  if opts.out_dir and #file_jobs > 0 then
-    progress("files", 0, #file_jobs)
-    files.download_all(file_jobs, opts.out_dir, {
-      concurrency = downloads.concurrency or 4,
-      max_bytes = downloads.max_bytes,
-      progress = function(n, total) progress("files", n, total) end,
-    })
-  elseif #file_jobs > 0 then
-    for _, job in ipairs(file_jobs) do job.entry.missing_reason = "not downloaded (no report folder)" end
+  function reader.absorb(batch, thread_ts)
+    reader.batches = reader.batches + 1
+    local first = reader.batches == 1
+    expand_file_stubs(batch, downloads.concurrency or 4)
+    local refs = mentions.of(batch)
+    local ids = {}
+    for _, id in ipairs(timeline.ids_to_name(batch, refs)) do
+      if not asked[id] then ids[#ids + 1] = id end
+    end
+    if first and ctx.user and not asked[ctx.user] then ids[#ids + 1] = ctx.user end
+    for _, id in ipairs(ids) do asked[id] = true end
+    progress("people", named, named + #ids)
+    -- names of people, of user groups, of this channel and of channels mentioned without a name
+    -- need nothing from each other: ask for all of them at once
+    local jobs = {
+      function()
+        for id, p in pairs(people.ensure(ids, { ttl = ttl })) do book[id] = p end
+      end,
+      function()
+        for id, handle in pairs(usergroups.ensure(refs.usergroups, { ttl = ttl })) do groups[id] = handle end
+      end,
+    }
+    if first then
+      jobs[#jobs + 1] = function() pinned = timeline.pinned(ctx.channel) end
+      jobs[#jobs + 1] = function()
+        local ch = host.api("conversations.info", { channel = ctx.channel })
+        if ch and type(ch.channel) == "table" then channel_name = str(ch.channel.name) end
+      end
+    end
+    for _, id in ipairs(unnamed_channels(refs, ctx.channel)) do
+      if not channel_names[id] and channels_asked < MAX_CHANNEL_LOOKUPS then
+        channels_asked = channels_asked + 1
+        channel_names[id] = false -- asked (a name that cannot be read stays unknown)
+        jobs[#jobs + 1] = function()
+          local ch = host.api("conversations.info", { channel = id })
+          if ch and type(ch.channel) == "table" then channel_names[id] = str(ch.channel.name) end
+        end
+      end
+    end
+    local done = host.all(jobs, 8)
+    for _, r2 in ipairs(done) do
+      if not r2.ok then error(r2.error, 0) end
+    end
+    named = named + #ids
+    progress("people", named, named)
+    if not env then
+      env = make_env({
+        book = book, channel = ctx.channel, channel_name = channel_name, channel_names = channel_names,
+        usergroups = groups, thread_ts = thread_ts, base_url = bot.url, config = config,
+        channel_mode = channel_mode,
+      })
+    end
+    local entries = reader.entries
+    for _, m in ipairs(batch) do entries[#entries + 1] = entry_of(m, env) end
   end
-  t.files = files.stats(t.entries)
-  return t
+
+  -- r: thread_ts, info (complete, fetched, expected, bounded). entries[i] must be messages[i]'s.
+  function reader.finish(messages, r)
+    local info = r.info
+    for id, name in pairs(channel_names) do
+      if name == false then channel_names[id] = nil end
+    end
+    local t, file_jobs = complete(reader.entries, messages, env, {
+      channel = ctx.channel, channel_name = channel_name, thread_ts = r.thread_ts, bot = bot,
+      base_url = bot.url, config = config, command_ts = ctx.ts or nil, rules = opts.rules,
+      incident = opts.incident, channel_mode = channel_mode, pinned = pinned,
+    })
+    reader.entries = nil
+    t.complete = info.complete
+    t.fetched = info.fetched
+    t.expected = info.expected or t.expected
+    t.bounded = info.bounded
+    if not info.complete then
+      host.log("warn", "timeline incomplete", { channel = ctx.channel, thread_ts = r.thread_ts,
+        fetched = info.fetched, expected = info.expected or "?", error = tostring(info.error) })
+    end
+    if ctx.user then
+      local p = book[ctx.user]
+      t.requested_by = { id = ctx.user, name = p and p.name or ctx.user }
+    end
+    t.requested_at = host.now()
+
+    if opts.out_dir and #file_jobs > 0 then
+      progress("files", 0, #file_jobs)
+      files.download_all(file_jobs, opts.out_dir, {
+        concurrency = downloads.concurrency or 4,
+        max_bytes = downloads.max_bytes,
+        progress = function(n, total) progress("files", n, total) end,
+      })
+    elseif #file_jobs > 0 then
+      for _, job in ipairs(file_jobs) do job.entry.missing_reason = "not downloaded (no report folder)" end
+    end
+    t.files = files.stats(t.entries)
+    return t
+  end
+
+  return reader
 end
 
 -- The ts of the pinned messages of a channel (pins.list), as a set; empty when pins cannot be
@@ -523,11 +578,17 @@ function timeline.collect(ctx, opts)
   opts = opts or {}
   local progress = opts.progress or function() end
   local thread_ts = ctx.thread_ts or ctx.ts
+  local reader = new_reader(ctx, opts, false)
+  -- each page is named and converted while the next one is on the wire
   local messages, info = slack.replies(ctx.channel, thread_ts, function(n, expected)
     progress("messages", n, expected)
+  end, function(batch)
+    return function() reader.absorb(batch, thread_ts) end
   end)
   if not messages then return nil, info end
-  return finish(ctx, opts, messages, { thread_ts = thread_ts, info = info })
+  -- the pages' entries, in the order of the messages (slack.replies sorts them by ts)
+  tsutil.sort_by_ts(reader.entries)
+  return reader.finish(messages, { thread_ts = thread_ts, info = info })
 end
 
 -- A channel report: the channel's messages (conversations.history, from opts.oldest or the start,
@@ -559,7 +620,9 @@ function timeline.collect_channel(ctx, opts)
   info.fetched = #messages
   info.threads, info.incomplete_threads = n_threads, incomplete_threads
   local key = opts.thread_ts or (messages[1] and messages[1].ts) or ctx.ts
-  local t = finish(ctx, opts, messages, { thread_ts = key, info = info, channel_mode = true })
+  local reader = new_reader(ctx, opts, true)
+  reader.absorb(messages, key)
+  local t = reader.finish(messages, { thread_ts = key, info = info })
   t.window = { oldest = opts.oldest, latest = opts.latest }
   t.threads = n_threads
   return t

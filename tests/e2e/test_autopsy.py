@@ -117,6 +117,10 @@ class AutopsyTest(BotTestCase):
             with self.fs.lock:
                 return [u for u in self.fs.updates if u["ts"] == posts[0]["ts"] and "Postmortem done" in (u["text"] or "")]
         self.fs.wait_for(done, timeout=20, what="the progress message to say done")
+        # every stage is said in words: the names stage too (it showed as nothing before)
+        final = done()[-1]["text"]
+        self.assertRegex(final, r"\d+/\d+ names looked up")
+        self.assertNotRegex(final, r"\d people")
 
     def test_failure_is_explained_in_the_thread(self):
         bot = self.start_bot()

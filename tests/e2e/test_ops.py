@@ -253,6 +253,8 @@ EXPECTED_FAMILIES = {
     "pmb_reloads_total": ("counter", {"outcome"}),
     "pmb_generation": ("gauge", set()),
     "pmb_commands_total": ("counter", {"command", "outcome"}),
+    "pmb_command_api_calls_total": ("counter", {"command"}),
+    "pmb_command_last_api_calls": ("gauge", {"command"}),
     "pmb_report_build_seconds": ("histogram", None),
 }
 
@@ -363,9 +365,16 @@ class MetricsTest(OpsBotTest):
         # faults: one 429 and one 500 on the thread read (both survived), on the way to a report
         self.fs.fault("conversations.replies", status=429, retry_after=1)
         self.fs.fault("conversations.replies", status=500)
+        def api_requests():
+            with self.fs.lock:
+                return len([r for r in self.fs.requests if r.get("api_method")])
+        before_command = api_requests()
         ts, env_id = self.fs.mention(channel, ALICE, "autopsy this", thread_ts=parent)
         self.fs.wait_for(lambda: self.fs.uploads, timeout=60, what="the report upload\n" + bot.tail(20))
         bot.wait_log(r'msg="command done".*command="autopsy this"', timeout=30)  # the coroutine ended
+        # the command's Web API calls: what the fake answered, less the two faulted attempts the
+        # core retried (one call each for the script)
+        command_calls = api_requests() - before_command - 2
         zip_bytes = next(f["bytes"] for f in self.fs.uploaded_files() if f["filename"].endswith(".zip"))
         attachments = {n: len(zipfile.ZipFile(io.BytesIO(zip_bytes)).read(n))
                        for n in zipfile.ZipFile(io.BytesIO(zip_bytes)).namelist()
@@ -417,6 +426,8 @@ class MetricsTest(OpsBotTest):
             self.assertGreaterEqual(total_of(fams, "pmb_downloads_total"), len(attachments))
         with self.subTest("commands"):
             self.assertEqual(1, value_of(fams, "pmb_commands_total", command="autopsy this", outcome="ok"))
+            self.assertEqual(command_calls, value_of(fams, "pmb_command_last_api_calls", command="autopsy this"))
+            self.assertEqual(command_calls, value_of(fams, "pmb_command_api_calls_total", command="autopsy this"))
         with self.subTest("report build time"):
             self.assertEqual(1, value_of(fams, "pmb_report_build_seconds", "pmb_report_build_seconds_count"))
 

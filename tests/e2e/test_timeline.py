@@ -121,9 +121,9 @@ class TimelineTest(BotTestCase):
         self.assertTrue(timeline["complete"])
         self.assertEqual(timeline["expected"], timeline["fetched"])
         calls = self.fs.calls("conversations.replies")
-        self.assertGreaterEqual(len(calls), 13)  # 2,502 messages at 200 a page
+        self.assertEqual(3, len(calls))  # 2,502 messages at 1,000 a page, the most Slack accepts
         for params in calls:
-            self.assertEqual("200", str(params.get("limit")))
+            self.assertEqual("1000", str(params.get("limit")))
         md = self.markdown_of(v1)
         self.assertIn("update 2500", md)
         self.assertNotIn("Incomplete", md)
@@ -144,6 +144,20 @@ class TimelineTest(BotTestCase):
         cursors = [c.get("cursor") for c in calls if c.get("cursor")]
         self.assertGreaterEqual(len(calls), 5 + 4, "every page plus the four 429 answers")
         self.assertGreater(len(cursors), len(set(cursors)), "a rate-limited page was asked again")
+
+    def test_a_failed_page_is_asked_again_smaller(self):
+        parent = self.fs.add_thread(CHANNEL, 1500, users=(ALICE, BOB))
+        # the second page of 1,000 fails once (after the core's own retries it would stay failed):
+        # it is asked again at 200, and the rest of the thread at 200 a page
+        self.fs.fault_on_page("conversations.replies", 1, ok_false="fatal_error")
+        bot = self.start_bot()
+        command_ts, v1 = self.autopsy(bot, parent, timeout=240)
+        timeline = self.timeline_of(v1)
+        self.assertTrue(timeline["complete"])
+        got = [e["ts"] for e in timeline["entries"]]
+        self.assertEqual(self.thread_ts_list(parent, without={command_ts}), got)
+        limits = [str(c.get("limit")) for c in self.fs.calls("conversations.replies")]
+        self.assertEqual(["1000", "1000"] + ["200"] * 3, limits)
 
     def test_last_page_failing_gives_an_incomplete_report(self):
         self.fs.max_page = 15

@@ -31,6 +31,16 @@ local function stub_host(root)
       f:close()
       return true
     end,
+    -- host.file_writer: the pieces go to a temporary file renamed into place by close()
+    file_writer = function(path)
+      sh("mkdir -p '" .. path:match("^(.*)/") .. "'")
+      local f = assert(io.open(path .. ".tmp", "wb"))
+      return {
+        write = function(_, chunk) f:write(chunk) return true end,
+        close = function() f:close() assert(os.rename(path .. ".tmp", path)) return true end,
+        abort = function() f:close() os.remove(path .. ".tmp") end,
+      }
+    end,
     read_file = function(path)
       local s = read(path)
       if not s then return nil, { code = "io", message = "no such file" } end

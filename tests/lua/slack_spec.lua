@@ -65,7 +65,11 @@ describe("slack.replies", function()
       assert.is_true(require("lib.tsutil").less(messages[i - 1].ts, messages[i].ts))
     end
     assert.are.equal(3, #H.calls)
-    assert.are.equal(200, H.calls[1].params.limit)
+    -- the most Slack accepts first; it gives 201 a page (200 replies and the parent again), so
+    -- that is what is asked for after the first page
+    assert.are.equal(1000, H.calls[1].params.limit)
+    assert.are.equal(201, H.calls[2].params.limit)
+    assert.are.equal(201, H.calls[3].params.limit)
     assert.is_nil(H.calls[1].params.cursor)
     assert.are.equal("c2=", H.calls[2].params.cursor)
     assert.is_true(info.complete)

@@ -250,8 +250,15 @@ describe("timeline.collect", function()
     assert.are.same({ ["10-drop-bot-self"] = 1, ["20-drop-joins"] = 1, ["30-drop-command"] = 1,
                       ["40-collapse-alert-storms"] = 1 }, rules)
 
-    assert.are.same({ "messages:3/10", "messages:5/10", "messages:7/10", "messages:9/10", "messages:10/10" },
-      { stages[1], stages[2], stages[3], stages[4], stages[5] })
+    local read = {}
+    for _, stage in ipairs(stages) do
+      if stage:find("^messages:") then read[#read + 1] = stage end
+    end
+    assert.are.same({ "messages:3/10", "messages:5/10", "messages:7/10", "messages:9/10", "messages:10/10" }, read)
+    -- each page is named (and converted) while the next one is read: the first page's names are
+    -- asked for before the second page's messages are counted
+    assert.are.same({ "messages:3/10", "people:0/2", "people:2/2", "messages:5/10" },
+      { stages[1], stages[2], stages[3], stages[4] })
     assert.truthy(table.concat(stages, " "):find("files:4/4", 1, true))
   end)
 
