@@ -193,6 +193,8 @@ static void main_auth_test(void)
     }
 }
 
+/* The token in the environment variable name, checked and registered for redaction: 0; -1 when it
+ * is missing or malformed (said on stderr); -2 when out of memory. */
 static int main_env_token(const char *name, const char *prefix, const char **out)
 {
     const char *v = getenv(name);
@@ -206,7 +208,7 @@ static int main_env_token(const char *name, const char *prefix, const char **out
     }
     if (log_add_secret(v) < 0) {
         fprintf(stderr, "postmortembot: out of memory\n");
-        return -1;
+        return -2;
     }
     *out = v;
     return 0;
@@ -229,9 +231,12 @@ static int main_run(const char *config_path)
     static const struct transport_hooks hooks = {main_on_envelope, main_on_reload, main_on_stop,
                                                  main_on_open_url};
 
-    if (main_env_token("SLACK_BOT_TOKEN", "xoxb-", &main_bot_token) < 0 ||
-        main_env_token("SLACK_APP_TOKEN", "xapp-", &main_app_token) < 0) {
-        return 2;
+    int token_rc = main_env_token("SLACK_BOT_TOKEN", "xoxb-", &main_bot_token);
+    if (token_rc == 0) {
+        token_rc = main_env_token("SLACK_APP_TOKEN", "xapp-", &main_app_token);
+    }
+    if (token_rc < 0) {
+        return token_rc == -2 ? 1 : 2; /* out of memory is a failure, not a usage error */
     }
     if (db_redact(getenv("POSTMORTEMBOT_DATABASE_URL")) < 0) {
         fputs("postmortembot: out of memory\n", stderr);
