@@ -26,6 +26,9 @@
 
 struct transport_envelope {
     size_t len;
+    int has_job;
+    struct sm_job job; /* job.id points into job_id */
+    char job_id[200];
     char json[];
 };
 
@@ -56,16 +59,22 @@ static struct {
 static void transport_run_envelope(void *arg)
 {
     struct transport_envelope *e = arg;
-    tr.h.envelope(e->json, e->len);
+    e->job.id = e->job_id;
+    tr.h.envelope(e->json, e->len, e->has_job ? &e->job : NULL);
     free(e);
 }
 
-static void transport_on_envelope(const char *json, size_t len, void *arg)
+static void transport_on_envelope(const char *json, size_t len, const struct sm_job *job, void *arg)
 {
     struct transport_envelope *e = malloc(sizeof *e + len + 1);
     (void)arg;
     if (e) {
         e->len = len;
+        e->has_job = job != NULL;
+        if (job) {
+            e->job = *job;
+            snprintf(e->job_id, sizeof e->job_id, "%s", job->id);
+        }
         memcpy(e->json, json, len);
         e->json[len] = '\0';
         if (mailbox_post(tr.script_mb, transport_run_envelope, e) == 0) {
@@ -110,6 +119,7 @@ static void transport_maybe_finish(void)
         return;
     }
     tr.finished = 1;
+    accept_stop();
     health_stop();
     uv_close((uv_handle_t *)&tr.sighup, NULL);
     uv_close((uv_handle_t *)&tr.sigterm, NULL);
@@ -185,6 +195,10 @@ static void transport_do_connect(void *arg)
     }
     sm.open_url = transport_open_url;
     sm.on_fatal = transport_on_fatal;
+    if (tr.s.accept.conninfo && !accept_enabled() && accept_start(&tr.s.accept) < 0) {
+        transport_begin_stop(1, "database failed");
+        return;
+    }
     if (sm_start(&sm, transport_on_envelope, NULL) < 0) {
         log_event(LOG_ERROR, "could not start Socket Mode", NULL);
         transport_begin_stop(1, "socket mode failed");

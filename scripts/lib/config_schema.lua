@@ -170,6 +170,16 @@ schema.TREE = {
       .. "unset = state in files under `data_dir`. No password here: it comes from `PGPASSWORD` "
       .. "or `~/.pgpass`, or with the URL in the environment", { env = "POSTMORTEMBOT_DATABASE_URL",
       env_wins = true }),
+    key("ack_timeout", "number", 0.5, "seconds the ack of a request waits for its job row; then it "
+      .. "is acked anyway, run here and recorded later (degraded)", { min = 0.01, max = 2.5 }),
+    key("lease", "number", 10, "seconds a running job's lease lasts without renewal; another "
+      .. "instance takes over a job whose lease expired", { min = 1, max = 600 }),
+    key("renew", "number", 3, "seconds between lease renewals (less than a third of `lease`)",
+      { min = 0.1, max = 200 }),
+    key("sweep", "number", 1, "seconds between looks for expired jobs (NOTIFY wakes one sooner)",
+      { min = 0.1, max = 60 }),
+    key("step_margin", "number", 2, "a visible step (upload, status update, message) starts only "
+      .. "while the lease has this many seconds left", { min = 0, max = 60 }),
   }),
   section("http", "Slack Web API calls", {
     key("timeout", "number", 30, "seconds for one Web API call", { min = 0.1, max = 3600 }),

@@ -4,6 +4,7 @@
 -- Called by lib/broadcast.lua (send, label) and init.lua (check, when scripts load); calls the
 -- destination scripts, lib/config_schema.lua (their schemas) and host. A new kind is a new file.
 local host = require "host"
+local jobs = require "lib.jobs"
 local schema = require "lib.config_schema"
 
 local destinations = {}
@@ -176,7 +177,16 @@ function destinations.send(config, view, record)
   if #list == 0 then return {} end
   local tasks = {}
   for i, dest in ipairs(list) do
-    tasks[i] = function() return send_one(config, dest, view, record) end
+    -- database mode: each destination is a job step (lib/jobs.lua), sent once per request
+    local step = "status:" .. view.moment .. ":" .. tostring(dest.kind) .. ":" .. tostring(dest.name or i)
+    tasks[i] = function()
+      local sent, failed = jobs.step(step, function()
+        local r = send_one(config, dest, view, record)
+        if r.ok then return r end
+        return nil, r
+      end)
+      return sent or failed
+    end
   end
   local results = {}
   for i, r in ipairs(host.all(tasks)) do

@@ -1,0 +1,323 @@
+/* accept.c — the job row written before the ack (database mode), on the transport thread. Owns a
+ * libpq connection of its own (pg.c, named "transport"), used for nothing else: the script loop's
+ * connection may be busy with a long statement, and an ack must not queue behind it. Each request
+ * is one statement (pmb_job_accept) and a timer: the first of the two to finish decides. A timeout
+ * or an error means "degraded": socketmode.c acks anyway and the job runs here; the row goes to a
+ * backlog written as soon as the database answers again. Called by socketmode.c (accept_job) and
+ * health.c (status); transport.c starts and stops it. */
+#include "net/accept.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/metrics.h"
+#include "db/pg.h"
+
+#define ACCEPT_KEY_MAX 200
+#define ACCEPT_BACKLOG_RETRY 1.0 /* seconds between attempts to write the backlog */
+#define ACCEPT_SQL "SELECT pmb_job_accept($1, $2, $3, $4, $5)"
+
+struct accept_req {
+    char *key;
+    char *json;
+    accept_done_fn done;
+    void *arg;
+    struct pg_query *query;
+    struct loop_timer *timer;
+    double started;
+};
+
+struct accept_backlog {
+    char *key;
+    char *json;
+    struct accept_backlog *next;
+};
+
+static struct {
+    int started;
+    struct pg_conn *conn;
+    char *owner;
+    char lease[32];
+    double timeout;
+    struct accept_backlog *head, *tail;
+    size_t pending;
+    int writing; /* a backlog row is in flight */
+    struct loop_timer *retry;
+    unsigned long accepted, duplicates, degraded, degraded_written;
+} ac;
+
+static void accept_flush(void);
+
+int accept_key_ok(const char *key)
+{
+    size_t n = 0;
+    for (const char *p = key; *p; p++, n++) {
+        if (*p < 0x21 || *p > 0x7e || n >= ACCEPT_KEY_MAX) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+static void accept_count(const char *outcome, unsigned long *counter)
+{
+    char labels[48];
+    (*counter)++;
+    snprintf(labels, sizeof labels, "outcome=\"%s\"", outcome);
+    metrics_counter_add("pmb_jobs_accepted_total",
+                        "requests recorded as jobs before their ack, by outcome", labels, 1);
+}
+
+static void accept_pending_gauge(void)
+{
+    metrics_gauge_set("pmb_jobs_degraded_pending",
+                      "jobs acked without a row (the database did not answer), not written yet",
+                      NULL, (double)ac.pending);
+}
+
+static void accept_req_free(struct accept_req *r)
+{
+    free(r->key);
+    free(r->json);
+    free(r);
+}
+
+/* ---- the backlog: rows of degraded jobs, written when the database is back ---- */
+
+static void accept_backlog_add(struct accept_req *r)
+{
+    struct accept_backlog *b = malloc(sizeof *b);
+    if (!b) {
+        log_event(LOG_ERROR, "job record lost: out of memory", "job", r->key, NULL);
+        return;
+    }
+    b->key = r->key;
+    b->json = r->json;
+    r->key = r->json = NULL;
+    b->next = NULL;
+    if (ac.tail) {
+        ac.tail->next = b;
+    } else {
+        ac.head = b;
+    }
+    ac.tail = b;
+    ac.pending++;
+    accept_pending_gauge();
+}
+
+static void accept_retry_cb(void *arg)
+{
+    (void)arg;
+    ac.retry = NULL;
+    accept_flush();
+}
+
+static void accept_backlog_done(PGresult *res, const char *error, int sent, void *arg)
+{
+    (void)sent;
+    (void)arg;
+    ac.writing = 0;
+    int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (!ok) {
+        metrics_counter_add("pmb_db_errors_total", "database statements that failed",
+                            "conn=\"transport\"", 1);
+        log_event(LOG_DEBUG, "job record not written yet; retrying", "error",
+                  error ? error : PQresultErrorMessage(res), NULL);
+        PQclear(res);
+        if (ac.started && !ac.retry) {
+            ac.retry = loop_timer_start(ACCEPT_BACKLOG_RETRY, accept_retry_cb, NULL);
+        }
+        return;
+    }
+    PQclear(res);
+    struct accept_backlog *b = ac.head;
+    if (b) {
+        ac.head = b->next;
+        if (!ac.head) {
+            ac.tail = NULL;
+        }
+        ac.pending--;
+        ac.degraded_written++;
+        accept_pending_gauge();
+        metrics_counter_add("pmb_jobs_degraded_written_total",
+                            "rows of degraded jobs written once the database answered", NULL, 1);
+        log_event(LOG_INFO, "degraded job recorded", "job", b->key, NULL);
+        free(b->key);
+        free(b->json);
+        free(b);
+    }
+    accept_flush();
+}
+
+static void accept_flush(void)
+{
+    if (!ac.started || ac.writing || !ac.head || !pg_is_connected(ac.conn)) {
+        return;
+    }
+    const char *params[5] = {ac.head->key, ac.head->json, ac.owner, ac.lease, "true"};
+    if (pg_query(ac.conn, ACCEPT_SQL, 5, params, accept_backlog_done, NULL)) {
+        ac.writing = 1;
+    } else if (!ac.retry) {
+        ac.retry = loop_timer_start(ACCEPT_BACKLOG_RETRY, accept_retry_cb, NULL);
+    }
+}
+
+static void accept_on_state(struct pg_conn *c, int connected, void *arg)
+{
+    (void)c;
+    (void)arg;
+    if (connected) {
+        loop_defer(accept_retry_cb, NULL); /* after pg.c has finished its own work */
+    }
+}
+
+/* ---- one request ---- */
+
+static void accept_degrade(struct accept_req *r, const char *why)
+{
+    accept_count("degraded", &ac.degraded);
+    log_event(LOG_WARN, "job not recorded before the ack; acked and run here (degraded)", "job",
+              r->key, "reason", why, NULL);
+    accept_done_fn done = r->done;
+    void *arg = r->arg;
+    if (ac.started) {
+        accept_backlog_add(r);
+    }
+    accept_req_free(r);
+    done(ACCEPT_DEGRADED, arg);
+    accept_flush();
+}
+
+static void accept_timeout_cb(void *arg)
+{
+    struct accept_req *r = arg;
+    r->timer = NULL;
+    pg_cancel(r->query); /* its answer, if it comes, is not ours any more */
+    r->query = NULL;
+    char why[80];
+    snprintf(why, sizeof why, "no answer within %.0f ms", ac.timeout * 1000.0);
+    accept_degrade(r, why);
+}
+
+static void accept_answer(PGresult *res, const char *error, int sent, void *arg)
+{
+    struct accept_req *r = arg;
+    (void)sent;
+    r->query = NULL;
+    loop_timer_cancel(r->timer);
+    r->timer = NULL;
+    metrics_observe("pmb_db_accept_seconds", "the job insert on the ack path", NULL,
+                    loop_now_mono() - r->started);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", error ? error : PQresultErrorMessage(res));
+        why[strcspn(why, "\n")] = '\0';
+        PQclear(res);
+        metrics_counter_add("pmb_db_errors_total", "database statements that failed",
+                            "conn=\"transport\"", 1);
+        accept_degrade(r, why);
+        return;
+    }
+    int duplicate = PQgetisnull(res, 0, 0);
+    PQclear(res);
+    accept_count(duplicate ? "duplicate" : "new", duplicate ? &ac.duplicates : &ac.accepted);
+    if (duplicate) {
+        log_event(LOG_INFO, "redelivered request already has a job; acked, not run again", "job",
+                  r->key, NULL);
+    }
+    r->done(duplicate ? ACCEPT_DUPLICATE : ACCEPT_NEW, r->arg);
+    accept_req_free(r);
+}
+
+int accept_job(const char *key, const char *json, size_t len, accept_done_fn done, void *arg)
+{
+    struct accept_req *r = calloc(1, sizeof *r);
+    if (!r || !(r->key = strdup(key)) || !(r->json = malloc(len + 1))) {
+        if (r) {
+            free(r->key);
+        }
+        free(r);
+        return -1;
+    }
+    memcpy(r->json, json, len);
+    r->json[len] = '\0';
+    r->done = done;
+    r->arg = arg;
+    r->started = loop_now_mono();
+    const char *params[5] = {r->key, r->json, ac.owner, ac.lease, "false"};
+    r->query = pg_query(ac.conn, ACCEPT_SQL, 5, params, accept_answer, r);
+    if (!r->query) {
+        accept_req_free(r);
+        return -1;
+    }
+    r->timer = loop_timer_start(ac.timeout, accept_timeout_cb, r);
+    return 0;
+}
+
+/* ---- start, stop, status ---- */
+
+int accept_start(const struct accept_settings *s)
+{
+    struct pg_settings ps = {s->conninfo, "transport", 5.0, 10.0, 2.0};
+    ac.owner = strdup(s->owner);
+    ac.timeout = s->timeout > 0 ? s->timeout : 0.5;
+    snprintf(ac.lease, sizeof ac.lease, "%.3f", s->lease);
+    ac.conn = ac.owner ? pg_open(loop_get(), &ps, accept_on_state, NULL) : NULL;
+    if (!ac.conn) {
+        log_event(LOG_ERROR, "could not create the transport's database connection", NULL);
+        free(ac.owner);
+        ac.owner = NULL;
+        return -1;
+    }
+    ac.started = 1;
+    return 0;
+}
+
+int accept_enabled(void)
+{
+    return ac.started;
+}
+
+void accept_stop(void)
+{
+    if (!ac.started) {
+        return;
+    }
+    ac.started = 0;
+    loop_timer_cancel(ac.retry);
+    ac.retry = NULL;
+    if (ac.pending) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", ac.pending);
+        log_event(LOG_WARN, "stopping with degraded jobs not recorded", "count", n, NULL);
+    }
+    while (ac.head) {
+        struct accept_backlog *b = ac.head;
+        ac.head = b->next;
+        free(b->key);
+        free(b->json);
+        free(b);
+    }
+    ac.tail = NULL;
+    ac.pending = 0;
+    pg_close(ac.conn, NULL, NULL);
+    ac.conn = NULL;
+    free(ac.owner);
+    ac.owner = NULL;
+}
+
+void accept_get_status(struct accept_status *out)
+{
+    memset(out, 0, sizeof *out);
+    out->enabled = ac.started;
+    out->connected = ac.started && pg_is_connected(ac.conn);
+    out->accepted = ac.accepted;
+    out->duplicates = ac.duplicates;
+    out->degraded = ac.degraded;
+    out->degraded_written = ac.degraded_written;
+    out->degraded_pending = ac.pending;
+    out->last_error = ac.conn ? pg_last_error(ac.conn) : "";
+}

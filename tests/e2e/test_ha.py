@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""End to end, several instances (issue 16): real bot processes against the fake Slack serving
+several Socket Mode connections of one app (tests/fakeslack/dispatch.py: each envelope to one
+connection, an unacked one redelivered to another) and a real PostgreSQL (tests/pgcluster.py; a
+TCP proxy, tests/pgproxy.py, makes it unreachable for one instance). Checks that a redelivery to a
+second instance is acked and not run twice, that `kill -9` of the instance running an autopsy
+leaves exactly one report (another instance takes the job over), that an ack does not wait for a
+database that does not answer (degraded: acked, run, counted, recorded later), and that an
+instance paused past its lease (SIGSTOP) does no visible work once resumed (fencing). Figures
+(ack latency, takeover time) are printed. Uses harness.py."""
+import json
+import os
+import signal
+import sys
+import time
+import unittest
+import urllib.request
+
+from harness import REPO, BotTestCase, free_port
+
+sys.path.insert(0, os.path.join(REPO, "tests"))
+import pgcluster  # noqa: E402
+import pgproxy  # noqa: E402
+from dispatch import Dispatcher  # noqa: E402
+
+ALICE = "U0ALICE"
+CHANNEL = "C0HA"
+# short leases keep the tests quick; the defaults are 10 / 3 / 1 / 2
+FAST = {"lease": 3, "renew": 1, "sweep": 0.5, "step_margin": 1}
+CLUSTER = None
+
+
+def setUpModule():
+    global CLUSTER
+    CLUSTER = pgcluster.for_module()
+    unittest.addModuleCleanup(CLUSTER.stop)
+
+
+class HaTestCase(BotTestCase):
+    def setUp(self):
+        super().setUp()
+        self.db = "ha_" + self._testMethodName[5:][:40]
+        pgcluster.fresh_db(CLUSTER, self.db)
+        self.dispatcher = Dispatcher(self.fs, ack_timeout=1.0)
+        self.addCleanup(self.dispatcher.stop)
+
+    def instance(self, url=None, config=None):
+        """Start one instance; returns (bot, its Socket Mode connection on the fake)."""
+        before = {c.id for c in self.fs.open_connections()}
+        cfg = {"database": dict(FAST)}
+        cfg.update(config or {})
+        bot = self.start_bot(cfg, env={"POSTMORTEMBOT_DATABASE_URL": url or CLUSTER.url(db=self.db)})
+        conn = self.fs.wait_for(lambda: [c for c in self.fs.open_connections() if c.id not in before],
+                                what="the instance's connection")[0]
+        return bot, conn
+
+    def sql(self, query):
+        return CLUSTER.psql(query, db=self.db)
+
+    def job_owner(self, event_id, bots, timeout=10):
+        """The bot whose pid owns the job of event_id."""
+        def owner():
+            rows = self.sql("SELECT owner FROM pmb_jobs WHERE id = 'event:%s'" % event_id)
+            return rows and rows[0][0]
+        name = self.fs.wait_for(owner, timeout=timeout, what="the job row")
+        pid = int(name.rsplit(":", 1)[1])
+        return next(b for b in bots if b.pid == pid)
+
+    def thread_uploads(self, channel, thread_ts):
+        with self.fs.lock:
+            return [u for u in self.fs.uploads if u["channel"] == channel and u["thread_ts"] == thread_ts]
+
+    def bot_posts(self, channel, thread_ts):
+        return [p for p in self.fs.posts(channel, thread_ts)]
+
+
+class RedeliveryTest(HaTestCase):
+    def test_redelivery_to_another_instance_is_not_run_twice(self):
+        a, conn_a = self.instance()
+        b, _ = self.instance()
+        self.fs.add_channel(CHANNEL, "ha")
+        # a cannot ack: Slack redelivers to b (retry_attempt 1), b records the job and runs it
+        a.send_signal(signal.SIGSTOP)
+        try:
+            ts, eid = self.dispatcher.mention(CHANNEL, ALICE, "help", conn=conn_a)
+            self.fs.wait_for(lambda: self.bot_posts(CHANNEL, ts), timeout=20, what="the help reply")
+            redelivered = [d for d in self.dispatcher.deliveries(eid) if d[2] >= 1]
+            self.assertTrue(redelivered, "the envelope was not redelivered")
+        finally:
+            a.send_signal(signal.SIGCONT)
+        # a now reads the first delivery: the job exists, so it acks and does not run it
+        a.wait_log(r"redelivered request already has a job", timeout=10)
+        time.sleep(1.5)
+        self.assertEqual(1, len(self.bot_posts(CHANNEL, ts)), self.fs.summary())
+        first = self.dispatcher.deliveries(eid)[0][0]
+        self.assertIsNotNone(self.fs.ack_for(first), "the first delivery was never acked")
+        rows = self.sql("SELECT state, generation FROM pmb_jobs WHERE id = 'event:%s'" % eid)
+        self.assertEqual([["done", "1"]], rows)
+
+    def test_same_event_on_two_connections_runs_once(self):
+        _, conn_a = self.instance()
+        _, conn_b = self.instance()
+        self.fs.add_channel(CHANNEL, "ha")
+        ts, _ = self.fs.mention(CHANNEL, ALICE, "help", send=False)
+        msg = self.fs._by_ts[CHANNEL][ts]
+        event = {"type": "app_mention", "user": ALICE, "text": msg["text"], "ts": ts, "channel": CHANNEL,
+                 "event_ts": ts}
+        e1 = self.fs.send_event(event, event_id="Ev0TWICE1", conn=conn_a)
+        e2 = self.fs.send_event(event, event_id="Ev0TWICE1", retry_attempt=1, conn=conn_b)
+        self.fs.wait_for(lambda: self.fs.ack_for(e1) and self.fs.ack_for(e2), what="both acks")
+        self.fs.wait_for(lambda: self.bot_posts(CHANNEL, ts), timeout=15, what="the reply")
+        time.sleep(1.5)
+        self.assertEqual(1, len(self.bot_posts(CHANNEL, ts)), self.fs.summary())
+
+
+class TakeoverTest(HaTestCase):
+    def test_kill9_of_the_running_instance_another_finishes_one_report(self):
+        bots = [self.instance()[0] for _ in range(3)]
+        channel, parent = self.load_incident()
+        # the running instance is stuck reading the thread when it is killed
+        self.fs.fault("conversations.replies", delay=6)
+        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
+        owner = self.job_owner(eid, bots)
+        time.sleep(1.0)
+        killed_at = time.monotonic()
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.proc.wait()
+        self.fs.wait_for(lambda: self.thread_uploads(channel, parent), timeout=40, what="the report")
+        took = time.monotonic() - killed_at
+        sys.stderr.write("\n  takeover: kill -9 -> report in the thread %.2f s (lease %s s)\n"
+                         % (took, FAST["lease"]))
+        time.sleep(FAST["lease"] + 1)
+        self.assertEqual(1, len(self.thread_uploads(channel, parent)), self.fs.summary())
+        rows = self.sql("SELECT state, generation, takeovers FROM pmb_jobs WHERE id = 'event:%s'" % eid)
+        self.assertEqual([["done", "2", "1"]], rows)
+        others = [b for b in bots if b is not owner]
+        self.assertTrue(any("job taken over" in "\n".join(b.log_lines) for b in others))
+
+    def test_paused_past_its_lease_the_resumed_instance_does_not_upload(self):
+        bots = [self.instance()[0] for _ in range(2)]
+        channel, parent = self.load_incident()
+        self.fs.fault("conversations.replies", delay=3)
+        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
+        owner = self.job_owner(eid, bots)
+        other = next(b for b in bots if b is not owner)
+        time.sleep(0.5)
+        owner.send_signal(signal.SIGSTOP)
+        try:
+            self.fs.wait_for(lambda: self.thread_uploads(channel, parent), timeout=40,
+                             what="the report by the other instance")
+        finally:
+            owner.send_signal(signal.SIGCONT)
+        self.assertIn("job taken over", "\n".join(other.log_lines))
+        owner.wait_log(r"job fenced|job lease lost", timeout=15)
+        time.sleep(FAST["lease"] + 2)
+        self.assertEqual(1, len(self.thread_uploads(channel, parent)), self.fs.summary())
+        failures = [p for p in self.bot_posts(channel, parent) if ":x:" in (p.get("text") or "")]
+        self.assertEqual([], failures)
+        rows = self.sql("SELECT state, generation FROM pmb_jobs WHERE id = 'event:%s'" % eid)
+        self.assertEqual([["done", "2"]], rows)
+
+
+class DegradedTest(HaTestCase):
+    def test_database_not_answering_at_ack_time(self):
+        proxy = pgproxy.PgProxy(CLUSTER)
+        self.addCleanup(proxy.close)
+        port = free_port()
+        bot, _ = self.instance(url=proxy.url(self.db), config={"listen": "127.0.0.1:%d" % port})
+        self.fs.add_channel(CHANNEL, "ha")
+        proxy.stall()
+        ts, envelope_id = self.fs.mention(CHANNEL, ALICE, "help")
+        ack = self.fs.wait_for(lambda: self.fs.ack_for(envelope_id), timeout=5, what="the ack")
+        latency = ack.time_acked - ack.time_sent
+        sys.stderr.write("\n  degraded ack after %.0f ms (bound 500 ms)\n" % (latency * 1000))
+        self.assertGreaterEqual(latency, 0.45)
+        self.assertLess(latency, 1.5)
+        bot.wait_log(r"job not recorded before the ack; acked and run here \(degraded\)", timeout=5)
+        health = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5).read())
+        self.assertEqual(1, health["jobs_degraded"])
+        proxy.up()
+        self.fs.wait_for(lambda: self.bot_posts(CHANNEL, ts), timeout=30, what="the reply")
+        eid = self.fs.envelopes[-1]["event_id"]
+        self.fs.wait_for(lambda: self.sql("SELECT state FROM pmb_jobs WHERE id = 'event:%s'" % eid)
+                         == [["done"]], timeout=15, what="the job recorded done")
+        time.sleep(1)
+        self.assertEqual(1, len(self.bot_posts(CHANNEL, ts)))
+
+    def test_database_down_at_ack_time_runs_and_records_later(self):
+        proxy = pgproxy.PgProxy(CLUSTER)
+        self.addCleanup(proxy.close)
+        bot, _ = self.instance(url=proxy.url(self.db))
+        self.fs.add_channel(CHANNEL, "ha")
+        proxy.down()
+        ts, envelope_id = self.fs.mention(CHANNEL, ALICE, "help")
+        ack = self.fs.wait_for(lambda: self.fs.ack_for(envelope_id), timeout=5, what="the ack")
+        self.assertLess(ack.time_acked - ack.time_sent, 1.5)
+        # the job runs here without its row (a degraded job is not fenced)
+        self.fs.wait_for(lambda: self.bot_posts(CHANNEL, ts), timeout=40, what="the reply")
+        eid = self.fs.envelopes[-1]["event_id"]
+        self.assertEqual([], self.sql("SELECT id FROM pmb_jobs WHERE id = 'event:%s'" % eid))
+        proxy.up()
+        self.fs.wait_for(lambda: self.sql("SELECT state, degraded FROM pmb_jobs WHERE id = 'event:%s'" % eid)
+                         == [["done", "t"]], timeout=30, what="the degraded job recorded")
+        bot.wait_log(r"degraded job recorded|job done", timeout=10)
+        self.assertEqual(1, len(self.bot_posts(CHANNEL, ts)))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
