@@ -104,7 +104,7 @@ end
 
 -- The ctx a destination's send gets. Secrets it reads through ctx.secret are remembered, so that
 -- nothing the destination returns or logs can carry them.
-local function make_ctx(config, dest, record)
+local function make_ctx(config, dest, record, idempotency_key)
   local ctx = { config = config, dest = dest.conf, name = dest.name, record = record, secrets = {} }
   function ctx.secret(env_name)
     local value = type(env_name) == "string" and host.getenv(env_name) or nil
@@ -125,6 +125,11 @@ local function make_ctx(config, dest, record)
     req.timeout = req.timeout or tonumber(dest.conf.timeout) or 15
     -- an internal service (loopback, a private range) must be allow-listed per destination
     if req.allow_private == nil and dest.conf.allow_private == true then req.allow_private = true end
+    -- database mode: the same key on a send a takeover repeats, so a receiver can drop the repeat
+    if idempotency_key then
+      req.headers = req.headers or {}
+      req.headers["Idempotency-Key"] = req.headers["Idempotency-Key"] or idempotency_key
+    end
     return host.http(req)
   end
   return ctx
@@ -139,14 +144,14 @@ function destinations.http_error(res, retries)
   return e
 end
 
-local function send_one(config, dest, view, record)
+local function send_one(config, dest, view, record, idempotency_key)
   local result = { kind = dest.kind, name = dest.name, ok = false }
   local mod, err = destinations.script(dest.kind)
   if not mod then
     result.error = err
     return result
   end
-  local ctx = make_ctx(config, dest, record)
+  local ctx = make_ctx(config, dest, record, idempotency_key)
   local ok, res, detail = pcall(mod.send, ctx, view)
   if not ok then
     result.error = "the script failed: " .. tostring(res)
@@ -180,8 +185,10 @@ function destinations.send(config, view, record)
     -- database mode: each destination is a job step (lib/jobs.lua), sent once per request
     local step = "status:" .. view.moment .. ":" .. tostring(dest.kind) .. ":" .. tostring(dest.name or i)
     tasks[i] = function()
+      local job = jobs.current()
+      local key = job and (job.id .. "/" .. step) or nil
       local sent, failed = jobs.step(step, function()
-        local r = send_one(config, dest, view, record)
+        local r = send_one(config, dest, view, record, key)
         if r.ok then return r end
         return nil, r
       end)

@@ -1,4 +1,4 @@
--- Database mode's fencing of visible work (issue 16). A request runs as a job (current_job(): its id
+-- Database mode's fencing of visible work (issue 16). A request runs as a job (host.job(): its id
 -- and generation, the fencing token; nil in file mode, where every function here just runs the
 -- work). Each externally visible step (the report's upload into a thread, a status update to one
 -- destination, a chat message) is begun with pmb_job_step_begin, which checks the generation and
@@ -7,7 +7,8 @@
 -- `visible` whether it happened; an instance whose lease may have passed (a partition, a pause)
 -- stops before doing anything visible, and the host posts no failure reply for it (host.job_lost).
 -- Called by lib/router.lua (ctx.reply, ctx.update), lib/upload.lua and lib/destinations.lua;
--- calls host.db, host.job, host.job_lost, host.config and cjson.
+-- calls host.db, host.job, host.job_lost, host.api (conversations.replies), host.bot, host.config
+-- and cjson.
 -- host is looked up at each call, not kept from load time (the busted specs load lib.router with
 -- hosts of their own; one without host.job is file mode).
 local function host() return require "host" end
@@ -140,6 +141,28 @@ function jobs.request_ts()
                        .. "envelope::jsonb #>> '{payload,message,ts}') AS ts FROM pmb_jobs "
                        .. "WHERE id = $1 AND envelope <> ''", job.id)
   return rows and rows[1] and rows[1].ts or nil
+end
+
+-- A takeover's look at what is visible: the first message of the bot in the thread, later than
+-- the request's own message, for which pred(message) is true; nil when there is none (or the
+-- request's message is not known: then the step is repeated).
+function jobs.find_mine_in_thread(channel, thread_ts, pred)
+  local after = jobs.request_ts()
+  local bot = host().bot() or {}
+  if not after or not thread_ts then return nil end
+  local cursor
+  for _ = 1, 50 do
+    local page = host().api("conversations.replies", { channel = channel, ts = thread_ts, limit = 200,
+                                                       cursor = cursor })
+    if not page then return nil end
+    for _, m in ipairs(page.messages or {}) do
+      local mine = (bot.user_id and m.user == bot.user_id) or (bot.bot_id and m.bot_id == bot.bot_id)
+      if mine and tonumber(m.ts) and tonumber(m.ts) > tonumber(after) and pred(m) then return m end
+    end
+    cursor = page.response_metadata and page.response_metadata.next_cursor
+    if not page.has_more or not cursor or cursor == "" then break end
+  end
+  return nil
 end
 
 return jobs

@@ -163,6 +163,11 @@ function router.build_ctx(event, cmd, text)
         return nil, err
       end
       return res.ts
+    end, function()
+      -- a takeover: the dead instance may have posted it already
+      local m = jobs.find_mine_in_thread(channel, thread_ts, function(msg) return msg.text == reply_text end)
+      if m then return true, m.ts end
+      return false
     end)
   end
 

@@ -65,29 +65,15 @@ function upload.files(channel, thread_ts, to_send, initial_comment)
 end
 
 -- Database mode, a takeover: did the instance that died share a report into this thread after
--- the request (a file titled "Postmortem..." from the bot, later than the request's message)?
+-- the request (a file titled "Postmortem..." from the bot)?
 function upload.already_shared(channel, thread_ts)
-  local after = jobs.request_ts()
-  local bot = host.bot() or {}
-  if not after or not thread_ts then return false end
-  local cursor
-  for _ = 1, 50 do
-    local page = host.api("conversations.replies", { channel = channel, ts = thread_ts, limit = 200,
-                                                     cursor = cursor })
-    if not page then return false end
-    for _, m in ipairs(page.messages or {}) do
-      local mine = (bot.user_id and m.user == bot.user_id) or (bot.bot_id and m.bot_id == bot.bot_id)
-      if mine and tonumber(m.ts) and tonumber(m.ts) > tonumber(after) then
-        for _, f in ipairs(m.files or {}) do
-          if tostring(f.title or ""):find("^Postmortem") then
-            return true, { ok = true, already_shared = m.ts }
-          end
-        end
-      end
+  local m = jobs.find_mine_in_thread(channel, thread_ts, function(msg)
+    for _, f in ipairs(msg.files or {}) do
+      if tostring(f.title or ""):find("^Postmortem") then return true end
     end
-    cursor = page.response_metadata and page.response_metadata.next_cursor
-    if not page.has_more or not cursor or cursor == "" then break end
-  end
+    return false
+  end)
+  if m then return true, { ok = true, already_shared = m.ts } end
   return false
 end
 

@@ -12,11 +12,12 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import unittest
 import urllib.request
 
-from harness import REPO, BotTestCase, free_port
+from harness import REPO, BotTestCase, WebhookSink, free_port
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import pgcluster  # noqa: E402
@@ -72,6 +73,16 @@ class HaTestCase(BotTestCase):
 
     def bot_posts(self, channel, thread_ts):
         return [p for p in self.fs.posts(channel, thread_ts)]
+
+    def assert_one_report_by_the_second_generation(self, channel, parent, eid):
+        """After a lease's time: one report in the thread, no failure reply (the fenced instance
+        said nothing), the job done by its second generation."""
+        time.sleep(FAST["lease"] + 2)
+        self.assertEqual(1, len(self.thread_uploads(channel, parent)), self.fs.summary())
+        failures = [p for p in self.bot_posts(channel, parent) if ":x:" in (p.get("text") or "")]
+        self.assertEqual([], failures)
+        rows = self.sql("SELECT state, generation FROM pmb_jobs WHERE id = 'event:%s'" % eid)
+        self.assertEqual([["done", "2"]], rows)
 
 
 class RedeliveryTest(HaTestCase):
@@ -152,12 +163,84 @@ class TakeoverTest(HaTestCase):
             owner.send_signal(signal.SIGCONT)
         self.assertIn("job taken over", "\n".join(other.log_lines))
         owner.wait_log(r"job fenced|job lease lost", timeout=15)
+        self.assert_one_report_by_the_second_generation(channel, parent, eid)
+
+
+class PartitionTest(HaTestCase):
+    def test_instance_cut_off_from_the_database_while_holding_a_lease(self):
+        proxy = pgproxy.PgProxy(CLUSTER)
+        self.addCleanup(proxy.close)
+        cut, conn = self.instance(url=proxy.url(self.db))
+        other, _ = self.instance()
+        channel, parent = self.load_incident()
+        self.fs.fault("conversations.replies", delay=3)
+        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent, conn=conn)
+        self.assertIs(cut, self.job_owner(eid, [cut, other]))
+        time.sleep(0.5)
+        proxy.down()  # its connections dropped, new ones refused: a partition for this instance only
+        self.fs.wait_for(lambda: self.thread_uploads(channel, parent), timeout=40,
+                         what="the report by the other instance")
+        self.assertIn("job taken over", "\n".join(other.log_lines))
+        cut.wait_log(r"job fenced", timeout=20)
+        proxy.up()
+        self.assert_one_report_by_the_second_generation(channel, parent, eid)
+
+
+class StatusTakeoverTest(HaTestCase):
+    def test_kill9_during_a_status_update_each_webhook_gets_it_once(self):
+        sink = WebhookSink().start()
+        self.addCleanup(sink.stop)
+        status = {"status": {"webhooks": [{"name": "a", "url": sink.url + "a"},
+                                          {"name": "b", "url": sink.url + "b"}]}}
+        bots = [self.instance(config=status)[0] for _ in range(3)]
+        self.fs.add_channel(CHANNEL, "ha")
+        parent = self.fs.add_message(CHANNEL, {"user": ALICE, "text": "Checkout is down"})["ts"]
+        # the running instance is stuck reading the thread's title when it is killed
+        self.fs.fault("conversations.replies", delay=6)
+        _, eid = self.dispatcher.mention(CHANNEL, ALICE, "statusupdate Payments are failing",
+                                         thread_ts=parent)
+        owner = self.job_owner(eid, bots)
+        time.sleep(1.0)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.proc.wait()
+        self.fs.wait_for(lambda: [p for p in self.bot_posts(CHANNEL, parent) if "Status update" in p["text"]],
+                         timeout=40, what="the summary after the takeover")
+        time.sleep(FAST["lease"] + 1)
+        self.assertEqual(1, len(sink.requests_for("/a")))
+        self.assertEqual(1, len(sink.requests_for("/b")))
+        keys = {r["headers"].get("idempotency-key") for r in sink.requests}
+        self.assertEqual({"event:%s/status:update:webhook:a" % eid, "event:%s/status:update:webhook:b" % eid},
+                         keys)
+        self.assertEqual(1, len(self.bot_posts(CHANNEL, parent)), self.fs.summary())
+
+
+class RestartTest(HaTestCase):
+    def test_postgres_restarted_during_a_stream_each_request_answered_once(self):
+        for _ in range(3):
+            self.instance()
+        self.fs.add_channel(CHANNEL, "ha")
+        restart = threading.Thread(target=CLUSTER.server, args=("restart",))
+        asked = []
+        for i in range(200):
+            if i == 80:
+                restart.start()
+            ts, _ = self.dispatcher.mention(CHANNEL, ALICE, "help")
+            asked.append(ts)
+            time.sleep(0.03)
+        restart.join()
+
+        def answered():
+            return all(self.bot_posts(CHANNEL, ts) for ts in asked)
+        self.fs.wait_for(answered, timeout=120, interval=0.5, what="a reply to each of 200 requests")
         time.sleep(FAST["lease"] + 2)
-        self.assertEqual(1, len(self.thread_uploads(channel, parent)), self.fs.summary())
-        failures = [p for p in self.bot_posts(channel, parent) if ":x:" in (p.get("text") or "")]
-        self.assertEqual([], failures)
-        rows = self.sql("SELECT state, generation FROM pmb_jobs WHERE id = 'event:%s'" % eid)
-        self.assertEqual([["done", "2"]], rows)
+        counts = [len(self.bot_posts(CHANNEL, ts)) for ts in asked]
+        twice = [ts for ts, n in zip(asked, counts) if n != 1]
+        self.assertEqual([], twice, "requests answered more than once")
+        degraded = self.sql("SELECT count(*) FROM pmb_jobs WHERE degraded")[0][0]
+        taken = self.sql("SELECT count(*) FROM pmb_jobs WHERE takeovers > 0")[0][0]
+        sys.stderr.write("\n  200 requests, 3 instances, a restart: %s degraded, %s taken over\n"
+                         % (degraded, taken))
+        self.assertEqual([["200"]], self.sql("SELECT count(*) FROM pmb_jobs WHERE state = 'done'"))
 
 
 class DegradedTest(HaTestCase):
