@@ -1,10 +1,12 @@
 /* accept.c — the job row written before the ack (database mode), on the transport thread. Owns a
  * libpq connection of its own (pg.c, named "transport"), used for nothing else: the script loop's
- * connection may be busy with a long statement, and an ack must not queue behind it. Each request
- * is one statement (pmb_job_accept) and a timer: the first of the two to finish decides. A timeout
- * or an error means "degraded": socketmode.c acks anyway and the job runs here; the row goes to a
- * backlog written as soon as the database answers again. Called by socketmode.c (accept_job) and
- * health.c (status); transport.c starts and stops it. */
+ * connection may be busy with a long statement, and an ack must not queue behind it. One
+ * statement is in flight at a time; the requests that arrive meanwhile go together in the next
+ * one (one INSERT of all their rows, so a burst costs a few round trips, not one each). Each
+ * request also has a timer: the first of its statement and its timer to finish decides. A
+ * timeout or an error means "degraded": socketmode.c acks anyway and the job runs here; the row
+ * goes to a backlog written as soon as the database answers again. Called by socketmode.c
+ * (accept_job) and health.c (status); transport.c starts and stops it. */
 #include "net/accept.h"
 
 #include <stdio.h>
@@ -18,16 +20,24 @@
 
 #define ACCEPT_KEY_MAX 200
 #define ACCEPT_BACKLOG_RETRY 1.0 /* seconds between attempts to write the backlog */
+#define ACCEPT_BATCH_MAX 128     /* rows in one INSERT */
 #define ACCEPT_SQL "SELECT pmb_job_accept($1, $2, $3, $4, $5)"
+/* the rows of a batch as two arrays; RETURNING names the ones that were new */
+#define ACCEPT_BATCH_SQL                                                                           \
+    "INSERT INTO pmb_jobs (id, envelope, owner, lease_until, accepted_by) "                        \
+    "SELECT k, e, $3, now() + $4::float8 * interval '1 second', $3 "                               \
+    "FROM unnest($1::text[], $2::text[]) AS u(k, e) ON CONFLICT (id) DO NOTHING RETURNING id"
 
 struct accept_req {
     char *key;
     char *json;
     accept_done_fn done;
     void *arg;
-    struct pg_query *query;
     struct loop_timer *timer;
     double started;
+    int in_batch; /* in the statement in flight */
+    int decided;  /* its timer fired: done has run, only the answer is still awaited */
+    struct accept_req *next;
 };
 
 struct accept_backlog {
@@ -43,6 +53,8 @@ static struct {
     char lease[32];
     double timeout;
     struct accept_backlog *head, *tail;
+    struct accept_req *queue, *queue_tail; /* waiting for the next statement */
+    struct accept_req *batch;              /* in the statement in flight */
     size_t pending;
     int writing; /* a backlog row is in flight */
     struct loop_timer *retry;
@@ -174,62 +186,173 @@ static void accept_on_state(struct pg_conn *c, int connected, void *arg)
     }
 }
 
-/* ---- one request ---- */
+/* ---- requests, sent in batches ---- */
 
+static void accept_send_batch(void);
+
+static void accept_backlog_copy(struct accept_req *r)
+{
+    struct accept_req copy = *r;
+    copy.key = strdup(r->key);
+    copy.json = strdup(r->json);
+    if (!copy.key || !copy.json) {
+        free(copy.key);
+        free(copy.json);
+        log_event(LOG_ERROR, "job record lost: out of memory", "job", r->key, NULL);
+        return;
+    }
+    accept_backlog_add(&copy);
+}
+
+/* No row in time (or an error): ack and run here; the row goes to the backlog. */
 static void accept_degrade(struct accept_req *r, const char *why)
 {
     accept_count("degraded", &ac.degraded);
     log_event(LOG_WARN, "job not recorded before the ack; acked and run here (degraded)", "job",
               r->key, "reason", why, NULL);
-    accept_done_fn done = r->done;
-    void *arg = r->arg;
+    loop_timer_cancel(r->timer);
+    r->timer = NULL;
+    r->decided = 1;
     if (ac.started) {
-        accept_backlog_add(r);
+        accept_backlog_copy(r);
     }
-    accept_req_free(r);
-    done(ACCEPT_DEGRADED, arg);
-    accept_flush();
+    r->done(ACCEPT_DEGRADED, r->arg);
 }
 
 static void accept_timeout_cb(void *arg)
 {
     struct accept_req *r = arg;
     r->timer = NULL;
-    pg_cancel(r->query); /* its answer, if it comes, is not ours any more */
-    r->query = NULL;
     char why[80];
     snprintf(why, sizeof why, "no answer within %.0f ms", ac.timeout * 1000.0);
     accept_degrade(r, why);
+    if (!r->in_batch) { /* still queued: it will not be sent */
+        struct accept_req **p = &ac.queue;
+        while (*p && *p != r) {
+            p = &(*p)->next;
+        }
+        if (*p) {
+            *p = r->next;
+        }
+        ac.queue_tail = NULL;
+        for (struct accept_req *q = ac.queue; q; q = q->next) {
+            ac.queue_tail = q;
+        }
+        accept_req_free(r);
+    }
+    accept_flush();
 }
 
-static void accept_answer(PGresult *res, const char *error, int sent, void *arg)
+/* A PostgreSQL array literal of the strings: {"a","b\"c"}. NULL on OOM. */
+static char *accept_array(struct accept_req *list, int keys)
 {
-    struct accept_req *r = arg;
+    size_t size = 3;
+    for (struct accept_req *r = list; r; r = r->next) {
+        size += 3 + 2 * strlen(keys ? r->key : r->json);
+    }
+    char *out = malloc(size), *w = out;
+    if (!out) {
+        return NULL;
+    }
+    *w++ = '{';
+    for (struct accept_req *r = list; r; r = r->next) {
+        if (r != list) {
+            *w++ = ',';
+        }
+        *w++ = '"';
+        for (const char *c = keys ? r->key : r->json; *c; c++) {
+            if (*c == '"' || *c == '\\') {
+                *w++ = '\\';
+            }
+            *w++ = *c;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}';
+    *w = '\0';
+    return out;
+}
+
+static void accept_batch_answer(PGresult *res, const char *error, int sent, void *arg)
+{
     (void)sent;
-    r->query = NULL;
-    loop_timer_cancel(r->timer);
-    r->timer = NULL;
-    metrics_observe("pmb_db_accept_seconds", "the job insert on the ack path", NULL,
-                    loop_now_mono() - r->started);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        char why[300];
+    (void)arg;
+    struct accept_req *batch = ac.batch;
+    ac.batch = NULL;
+    int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    char why[300];
+    if (!ok) {
         snprintf(why, sizeof why, "%s", error ? error : PQresultErrorMessage(res));
         why[strcspn(why, "\n")] = '\0';
-        PQclear(res);
         metrics_counter_add("pmb_db_errors_total", "database statements that failed",
                             "conn=\"transport\"", 1);
-        accept_degrade(r, why);
+    }
+    double now = loop_now_mono();
+    while (batch) {
+        struct accept_req *r = batch;
+        batch = r->next;
+        if (!r->decided && !ok) {
+            accept_degrade(r, why);
+        } else if (!r->decided) {
+            int fresh = 0;
+            for (int i = 0; i < PQntuples(res) && !fresh; i++) {
+                fresh = strcmp(PQgetvalue(res, i, 0), r->key) == 0;
+            }
+            loop_timer_cancel(r->timer);
+            r->timer = NULL;
+            metrics_observe("pmb_db_accept_seconds", "the job insert on the ack path", NULL,
+                            now - r->started);
+            accept_count(fresh ? "new" : "duplicate", fresh ? &ac.accepted : &ac.duplicates);
+            if (!fresh) {
+                log_event(LOG_INFO, "redelivered request already has a job; acked, not run again",
+                          "job", r->key, NULL);
+            }
+            r->done(fresh ? ACCEPT_NEW : ACCEPT_DUPLICATE, r->arg);
+        }
+        accept_req_free(r);
+    }
+    PQclear(res);
+    accept_send_batch();
+    accept_flush();
+}
+
+/* Send what is queued (up to ACCEPT_BATCH_MAX rows) as one statement, unless one is in flight. */
+static void accept_send_batch(void)
+{
+    if (ac.batch || !ac.queue || !ac.started) {
         return;
     }
-    int duplicate = PQgetisnull(res, 0, 0);
-    PQclear(res);
-    accept_count(duplicate ? "duplicate" : "new", duplicate ? &ac.duplicates : &ac.accepted);
-    if (duplicate) {
-        log_event(LOG_INFO, "redelivered request already has a job; acked, not run again", "job",
-                  r->key, NULL);
+    struct accept_req *batch = ac.queue, *last = ac.queue;
+    int n = 1;
+    while (last->next && n < ACCEPT_BATCH_MAX) {
+        last = last->next;
+        n++;
     }
-    r->done(duplicate ? ACCEPT_DUPLICATE : ACCEPT_NEW, r->arg);
-    accept_req_free(r);
+    ac.queue = last->next;
+    if (!ac.queue) {
+        ac.queue_tail = NULL;
+    }
+    last->next = NULL;
+    char *keys = accept_array(batch, 1), *jsons = accept_array(batch, 0);
+    const char *params[4] = {keys, jsons, ac.owner, ac.lease};
+    struct pg_query *q =
+        keys && jsons ? pg_query(ac.conn, ACCEPT_BATCH_SQL, 4, params, accept_batch_answer, NULL)
+                      : NULL;
+    free(keys);
+    free(jsons);
+    for (struct accept_req *r = batch; r; r = r->next) {
+        r->in_batch = q != NULL;
+    }
+    if (q) {
+        ac.batch = batch;
+        return;
+    }
+    /* out of memory: back to the queue; their timers degrade them */
+    last->next = ac.queue;
+    ac.queue = batch;
+    if (!ac.queue_tail) {
+        ac.queue_tail = last;
+    }
 }
 
 int accept_job(const char *key, const char *json, size_t len, accept_done_fn done, void *arg)
@@ -247,13 +370,14 @@ int accept_job(const char *key, const char *json, size_t len, accept_done_fn don
     r->done = done;
     r->arg = arg;
     r->started = loop_now_mono();
-    const char *params[5] = {r->key, r->json, ac.owner, ac.lease, "false"};
-    r->query = pg_query(ac.conn, ACCEPT_SQL, 5, params, accept_answer, r);
-    if (!r->query) {
-        accept_req_free(r);
-        return -1;
-    }
     r->timer = loop_timer_start(ac.timeout, accept_timeout_cb, r);
+    if (ac.queue_tail) {
+        ac.queue_tail->next = r;
+    } else {
+        ac.queue = r;
+    }
+    ac.queue_tail = r;
+    accept_send_batch(); /* pg.c sends from the loop: no answer comes inside this call */
     return 0;
 }
 
@@ -289,6 +413,14 @@ void accept_stop(void)
     ac.started = 0;
     loop_timer_cancel(ac.retry);
     ac.retry = NULL;
+    while (ac.queue) { /* never sent: acked and handed on as degraded, the bot is stopping */
+        struct accept_req *r = ac.queue;
+        ac.queue = r->next;
+        loop_timer_cancel(r->timer);
+        r->done(ACCEPT_DEGRADED, r->arg);
+        accept_req_free(r);
+    }
+    ac.queue_tail = NULL;
     if (ac.pending) {
         char n[24];
         snprintf(n, sizeof n, "%zu", ac.pending);
