@@ -214,11 +214,11 @@ static void jobs_renew_cb(uv_timer_t *t)
         snprintf(r->id, sizeof r->id, "%s", j->id);
         r->generation = j->generation;
         snprintf(gen, sizeof gen, "%d", j->generation);
-        const char *params[3] = {j->id, gen, jb.lease};
+        const char *params[4] = {j->id, gen, jb.lease, jb.owner};
         if (!jobs_query(
                 "UPDATE pmb_jobs SET lease_until = now() + $3::float8 * interval '1 second' "
-                "WHERE id = $1 AND generation = $2::int AND state = 'running'",
-                3, params, jobs_renewed, r)) {
+                "WHERE id = $1 AND generation = $2::int AND owner = $4 AND state = 'running'",
+                4, params, jobs_renewed, r)) {
             free(r);
         }
     }
@@ -283,11 +283,11 @@ static void jobs_write_end(struct job *j)
     struct pg_query *q;
     if (strcmp(j->outcome, "released") == 0) {
         /* fenced or aborted here: whoever may run it should, at once */
-        const char *params[2] = {j->id, gen};
-        q = jobs_query("WITH r AS (UPDATE pmb_jobs SET lease_until = now() "
-                       "WHERE id = $1 AND generation = $2::int AND state = 'running' RETURNING id) "
+        const char *params[3] = {j->id, gen, jb.owner};
+        q = jobs_query("WITH r AS (UPDATE pmb_jobs SET lease_until = now() WHERE id = $1 AND "
+                       "generation = $2::int AND owner = $3 AND state = 'running' RETURNING id) "
                        "SELECT pg_notify('" JOBS_CHANNEL "', id) FROM r",
-                       2, params, jobs_end_written, ref);
+                       3, params, jobs_end_written, ref);
     } else {
         const char *params[4] = {j->id, gen, jb.owner, j->outcome};
         q = jobs_query("SELECT pmb_job_finish($1, $2::int, $3, $4)", 4, params, jobs_end_written,

@@ -5,9 +5,10 @@
  * finish the job. Registered by primitives_io.c (prim_open); reads the task (host_gen.h). */
 #include <lauxlib.h>
 
+#include "db/db.h"
 #include "host/host_gen.h"
 
-/* host.job() -> { id =, generation =, degraded =, lost = } or nil (file mode, or not an
+/* host.job() -> { id =, generation =, owner =, degraded =, lost = } or nil (file mode, or not an
  * envelope's). */
 int prim_job(lua_State *L)
 {
@@ -19,7 +20,7 @@ int prim_job(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
     lua_pushstring(L, t->job_id);
     lua_setfield(L, -2, "id");
     lua_pushinteger(L, t->job_generation);
@@ -28,6 +29,8 @@ int prim_job(lua_State *L)
     lua_setfield(L, -2, "degraded");
     lua_pushboolean(L, t->job_lost);
     lua_setfield(L, -2, "lost");
+    lua_pushstring(L, db_instance()); /* with the generation, the fencing token */
+    lua_setfield(L, -2, "owner");
     return 1;
 }
 

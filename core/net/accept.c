@@ -21,6 +21,8 @@
 #define ACCEPT_KEY_MAX 200
 #define ACCEPT_BACKLOG_RETRY 1.0 /* seconds between attempts to write the backlog */
 #define ACCEPT_BATCH_MAX 128     /* rows in one INSERT */
+#define ACCEPT_LATE 0.1          /* a timer this late means the loop did not turn */
+#define ACCEPT_GRACE 0.02        /* then the answer gets this long to be read */
 #define ACCEPT_SQL "SELECT pmb_job_accept($1, $2, $3, $4, $5)"
 /* the rows of a batch as two arrays; RETURNING names the ones that were new */
 #define ACCEPT_BATCH_SQL                                                                           \
@@ -37,6 +39,7 @@ struct accept_req {
     double started;
     int in_batch; /* in the statement in flight */
     int decided;  /* its timer fired: done has run, only the answer is still awaited */
+    int grace;    /* the timer fired late once already */
     struct accept_req *next;
 };
 
@@ -144,6 +147,7 @@ static void accept_backlog_done(PGresult *res, const char *error, int sent, void
         }
         return;
     }
+    int written = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
     PQclear(res);
     struct accept_backlog *b = ac.head;
     if (b) {
@@ -156,7 +160,11 @@ static void accept_backlog_done(PGresult *res, const char *error, int sent, void
         accept_pending_gauge();
         metrics_counter_add("pmb_jobs_degraded_written_total",
                             "rows of degraded jobs written once the database answered", NULL, 1);
-        log_event(LOG_INFO, "degraded job recorded", "job", b->key, NULL);
+        log_event(LOG_INFO,
+                  written ? "degraded job recorded"
+                          : "degraded job's row was there already (the late answer, or the "
+                            "instance that got the redelivery: fencing stops one of the two)",
+                  "job", b->key, NULL);
         free(b->key);
         free(b->json);
         free(b);
@@ -223,6 +231,13 @@ static void accept_timeout_cb(void *arg)
 {
     struct accept_req *r = arg;
     r->timer = NULL;
+    if (!r->grace && loop_now_mono() - r->started > ac.timeout + ACCEPT_LATE) {
+        /* the loop itself was late (the process was paused): the answer may be waiting on the
+         * socket, and libuv runs timers before it reads; look once more after one poll */
+        r->grace = 1;
+        r->timer = loop_timer_start(ACCEPT_GRACE, accept_timeout_cb, r);
+        return;
+    }
     char why[80];
     snprintf(why, sizeof why, "no answer within %.0f ms", ac.timeout * 1000.0);
     accept_degrade(r, why);
@@ -370,6 +385,9 @@ int accept_job(const char *key, const char *json, size_t len, accept_done_fn don
     r->done = done;
     r->arg = arg;
     r->started = loop_now_mono();
+    /* the loop's clock is the one of this iteration's start: after a pause (SIGSTOP, a slow
+     * turn) it is stale, and a timer set from it would fire at once */
+    uv_update_time(loop_get());
     r->timer = loop_timer_start(ac.timeout, accept_timeout_cb, r);
     if (ac.queue_tail) {
         ac.queue_tail->next = r;

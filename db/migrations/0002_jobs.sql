@@ -58,12 +58,14 @@ LANGUAGE sql AS $$
     RETURNING j.id, j.generation, j.envelope, expired.owner
 $$;
 
--- Begin a visible step under the fencing token. verdict: 'go' (do it), 'done' (already done:
+-- Begin a visible step under the fencing token (the owner and the generation: a job acked while
+-- the database did not answer runs as generation 1 on its instance, and another instance that got
+-- the redelivery may hold generation 1 of the same row). verdict: 'go' (do it), 'done' (already done:
 -- result holds what it returned), 'check' (an older generation began it and may have done it:
 -- look at what is visible first), 'fenced' (this generation no longer holds the job, or its lease
 -- has less than p_margin seconds left: do nothing visible), 'absent' (no row: a degraded job).
-CREATE FUNCTION pmb_job_step_begin(p_job text, p_generation integer, p_step text, p_margin float8,
-                                   OUT verdict text, OUT result text)
+CREATE FUNCTION pmb_job_step_begin(p_job text, p_generation integer, p_owner text, p_step text,
+                                   p_margin float8, OUT verdict text, OUT result text)
 LANGUAGE plpgsql AS $$
 DECLARE
     s pmb_job_steps%ROWTYPE;
@@ -74,7 +76,7 @@ BEGIN
         verdict := 'absent'; -- a degraded job whose row is not written yet
         RETURN;
     END IF;
-    IF j.generation <> p_generation OR j.state <> 'running'
+    IF j.generation <> p_generation OR j.owner <> p_owner OR j.state <> 'running'
        OR j.lease_until <= now() + p_margin * interval '1 second' THEN
         verdict := 'fenced';
         RETURN;
@@ -117,5 +119,5 @@ LANGUAGE sql AS $$
                                degraded, outcome, finished_at)
     VALUES (p_id, '', 'done', p_owner, p_generation, now(), p_owner, true, p_outcome, now())
     ON CONFLICT (id) DO UPDATE SET state = 'done', outcome = p_outcome, finished_at = now()
-     WHERE j.generation = p_generation AND j.state = 'running'
+     WHERE j.generation = p_generation AND j.owner = p_owner AND j.state = 'running'
 $$;

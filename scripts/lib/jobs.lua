@@ -51,8 +51,8 @@ function jobs.step(name, run, visible)
   local job = current_job()
   if not job then return run() end
   if job.lost then fenced(job, "fenced before") end
-  local rows, err = host().db("SELECT verdict, result FROM pmb_job_step_begin($1, $2::int, $3, $4::float8)",
-                            job.id, tostring(job.generation), name, margin())
+  local rows, err = host().db("SELECT verdict, result FROM pmb_job_step_begin($1, $2::int, $3, $4, $5::float8)",
+                            job.id, tostring(job.generation), job.owner, name, margin())
   if not rows then
     -- a degraded job (acked while the database did not answer) has no fencing: it runs here
     if job.degraded then return run() end
@@ -106,8 +106,9 @@ function jobs.check()
   if not job then return true end
   if job.lost then fenced(job, "fenced before") end
   local rows = host().db("SELECT 1 AS ok FROM pmb_jobs WHERE id = $1 AND generation = $2::int "
-                       .. "AND state = 'running' AND lease_until > now() + $3::float8 * interval '1 second'",
-                       job.id, tostring(job.generation), margin())
+                       .. "AND owner = $3 AND state = 'running' "
+                       .. "AND lease_until > now() + $4::float8 * interval '1 second'",
+                       job.id, tostring(job.generation), job.owner, margin())
   if rows and rows[1] then return true end
   if not rows and job.degraded then return true end
   fenced(job, rows and "lease lost or taken over" or "database unreachable")

@@ -124,6 +124,21 @@ class RedeliveryTest(HaTestCase):
         self.assertEqual(1, len(self.bot_posts(CHANNEL, ts)), self.fs.summary())
 
 
+    def test_slash_command_is_a_job_keyed_by_its_envelope(self):
+        _, conn_a = self.instance()
+        _, conn_b = self.instance()
+        self.fs.add_channel(CHANNEL, "ha")
+        eid, rid = self.fs.slash(CHANNEL, "help")
+        payload = self.fs.envelopes[-1]["envelope"]["payload"]
+        self.fs.send_envelope("slash_commands", payload, envelope_id=eid,
+                              conn=conn_b if self.fs.envelopes[-1]["conn_id"] == conn_a.id else conn_a)
+        self.fs.wait_for(lambda: self.fs.responses_to(rid), timeout=15, what="the answer")
+        self.fs.wait_for(lambda: self.sql("SELECT state FROM pmb_jobs WHERE id = 'envelope:%s'" % eid)
+                         == [["done"]], timeout=10, what="the job done")
+        time.sleep(1.5)
+        self.assertEqual(1, len(self.fs.responses_to(rid)))
+
+
 class TakeoverTest(HaTestCase):
     def test_kill9_of_the_running_instance_another_finishes_one_report(self):
         bots = [self.instance()[0] for _ in range(3)]
