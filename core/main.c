@@ -68,6 +68,7 @@ static void main_on_stop(void)
         return;
     }
     main_stopping = 1;
+    jobs_quiesce(); /* the jobs this instance hands back are for the others */
     uv_timer_stop(&main_auth_retry);
     host_drain(MAIN_DRAIN_SECONDS, main_drained, NULL);
 }

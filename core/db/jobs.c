@@ -33,6 +33,7 @@ struct job {
 
 static struct {
     int started, stopping;
+    int quiet; /* claims no more: the instance is stopping */
     struct pg_conn *conn;
     struct jobs_settings s;
     char owner[160];
@@ -313,9 +314,7 @@ void jobs_ended(const char *id, int generation, int ok, int lost)
     metrics_counter_add("pmb_jobs_ended_total", "jobs that ended on this instance", NULL, 1);
     jobs_write_end(j);
     jobs_publish();
-    if (!jb.stopping) {
-        jobs_sweep(); /* a coroutine is free */
-    }
+    jobs_sweep(); /* a coroutine is free */
 }
 
 /* ---- takeover ---- */
@@ -330,7 +329,12 @@ static void jobs_claimed(PGresult *res, const char *error, int sent, void *arg)
     jb.sweep_again = 0;
     if (!jobs_ok(res)) {
         jobs_db_error("could not look for expired jobs", res, error);
-    } else if (PQntuples(res) == 1 && !jb.stopping) {
+    } else if (PQntuples(res) == 1 && jb.quiet) {
+        /* claimed while this instance stops: hand it straight back */
+        struct sm_job job = {PQgetvalue(res, 0, 0), atoi(PQgetvalue(res, 0, 1)), 0};
+        jobs_track(&job);
+        jobs_ended(job.id, job.generation, 0, 1);
+    } else if (PQntuples(res) == 1) {
         struct sm_job job = {PQgetvalue(res, 0, 0), atoi(PQgetvalue(res, 0, 1)), 0};
         const char *json = PQgetvalue(res, 0, 2);
         char gen[16];
@@ -351,7 +355,7 @@ static void jobs_claimed(PGresult *res, const char *error, int sent, void *arg)
     }
     PQclear(res);
     jobs_maybe_stopped();
-    if (again && !jb.stopping) {
+    if (again) {
         jobs_sweep();
     }
 }
@@ -359,7 +363,7 @@ static void jobs_claimed(PGresult *res, const char *error, int sent, void *arg)
 static void jobs_sweep(void)
 {
     int held = 0;
-    if (!jb.started || jb.stopping) {
+    if (!jb.started || jb.quiet) {
         return;
     }
     if (jb.claiming) {
@@ -436,8 +440,14 @@ static void jobs_stop_timeout(void *arg)
     jobs_maybe_stopped();
 }
 
+void jobs_quiesce(void)
+{
+    jb.quiet = 1;
+}
+
 void jobs_stop(void (*done)(void *arg), void *arg)
 {
+    jb.quiet = 1;
     if (!jb.started) {
         done(arg);
         return;

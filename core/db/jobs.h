@@ -24,6 +24,8 @@ int jobs_start(struct pg_conn *conn, const struct jobs_settings *s);
 void jobs_track(const struct sm_job *job);
 /* host_set_job_end's target: the job's coroutine ended. */
 void jobs_ended(const char *id, int generation, int ok, int lost);
+/* The instance begins to stop: claim nothing more (its own hand-backs are for the others). */
+void jobs_quiesce(void);
 /* Stop claiming and renewing; done(arg) once the last ends are written (or 1 s passed). */
 void jobs_stop(void (*done)(void *arg), void *arg);
 

@@ -162,6 +162,29 @@ class TakeoverTest(HaTestCase):
         others = [b for b in bots if b is not owner]
         self.assertTrue(any("job taken over" in "\n".join(b.log_lines) for b in others))
 
+    def test_sigterm_hands_the_job_back_and_notify_wakes_another_instance(self):
+        # the others sweep only every 60 s: the takeover can come only from NOTIFY pmb_jobs
+        slow_sweep = {"database": dict(FAST, sweep=60)}
+        bots = [self.instance(config=slow_sweep)[0] for _ in range(2)]
+        channel, parent = self.load_incident()
+        self.fs.fault("conversations.replies", delay=8)
+        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
+        owner = self.job_owner(eid, bots)
+        other = next(b for b in bots if b is not owner)
+        time.sleep(0.5)
+        stopped_at = time.monotonic()
+        owner.send_signal(signal.SIGTERM)
+        owner.wait_log(r"job handed back", timeout=15)
+        self.fs.wait_for(lambda: self.thread_uploads(channel, parent), timeout=30, what="the report")
+        sys.stderr.write("\n  SIGTERM -> report by the other instance %.2f s (drain 5 s, then NOTIFY)\n"
+                         % (time.monotonic() - stopped_at))
+        self.assertIn("job taken over", "\n".join(other.log_lines))
+        self.assertEqual(0, owner.wait(timeout=15))
+        time.sleep(1)
+        self.assertEqual(1, len(self.thread_uploads(channel, parent)))
+        self.assertEqual([["done", "2"]],
+                         self.sql("SELECT state, generation FROM pmb_jobs WHERE id = 'event:%s'" % eid))
+
     def test_paused_past_its_lease_the_resumed_instance_does_not_upload(self):
         bots = [self.instance()[0] for _ in range(2)]
         channel, parent = self.load_incident()
