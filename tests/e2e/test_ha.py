@@ -74,6 +74,16 @@ class HaTestCase(BotTestCase):
     def bot_posts(self, channel, thread_ts):
         return [p for p in self.fs.posts(channel, thread_ts)]
 
+    def autopsy_on_one_of(self, bots, reading):
+        """`autopsy this` in the incident thread, its instance stuck `reading` seconds reading the
+        thread; returns (channel, parent, event_id, the instance running it, another one)."""
+        channel, parent = self.load_incident()
+        self.fs.fault("conversations.replies", delay=reading)
+        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
+        owner = self.job_owner(eid, bots)
+        time.sleep(0.5)
+        return channel, parent, eid, owner, next(b for b in bots if b is not owner)
+
     def assert_one_report_by_the_second_generation(self, channel, parent, eid):
         """After a lease's time: one report in the thread, no failure reply (the fenced instance
         said nothing), the job done by its second generation."""
@@ -166,12 +176,7 @@ class TakeoverTest(HaTestCase):
         # the others sweep only every 60 s: the takeover can come only from NOTIFY pmb_jobs
         slow_sweep = {"database": dict(FAST, sweep=60)}
         bots = [self.instance(config=slow_sweep)[0] for _ in range(2)]
-        channel, parent = self.load_incident()
-        self.fs.fault("conversations.replies", delay=8)
-        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
-        owner = self.job_owner(eid, bots)
-        other = next(b for b in bots if b is not owner)
-        time.sleep(0.5)
+        channel, parent, eid, owner, other = self.autopsy_on_one_of(bots, reading=8)
         stopped_at = time.monotonic()
         owner.send_signal(signal.SIGTERM)
         owner.wait_log(r"job handed back", timeout=15)
@@ -187,12 +192,7 @@ class TakeoverTest(HaTestCase):
 
     def test_paused_past_its_lease_the_resumed_instance_does_not_upload(self):
         bots = [self.instance()[0] for _ in range(2)]
-        channel, parent = self.load_incident()
-        self.fs.fault("conversations.replies", delay=3)
-        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
-        owner = self.job_owner(eid, bots)
-        other = next(b for b in bots if b is not owner)
-        time.sleep(0.5)
+        channel, parent, eid, owner, other = self.autopsy_on_one_of(bots, reading=3)
         owner.send_signal(signal.SIGSTOP)
         try:
             self.fs.wait_for(lambda: self.thread_uploads(channel, parent), timeout=40,
