@@ -60,8 +60,11 @@ class HaTestCase(BotTestCase):
 
     def job_owner(self, event_id, bots, timeout=10):
         """The bot whose pid owns the job of event_id."""
+        return self.job_owner_of("event:" + event_id, bots, timeout)
+
+    def job_owner_of(self, job_id, bots, timeout=10):
         def owner():
-            rows = self.sql("SELECT owner FROM pmb_jobs WHERE id = 'event:%s'" % event_id)
+            rows = self.sql("SELECT owner FROM pmb_jobs WHERE id = '%s'" % job_id)
             return rows and rows[0][0]
         name = self.fs.wait_for(owner, timeout=timeout, what="the job row")
         pid = int(name.rsplit(":", 1)[1])
@@ -171,6 +174,27 @@ class TakeoverTest(HaTestCase):
         self.assertEqual([["done", "2", "1"]], rows)
         others = [b for b in bots if b is not owner]
         self.assertTrue(any("job taken over" in "\n".join(b.log_lines) for b in others))
+
+    def test_kill9_during_a_slash_autopsy_the_takeover_answers_in_the_same_thread(self):
+        bots = [self.instance()[0] for _ in range(2)]
+        channel, _ = self.load_incident()
+        self.fs.fault("conversations.history", delay=6)
+        eid, _ = self.fs.slash(channel, "")
+        self.fs.wait_for(lambda: [p for p in self.fs.posts(channel) if "asked for a postmortem" in p["text"]],
+                         timeout=10, what="the anchor message")
+        owner = self.job_owner_of("envelope:" + eid, bots)
+        time.sleep(0.5)
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.proc.wait()
+        anchors = [p for p in self.fs.posts(channel) if "asked for a postmortem" in p["text"]]
+        self.assertEqual(1, len(anchors))
+        self.fs.wait_for(lambda: self.thread_uploads(channel, anchors[0]["ts"]), timeout=40,
+                         what="the report in the anchor's thread")
+        time.sleep(FAST["lease"] + 1)
+        with self.fs.lock:
+            uploads = list(self.fs.uploads)
+        self.assertEqual(1, len(uploads), self.fs.summary())
+        self.assertEqual(1, len([p for p in self.fs.posts(channel) if "asked for a postmortem" in p["text"]]))
 
     def test_sigterm_hands_the_job_back_and_notify_wakes_another_instance(self):
         # the others sweep only every 60 s: the takeover can come only from NOTIFY pmb_jobs
