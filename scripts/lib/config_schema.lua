@@ -174,7 +174,7 @@ schema.TREE = {
       .. "is acked anyway, run here and recorded later (degraded)", { min = 0.01, max = 2.5 }),
     key("lease", "number", 10, "seconds a running job's lease lasts without renewal; another "
       .. "instance takes over a job whose lease expired", { min = 1, max = 600 }),
-    key("renew", "number", 3, "seconds between lease renewals (less than a third of `lease`)",
+    key("renew", "number", 3, "seconds between lease renewals (at most half of `lease`)",
       { min = 0.1, max = 200 }),
     key("sweep", "number", 1, "seconds between looks for expired jobs (NOTIFY wakes one sooner)",
       { min = 0.1, max = 60 }),
@@ -555,6 +555,12 @@ function schema.resolve(cfg, ctx)
   local given = {}
   for _, f in ipairs(schema.TREE) do given[f.name] = cfg[f.name] ~= nil end
   fill(cfg, schema.TREE)
+  -- a lease renewed less often than twice in its life would lapse on one slow renewal
+  local db = cfg.database
+  if db.renew * 2 > db.lease or db.step_margin >= db.lease then
+    return nil, { string.format("database.renew (%g) must be at most half of database.lease (%g), "
+      .. "and database.step_margin (%g) less than it", db.renew, db.lease, db.step_margin) }
+  end
   for _, f in ipairs(schema.TREE) do
     if f.type == "path" then
       local base = ctx.config_dir or "."
