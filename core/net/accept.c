@@ -464,6 +464,7 @@ void accept_get_status(struct accept_status *out)
     memset(out, 0, sizeof *out);
     out->enabled = ac.started;
     out->connected = ac.started && pg_is_connected(ac.conn);
+    out->owner = ac.owner ? ac.owner : "";
     out->accepted = ac.accepted;
     out->duplicates = ac.duplicates;
     out->degraded = ac.degraded;

@@ -39,6 +39,7 @@ void accept_stop(void);
 
 struct accept_status {
     int enabled, connected;
+    const char *owner; /* this instance's name (host:pid) */
     unsigned long accepted, duplicates, degraded, degraded_written;
     size_t degraded_pending;
     const char *last_error;

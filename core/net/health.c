@@ -85,6 +85,7 @@ static void health_prepare(struct health_session *s, const char *uri)
             {"script_loop_idle_s", JSON_FIELD_NUMBER, NULL, stalled},
             {"script_resume_s", JSON_FIELD_NUMBER, NULL, resume},
             /* database mode (issue 16): the ack path's connection, the jobs held here */
+            {"instance", JSON_FIELD_STRING, acs.enabled ? acs.owner : "", 0},
             {"database", JSON_FIELD_STRING,
              !acs.enabled    ? "off"
              : acs.connected ? "connected"

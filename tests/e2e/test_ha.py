@@ -48,12 +48,18 @@ class HaTestCase(BotTestCase):
     def instance(self, url=None, config=None):
         """Start one instance; returns (bot, its Socket Mode connection on the fake)."""
         before = {c.id for c in self.fs.open_connections()}
-        cfg = {"database": dict(FAST)}
+        port = free_port()
+        cfg = {"database": dict(FAST), "listen": "127.0.0.1:%d" % port}
         cfg.update(config or {})
         bot = self.start_bot(cfg, env={"POSTMORTEMBOT_DATABASE_URL": url or CLUSTER.url(db=self.db)})
+        bot.health_url = "http://%s/healthz" % cfg["listen"]
         conn = self.fs.wait_for(lambda: [c for c in self.fs.open_connections() if c.id not in before],
                                 what="the instance's connection")[0]
         return bot, conn
+
+    @staticmethod
+    def health(bot):
+        return json.loads(urllib.request.urlopen(bot.health_url, timeout=5).read())
 
     def sql(self, query):
         return CLUSTER.psql(query, db=self.db)
@@ -161,6 +167,11 @@ class TakeoverTest(HaTestCase):
         _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
         owner = self.job_owner(eid, bots)
         time.sleep(1.0)
+        health = self.health(owner)
+        self.assertEqual("connected", health["database"])
+        self.assertEqual(1, health["jobs_held"])
+        self.assertEqual("event:%s#1" % eid, health["jobs_held_ids"])
+        self.assertEqual(str(owner.pid), health["instance"].rsplit(":", 1)[1])
         killed_at = time.monotonic()
         os.kill(owner.pid, signal.SIGKILL)
         owner.proc.wait()
@@ -309,8 +320,7 @@ class DegradedTest(HaTestCase):
     def test_database_not_answering_at_ack_time(self):
         proxy = pgproxy.PgProxy(CLUSTER)
         self.addCleanup(proxy.close)
-        port = free_port()
-        bot, _ = self.instance(url=proxy.url(self.db), config={"listen": "127.0.0.1:%d" % port})
+        bot, _ = self.instance(url=proxy.url(self.db))
         self.fs.add_channel(CHANNEL, "ha")
         proxy.stall()
         ts, envelope_id = self.fs.mention(CHANNEL, ALICE, "help")
@@ -320,8 +330,7 @@ class DegradedTest(HaTestCase):
         self.assertGreaterEqual(latency, 0.45)
         self.assertLess(latency, 1.5)
         bot.wait_log(r"job not recorded before the ack; acked and run here \(degraded\)", timeout=5)
-        health = json.loads(urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5).read())
-        self.assertEqual(1, health["jobs_degraded"])
+        self.assertEqual(1, self.health(bot)["jobs_degraded"])
         proxy.up()
         self.fs.wait_for(lambda: self.bot_posts(CHANNEL, ts), timeout=30, what="the reply")
         eid = self.fs.envelopes[-1]["event_id"]
