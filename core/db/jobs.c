@@ -4,8 +4,8 @@
  * the database takes it), or, when the job was fenced or aborted, its lease is released and the
  * other instances are woken with NOTIFY pmb_jobs. Every `sweep` seconds, and on each NOTIFY,
  * pmb_job_claim takes over one expired job at a time (SELECT ... FOR UPDATE SKIP LOCKED) and
- * hands it to the host like a new envelope. Called by main.c; calls pg.c, loop.c, log.c, metrics.c.
- */
+ * hands it to the host like a new envelope. Finished jobs older than a day are deleted every ten
+ * minutes. Called by main.c; calls pg.c, loop.c, log.c, metrics.c. */
 #include "db/jobs.h"
 
 #include <pthread.h>
@@ -21,6 +21,10 @@
 #define JOBS_FINISH_RETRY 1.0 /* seconds between attempts to record an end */
 #define JOBS_STOP_WAIT 1.0    /* seconds the stop waits for the last ends */
 #define JOBS_CHANNEL "pmb_jobs"
+#define JOBS_PURGE_EVERY 600.0 /* seconds between deletions of old finished jobs */
+/* finished jobs are kept a day: Slack redelivers within minutes, an operator looks within hours */
+#define JOBS_PURGE_SQL                                                                             \
+    "DELETE FROM pmb_jobs WHERE state = 'done' AND finished_at < now() - interval '1 day'"
 
 struct job {
     char id[200];
@@ -41,7 +45,7 @@ static struct {
     struct job *jobs;
     int claiming, sweep_again;
     int in_flight; /* statements of ours not answered */
-    uv_timer_t renew_timer, sweep_timer;
+    uv_timer_t renew_timer, sweep_timer, purge_timer;
     struct loop_timer *stop_timer, *finish_retry;
     void (*stop_done)(void *arg);
     void *stop_arg;
@@ -390,6 +394,28 @@ static void jobs_sweep_cb(uv_timer_t *t)
     jobs_sweep();
 }
 
+static void jobs_purged(PGresult *res, const char *error, int sent, void *arg)
+{
+    (void)sent;
+    (void)arg;
+    jb.in_flight--;
+    if (!jobs_ok(res)) {
+        jobs_db_error("could not delete old finished jobs", res, error);
+    } else if (atoi(PQcmdTuples(res)) > 0) {
+        log_event(LOG_INFO, "old finished jobs deleted", "count", PQcmdTuples(res), NULL);
+    }
+    PQclear(res);
+    jobs_maybe_stopped();
+}
+
+static void jobs_purge_cb(uv_timer_t *t)
+{
+    (void)t;
+    if (!jb.quiet) {
+        jobs_query(JOBS_PURGE_SQL, 0, NULL, jobs_purged, NULL);
+    }
+}
+
 static void jobs_on_notify(const char *channel, const char *payload, void *arg)
 {
     (void)channel;
@@ -418,6 +444,8 @@ int jobs_start(struct pg_conn *conn, const struct jobs_settings *s)
     uint64_t renew_ms = (uint64_t)(s->renew * 1000.0), sweep_ms = (uint64_t)(s->sweep * 1000.0);
     uv_timer_start(&jb.renew_timer, jobs_renew_cb, renew_ms, renew_ms);
     uv_timer_start(&jb.sweep_timer, jobs_sweep_cb, sweep_ms, sweep_ms);
+    uv_timer_init(loop_get(), &jb.purge_timer);
+    uv_timer_start(&jb.purge_timer, jobs_purge_cb, 1000, (uint64_t)(JOBS_PURGE_EVERY * 1000.0));
     jb.started = 1;
     jobs_sweep();
     return 0;
@@ -455,6 +483,7 @@ void jobs_stop(void (*done)(void *arg), void *arg)
     jb.stopping = 1;
     uv_close((uv_handle_t *)&jb.renew_timer, NULL);
     uv_close((uv_handle_t *)&jb.sweep_timer, NULL);
+    uv_close((uv_handle_t *)&jb.purge_timer, NULL);
     loop_timer_cancel(jb.finish_retry);
     jb.finish_retry = NULL;
     jb.stop_done = done;

@@ -158,6 +158,18 @@ class RedeliveryTest(HaTestCase):
         self.assertEqual(1, len(self.fs.responses_to(rid)))
 
 
+class RetentionTest(HaTestCase):
+    def test_finished_jobs_older_than_a_day_are_deleted(self):
+        bot, _ = self.instance()
+        self.sql("INSERT INTO pmb_jobs (id, envelope, owner, lease_until, accepted_by, state, finished_at) "
+                 "VALUES ('event:OLD', '{}', 'x:1', now(), 'x:1', 'done', now() - interval '2 days'), "
+                 "('event:RECENT', '{}', 'x:1', now(), 'x:1', 'done', now() - interval '2 hours')")
+        bot.stop()
+        self.instance()
+        self.fs.wait_for(lambda: self.sql("SELECT id FROM pmb_jobs ORDER BY id") == [["event:RECENT"]],
+                         timeout=10, what="the old job deleted, the recent one kept")
+
+
 class TakeoverTest(HaTestCase):
     def test_kill9_of_the_running_instance_another_finishes_one_report(self):
         bots = [self.instance()[0] for _ in range(3)]
