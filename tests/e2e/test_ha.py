@@ -143,6 +143,16 @@ class RedeliveryTest(HaTestCase):
         self.assertEqual(1, len(self.bot_posts(CHANNEL, ts)), self.fs.summary())
 
 
+    def test_the_stored_envelope_is_the_one_slack_sent(self):
+        self.instance()
+        self.fs.add_channel(CHANNEL, "ha")
+        text = 'help "quoted" back\\slash {braces}, commas ünïcödé € \u2028 \t tab'
+        self.fs.mention(CHANNEL, ALICE, text)
+        sent = self.fs.envelopes[-1]
+        rows = self.fs.wait_for(lambda: self.sql("SELECT envelope FROM pmb_jobs WHERE id = 'event:%s'"
+                                                 % sent["event_id"]), what="the job row")
+        self.assertEqual(sent["envelope"], json.loads(rows[0][0]))
+
     def test_slash_command_is_a_job_keyed_by_its_envelope(self):
         _, conn_a = self.instance()
         _, conn_b = self.instance()
