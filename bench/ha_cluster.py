@@ -2,7 +2,8 @@
 """Several instances in database mode (issue 16), on loopback against the fake Slack and a
 throwaway PostgreSQL (tests/pgcluster.py): prints
   - the ack latency in database mode (the job row is written before each ack): p50/p99/max of a
-    paced stream (one envelope every --gap ms) and of a burst sent in one write;
+    paced stream (one envelope every --gap ms) and of a burst sent in one write, file mode first
+    for comparison (same machine, same moment);
   - jobs per second with 3 instances: --jobs `help` mentions dispatched round robin over their
     connections (tests/fakeslack/dispatch.py), from the first send to the last reply;
   - the takeover time after kill -9 with the default lease (10 s): the instance running an
@@ -39,13 +40,16 @@ class Cluster:
     """A fake Slack and n instances on one database."""
 
     def __init__(self, pg, db, n, config=None):
-        pgcluster.fresh_db(pg, db)
+        env = None
+        if db:
+            pgcluster.fresh_db(pg, db)
+            env = {"POSTMORTEMBOT_DATABASE_URL": pg.url(db=db)}
         self.fs = FakeSlack().start()
         self.fs.set_identity(user_id="U0PMBOT", bot_id="B0PMBOT", user="postmortembot")
         self.fs.add_channel(CHANNEL, "bench")
         self.bots = []
         for _ in range(n):
-            bot = harness.BotProcess(self.fs, config, {"POSTMORTEMBOT_DATABASE_URL": pg.url(db=db)})
+            bot = harness.BotProcess(self.fs, config, env)
             bot.start()
             self.bots.append(bot)
         self.fs.wait_for(lambda: len(self.fs.open_connections()) == n, timeout=20)
@@ -63,9 +67,11 @@ def event(fs, i):
             "item": {"type": "message", "channel": CHANNEL, "ts": "1700000000.000100"}}
 
 
-def ack_latency(pg, count, gap, burst):
+def ack_latency(pg, count, gap, burst, db="bench_acks"):
+    """db None: the same in file mode, for comparison."""
+    mode = "database mode" if db else "file mode"
     listen = "127.0.0.1:%d" % harness.free_port()
-    c = Cluster(pg, "bench_acks", 1, {"listen": listen})
+    c = Cluster(pg, db, 1, {"listen": listen})
     try:
         fs = c.fs
         ids = []
@@ -74,14 +80,14 @@ def ack_latency(pg, count, gap, burst):
             time.sleep(gap / 1000.0)
         fs.wait_for(lambda: all(fs.ack_for(e) for e in ids), timeout=60)
         lat = [fs.ack_for(e).time_acked - fs.ack_for(e).time_sent for e in ids]
-        print("ack, database mode, paced (1 every %d ms, %d envelopes): p50 %.2f ms  p99 %.2f ms  max %.2f ms"
-              % (gap, count, percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3, max(lat) * 1e3))
+        print("ack, %s, paced (1 every %d ms, %d envelopes): p50 %.2f ms  p99 %.2f ms  max %.2f ms"
+              % (mode, gap, count, percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3, max(lat) * 1e3))
         print("  " + describe_ack_histogram(read_ack_histogram(listen)))
         ids = fs.send_burst([event(fs, count + i) for i in range(burst)])
         fs.wait_for(lambda: all(fs.ack_for(e) for e in ids), timeout=60)
         lat = [fs.ack_for(e).time_acked - fs.ack_for(e).time_sent for e in ids]
-        print("ack, database mode, burst of %d in one write: p50 %.2f ms  p99 %.2f ms  max %.2f ms"
-              % (burst, percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3, max(lat) * 1e3))
+        print("ack, %s, burst of %d in one write: p50 %.2f ms  p99 %.2f ms  max %.2f ms"
+              % (mode, burst, percentile(lat, 50) * 1e3, percentile(lat, 99) * 1e3, max(lat) * 1e3))
     finally:
         c.stop()
 
@@ -150,6 +156,7 @@ def main():
         return
     pg = pgcluster.PgCluster().start()
     try:
+        ack_latency(pg, args.acks, args.gap, args.burst, db=None)
         ack_latency(pg, args.acks, args.gap, args.burst)
         throughput(pg, args.jobs)
         takeover(pg)
