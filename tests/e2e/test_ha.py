@@ -208,6 +208,27 @@ class TakeoverTest(HaTestCase):
         others = [b for b in bots if b is not owner]
         self.assertTrue(any("job taken over" in "\n".join(b.log_lines) for b in others))
 
+    def test_kill9_during_the_share_the_takeover_sees_the_report_and_does_not_repeat_it(self):
+        bots = [self.instance()[0] for _ in range(2)]
+        channel, parent = self.load_incident()
+        # the share reaches Slack, which takes 2 s to answer; its instance dies meanwhile
+        self.fs.fault("files.completeUploadExternal", delay=2)
+        _, eid = self.dispatcher.mention(channel, ALICE, "autopsy this", thread_ts=parent)
+        owner = self.job_owner(eid, bots)
+        other = next(b for b in bots if b is not owner)
+
+        def share_arrived():
+            with self.fs.lock:
+                return not self.fs._faults.get("files.completeUploadExternal")
+        self.fs.wait_for(share_arrived, timeout=20, what="the share in flight")
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.proc.wait()
+        other.wait_log(r"step already visible; not repeated", timeout=20)
+        time.sleep(FAST["lease"])
+        self.assertEqual(1, len(self.thread_uploads(channel, parent)), self.fs.summary())
+        self.assertEqual([["done", "2"]],
+                         self.sql("SELECT state, generation FROM pmb_jobs WHERE id = 'event:%s'" % eid))
+
     def test_kill9_during_a_slash_autopsy_the_takeover_answers_in_the_same_thread(self):
         bots = [self.instance()[0] for _ in range(2)]
         channel, _ = self.load_incident()
