@@ -83,7 +83,8 @@ static void main_on_reload(void)
 static void main_on_envelope(const char *json, size_t len, const struct sm_job *job)
 {
     if (job) {
-        jobs_track(job); /* database mode: its lease is renewed from now on */
+        struct jobs_ref ref = {job->id, job->generation, job->degraded};
+        jobs_track(&ref); /* database mode: its lease is renewed from now on */
     }
     if (main_stopping) {
         log_event(LOG_WARN, "envelope dropped: shutting down", NULL);
@@ -96,9 +97,10 @@ static void main_on_envelope(const char *json, size_t len, const struct sm_job *
 }
 
 /* A job taken over from an instance whose lease expired (jobs.c has it tracked already). */
-static void main_run_claimed(const char *json, size_t len, const struct sm_job *job)
+static void main_run_claimed(const char *json, size_t len, const struct jobs_ref *ref)
 {
-    host_on_envelope(json, len, job);
+    struct sm_job job = {ref->id, ref->generation, ref->degraded};
+    host_on_envelope(json, len, &job);
 }
 
 /* apps.connections.open for the transport thread, on this loop's HTTP client (the one owner of

@@ -159,7 +159,7 @@ static void jobs_remove(struct job *gone)
     jobs_publish();
 }
 
-void jobs_track(const struct sm_job *job)
+void jobs_track(const struct jobs_ref *job)
 {
     struct job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -335,11 +335,11 @@ static void jobs_claimed(PGresult *res, const char *error, int sent, void *arg)
         jobs_db_error("could not look for expired jobs", res, error);
     } else if (PQntuples(res) == 1 && jb.quiet) {
         /* claimed while this instance stops: hand it straight back */
-        struct sm_job job = {PQgetvalue(res, 0, 0), atoi(PQgetvalue(res, 0, 1)), 0};
+        struct jobs_ref job = {PQgetvalue(res, 0, 0), atoi(PQgetvalue(res, 0, 1)), 0};
         jobs_track(&job);
         jobs_ended(job.id, job.generation, 0, 1);
     } else if (PQntuples(res) == 1) {
-        struct sm_job job = {PQgetvalue(res, 0, 0), atoi(PQgetvalue(res, 0, 1)), 0};
+        struct jobs_ref job = {PQgetvalue(res, 0, 0), atoi(PQgetvalue(res, 0, 1)), 0};
         const char *json = PQgetvalue(res, 0, 2);
         char gen[16];
         snprintf(gen, sizeof gen, "%d", job.generation);

@@ -9,19 +9,26 @@
 #include <stddef.h>
 
 #include "db/pg.h"
-#include "net/socketmode.h"
+
+/* A job as the rest of the core names it (net/socketmode.h's struct sm_job has the same fields;
+ * db/ does not include net/). */
+struct jobs_ref {
+    const char *id; /* "event:Ev..." or "envelope:..." */
+    int generation;
+    int degraded;
+};
 
 struct jobs_settings {
     const char *owner; /* this instance (db_instance()) */
     double lease, renew, sweep;
     /* run a claimed job: the envelope's json and its job (generation > 1) */
-    void (*run)(const char *json, size_t len, const struct sm_job *job);
+    void (*run)(const char *json, size_t len, const struct jobs_ref *job);
 };
 
 /* Script loop, on conn (db_conn()). 0 or -1. */
 int jobs_start(struct pg_conn *conn, const struct jobs_settings *s);
 /* A job starts running here (accepted by the transport thread, or claimed). */
-void jobs_track(const struct sm_job *job);
+void jobs_track(const struct jobs_ref *job);
 /* host_set_job_end's target: the job's coroutine ended. */
 void jobs_ended(const char *id, int generation, int ok, int lost);
 /* The instance begins to stop: claim nothing more (its own hand-backs are for the others). */
