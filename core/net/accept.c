@@ -27,7 +27,7 @@
 /* the rows of a batch as two arrays; RETURNING names the ones that were new */
 #define ACCEPT_BATCH_SQL                                                                           \
     "INSERT INTO pmb_jobs (id, envelope, owner, lease_until, accepted_by) "                        \
-    "SELECT k, e, $3, now() + $4::float8 * interval '1 second', $3 "                               \
+    "SELECT k, pmb_envelope_scrub(e), $3, now() + $4::float8 * interval '1 second', $3 "           \
     "FROM unnest($1::text[], $2::text[]) AS u(k, e) ON CONFLICT (id) DO NOTHING RETURNING id"
 
 struct accept_req {

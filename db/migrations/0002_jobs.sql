@@ -34,12 +34,22 @@ CREATE TABLE pmb_job_steps (
     PRIMARY KEY (job_id, step)
 );
 
+-- The envelope as it is kept: without Slack's verification token ("token":"…", a credential the
+-- scripts never need). On the JSON text, not jsonb: an escaped quote inside a string value is \",
+-- so the pattern matches keys only, and a text jsonb would refuse (\u0000) is kept as it is.
+CREATE FUNCTION pmb_envelope_scrub(p_envelope text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT regexp_replace(regexp_replace(p_envelope, '"token"\s*:\s*"[^"\\]*"\s*,\s*', '', 'g'),
+                          '\s*,\s*"token"\s*:\s*"[^"\\]*"', '', 'g')
+$$;
+
 -- Accept: the row, unless the event is known already (then NULL: a redelivery).
 CREATE FUNCTION pmb_job_accept(p_id text, p_envelope text, p_owner text, p_lease float8,
                                p_degraded boolean) RETURNS integer
 LANGUAGE sql AS $$
     INSERT INTO pmb_jobs (id, envelope, owner, lease_until, accepted_by, degraded)
-    VALUES (p_id, p_envelope, p_owner, now() + p_lease * interval '1 second', p_owner, p_degraded)
+    VALUES (p_id, pmb_envelope_scrub(p_envelope), p_owner, now() + p_lease * interval '1 second',
+            p_owner, p_degraded)
     ON CONFLICT (id) DO NOTHING
     RETURNING generation
 $$;
