@@ -43,9 +43,10 @@ struct accept_req {
     struct accept_req *next;
 };
 
+/* A degraded job's row, written later without its envelope: its steps ran unrecorded while the
+ * row was missing, so no takeover may run it again (a degraded job runs once, here). */
 struct accept_backlog {
     char *key;
-    char *json;
     struct accept_backlog *next;
 };
 
@@ -102,16 +103,14 @@ static void accept_req_free(struct accept_req *r)
 
 /* ---- the backlog: rows of degraded jobs, written when the database is back ---- */
 
-static void accept_backlog_add(struct accept_req *r)
+static void accept_backlog_add(const char *key)
 {
     struct accept_backlog *b = malloc(sizeof *b);
-    if (!b) {
-        log_event(LOG_ERROR, "job record lost: out of memory", "job", r->key, NULL);
+    if (!b || !(b->key = strdup(key))) {
+        free(b);
+        log_event(LOG_ERROR, "job record lost: out of memory", "job", key, NULL);
         return;
     }
-    b->key = r->key;
-    b->json = r->json;
-    r->key = r->json = NULL;
     b->next = NULL;
     if (ac.tail) {
         ac.tail->next = b;
@@ -166,7 +165,6 @@ static void accept_backlog_done(PGresult *res, const char *error, int sent, void
                             "instance that got the redelivery: fencing stops one of the two)",
                   "job", b->key, NULL);
         free(b->key);
-        free(b->json);
         free(b);
     }
     accept_flush();
@@ -177,7 +175,7 @@ static void accept_flush(void)
     if (!ac.started || ac.writing || !ac.head || !pg_is_connected(ac.conn)) {
         return;
     }
-    const char *params[5] = {ac.head->key, ac.head->json, ac.owner, ac.lease, "true"};
+    const char *params[5] = {ac.head->key, "", ac.owner, ac.lease, "true"};
     if (pg_query(ac.conn, ACCEPT_SQL, 5, params, accept_backlog_done, NULL)) {
         ac.writing = 1;
     } else if (!ac.retry) {
@@ -198,20 +196,6 @@ static void accept_on_state(struct pg_conn *c, int connected, void *arg)
 
 static void accept_send_batch(void);
 
-static void accept_backlog_copy(struct accept_req *r)
-{
-    struct accept_req copy = *r;
-    copy.key = strdup(r->key);
-    copy.json = strdup(r->json);
-    if (!copy.key || !copy.json) {
-        free(copy.key);
-        free(copy.json);
-        log_event(LOG_ERROR, "job record lost: out of memory", "job", r->key, NULL);
-        return;
-    }
-    accept_backlog_add(&copy);
-}
-
 /* No row in time (or an error): ack and run here; the row goes to the backlog. */
 static void accept_degrade(struct accept_req *r, const char *why)
 {
@@ -222,7 +206,7 @@ static void accept_degrade(struct accept_req *r, const char *why)
     r->timer = NULL;
     r->decided = 1;
     if (ac.started) {
-        accept_backlog_copy(r);
+        accept_backlog_add(r->key);
     }
     r->done(ACCEPT_DEGRADED, r->arg);
 }
@@ -448,7 +432,6 @@ void accept_stop(void)
         struct accept_backlog *b = ac.head;
         ac.head = b->next;
         free(b->key);
-        free(b->json);
         free(b);
     }
     ac.tail = NULL;
