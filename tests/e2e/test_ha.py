@@ -37,6 +37,12 @@ def setUpModule():
     unittest.addModuleCleanup(CLUSTER.stop)
 
 
+def stopped(bot):
+    """Has SIGSTOP taken effect (state T in /proc)? Before it has, the process may still read."""
+    with open("/proc/%d/stat" % bot.pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
 class HaTestCase(BotTestCase):
     def setUp(self):
         super().setUp()
@@ -111,6 +117,7 @@ class RedeliveryTest(HaTestCase):
         self.fs.add_channel(CHANNEL, "ha")
         # a cannot ack: Slack redelivers to b (retry_attempt 1), b records the job and runs it
         a.send_signal(signal.SIGSTOP)
+        self.fs.wait_for(lambda: stopped(a), timeout=5, what="the instance stopped")
         try:
             ts, eid = self.dispatcher.mention(CHANNEL, ALICE, "help", conn=conn_a)
             self.fs.wait_for(lambda: self.bot_posts(CHANNEL, ts), timeout=20, what="the help reply")
