@@ -18,6 +18,13 @@ return {
   -- database mode (several instances, state in PostgreSQL; README "High availability"):
   -- database = { url = "postgresql://pmb@db.example.com/pmb" },  -- no password here: PGPASSWORD,
   --                                     ~/.pgpass, or the whole URL in POSTMORTEMBOT_DATABASE_URL
+  -- database = {
+  --   ack_timeout = 0.5,  -- seconds an ack waits for its job row; then acked, run here (degraded)
+  --   lease       = 10,   -- seconds a running job's lease lasts; then another instance takes over
+  --   renew       = 3,    -- seconds between lease renewals
+  --   sweep       = 1,    -- seconds between looks for expired jobs (NOTIFY wakes one sooner)
+  --   step_margin = 2,    -- a visible step starts only with this much lease left
+  -- },
 
   http = {
     timeout         = 30,    -- seconds for one Web API call

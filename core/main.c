@@ -18,6 +18,7 @@
 #include "base/metrics.h"
 #include "cli.h"
 #include "db/db.h"
+#include "db/jobs.h"
 #include "host/host.h"
 #include "http/http.h"
 #include "net/transport.h"
@@ -44,15 +45,21 @@ static void main_heartbeat_cb(uv_timer_t *t)
     liveness_beat();
 }
 
-static void main_drained(void *arg)
+static void main_db_done(void *arg)
 {
     (void)arg;
-    http_shutdown();
     db_stop();
     uv_close((uv_handle_t *)&main_heartbeat, NULL);
     uv_close((uv_handle_t *)&main_auth_retry, NULL);
     mailbox_close(main_mailbox, NULL); /* what is still queued runs now and sees main_stopping */
     transport_script_stopped();
+}
+
+static void main_drained(void *arg)
+{
+    (void)arg;
+    http_shutdown();
+    jobs_stop(main_db_done, NULL); /* the jobs' last ends and hand-backs, then the connection */
 }
 
 static void main_on_stop(void)
@@ -61,6 +68,7 @@ static void main_on_stop(void)
         return;
     }
     main_stopping = 1;
+    jobs_quiesce(); /* the jobs this instance hands back are for the others */
     uv_timer_stop(&main_auth_retry);
     host_drain(MAIN_DRAIN_SECONDS, main_drained, NULL);
 }
@@ -72,13 +80,27 @@ static void main_on_reload(void)
     }
 }
 
-static void main_on_envelope(const char *json, size_t len)
+static void main_on_envelope(const char *json, size_t len, const struct sm_job *job)
 {
+    if (job) {
+        struct jobs_ref ref = {job->id, job->generation, job->degraded};
+        jobs_track(&ref); /* database mode: its lease is renewed from now on */
+    }
     if (main_stopping) {
         log_event(LOG_WARN, "envelope dropped: shutting down", NULL);
+        if (job) {
+            jobs_ended(job->id, job->generation, 0, 1); /* handed back to the other instances */
+        }
         return;
     }
-    host_on_envelope(json, len, NULL);
+    host_on_envelope(json, len, job);
+}
+
+/* A job taken over from an instance whose lease expired (jobs.c has it tracked already). */
+static void main_run_claimed(const char *json, size_t len, const struct jobs_ref *ref)
+{
+    struct sm_job job = {ref->id, ref->generation, ref->degraded};
+    host_on_envelope(json, len, &job);
 }
 
 /* apps.connections.open for the transport thread, on this loop's HTTP client (the one owner of
@@ -218,9 +240,19 @@ static int main_env_token(const char *name, const char *prefix, const char **out
 static void main_db_ready(void *arg)
 {
     (void)arg;
-    if (!main_stopping) {
-        main_auth_test();
+    const struct core_settings *cs = host_settings();
+    struct jobs_settings js = {db_instance(), cs->jobs.lease, cs->jobs.renew, cs->jobs.sweep,
+                               main_run_claimed};
+    if (main_stopping) {
+        return;
     }
+    if (jobs_start(db_conn(), &js) < 0) {
+        log_event(LOG_ERROR, "could not start the jobs' leases", NULL);
+        transport_request_stop(1, "database failed");
+        return;
+    }
+    host_set_job_end(jobs_ended);
+    main_auth_test();
 }
 
 static int main_run(const char *config_path)
@@ -273,6 +305,13 @@ static int main_run(const char *config_path)
     ts.sm = cs->sm;
     ts.listen = cs->listen;
     ts.stall_seconds = MAIN_STALL_SECONDS;
+    if (cs->database_url) {
+        /* the job row before the ack, on the transport thread's own connection (net/accept.c) */
+        ts.accept.conninfo = cs->database_url;
+        ts.accept.owner = db_instance();
+        ts.accept.lease = cs->jobs.lease;
+        ts.accept.timeout = cs->jobs.ack_timeout;
+    }
     if (transport_start(&ts, &hooks, main_mailbox) < 0) {
         return 1;
     }

@@ -9,6 +9,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import unittest
 
 PG_USER = "pmbtest"
 
@@ -106,3 +107,17 @@ class PgCluster:
             except RuntimeError:
                 pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def fresh_db(cluster, name):
+    """Drop and create database `name` on cluster; returns its URL."""
+    cluster.psql("DROP DATABASE IF EXISTS %s" % name, db="postgres")
+    cluster.psql("CREATE DATABASE %s" % name, db="postgres")
+    return cluster.url(db=name)
+
+
+def for_module():
+    """A test module's cluster (setUpModule): started, or unittest.SkipTest without PostgreSQL."""
+    if not available():
+        raise unittest.SkipTest("PostgreSQL is not installed (make deps)")
+    return PgCluster().start()

@@ -135,5 +135,9 @@ int config_read_settings(lua_State *L, int idx, struct core_settings *s, int rel
     }
     lua_pop(L, 1);
     s->database_url = config_database_url;
+    s->jobs.ack_timeout = config_num(L, t, "database", "ack_timeout");
+    s->jobs.lease = config_num(L, t, "database", "lease");
+    s->jobs.renew = config_num(L, t, "database", "renew");
+    s->jobs.sweep = config_num(L, t, "database", "sweep");
     return config_missing ? -1 : 0;
 }

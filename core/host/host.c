@@ -208,9 +208,14 @@ int host_reload(void)
 #define HOST_MAX_RUNNING 64
 #define HOST_MAX_WAITING 4096
 
+static host_job_end_fn host_job_end; /* main.c's: the job of an envelope ended */
+
 struct host_waiting {
     struct host_waiting *next;
     size_t len;
+    int has_job;
+    struct sm_job job;
+    char job_id[200];
     char json[]; /* the envelope, NUL-terminated */
 };
 
@@ -260,7 +265,19 @@ static void host_set_reply_target(struct host_task *t, const char *json, size_t 
     json_free(doc);
 }
 
-static void host_start_envelope(const char *json, size_t len)
+void host_set_job_end(host_job_end_fn fn)
+{
+    host_job_end = fn;
+}
+
+void host_job_ended(const struct host_task *t)
+{
+    if (host_job_end) {
+        host_job_end(t->job_id, t->job_generation, t->job_ok, t->job_lost);
+    }
+}
+
+static void host_start_envelope(const char *json, size_t len, const struct sm_job *job)
 {
     struct host_task *t = host_task_new(host_current, HOST_TASK_ENVELOPE);
     if (t) {
@@ -274,7 +291,15 @@ static void host_start_envelope(const char *json, size_t len)
         metrics_counter_add("pmb_envelopes_dropped_total", "Acked envelopes never handled", NULL,
                             1);
         log_event(LOG_ERROR, "envelope dropped: out of memory starting its task", NULL);
+        if (job && host_job_end) {
+            host_job_end(job->id, job->generation, 0, 1);
+        }
         return;
+    }
+    if (job) {
+        snprintf(t->job_id, sizeof t->job_id, "%s", job->id);
+        t->job_generation = job->generation;
+        t->job_degraded = job->degraded;
     }
     host_set_reply_target(t, json, len);
     /* start on the next loop turn: the ack socketmode.c just queued goes out first */
@@ -291,7 +316,8 @@ void host_start_waiting(void)
             host_wait_tail = NULL;
         }
         host_wait_n--;
-        host_start_envelope(w->json, w->len);
+        w->job.id = w->job_id;
+        host_start_envelope(w->json, w->len, w->has_job ? &w->job : NULL);
         free(w);
     }
     host_wait_gauge();
@@ -309,6 +335,9 @@ static void host_wait_clear(const char *why)
     while (host_wait_head) {
         struct host_waiting *w = host_wait_head;
         host_wait_head = w->next;
+        if (w->has_job && host_job_end) {
+            host_job_end(w->job_id, w->job.generation, 0, 1);
+        }
         free(w);
     }
     host_wait_tail = NULL;
@@ -316,11 +345,10 @@ static void host_wait_clear(const char *why)
     host_wait_gauge();
 }
 
-void host_on_envelope(const char *json, size_t len, void *arg)
+void host_on_envelope(const char *json, size_t len, const struct sm_job *job)
 {
     char type[64] = "", event_id[64] = "", event_type[64] = "";
     struct json_doc *doc = json_parse(json, len);
-    (void)arg;
     if (doc) {
         json_get_string(doc, "type", type, sizeof type);
         json_get_string(doc, "payload.event_id", event_id, sizeof event_id);
@@ -330,10 +358,13 @@ void host_on_envelope(const char *json, size_t len, void *arg)
     log_event(LOG_INFO, "envelope", "type", type, "event_id", event_id, "event", event_type, NULL);
     if (host_draining || !host_current) {
         log_event(LOG_WARN, "envelope dropped: stopping", "event_id", event_id, NULL);
+        if (job && host_job_end) {
+            host_job_end(job->id, job->generation, 0, 1); /* another instance takes it over */
+        }
         return;
     }
     if (host_running() < HOST_MAX_RUNNING && !host_wait_head) {
-        host_start_envelope(json, len);
+        host_start_envelope(json, len, job);
         return;
     }
     struct host_waiting *w = NULL;
@@ -344,10 +375,18 @@ void host_on_envelope(const char *json, size_t len, void *arg)
         log_event(LOG_ERROR, "envelope dropped: too many waiting", "event_id", event_id, NULL);
         metrics_counter_add("pmb_envelopes_dropped_total", "Acked envelopes never handled", NULL,
                             1);
+        if (job && host_job_end) {
+            host_job_end(job->id, job->generation, 0, 1);
+        }
         return;
     }
     w->next = NULL;
     w->len = len;
+    w->has_job = job != NULL;
+    if (job) {
+        w->job = *job;
+        snprintf(w->job_id, sizeof w->job_id, "%s", job->id);
+    }
     memcpy(w->json, json, len);
     w->json[len] = '\0';
     if (host_wait_tail) {

@@ -29,6 +29,9 @@ struct core_settings {
     const char *log_level; /* config log_level, default "info" */
     const char
         *database_url; /* database.url or NULL (file mode); POSTMORTEMBOT_DATABASE_URL wins */
+    struct {
+        double ack_timeout, lease, renew, sweep; /* database.*: jobs and their leases */
+    } jobs;
 };
 
 struct bot_identity {
@@ -45,8 +48,13 @@ int host_reload(void);
 int host_generation(void);
 
 /* A Socket Mode envelope (already acked, not a duplicate): run init.on_envelope in a new
- * coroutine of the current generation. */
-void host_on_envelope(const char *json, size_t len, void *arg);
+ * coroutine of the current generation. job (database mode) is the job it runs as: host.job()
+ * gives it to the scripts, and job_end (host_set_job_end) is told when the coroutine ends. */
+void host_on_envelope(const char *json, size_t len, const struct sm_job *job);
+/* How a job's coroutine ended: lost = the scripts found the job fenced (host.job_lost): no
+ * failure reply was posted and the job is not finished by this instance. */
+typedef void (*host_job_end_fn)(const char *job_id, int generation, int ok, int lost);
+void host_set_job_end(host_job_end_fn fn);
 
 /* `check`: print problems to stdout/stderr; returns 0 when everything loads, 1 otherwise. */
 int host_check_report(void);

@@ -116,6 +116,11 @@ struct host_task {
     char outcome[16];   /* "failed" when the router answered an error itself; "" = ok */
     unsigned api_calls; /* host.api calls of this task and of its host.all children (a command's
                            Web API calls, for pmb_command_api_calls_total) */
+    /* database mode: the job this envelope runs as (host.job), "" otherwise */
+    char job_id[200];
+    int job_generation, job_degraded;
+    int job_ok;   /* the coroutine ended without an error */
+    int job_lost; /* fenced (host.job_lost) or aborted: no failure reply, not finished here */
     /* host.all children */
     struct host_task *parent; /* the task waiting in host.all */
     int child_index;
@@ -125,6 +130,9 @@ struct host_task {
     int zombie;                    /* ended while queued: the queued resume frees it */
     struct host_task *prev, *next; /* every live task */
 };
+
+/* host.c: tell main.c (host_set_job_end) that the job of envelope task t has ended. */
+void host_job_ended(const struct host_task *t);
 
 /* The task whose coroutine is L (NULL outside a host coroutine, e.g. inside a coroutine the
  * script made itself, or at load time). */
@@ -208,10 +216,12 @@ struct host_task *prim_need_task(lua_State *L, const char *fn);
  * primitive's name, a string literal. */
 int prim_yield(lua_State *L, struct host_task *t, struct prim_op *op, const char *fn);
 
-int prim_open(lua_State *L); /* luaopen_host (primitives_io.c) */
-int prim_run(lua_State *L);  /* host.run (primitives_process.c) */
-int prim_smtp(lua_State *L); /* host.smtp (primitives_mail.c) */
-int prim_db(lua_State *L);   /* host.db (primitives_db.c) */
+int prim_open(lua_State *L);     /* luaopen_host (primitives_io.c) */
+int prim_run(lua_State *L);      /* host.run (primitives_process.c) */
+int prim_smtp(lua_State *L);     /* host.smtp (primitives_mail.c) */
+int prim_db(lua_State *L);       /* host.db (primitives_db.c) */
+int prim_job(lua_State *L);      /* host.job (primitives_job.c) */
+int prim_job_lost(lua_State *L); /* host.job_lost (primitives_job.c) */
 /* host_task.c: a host.all child finished (start the next one, or resume the parent). */
 void prim_all_child_done(struct host_task *child, int ok, const char *error);
 

@@ -114,6 +114,9 @@ void host_push_boot_fn(struct host_task *t, const char *name)
 static void host_task_free(struct host_task *t)
 {
     struct host_gen *gen = t->gen;
+    if (t->kind == HOST_TASK_ENVELOPE && t->job_id[0]) {
+        host_job_ended(t);
+    }
     host_task_unlink(t);
     *(struct host_task **)lua_getextraspace(t->co) = NULL;
     lua_resetthread(t->co);
@@ -185,6 +188,7 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
                  run->where[0] ? " at " : "", run->where);
     }
     host_count_command(t, status);
+    t->job_ok = status == LUA_OK;
     if (status != LUA_OK) {
         if (t->killed) {
             snprintf(msg, sizeof msg, "%s", t->kill_msg);
@@ -204,7 +208,7 @@ static void host_task_finish(struct host_task *t, int status, const struct budge
                             1);
         if (t->kind == HOST_TASK_CHILD) {
             prim_all_child_done(t, 0, msg);
-        } else if (t->reply_channel[0]) {
+        } else if (t->reply_channel[0] && !t->job_lost) {
             /* the one failure reply, whatever ended the command: its first line, kept short */
             char text[512];
             int first = (int)strcspn(msg, "\n");
@@ -335,6 +339,7 @@ void host_task_abort(struct host_task *t)
     }
     t->cancel = NULL;
     t->op = NULL;
+    t->job_lost = 1; /* ended from outside: another instance may take the job over */
     if (t->kind == HOST_TASK_RENDER) {
         host_render_finish(1, NULL);
     }

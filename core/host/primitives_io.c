@@ -832,11 +832,11 @@ static int prim_all(lua_State *L)
 
 int prim_open(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"api", prim_api},   {"download", prim_download},
-                                   {"http", prim_http}, {"sleep", prim_sleep},
-                                   {"zip", prim_zip},   {"all", prim_all},
-                                   {"run", prim_run},   {"smtp", prim_smtp},
-                                   {"db", prim_db},     {NULL, NULL}};
+    static const luaL_Reg fns[] = {
+        {"api", prim_api},     {"download", prim_download}, {"http", prim_http},
+        {"sleep", prim_sleep}, {"zip", prim_zip},           {"all", prim_all},
+        {"run", prim_run},     {"smtp", prim_smtp},         {"db", prim_db},
+        {"job", prim_job},     {"job_lost", prim_job_lost}, {NULL, NULL}};
     luaL_newlib(L, fns);
     prim_local_register(L);       /* primitives_local.c: time, files, log, identity, config */
     prim_file_writer_register(L); /* file_writer.c: a file written in pieces */

@@ -20,6 +20,8 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "db/jobs.h"
+#include "net/accept.h"
 #include "net/socketmode.h"
 #include "net/ws.h"
 
@@ -61,7 +63,11 @@ static void health_prepare(struct health_session *s, const char *uri)
         double stalled = liveness_since_beat();
         double resume = liveness_resume_age();
         int script_ok = stalled < health_stall_seconds;
+        struct accept_status acs;
+        char held_ids[1024];
+        int held = jobs_held(held_ids, sizeof held_ids);
         sm_get_status(&st);
+        accept_get_status(&acs);
         if (!st.connected) {
             snprintf(reason, sizeof reason, "%s",
                      st.last_error ? st.last_error : "not connected to Slack");
@@ -78,6 +84,18 @@ static void health_prepare(struct health_session *s, const char *uri)
             {"script_loop", JSON_FIELD_STRING, script_ok ? "ok" : "stalled", 0},
             {"script_loop_idle_s", JSON_FIELD_NUMBER, NULL, stalled},
             {"script_resume_s", JSON_FIELD_NUMBER, NULL, resume},
+            /* database mode (issue 16): the ack path's connection, the jobs held here */
+            {"instance", JSON_FIELD_STRING, acs.enabled ? acs.owner : "", 0},
+            {"database", JSON_FIELD_STRING,
+             !acs.enabled    ? "off"
+             : acs.connected ? "connected"
+                             : "unreachable",
+             0},
+            {"database_error", JSON_FIELD_STRING, acs.last_error ? acs.last_error : "", 0},
+            {"jobs_held", JSON_FIELD_NUMBER, NULL, (double)held},
+            {"jobs_held_ids", JSON_FIELD_STRING, held_ids, 0},
+            {"jobs_degraded", JSON_FIELD_NUMBER, NULL, (double)acs.degraded},
+            {"jobs_degraded_pending", JSON_FIELD_NUMBER, NULL, (double)acs.degraded_pending},
         };
         s->body = json_encode_object(f, sizeof f / sizeof *f, &s->len);
         s->status = st.connected && script_ok ? 200 : 503;

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/metrics.h"
+#include "net/accept.h"
 #include "net/dedupe.h"
 #include "net/envelope.h"
 #include "net/ws.h"
@@ -378,12 +379,11 @@ static void sm_on_disconnect(struct sm_conn *c, const char *reason)
     sm_connect_now();
 }
 
-static void sm_on_envelope(struct sm_conn *c, const struct envelope *e, const char *json,
-                           size_t len)
+/* Has this envelope (its id or its event id) been seen? Remembers both either way. */
+static int sm_seen(const struct envelope *e)
 {
-    char key[1100], id[16], retry[32];
+    char key[1100];
     double now = loop_now_mono();
-    int has_event = e->event_id[0] != '\0';
     int dup;
 
     snprintf(key, sizeof key, "envelope:%.1024s", e->id);
@@ -391,22 +391,133 @@ static void sm_on_envelope(struct sm_conn *c, const struct envelope *e, const ch
     if (!dup && dedupe_add(sm.seen, key, now) < 0) {
         log_event(LOG_WARN, "dedupe: out of memory", NULL);
     }
-    if (has_event) {
+    if (e->event_id[0]) {
         snprintf(key, sizeof key, "event:%s", e->event_id);
         dup = dedupe_check_add(sm.seen, key, now) == 1 || dup;
     }
-    if (dup) {
-        sm_id_str(c, id, sizeof id);
-        snprintf(retry, sizeof retry, "%.0f", e->retry_attempt);
-        sm_count("pmb_envelopes_duplicate_total", "Socket Mode redeliveries acked and skipped",
-                 &sm.duplicates);
-        log_event(LOG_INFO, "duplicate envelope skipped", "conn", id, "envelope_id", e->id,
-                  "event_id", e->event_id, "retry_attempt", retry, NULL);
+    return dup;
+}
+
+static void sm_duplicate(int conn_id, const char *envelope_id, const char *event_id,
+                         double retry_attempt)
+{
+    char id[16], retry[32];
+    snprintf(id, sizeof id, "%d", conn_id);
+    snprintf(retry, sizeof retry, "%.0f", retry_attempt);
+    sm_count("pmb_envelopes_duplicate_total", "Socket Mode redeliveries acked and skipped",
+             &sm.duplicates);
+    log_event(LOG_INFO, "duplicate envelope skipped", "conn", id, "envelope_id", envelope_id,
+              "event_id", event_id, "retry_attempt", retry, NULL);
+}
+
+static void sm_on_envelope(struct sm_conn *c, const struct envelope *e, const char *json,
+                           size_t len)
+{
+    if (sm_seen(e)) {
+        sm_duplicate(c->id, e->id, e->event_id, e->retry_attempt);
         return;
     }
     if (sm.on_envelope) {
-        sm.on_envelope(json, len, sm.arg);
+        sm.on_envelope(json, len, NULL, sm.arg);
     }
+}
+
+static int sm_ack(struct sm_conn *c, const char *ack, size_t ack_len, double rx_mono)
+{
+    if (ack && ws_send_text(c->ws, ack, ack_len, rx_mono, SM_ACK_HISTOGRAM) == 0) {
+        sm_count("pmb_envelopes_acked_total", "Socket Mode envelopes acked", &sm.acks);
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- database mode: the job row before the ack (accept.c) ---- */
+
+/* An envelope waiting for its job row: acked, and handed on, when accept.c answers. */
+struct sm_gated {
+    int conn_id;
+    double rx_mono, retry_attempt;
+    char *ack, *json, *envelope_id;
+    size_t ack_len, len;
+    char key[200], event_id[128];
+};
+
+static void sm_gated_free(struct sm_gated *g)
+{
+    free(g->ack);
+    free(g->json);
+    free(g->envelope_id);
+    free(g);
+}
+
+static void sm_accepted(enum accept_verdict v, void *arg)
+{
+    struct sm_gated *g = arg;
+    struct sm_conn *c = sm.conns;
+    while (c && c->id != g->conn_id) {
+        c = c->next;
+    }
+    if (c && sm_ack(c, g->ack, g->ack_len, g->rx_mono) == 0) {
+        /* acked: Slack will not send it again */
+    } else {
+        log_event(LOG_WARN, "could not ack after recording the job (connection gone)",
+                  "envelope_id", g->envelope_id, "job", g->key, NULL);
+    }
+    if (v == ACCEPT_DUPLICATE) {
+        sm_duplicate(g->conn_id, g->envelope_id, g->event_id, g->retry_attempt);
+    } else if (sm.on_envelope) {
+        struct sm_job job = {g->key, 1, v == ACCEPT_DEGRADED};
+        sm.on_envelope(g->json, g->len, &job, sm.arg);
+    }
+    sm_gated_free(g);
+}
+
+/* In database mode an event envelope is acked only once its job row is written (or the bound
+ * passed): 1 when it went to accept.c, 0 when the caller acks and delivers as in file mode (not
+ * database mode, a local redelivery, an id unfit for a key, no memory). */
+static int sm_gate(struct sm_conn *c, const struct envelope *e, const char *json, size_t len,
+                   double rx_mono)
+{
+    struct sm_gated *g;
+    if (e->kind != ENVELOPE_EVENT || !accept_enabled() || !e->ack ||
+        memchr(e->id, '\0', e->id_len) || !(g = calloc(1, sizeof *g))) {
+        return 0;
+    }
+    if (e->event_id[0]) {
+        snprintf(g->key, sizeof g->key, "event:%s", e->event_id);
+    } else {
+        snprintf(g->key, sizeof g->key, "envelope:%.*s", (int)e->id_len, e->id);
+    }
+    g->conn_id = c->id;
+    g->rx_mono = rx_mono;
+    g->retry_attempt = e->retry_attempt;
+    g->len = len;
+    g->ack_len = e->ack_len;
+    snprintf(g->event_id, sizeof g->event_id, "%s", e->event_id);
+    g->ack = strdup(e->ack);
+    g->envelope_id = strndup(e->id, e->id_len);
+    g->json = malloc(len + 1);
+    if (!accept_key_ok(g->key) || !g->ack || !g->envelope_id || !g->json) {
+        sm_gated_free(g);
+        return 0;
+    }
+    memcpy(g->json, json, len);
+    g->json[len] = '\0';
+    if (sm_seen(e)) {
+        sm_gated_free(g);
+        return 0; /* the caller acks; sm_on_envelope finds it again and skips it */
+    }
+    if (accept_job(g->key, g->json, len, sm_accepted, g) < 0) {
+        log_event(LOG_ERROR, "job not recorded: out of memory; acked and run here", "job", g->key,
+                  NULL);
+        sm_ack(c, g->ack, g->ack_len, rx_mono);
+        if (sm.on_envelope) {
+            struct sm_job job = {g->key, 1, 1};
+            sm.on_envelope(g->json, g->len, &job, sm.arg);
+        }
+        sm_gated_free(g);
+    }
+    return 1;
 }
 
 static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double rx_mono, void *arg)
@@ -417,12 +528,15 @@ static void sm_ws_text(struct ws_conn *ws, const char *data, size_t len, double 
 
     envelope_read(data, len, &e);
     /* the ack comes first: before dedupe, before any Lua, even for a type we do not know; the id
-     * is echoed byte for byte, however long and whatever it holds */
+     * is echoed byte for byte, however long and whatever it holds. In database mode an event's
+     * ack waits for its job row (sm_gate), one round trip bounded by accept.c. */
     if (e.id) {
         sm_count("pmb_envelopes_received_total", "Socket Mode envelopes received", &sm.envelopes);
-        if (e.ack && ws_send_text(c->ws, e.ack, e.ack_len, rx_mono, SM_ACK_HISTOGRAM) == 0) {
-            sm_count("pmb_envelopes_acked_total", "Socket Mode envelopes acked", &sm.acks);
-        } else {
+        if (sm_gate(c, &e, data, len, rx_mono)) {
+            envelope_free(&e);
+            return;
+        }
+        if (sm_ack(c, e.ack, e.ack_len, rx_mono) < 0) {
             log_event(LOG_WARN, "could not queue an ack", "envelope_id", e.id, NULL);
         }
     }

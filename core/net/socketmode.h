@@ -34,9 +34,17 @@ struct sm_settings {
     size_t dedupe_max;    /* bound on remembered ids */
 };
 
+/* Database mode: the job an envelope was recorded as (accept.c) before its ack. */
+struct sm_job {
+    const char *id; /* "event:Ev..." or "envelope:..." */
+    int generation; /* 1: the first run */
+    int degraded;   /* the row was not written in time: it is written later */
+};
+
 /* json is the whole envelope text; valid only during the call. Called once per event_id, after
- * the ack was queued. */
-typedef void (*sm_envelope_fn)(const char *json, size_t len, void *arg);
+ * the ack was queued (database mode: after the job row was written, or the bound passed; the ack
+ * may have failed if its connection closed meanwhile). job is NULL in file mode. */
+typedef void (*sm_envelope_fn)(const char *json, size_t len, const struct sm_job *job, void *arg);
 
 int sm_start(const struct sm_settings *s, sm_envelope_fn on_envelope, void *arg);
 /* The answer to open_url(seq); answers to a request that was cancelled since are ignored. */

@@ -28,6 +28,9 @@
 struct transport_envelope {
     struct mailbox_node node;
     size_t len;
+    int has_job;
+    struct sm_job job; /* job.id points into job_id */
+    char job_id[200];
     char json[];
 };
 
@@ -66,16 +69,22 @@ static struct transport_open_answer transport_oom_answer;
 static void transport_run_envelope(void *arg)
 {
     struct transport_envelope *e = arg;
-    tr.h.envelope(e->json, e->len);
+    e->job.id = e->job_id;
+    tr.h.envelope(e->json, e->len, e->has_job ? &e->job : NULL);
     free(e);
 }
 
-static void transport_on_envelope(const char *json, size_t len, void *arg)
+static void transport_on_envelope(const char *json, size_t len, const struct sm_job *job, void *arg)
 {
     struct transport_envelope *e = malloc(sizeof *e + len + 1);
     (void)arg;
     if (e) {
         e->len = len;
+        e->has_job = job != NULL;
+        if (job) {
+            e->job = *job;
+            snprintf(e->job_id, sizeof e->job_id, "%s", job->id);
+        }
         memcpy(e->json, json, len);
         e->json[len] = '\0';
         memset(&e->node, 0, sizeof e->node);
@@ -123,6 +132,7 @@ static void transport_maybe_finish(void)
         return;
     }
     tr.finished = 1;
+    accept_stop();
     health_stop();
     uv_close((uv_handle_t *)&tr.sighup, NULL);
     uv_close((uv_handle_t *)&tr.sigterm, NULL);
@@ -198,6 +208,10 @@ static void transport_do_connect(void *arg)
     }
     sm.open_url = transport_open_url;
     sm.on_fatal = transport_on_fatal;
+    if (tr.s.accept.conninfo && !accept_enabled() && accept_start(&tr.s.accept) < 0) {
+        transport_begin_stop(1, "database failed");
+        return;
+    }
     if (sm_start(&sm, transport_on_envelope, NULL) < 0) {
         log_event(LOG_ERROR, "could not start Socket Mode", NULL);
         transport_begin_stop(1, "socket mode failed");

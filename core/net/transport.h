@@ -9,13 +9,15 @@
 #include <stddef.h>
 
 #include "base/mailbox.h"
+#include "net/accept.h"
 #include "net/socketmode.h"
 
 /* What the transport thread asks of the script loop. Each runs ON THE SCRIPT LOOP (posted to its
  * mailbox), also while it stops (tasks still queued then run: they must cope). */
 struct transport_hooks {
-    /* A new envelope (already acked, not a duplicate); json is valid during the call. */
-    void (*envelope)(const char *json, size_t len);
+    /* A new envelope (already acked, not a duplicate); json is valid during the call. job: the
+     * job it was recorded as (database mode), else NULL. */
+    void (*envelope)(const char *json, size_t len, const struct sm_job *job);
     /* SIGHUP. */
     void (*reload)(void);
     /* Stop: drain the scripts, stop HTTP, then call transport_script_stopped() and let the script
@@ -29,6 +31,8 @@ struct transport_settings {
     struct sm_settings sm; /* open_url / on_fatal are filled in by transport.c */
     const char *listen;    /* "host:port" of /healthz and /metrics, or NULL */
     double stall_seconds;  /* /healthz says 503 when the script loop has not turned this long */
+    /* Database mode: the job row before the ack (accept.c); conninfo NULL = file mode. */
+    struct accept_settings accept;
 };
 
 /* From the main thread, with the script loop's mailbox (mailbox_open on the main thread). Starts

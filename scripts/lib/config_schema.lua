@@ -170,6 +170,16 @@ schema.TREE = {
       .. "unset = state in files under `data_dir`. No password here: it comes from `PGPASSWORD` "
       .. "or `~/.pgpass`, or with the URL in the environment", { env = "POSTMORTEMBOT_DATABASE_URL",
       env_wins = true }),
+    key("ack_timeout", "number", 0.5, "seconds the ack of a request waits for its job row; then it "
+      .. "is acked anyway, run here and recorded later (degraded)", { min = 0.01, max = 2.5 }),
+    key("lease", "number", 10, "seconds a running job's lease lasts without renewal; another "
+      .. "instance takes over a job whose lease expired", { min = 1, max = 600 }),
+    key("renew", "number", 3, "seconds between lease renewals (at most half of `lease`)",
+      { min = 0.1, max = 200 }),
+    key("sweep", "number", 1, "seconds between looks for expired jobs (NOTIFY wakes one sooner)",
+      { min = 0.1, max = 60 }),
+    key("step_margin", "number", 2, "a visible step (upload, status update, message) starts only "
+      .. "while the lease has this many seconds left", { min = 0, max = 60 }),
   }),
   section("http", "Slack Web API calls", {
     key("timeout", "number", 30, "seconds for one Web API call", { min = 0.1, max = 3600 }),
@@ -545,6 +555,12 @@ function schema.resolve(cfg, ctx)
   local given = {}
   for _, f in ipairs(schema.TREE) do given[f.name] = cfg[f.name] ~= nil end
   fill(cfg, schema.TREE)
+  -- a lease renewed less often than twice in its life would lapse on one slow renewal
+  local db = cfg.database
+  if db.renew * 2 > db.lease or db.step_margin >= db.lease then
+    return nil, { string.format("database.renew (%g) must be at most half of database.lease (%g), "
+      .. "and database.step_margin (%g) less than it", db.renew, db.lease, db.step_margin) }
+  end
   for _, f in ipairs(schema.TREE) do
     if f.type == "path" then
       local base = ctx.config_dir or "."

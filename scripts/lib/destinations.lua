@@ -4,6 +4,7 @@
 -- Called by lib/broadcast.lua (send, label) and init.lua (check, when scripts load); calls the
 -- destination scripts, lib/config_schema.lua (their schemas) and host. A new kind is a new file.
 local host = require "host"
+local jobs = require "lib.jobs"
 local schema = require "lib.config_schema"
 
 local destinations = {}
@@ -103,7 +104,7 @@ end
 
 -- The ctx a destination's send gets. Secrets it reads through ctx.secret are remembered, so that
 -- nothing the destination returns or logs can carry them.
-local function make_ctx(config, dest, record)
+local function make_ctx(config, dest, record, idempotency_key)
   local ctx = { config = config, dest = dest.conf, name = dest.name, record = record, secrets = {} }
   function ctx.secret(env_name)
     local value = type(env_name) == "string" and host.getenv(env_name) or nil
@@ -134,6 +135,11 @@ local function make_ctx(config, dest, record)
     req.timeout = req.timeout or tonumber(dest.conf.timeout) or 15
     -- an internal service (loopback, a private range) must be allow-listed per destination
     if req.allow_private == nil and dest.conf.allow_private == true then req.allow_private = true end
+    -- database mode: the same key on a send a takeover repeats, so a receiver can drop the repeat
+    if idempotency_key then
+      req.headers = req.headers or {}
+      req.headers["Idempotency-Key"] = req.headers["Idempotency-Key"] or idempotency_key
+    end
     return host.http(req)
   end
   return ctx
@@ -148,14 +154,14 @@ function destinations.http_error(res, retries)
   return e
 end
 
-local function send_one(config, dest, view, record)
+local function send_one(config, dest, view, record, idempotency_key)
   local result = { kind = dest.kind, name = dest.name, ok = false }
   local mod, err = destinations.script(dest.kind)
   if not mod then
     result.error = err
     return result
   end
-  local ctx = make_ctx(config, dest, record)
+  local ctx = make_ctx(config, dest, record, idempotency_key)
   local ok, res, detail = pcall(mod.send, ctx, view)
   if not ok then
     result.error = "the script failed: " .. tostring(res)
@@ -186,7 +192,18 @@ function destinations.send(config, view, record)
   if #list == 0 then return {} end
   local tasks = {}
   for i, dest in ipairs(list) do
-    tasks[i] = function() return send_one(config, dest, view, record) end
+    -- database mode: each destination is a job step (lib/jobs.lua), sent once per request
+    local step = "status:" .. view.moment .. ":" .. tostring(dest.kind) .. ":" .. tostring(dest.name or i)
+    tasks[i] = function()
+      local job = jobs.current()
+      local key = job and (job.id .. "/" .. step) or nil
+      local sent, failed = jobs.step(step, function()
+        local r = send_one(config, dest, view, record, key)
+        if r.ok then return r end
+        return nil, r
+      end)
+      return sent or failed
+    end
   end
   local results = {}
   for i, r in ipairs(host.all(tasks)) do

@@ -3,10 +3,12 @@
 -- `/postmortem [this | since … | LINK | help]` (`slash_commands` envelope) and a direct message to
 -- the bot (`message` event, channel_type im). Each becomes the same command run as a mention,
 -- with a ctx that answers in the right place. Called by lib/router.lua (on_envelope); calls
--- host (api, http, task_reply_to), lib/autopsy_scope.lua and the router's ctx and match.
+-- host (api, http, task_reply_to), lib/autopsy_scope.lua, lib/jobs.lua (database mode: the answers
+-- and the anchor message are job steps) and the router's ctx and match.
 local host = require "host"
 local cjson = require "cjson"
 local scope_lib = require "lib.autopsy_scope"
+local jobs = require "lib.jobs"
 
 local entry_points = {}
 
@@ -30,16 +32,19 @@ function entry_points.first_time(key)
 end
 
 -- POST a message to an interaction's response_url (ephemeral unless in_channel). True or nil, err.
+-- Database mode: a job step (lib/jobs.lua), so a takeover does not answer twice.
 function entry_points.respond(url, text, in_channel)
   if type(url) ~= "string" or not url:match("^https?://") then return nil, "no response_url" end
-  local res, err = host.http({ method = "POST", url = url, timeout = 10, retries = 2,
-    headers = { ["Content-Type"] = "application/json" },
-    body = cjson.encode({ text = text, response_type = in_channel and "in_channel" or "ephemeral" }) })
-  if not res or res.status >= 300 then
-    host.log("warn", "response_url answer failed", { error = tostring(err or res.status) })
-    return nil, err
-  end
-  return true
+  return jobs.step(jobs.reply_step("response_url " .. text), function()
+    local res, err = host.http({ method = "POST", url = url, timeout = 10, retries = 2,
+      headers = { ["Content-Type"] = "application/json" },
+      body = cjson.encode({ text = text, response_type = in_channel and "in_channel" or "ephemeral" }) })
+    if not res or res.status >= 300 then
+      host.log("warn", "response_url answer failed", { error = tostring(err or res.status) })
+      return nil, err
+    end
+    return true
+  end)
 end
 
 -- A ctx whose replies fall back on the response_url when the bot cannot post in the channel.
@@ -119,7 +124,10 @@ function entry_points.slash(router, payload)
   end
   local anchor = (":mag: <@%s> asked for a postmortem (`/postmortem %s`): it comes in this thread.")
     :format(tostring(user), text)
-  local res, err = host.api("chat.postMessage", { channel = channel, text = anchor })
+  -- a job step: a takeover finds the thread the first run anchored, and answers there
+  local res, err = jobs.step("anchor", function()
+    return host.api("chat.postMessage", { channel = channel, text = anchor })
+  end)
   if not res then
     local code = type(err) == "table" and err.code or tostring(err)
     entry_points.respond(url, ":x: I cannot post in this channel (`" .. tostring(code) .. "`). "

@@ -7,6 +7,7 @@
 -- told it (host.task_reply_to).
 local host = require "host"
 local entry_points = require "lib.entry_points"
+local jobs = require "lib.jobs"
 local slackfmt = require "lib.slackfmt"
 
 local router = {}
@@ -154,21 +155,31 @@ function router.build_ctx(event, cmd, text)
     local params = { channel = channel, thread_ts = thread_ts, text = reply_text }
     if opts.blocks then params.blocks = opts.blocks end
     if opts.broadcast then params.reply_broadcast = true end
-    local res, err = host.api("chat.postMessage", params)
-    if not res then
-      ctx.log("warn", "reply failed", { error = tostring(err) })
-      return nil, err
-    end
-    return res.ts
+    -- database mode: a job step (lib/jobs.lua), so a takeover does not say it twice
+    return jobs.step(jobs.reply_step(reply_text), function()
+      local res, err = host.api("chat.postMessage", params)
+      if not res then
+        ctx.log("warn", "reply failed", { error = tostring(err) })
+        return nil, err
+      end
+      return res.ts
+    end, function()
+      -- a takeover: the dead instance may have posted it already
+      local m = jobs.find_mine_in_thread(channel, thread_ts, function(msg) return msg.text == reply_text end)
+      if m then return true, m.ts end
+      return false
+    end)
   end
 
   function ctx.update(ts, new_text)
+    jobs.check() -- database mode: only while this instance holds the request's job
     local res, err = host.api("chat.update", { channel = channel, ts = ts, text = new_text })
     if not res then return nil, err end
     return true
   end
 
   local function reaction(method, name)
+    jobs.held() -- database mode: nothing more from an instance that lost the request's job
     local res, err = host.api(method, { channel = channel, timestamp = event.ts, name = name })
     if not res then
       local code = type(err) == "table" and err.code or tostring(err)

@@ -1,11 +1,13 @@
 -- Uploads report files into a thread with Slack's current flow: for each file
 -- files.getUploadURLExternal (exact byte length), a POST of the bytes to upload_url (must answer
 -- 200), then ONE files.completeUploadExternal for all of them with channel_id, the parent
--- thread_ts and an initial comment. The files go up concurrently (host.all). Called by commands/autopsy.lua; calls host.api, host.http,
--- host.file_size and cjson.
+-- thread_ts and an initial comment. The files go up concurrently (host.all). In database mode the
+-- share is a job step (lib/jobs.lua): at most one per request. Called by commands/autopsy.lua;
+-- calls host.api, host.http, host.file_size, lib/jobs.lua and cjson.
 local host = require "host"
 local cjson = require "cjson"
 local files = require "lib.files"
+local jobs = require "lib.jobs"
 
 local upload = {}
 
@@ -42,11 +44,11 @@ end
 -- or nil, err. Nothing is shared unless every file went up.
 function upload.files(channel, thread_ts, to_send, initial_comment)
   -- the files go up side by side: each is its own getUploadURLExternal + POST
-  local jobs = {}
+  local sends = {}
   for i, f in ipairs(to_send) do
-    jobs[i] = function() return send_one(f) end
+    sends[i] = function() return send_one(f) end
   end
-  local results = host.all(jobs)
+  local results = host.all(sends)
   local list = {}
   for i, f in ipairs(to_send) do
     local r = results[i]
@@ -56,7 +58,23 @@ function upload.files(channel, thread_ts, to_send, initial_comment)
   end
   local params = { files = cjson.encode(list), channel_id = channel, thread_ts = thread_ts }
   if initial_comment and initial_comment ~= "" then params.initial_comment = initial_comment end
-  return host.api("files.completeUploadExternal", params)
+  -- the share into the thread is the visible step: once per request, even across instances
+  return jobs.step("upload:" .. tostring(channel) .. ":" .. tostring(thread_ts),
+    function() return host.api("files.completeUploadExternal", params) end,
+    function() return upload.already_shared(channel, thread_ts) end)
+end
+
+-- Database mode, a takeover: did the instance that died share a report into this thread after
+-- the request (a file titled "Postmortem..." from the bot)?
+function upload.already_shared(channel, thread_ts)
+  local m = jobs.find_mine_in_thread(channel, thread_ts, function(msg)
+    for _, f in ipairs(msg.files or {}) do
+      if tostring(f.title or ""):find("^Postmortem") then return true end
+    end
+    return false
+  end)
+  if m then return true, { ok = true, already_shared = m.ts } end
+  return false
 end
 
 local function plural(n, one, many)

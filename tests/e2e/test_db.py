@@ -29,9 +29,7 @@ CLUSTER = None
 
 def setUpModule():
     global CLUSTER
-    if not pgcluster.available():
-        raise unittest.SkipTest("PostgreSQL is not installed (make deps)")
-    CLUSTER = pgcluster.PgCluster().start()
+    CLUSTER = pgcluster.for_module()
 
 
 def tearDownModule():
@@ -40,9 +38,7 @@ def tearDownModule():
 
 
 def fresh_db(name):
-    CLUSTER.psql("DROP DATABASE IF EXISTS %s" % name, db="postgres")
-    CLUSTER.psql("CREATE DATABASE %s" % name, db="postgres")
-    return CLUSTER.url(db=name)
+    return pgcluster.fresh_db(CLUSTER, name)
 
 
 def write_config(text):
@@ -82,8 +78,8 @@ class DbCliTest(unittest.TestCase):
         self.assertEqual(0, again.returncode, again.stderr)
         p = run_cli(["db", "status"], url)
         self.assertRegex(p.stdout, r"(?m)^0001_state applied \d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
-        rows = CLUSTER.psql("SELECT version, name FROM pmb_schema_migrations", db="cli1")
-        self.assertEqual([["1", "0001_state"]], rows)
+        rows = CLUSTER.psql("SELECT version, name FROM pmb_schema_migrations ORDER BY version", db="cli1")
+        self.assertEqual([["1", "0001_state"], ["2", "0002_jobs"]], rows)
 
     def test_two_migrations_at_once_apply_it_once(self):
         url = fresh_db("cli2")
@@ -95,7 +91,7 @@ class DbCliTest(unittest.TestCase):
         for t in threads:
             t.join()
         self.assertEqual([0, 0, 0], [p.returncode for p in results], [p.stderr for p in results])
-        self.assertEqual([["1"]], CLUSTER.psql("SELECT count(*) FROM pmb_schema_migrations", db="cli2"))
+        self.assertEqual([["2"]], CLUSTER.psql("SELECT count(*) FROM pmb_schema_migrations", db="cli2"))
 
     def test_unreachable_database_is_an_error(self):
         url = "postgresql://postgres:%s@/nowhere?host=/nonexistent-dir" % SECRET
@@ -160,7 +156,7 @@ class DbModeTest(BotTestCase):
         # trust auth: the password is sent nowhere, but it is in the URL the bot was given
         bot = self.db_bot(url.replace("postgres@", "postgres:%s@" % SECRET))
         bot.wait_log(r'msg="database schema current"')
-        self.assertEqual([["1"]], CLUSTER.psql("SELECT count(*) FROM pmb_schema_migrations", db="mode1"))
+        self.assertEqual([["2"]], CLUSTER.psql("SELECT count(*) FROM pmb_schema_migrations", db="mode1"))
         bot.stop()
         self.assertNotIn(SECRET, "\n".join(bot.log_lines + bot.stdout_lines))
 

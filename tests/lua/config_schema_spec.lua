@@ -25,6 +25,13 @@ local function read(path)
 end
 
 describe("config_schema", function()
+  it("wants a job lease renewed at least twice in its life, and a step margin inside it", function()
+    assert.truthy(problems({ database = { lease = 10, renew = 6 } }):find("at most half", 1, true))
+    assert.truthy(problems({ database = { lease = 4, step_margin = 4, renew = 1 } }):find("step_margin", 1, true))
+    local cfg = assert(resolve({ database = { lease = 3, renew = 1, step_margin = 1 } }))
+    assert.are.equal(0.5, cfg.database.ack_timeout)
+  end)
+
   it("fills every default into an empty config", function()
     local cfg = assert(resolve({}))
     assert.are.equal(30, cfg.http.timeout)
