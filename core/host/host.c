@@ -422,6 +422,22 @@ int host_check_report(void)
     return 0;
 }
 
+/* render_main's options table { name = value…, out_dir = … }, built under lua_pcall: a Lua
+ * allocation failing outside a protected call would end the process. */
+static int host_render_opts_p(lua_State *L)
+{
+    const char *const *opts = lua_touserdata(L, 1);
+    const char *out_dir = lua_touserdata(L, 2);
+    lua_newtable(L); /* stack: opts out_dir t */
+    for (size_t i = 0; opts[i] && opts[i + 1]; i += 2) {
+        lua_pushstring(L, opts[i + 1]);
+        lua_setfield(L, -2, opts[i]);
+    }
+    lua_pushstring(L, out_dir);
+    lua_setfield(L, -2, "out_dir");
+    return 1;
+}
+
 void host_render(const char *const *opts, void (*done)(int rc, const char *md_path, void *arg),
                  void *arg)
 {
@@ -438,13 +454,17 @@ void host_render(const char *const *opts, void (*done)(int rc, const char *md_pa
         return;
     }
     host_push_boot_fn(t, "render_main");
-    lua_newtable(t->co);
-    for (size_t i = 0; opts[i] && opts[i + 1]; i += 2) {
-        lua_pushstring(t->co, opts[i + 1]);
-        lua_setfield(t->co, -2, opts[i]);
+    lua_State *L = host_current->L;
+    lua_pushcfunction(L, host_render_opts_p);
+    lua_pushlightuserdata(L, (void *)opts);
+    lua_pushlightuserdata(L, host_current->write_root);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        log_event(LOG_ERROR, "render: out of memory", NULL);
+        lua_pop(L, 1);
+        host_task_abort(t); /* ends the render with status 1 */
+        return;
     }
-    lua_pushstring(t->co, host_current->write_root);
-    lua_setfield(t->co, -2, "out_dir");
+    lua_xmove(L, t->co, 1);
     host_task_resume(t, 1);
 }
 
