@@ -137,6 +137,9 @@ void host_job_ended(const struct host_task *t);
 /* The task whose coroutine is L (NULL outside a host coroutine, e.g. inside a coroutine the
  * script made itself, or at load time). */
 struct host_task *host_task_of(lua_State *L);
+/* The command's own task: t itself, or the task a host.all child (of a child…) works for. NULL
+ * stays NULL. */
+struct host_task *host_task_command(struct host_task *t);
 /* A new task (coroutine) of gen, linked into the live list; NULL on OOM. It frees itself when
  * its coroutine ends or is aborted. */
 struct host_task *host_task_new(struct host_gen *gen, enum host_task_kind kind);

@@ -346,6 +346,14 @@ void host_task_abort(struct host_task *t)
     host_task_free(t);
 }
 
+struct host_task *host_task_command(struct host_task *t)
+{
+    while (t && t->parent) {
+        t = t->parent;
+    }
+    return t;
+}
+
 void host_task_abort_all(void)
 {
     while (host_tasks) {

@@ -373,11 +373,7 @@ static int prim_api(lua_State *L)
         return prim_offline(L, "api");
     }
     /* counted on the command's own task: host.all children are parts of it */
-    struct host_task *command = t;
-    while (command->parent) {
-        command = command->parent;
-    }
-    command->api_calls++;
+    host_task_command(t)->api_calls++;
     if (json) {
         ctype = "application/json; charset=utf-8";
         if (lua_istable(L, 2)) {

@@ -12,10 +12,8 @@
  * envelope's). */
 int prim_job(lua_State *L)
 {
-    struct host_task *t = host_task_of(L);
-    while (t && t->parent) {
-        t = t->parent; /* a host.all child works for its parent's job */
-    }
+    struct host_task *t =
+        host_task_command(host_task_of(L)); /* a host.all child: its parent's job */
     if (!t || !t->job_id[0]) {
         lua_pushnil(L);
         return 1;
@@ -37,10 +35,7 @@ int prim_job(lua_State *L)
 /* host.job_lost(): the job was fenced; end quietly. */
 int prim_job_lost(lua_State *L)
 {
-    struct host_task *t = host_task_of(L);
-    while (t && t->parent) {
-        t = t->parent;
-    }
+    struct host_task *t = host_task_command(host_task_of(L));
     if (t) {
         t->job_lost = 1;
     }

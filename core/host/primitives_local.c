@@ -631,10 +631,7 @@ static int prim_task_reply_to(lua_State *L)
     const char *thread = luaL_optstring(L, 2, "");
     const char *label = luaL_optstring(L, 3, "");
     const char *outcome = luaL_optstring(L, 4, "");
-    struct host_task *t = host_task_of(L);
-    while (t && t->parent) {
-        t = t->parent;
-    }
+    struct host_task *t = host_task_command(host_task_of(L));
     if (!t) {
         lua_pushboolean(L, 0);
         return 1;

@@ -61,8 +61,9 @@ static struct {
 } tr;
 
 /* apps.connections.open's answer when there was no memory for the real one: Socket Mode then
- * retries after its backoff, as after any failed open. */
-static struct transport_open_answer transport_oom_answer;
+ * retries after its backoff, as after any failed open. Never written after start: both threads
+ * may hold it, so it answers the latest request (tr.open_seq) when it is delivered. */
+static struct transport_open_answer transport_oom_answer = {.code = "out_of_memory"};
 
 /* ---- to the script loop ---- */
 
@@ -253,7 +254,7 @@ static void transport_do_open_result(void *arg)
 {
     struct transport_open_answer *a = arg;
     struct sm_open_result r = {a->ok, a->slack_error, a->code, a->message, a->url};
-    sm_open_done(a->seq, &r);
+    sm_open_done(a == &transport_oom_answer ? atomic_load(&tr.open_seq) : a->seq, &r);
     transport_answer_free(a);
 }
 
@@ -299,8 +300,6 @@ void transport_open_result(unsigned seq, const struct sm_open_result *res)
     if (!a || (res->code && !a->code) || (res->message && !a->message) || (res->url && !a->url)) {
         transport_answer_free(a);
         a = &transport_oom_answer; /* a failed open, said as one: Socket Mode retries */
-        a->seq = seq;
-        a->code = "out_of_memory";
     }
     if (mailbox_post(tr.mb, &a->node, transport_do_open_result, a) != 0) {
         transport_answer_free(a);
