@@ -1,22 +1,42 @@
 /* budget.c — the limits on scripts: a counting lua_Alloc per generation (memory cap) and a count
  * hook that time-slices and bounds each resume. host_task.c brackets each resume, host_gen.c each
- * load, with budget_begin/budget_end; lua_patterns.c calls budget_check from inside a long match.
- * Every BUDGET_HOOK_COUNT instructions the hook looks at the clock: past the slice it yields the
- * command's coroutine (the loop serves I/O, then resumes it); past the command's CPU budget, or
- * past the stretch bound where it cannot yield, it kills the run. Once a run is killed the hook
- * fires on every instruction, so pcall cannot swallow the kill (as Redis does); a small reserve
- * above the cap lets the error path allocate its message and traceback. */
+ * load, with budget_begin/budget_end; lua_patterns.c calls budget_check from inside a long match;
+ * sandbox.c tells which coroutine a script resumed (budget_enter_coroutine).
+ * The hook is armed only when there is something to look at: a Lua count hook, even one that
+ * fires every thousand instructions, makes the interpreter stop at every instruction to count
+ * (Lua 5.4's "trap"), which halves the speed of every script. So while a run is active a timer
+ * of this thread (timer_create, a signal to this thread only) ticks once per slice; its handler
+ * only arms the hook (lua_sethook is safe in a signal handler: lua.c stops a script on SIGINT
+ * the same way) on the run's coroutine and on the one it is running. The armed hook looks at the
+ * clock on the next instruction: past the slice it yields the command's coroutine (the loop serves
+ * I/O, then resumes it); past the command's CPU budget, or past the stretch bound where it cannot
+ * yield, it kills the run; otherwise it disarms itself. Where no timer can be made, the hook stays
+ * installed and looks every BUDGET_HOOK_COUNT instructions, as before. Once a run is killed the
+ * hook fires on every instruction, so pcall cannot swallow the kill (as Redis does); a small
+ * reserve above the cap lets the error path allocate its message and traceback. */
+#include <errno.h>
 #include <lauxlib.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/loop.h"
 #include "host/host_gen.h"
 
 #define BUDGET_HOOK_COUNT 1000
+/* the tick of a run without slices (loading): often enough to see the stretch bound */
+#define BUDGET_TICK_UNSLICED 0.01
 
-static struct budget_run *budget_current;
+static struct budget_run *volatile budget_current;
+
+/* The ticking timer: 1 made (on the script thread), -1 could not be made (the hook stays
+ * installed), 0 not tried yet. */
+static int budget_ticker_state;
+static timer_t budget_ticker;
 
 double budget_thread_cpu(void)
 {
@@ -58,6 +78,9 @@ static void budget_raise(lua_State *L, struct budget_run *r)
     if (r->L != L) {
         lua_sethook(r->L, budget_hook, LUA_MASKCOUNT, 1);
     }
+    if (r->running && r->running != L) {
+        lua_sethook(r->running, budget_hook, LUA_MASKCOUNT, 1);
+    }
     lua_pushstring(L, budget_kill_message(r));
     lua_error(L);
 }
@@ -88,15 +111,28 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     double elapsed = 0;
     (void)ar;
     if (!r) {
+        if (budget_ticker_state > 0) {
+            lua_sethook(L, NULL, 0, 0);
+        }
         return;
     }
     if (budget_over(r, L, &elapsed)) {
         budget_raise(L, r);
     }
-    if (elapsed > r->limits.slice && r->limits.slice > 0 && L == r->L && lua_isyieldable(L)) {
-        /* the command's own coroutine, not inside a metamethod or C call: give the loop back */
-        r->sliced = 1;
-        lua_yield(L, 0);
+    if (elapsed > r->limits.slice && r->limits.slice > 0) {
+        if (L == r->L && lua_isyieldable(L)) {
+            /* the command's own coroutine, not inside a metamethod or C call: give the loop back
+             * (the hook stays armed: it fires first thing on the resume, and disarms there) */
+            r->sliced = 1;
+            lua_yield(L, 0);
+            return;
+        }
+        /* over the slice where it cannot yield: look again soon, until it can */
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_HOOK_COUNT);
+        return;
+    }
+    if (budget_ticker_state > 0) {
+        lua_sethook(L, NULL, 0, 0); /* nothing due: full speed until the next tick */
     }
 }
 
@@ -109,9 +145,103 @@ void budget_check(lua_State *L)
     }
 }
 
+/* The signal handler: arm the hook on the run's coroutine and on the one it is running (a script's
+ * own coroutine has a lua_State of its own, with hooks of its own). Nothing else happens here. */
+static void budget_on_tick(int sig)
+{
+    int saved = errno;
+    struct budget_run *r = budget_current;
+    (void)sig;
+    if (r) {
+        lua_State *inner = r->running;
+        lua_sethook(r->L, budget_hook, LUA_MASKCOUNT, 1);
+        if (inner && inner != r->L) {
+            lua_sethook(inner, budget_hook, LUA_MASKCOUNT, 1);
+        }
+    }
+    errno = saved;
+}
+
+/* Make the ticker once, on the thread that runs the scripts. 1 when it ticks, 0 when the hook
+ * must stay installed instead. */
+static int budget_ticker_ready(void)
+{
+    if (budget_ticker_state != 0) {
+        return budget_ticker_state > 0;
+    }
+    budget_ticker_state = -1;
+    if (getenv("PMB_BUDGET_COUNT_HOOK")) {
+        return 0; /* the old way, kept to compare (bench/) */
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = budget_on_tick;
+    sa.sa_flags = SA_RESTART; /* a tick inside a primitive's system call must not fail it */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGRTMIN, &sa, NULL) != 0) {
+        return 0;
+    }
+    sigset_t mine;
+    sigemptyset(&mine);
+    sigaddset(&mine, SIGRTMIN);
+    pthread_sigmask(SIG_UNBLOCK, &mine, NULL);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = SIGRTMIN;
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+    if (timer_create(CLOCK_MONOTONIC, &sev, &budget_ticker) != 0) {
+        signal(SIGRTMIN, SIG_IGN);
+        return 0;
+    }
+    budget_ticker_state = 1;
+    return 1;
+}
+
+static void budget_ticker_set(double every)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    if (every > 0) {
+        its.it_value.tv_sec = (time_t)every;
+        its.it_value.tv_nsec = (long)((every - (double)(time_t)every) * 1e9);
+        if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec < 100000) {
+            its.it_value.tv_nsec = 100000; /* 0.1 ms at least (0 would disarm it) */
+        }
+        its.it_interval = its.it_value;
+    }
+    timer_settime(budget_ticker, 0, &its, NULL);
+}
+
 void budget_install_hook(lua_State *L)
 {
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_HOOK_COUNT);
+    if (budget_ticker_ready()) {
+        lua_sethook(L, NULL, 0, 0); /* armed by the ticker when a run needs looking at */
+    } else {
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_HOOK_COUNT);
+    }
+}
+
+lua_State *budget_enter_coroutine(lua_State *co)
+{
+    struct budget_run *r = budget_current;
+    if (!r) {
+        return NULL;
+    }
+    lua_State *prev = r->running;
+    r->running = co;
+    if (r->killed != BUDGET_NONE) {
+        lua_sethook(co, budget_hook, LUA_MASKCOUNT, 1); /* dead already: so is what it resumes */
+    }
+    return prev;
+}
+
+void budget_leave_coroutine(lua_State *prev)
+{
+    struct budget_run *r = budget_current;
+    if (r) {
+        r->running = prev;
+    }
 }
 
 void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -132,6 +262,9 @@ void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         if (r->killed == BUDGET_NONE) {
             r->killed = BUDGET_MEM;
             lua_sethook(r->L, budget_hook, LUA_MASKCOUNT, 1);
+            if (r->running && r->running != r->L) {
+                lua_sethook(r->running, budget_hook, LUA_MASKCOUNT, 1);
+            }
         }
         if (m->used + (nsize - old) > m->cap + m->reserve) {
             return NULL;
@@ -159,14 +292,30 @@ void budget_begin(struct budget_run *run, struct budget_mem *mem, lua_State *L,
     run->L = L;
     run->killed = BUDGET_NONE;
     run->sliced = 0;
+    run->running = NULL;
     run->where[0] = '\0';
     budget_current = run;
+    if (budget_ticker_ready()) {
+        double tick = limits->slice > 0 ? limits->slice : BUDGET_TICK_UNSLICED;
+        if (limits->stretch > 0 && limits->stretch < tick) {
+            tick = limits->stretch;
+        }
+        budget_ticker_set(tick);
+        /* a command that spent its CPU budget in many short resumes (each shorter than a tick)
+         * is stopped on the first instruction of the next one */
+        if (cpu_before >= limits->cpu) {
+            lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+        }
+    }
 }
 
 double budget_end(struct budget_run *run)
 {
     if (budget_current == run) {
         budget_current = NULL;
+        if (budget_ticker_state > 0) {
+            budget_ticker_set(0);
+        }
     }
     return budget_thread_cpu() - run->cpu_started;
 }

@@ -33,17 +33,24 @@ struct budget_limits {
 struct budget_run {
     struct budget_mem *mem;
     struct budget_limits limits;
-    double started;     /* loop_now_mono() at the start of the resume */
-    double cpu_started; /* the thread's CPU clock then */
-    double cpu_before;  /* CPU seconds the command used in its earlier resumes */
-    lua_State *L;       /* the thread being resumed */
+    double started;              /* loop_now_mono() at the start of the resume */
+    double cpu_started;          /* the thread's CPU clock then */
+    double cpu_before;           /* CPU seconds the command used in its earlier resumes */
+    lua_State *L;                /* the thread being resumed */
+    lua_State *volatile running; /* the script-made coroutine it is running now, or NULL */
     enum budget_kill killed;
     int sliced;      /* the hook yielded at the end of a slice: resume on the next turn */
     char where[256]; /* "scripts/x.lua:12" where the budget ran out, or "" */
 };
 
 void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
-void budget_install_hook(lua_State *L); /* count hook every BUDGET_HOOK_COUNT instructions */
+/* What a new lua_State (and the coroutines made from it) starts with: no hook when the ticker
+ * arms it (the usual case), else a count hook every BUDGET_HOOK_COUNT instructions. */
+void budget_install_hook(lua_State *L);
+/* Around a script's coroutine.resume / close / a wrap function: co is what runs now, so a tick
+ * arms its hook too. enter returns what leave must be given back. */
+lua_State *budget_enter_coroutine(lua_State *co);
+void budget_leave_coroutine(lua_State *prev);
 void budget_begin(struct budget_run *run, struct budget_mem *mem, lua_State *L,
                   const struct budget_limits *limits, double cpu_before);
 double budget_end(struct budget_run *run); /* returns the CPU seconds this run used */

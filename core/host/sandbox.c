@@ -79,8 +79,9 @@ void sandbox_loadfile(lua_State *L, const char *path, const char *chunkname)
 }
 
 /* coroutine.resume / coroutine.close, refusing the coroutines the host runs (a command's task or
- * a host.all child): only the host may resume those, when their I/O has finished. Upvalue 1 is
- * the original function, upvalue 2 its name. */
+ * a host.all child): only the host may resume those, when their I/O has finished. While one runs,
+ * budget.c knows it (its ticks arm that coroutine's hook too). Upvalue 1 is the original
+ * function, upvalue 2 its name. */
 static int sandbox_guarded_coroutine_fn(lua_State *L)
 {
     lua_State *co = lua_tothread(L, 1);
@@ -92,8 +93,67 @@ static int sandbox_guarded_coroutine_fn(lua_State *L)
     }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    lua_State *prev = budget_enter_coroutine(co);
+    int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    budget_leave_coroutine(prev);
+    if (rc != LUA_OK) {
+        return lua_error(L);
+    }
     return lua_gettop(L);
+}
+
+/* The function coroutine.wrap returns: resumes its coroutine (upvalue 1) as coroutine.resume
+ * does, hands back what it yields or returns, and raises what it raised, with where it was
+ * called from, as Lua's own wrap does. Written here so that budget.c knows the coroutine runs. */
+static int sandbox_wrapped_resume(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+    int nargs = lua_gettop(L);
+    int status = lua_status(co);
+    if (status == LUA_OK && lua_gettop(co) == 0) {
+        lua_pushliteral(L, "cannot resume dead coroutine");
+    } else if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushliteral(L, "cannot resume dead coroutine");
+    } else if (!lua_checkstack(co, nargs)) {
+        lua_pushliteral(L, "too many arguments to resume");
+    } else {
+        int nres = 0;
+        lua_xmove(L, co, nargs);
+        lua_State *prev = budget_enter_coroutine(co);
+        status = lua_resume(co, L, nargs, &nres);
+        budget_leave_coroutine(prev);
+        if (status == LUA_OK || status == LUA_YIELD) {
+            if (!lua_checkstack(L, nres + 1)) {
+                lua_pop(co, nres);
+                return luaL_error(L, "too many results to resume");
+            }
+            lua_xmove(co, L, nres);
+            return nres;
+        }
+        /* an error inside: close its to-be-closed variables and take the error object */
+        status = lua_resetthread(co);
+        lua_xmove(co, L, 1);
+        if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+static int sandbox_wrap(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_State *co = lua_newthread(L);
+    lua_pushvalue(L, 1);
+    lua_xmove(L, co, 1);
+    lua_pushcclosure(L, sandbox_wrapped_resume, 1);
+    return 1;
 }
 
 /* table.sort runs in C where no hook fires, so its time is bounded by its size instead: a
@@ -135,6 +195,8 @@ static void sandbox_guard_coroutines(lua_State *L)
         lua_pushcclosure(L, sandbox_guarded_coroutine_fn, 2);
         lua_setfield(L, -2, names[i]);
     }
+    lua_pushcfunction(L, sandbox_wrap);
+    lua_setfield(L, -2, "wrap");
     lua_pop(L, 1);
 }
 

@@ -62,6 +62,39 @@ return { name = "co", help = "co — coroutines a script makes",
   end }
 """
 
+# spins inside a coroutine the script made (resumed, or called through coroutine.wrap): that
+# coroutine has hooks of its own, which the budget's ticks must arm too
+SPIN_IN_COROUTINE = """return { name = "spinco", help = "spinco resume|wrap — loops in a coroutine",
+  run = function(ctx, args)
+    local function spin() local n = 0 while true do n = n + 1 end end
+    if args == "wrap" then
+      coroutine.wrap(spin)()
+    else
+      local ok, err = coroutine.resume(coroutine.create(spin))
+      -- a kill inside the coroutine comes back as resume's error: the command must still end
+      ctx.reply("resume returned " .. tostring(ok) .. " " .. tostring(err))
+    end
+  end }
+"""
+
+# what coroutine.wrap's function does besides yielding: errors with where they were raised, a
+# dead coroutine, values through yields, an error object that is not a string
+WRAP_SEMANTICS = """return { name = "wrapsem", help = "wrapsem — coroutine.wrap's edges",
+  run = function(ctx)
+    local echo = coroutine.wrap(function(a, b) local c = coroutine.yield(a + b) return c, "end" end)
+    local first = echo(1, 2)
+    local last, tag = echo(40)
+    local dead_ok, dead = pcall(echo)
+    local boom = coroutine.wrap(function() error("boom") end)
+    local _, raised = pcall(boom)
+    local obj = coroutine.wrap(function() error({ code = 7 }) end)
+    local _, got = pcall(obj)
+    local _, again = pcall(boom)
+    ctx.reply(("wrap %s %s %s %s %s | %s | %s | %s"):format(first, last, tag, tostring(dead_ok), dead,
+      raised, type(got) == "table" and got.code or tostring(got), again))
+  end }
+"""
+
 SPIN_FOREVER = """return { name = "spin", help = "spin — loops",
   run = function(ctx) local n = 0 while true do n = n + 1 end end }
 """
@@ -163,6 +196,28 @@ class ScriptIsolationTest(CommandBotTestCase):
                 post = self.wait_post(r"^co ", after=n)
                 self.assertRegex(post["text"], r"^co 2 20 6 false .*host\.sleep yields")
                 self.reload(bot)
+
+    def test_a_spin_inside_a_script_made_coroutine_is_stopped(self):
+        self.bot_with({"spinco": SPIN_IN_COROUTINE, "hello": HELLO},
+                      {"budget": {"cpu_seconds": 60, "stretch_seconds": 1}})
+        n = len(self.fs.posts(channel=self.CHANNEL, thread_ts=self.THREAD))
+        self.ask("spinco resume")
+        post = self.wait_post(r"`spinco` failed: |^resume returned", after=n, timeout=20)
+        self.assertRegex(post["text"], r"`spinco` failed: cpu budget exceeded \(1 s without yielding\)")
+        n = len(self.fs.posts(channel=self.CHANNEL, thread_ts=self.THREAD))
+        self.ask("spinco wrap")
+        post = self.wait_post(r"`spinco` failed: ", after=n, timeout=20)
+        self.assertRegex(post["text"], r"cpu budget exceeded \(1 s without yielding\)")
+        self.ask("hello after spinning")
+        self.wait_post(r"^hello after spinning")
+
+    def test_coroutine_wrap_keeps_luas_semantics(self):
+        self.bot_with({"wrapsem": WRAP_SEMANTICS})
+        self.ask("wrapsem")
+        post = self.wait_post(r"^wrap ")
+        self.assertRegex(post["text"],
+                         r"^wrap 3 40 end false cannot resume dead coroutine"
+                         r" \| \S*commands/wrapsem\.lua:7: boom \| 7 \| cannot resume dead coroutine$")
 
     def test_sigterm_exits_zero_while_a_command_spins(self):
         bot = self.bot_with({"spin": SPIN_FOREVER}, {"budget": {"cpu_seconds": 60, "stretch_seconds": 60}})
