@@ -297,6 +297,113 @@ end
 
 local compile_nodes -- (recursive: sections compile their children)
 
+-- The nodes below do what compile_lookup, push, is_list and to_text say, written out in place for
+-- a plain name (no dots): these closures run once per node per entry, and a function call costs
+-- more than the work of each.
+
+-- {{name}} and {{&name}} / {{{name}}} (escape: the escape step, or nil for none).
+local function compile_name(node, escaped)
+  local lookup = compile_lookup(node)
+  local first = node.first
+  local plain = first ~= nil and node.key ~= "." and #node.parts == 0
+  return function(stack, top, env, out)
+    local v
+    if plain then
+      local tables = stack.tables
+      for i = top, 1, -1 do
+        v = tables[i][first]
+        if v ~= nil then break end
+      end
+      if v == NULL then
+        v = nil
+      elseif type(v) == "function" then
+        v = v(stack[top])
+      end
+    else
+      v = lookup(stack, top)
+    end
+    if v == nil then return end
+    if type(v) ~= "string" then v = to_text(v) end
+    if escaped then
+      local memo = env.escaped
+      local s = memo[v]
+      if s == nil then
+        s = env.escape(v)
+        memo[v] = s
+      end
+      v = s
+    end
+    local n = out.n + 1
+    out[n], out.n = v, n
+  end
+end
+
+-- {{#name}}…{{/name}}: a list repeats the body per item, another true value is pushed once.
+local function compile_section(node)
+  local lookup, body = compile_lookup(node), compile_nodes(node.children)
+  local first = node.first
+  local plain = first ~= nil and node.key ~= "." and #node.parts == 0
+  return function(stack, top, env, out)
+    local tables = stack.tables
+    local v
+    if plain then
+      for i = top, 1, -1 do
+        v = tables[i][first]
+        if v ~= nil then break end
+      end
+      if v == NULL then
+        return
+      elseif type(v) == "function" then
+        v = v(stack[top])
+      end
+    else
+      v = lookup(stack, top)
+    end
+    if v == nil or v == false then return end
+    local inner = top + 1
+    if type(v) == "table" and (v[1] ~= nil or next(v) == nil) then
+      for _, item in ipairs(v) do
+        stack[inner] = item
+        tables[inner] = type(item) == "table" and item or NO_NAMES
+        body(stack, inner, env, out)
+        if out.n >= FLUSH_AT and out.flush then out.flush(out) end
+      end
+    else
+      stack[inner] = v
+      tables[inner] = type(v) == "table" and v or NO_NAMES
+      body(stack, inner, env, out)
+    end
+    stack[inner], tables[inner] = nil, nil
+  end
+end
+
+-- {{^name}}…{{/name}}: the body once, when the value is missing, false or an empty list.
+local function compile_inverted(node)
+  local lookup, body = compile_lookup(node), compile_nodes(node.children)
+  local first = node.first
+  local plain = first ~= nil and node.key ~= "." and #node.parts == 0
+  return function(stack, top, env, out)
+    local v
+    if plain then
+      local tables = stack.tables
+      for i = top, 1, -1 do
+        v = tables[i][first]
+        if v ~= nil then break end
+      end
+      if v == NULL then
+        v = nil
+      elseif type(v) == "function" then
+        v = v(stack[top])
+      end
+    else
+      v = lookup(stack, top)
+    end
+    if v == nil or v == false or (is_list(v) and v[1] == nil) then
+      body(stack, top, env, out)
+    end
+  end
+end
+
 local function compile_node(node)
   if type(node) == "string" then
     return function(_, _, _, out)
@@ -306,56 +413,13 @@ local function compile_node(node)
   end
   local kind = node.kind
   if kind == "name" then
-    local lookup = compile_lookup(node)
-    return function(stack, top, env, out)
-      local v = lookup(stack, top)
-      if v ~= nil then
-        v = to_text(v)
-        local memo = env.escaped
-        local s = memo[v]
-        if s == nil then
-          s = env.escape(v)
-          memo[v] = s
-        end
-        local n = out.n + 1
-        out[n], out.n = s, n
-      end
-    end
+    return compile_name(node, true)
   elseif kind == "&" then
-    local lookup = compile_lookup(node)
-    return function(stack, top, _, out)
-      local v = lookup(stack, top)
-      if v ~= nil then
-        local n = out.n + 1
-        out[n], out.n = to_text(v), n
-      end
-    end
+    return compile_name(node, false)
   elseif kind == "#" then
-    local lookup, body = compile_lookup(node), compile_nodes(node.children)
-    return function(stack, top, env, out)
-      local v = lookup(stack, top)
-      if v == nil or v == false then return end
-      local inner = top + 1
-      if is_list(v) then
-        for _, item in ipairs(v) do
-          push(stack, inner, item)
-          body(stack, inner, env, out)
-          if out.n >= FLUSH_AT and out.flush then out.flush(out) end
-        end
-      else
-        push(stack, inner, v)
-        body(stack, inner, env, out)
-      end
-      stack[inner], stack.tables[inner] = nil, nil
-    end
+    return compile_section(node)
   elseif kind == "^" then
-    local lookup, body = compile_lookup(node), compile_nodes(node.children)
-    return function(stack, top, env, out)
-      local v = lookup(stack, top)
-      if v == nil or v == false or (is_list(v) and v[1] == nil) then
-        body(stack, top, env, out)
-      end
-    end
+    return compile_inverted(node)
   elseif kind == ">" then
     local key = node.key
     return function(stack, top, env, out)
