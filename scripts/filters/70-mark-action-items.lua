@@ -4,12 +4,25 @@
 -- lists each as a task "- [ ] text — @owner"; the owner is the first person the message mentions.
 -- To change the words, edit the config lists; to change what counts, edit this file.
 
--- The prefix the text starts with (case-insensitive), or nil.
-local function prefix_of(text, prefixes)
-  local lower = text:lower():gsub("^[%s>*_]+", "")
-  for _, p in ipairs(prefixes) do
+-- The prefixes lowercased, once per report: { {prefix, lowercased}, … }, and the longest's length.
+local function lowered(prefixes)
+  local out, longest = {}, 0
+  for i, p in ipairs(prefixes) do
     local lp = tostring(p):lower()
-    if lower:sub(1, #lp) == lp then return p end
+    out[i] = { p, lp }
+    if #lp > longest then longest = #lp end
+  end
+  return out, longest
+end
+
+-- The prefix the text starts with (case-insensitive, after leading spaces, quotes and emphasis
+-- marks), or nil. Only the text's first characters are lowercased: this runs on every message.
+local function prefix_of(text, prefixes, longest)
+  local start = text:find("[^%s>*_]")
+  local head = start and text:sub(start, start + longest - 1):lower() or ""
+  for _, p in ipairs(prefixes) do
+    local lp = p[2]
+    if head:sub(1, #lp) == lp then return p[1] end
   end
   return nil
 end
@@ -40,11 +53,11 @@ return {
     local t = env.config.timeline or {}
     local wanted = {}
     for _, name in ipairs(t.action_item_reactions or { "memo", "ballot_box_with_check" }) do wanted[name] = true end
-    local prefixes = t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" }
+    local prefixes, longest = lowered(t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" })
     for _, entry in ipairs(entries) do
       local raw = entry.raw or {}
       local text = type(raw.text) == "string" and raw.text or ""
-      local prefix = prefix_of(text, prefixes)
+      local prefix = prefix_of(text, prefixes, longest)
       local by_reaction = false
       if type(raw.reactions) == "table" then
         for _, r in ipairs(raw.reactions) do
