@@ -1,0 +1,6 @@
+#!/bin/sh
+# The offline `render` of a generated 20,000-message thread (bench/render_offline.py): wall time,
+# CPU time and peak RSS over 5 runs, then the same with the budget's old count hook installed.
+# Run by `make bench` (bench/run_all.sh) from the repository root; needs bin/postmortembot.
+cd "$(dirname "$0")/.." || exit 1
+exec python3 bench/render_offline.py --count-hook "$@"
