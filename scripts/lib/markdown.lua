@@ -184,6 +184,17 @@ function markdown.fence(text, lang)
   return fence .. info .. "\n" .. s .. "\n" .. fence
 end
 
+-- Does an "&" in s start an entity reference ("&amp;", "&#60;")? Each "&" is looked at where it is
+-- (a pattern searched from every position of a long URL costs more than the rest of safe_url).
+local function entity_at_amp(s)
+  local at = find(s, "&", 1, true)
+  while at do
+    if find(s, "^#?%w+;", at + 1) then return true end
+    at = find(s, "&", at + 1, true)
+  end
+  return false
+end
+
 -- The URL as a link destination, or nil when it must not become a link. Allowed: http(s),
 -- mailto and relative paths (no scheme, not `//host`). Spaces, parentheses, angle brackets,
 -- backslashes and control characters are percent-encoded; `&` that would read as an entity
@@ -193,8 +204,7 @@ function markdown.safe_url(url)
     return nil
   end
   -- The usual link (http(s), then only characters nothing below changes) is returned as it is.
-  if find(url, "^[Hh][Tt][Tt][Pp][Ss]?://[%w.-][%w./_?=#%%:+~&-]*$")
-    and not (find(url, "&", 1, true) and find(url, "&#?%w+;")) then
+  if find(url, "^[Hh][Tt][Tt][Pp][Ss]?://[%w.-][%w./_?=#%%:+~&-]*$") and not entity_at_amp(url) then
     return url -- (a permalink's "&cid=" is no entity: nothing to change)
   end
   local u = url
