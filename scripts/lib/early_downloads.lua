@@ -4,6 +4,8 @@
 -- need; finish() removes the files nobody kept and downloads the ones not fetched yet, then sets
 -- each kept file entry as files.download_all would have. Local names are files.download_all's over
 -- the kept files: an early file whose name differs (a clash with a dropped one) is fetched again.
+-- With opts.on_file, each kept file is handed on (its local path) as soon as it and every kept
+-- file before it in name order are in (lib/bundle.lua's zip takes them).
 -- Calls lib/files.lua and host (all, sleep, mkdir, remove, download through files.fetch).
 local host = require "host"
 local files = require "lib.files"
@@ -14,7 +16,7 @@ local early_downloads = {}
 local POLL_SECONDS = 0.001
 
 -- out_dir: the report folder. opts: concurrency (default 4), max_bytes, allow_private, progress(n,
--- total).
+-- total), on_file(local_path).
 function early_downloads.new(out_dir, opts)
   opts = opts or {}
   local concurrency = opts.concurrency or 4
@@ -28,6 +30,18 @@ function early_downloads.new(out_dir, opts)
   local kept, kept_order            -- after keep(): files.group_by_id of the kept jobs
   local folder                      -- nil: not made yet; true; false: could not be made
   local started, done = 0, 0
+  local in_order, handed = {}, 0    -- after keep(): the kept downloads in name order; how many handed on
+
+  -- Hand on the kept files that are in, in name order, up to the first one still missing.
+  local function hand_on()
+    if not opts.on_file then return end
+    while in_order[handed + 1] do
+      local d = in_order[handed + 1]
+      if d.state ~= "done" then return end
+      handed = handed + 1
+      if d.outcome.local_path then opts.on_file(d.outcome.local_path) end
+    end
+  end
 
   local function ensure_folder()
     if folder == nil then
@@ -65,6 +79,7 @@ function early_downloads.new(out_dir, opts)
     d.outcome = files.fetch(d.url, out_dir, d.safe, fetch_opts)
     d.state = "done"
     done = done + 1
+    hand_on()
     if opts.progress then opts.progress(done, started + #queue - head + 1) end
   end
 
@@ -139,6 +154,9 @@ function early_downloads.new(out_dir, opts)
       local d = early[key]
       if not d.used and d.state == "queued" then d.state = "skipped" end
     end
+    for _, key in ipairs(kept_order) do in_order[#in_order + 1] = kept[key].source end
+    table.sort(in_order, function(a, b) return a.safe < b.safe end)
+    hand_on()
   end
 
   -- After run and keep: removes the early files no kept entry uses, fetches what is left (at most
@@ -167,8 +185,11 @@ function early_downloads.new(out_dir, opts)
       local results = host.all(fns, concurrency)
       for i, r in ipairs(results) do
         local d = left[i]
-        if not r.ok then d.outcome = files.outcome_of(r) end
+        if not r.ok then
+          d.outcome, d.state = files.outcome_of(r), "done"
+        end
       end
+      hand_on()
     end
     for _, key in ipairs(kept_order) do
       local g = kept[key]

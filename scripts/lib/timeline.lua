@@ -463,6 +463,7 @@ local function new_reader(ctx, opts, channel_mode)
     concurrency = downloads.concurrency or 4,
     max_bytes = downloads.max_bytes,
     progress = function(n, total) progress("files", n, total) end,
+    on_file = opts.on_file,
   }) or nil
 
   -- The files the batch's messages carry, as download jobs, except the bot's own uploads (an
@@ -608,7 +609,8 @@ end
 -- Read the thread of ctx (channel, thread_ts, ts = the request, user, config) from Slack and build
 -- its timeline, downloading kept files into opts.out_dir/attachments/.
 -- opts: out_dir (required for downloads), progress(stage, n, total) with stage "messages",
--- "people", "files". Returns timeline, or nil, err when not even the first page could be read.
+-- "people", "files", on_file(local_path) for each kept file downloaded (lib/early_downloads.lua).
+-- Returns timeline, or nil, err when not even the first page could be read.
 function timeline.collect(ctx, opts)
   opts = opts or {}
   local progress = opts.progress or function() end

@@ -2,9 +2,10 @@
 """End to end, the early downloads (scripts/lib/early_downloads.lua): a thread's files start
 downloading as soon as its page is read, before users.info answers (the fake delays it); a file
 whose entry a rule then drops (a rule that reads names, added to a copy of scripts/filters/) is
-downloaded but is neither in attachments/ nor in the zip nor counted; the bot's own earlier upload
-is never fetched; a failed early download is reported as before (its reason in the .md, counted
-as missing). Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
+downloaded but is neither in attachments/ nor in the zip nor counted; the zip, written as the
+files arrive, lists attachments/, the kept files in name order, the incident picture, then the .md;
+the bot's own earlier upload is never fetched; a failed early download is reported as before (its
+reason in the .md, counted as missing). Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
 import glob
 import io
 import os
@@ -100,8 +101,12 @@ class EarlyDownloadsTest(BotTestCase):
         zips = [f for f in upload["files"] if f["filename"].endswith(".zip")]
         members = zipfile.ZipFile(io.BytesIO(zips[0]["bytes"])).namelist()
         self.assertFalse([m for m in members if "F0DROP1" in m or "secret" in m], members)
-        for fid in ("F0KEEP1", "F0KEEP2", "F0KEEP3"):
-            self.assertIn("attachments/%s-graph-%s.png" % (fid, fid[-1]), members)
+        # the zip's order (lib/bundle.lua zip_start): attachments/, the kept downloads in name
+        # order (each added as it arrived), the rest of attachments/, the .md last
+        md_name = [f["filename"] for f in upload["files"] if f["filename"].endswith(".md")][0]
+        self.assertEqual(["attachments/", "attachments/F0KEEP1-graph-1.png", "attachments/F0KEEP2-graph-2.png",
+                          "attachments/F0KEEP3-graph-3.png", "attachments/incident-timeline.svg", md_name], members)
+        self.assertFalse([n for n in os.listdir(v1) if ".tmp." in n], os.listdir(v1))
         md = open(glob.glob(os.path.join(v1, "*.md"))[0], encoding="utf-8").read()
         self.assertNotIn("secret", md)
         self.assertRegex(upload["initial_comment"], r"^Postmortem: \d+ entries, 3 files attached, 1 could not be downloaded\.")
