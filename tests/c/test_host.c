@@ -105,6 +105,18 @@ static void test_write_path_refused(void **state)
     rmdir(outside);
 }
 
+/* <test_root>/<name>/ holding report.md ("# report\n") and an empty attachments/. */
+static void test_report_dir(const char *name)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", test_root, name);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/attachments", test_root, name);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/report.md", test_root, name);
+    test_write_file(path, "# report\n");
+}
+
 static void test_zip_roundtrip(void **state)
 {
     char path[PATH_MAX + 64], zip[PATH_MAX + 64], err[256];
@@ -115,12 +127,7 @@ static void test_zip_roundtrip(void **state)
     int n = 0;
     (void)state;
 
-    snprintf(path, sizeof path, "%s/b", test_root);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/b/attachments", test_root);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/b/report.md", test_root);
-    test_write_file(path, "# report\n");
+    test_report_dir("b");
     snprintf(path, sizeof path, "%s/b/attachments/log.txt", test_root);
     test_write_file(path, "line 1\nline 2\n");
     snprintf(path, sizeof path, "%s/b/attachments/escape", test_root);
@@ -184,16 +191,12 @@ static void test_zip_entry_by_entry(void **state)
     int n;
     (void)state;
 
+    test_report_dir("e");
     snprintf(dir, sizeof dir, "%s/e", test_root);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof path, "%s/e/attachments", test_root);
-    mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/e/attachments/b.txt", test_root);
     test_write_file(path, "b\n");
     snprintf(path, sizeof path, "%s/e/attachments/a.txt", test_root);
     test_write_file(path, "a\n");
-    snprintf(path, sizeof path, "%s/e/report.md", test_root);
-    test_write_file(path, "# report\n");
     snprintf(prefix, sizeof prefix, "%s/.bundle.zip", dir);
     snprintf(zip, sizeof zip, "%s/report.zip", dir);
 
