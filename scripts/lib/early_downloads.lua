@@ -12,8 +12,10 @@ local files = require "lib.files"
 
 local early_downloads = {}
 
--- How long the dispatcher waits before looking again at an empty queue while the reading goes on.
-local POLL_SECONDS = 0.001
+-- How long the dispatcher waits before looking again at an empty queue while the reading goes on:
+-- from the first to the longest wait, doubling (a long read with no file wakes it 500 times a
+-- second, not 1,000; a page's files wait at most the longest).
+local POLL_FIRST, POLL_LONGEST = 0.001, 0.002
 
 -- out_dir: the report folder. opts: concurrency (default 4), max_bytes, allow_private, progress(n,
 -- total), on_file(local_path).
@@ -102,15 +104,18 @@ function early_downloads.new(out_dir, opts)
 
   -- While the reading goes on: a round of `concurrency` workers whenever the queue holds work.
   local function dispatcher()
+    local wait = POLL_FIRST
     while not stopped do
       if head <= #queue then
         local workers = {}
         for i = 1, concurrency do workers[i] = worker end
         host.all(workers, concurrency)
+        wait = POLL_FIRST
       elseif not reading then
         return
       else
-        host.sleep(POLL_SECONDS)
+        host.sleep(wait)
+        wait = math.min(wait * 2, POLL_LONGEST)
       end
     end
   end
