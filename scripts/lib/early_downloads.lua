@@ -2,8 +2,9 @@
 -- files as soon as the page is read (never the bot's own uploads) and runs the reading, the names
 -- and the rules beside them (run); once the rules ran, keep() names the files the kept entries
 -- need; finish() removes the files nobody kept and downloads the ones not fetched yet, then sets
--- each kept file entry as files.download_all would have. Local names are files.download_all's over
--- the kept files: an early file whose name differs (a clash with a dropped one) is fetched again.
+-- each kept file entry (local_path, sha256, size, or missing_reason). The local names are those of
+-- the kept files alone (files.unique_names over them, in order), as if nothing had been fetched
+-- before the rules: an early file whose name differs (a clash with a dropped one) is fetched again.
 -- With opts.on_file, each kept file is handed on (its local path) as soon as it and every kept
 -- file before it in name order are in (lib/bundle.lua's zip takes them).
 -- Calls lib/files.lua and host (all, sleep, mkdir, remove, download through files.fetch).

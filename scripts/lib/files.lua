@@ -1,8 +1,9 @@
 -- The files of a thread: what each Slack file object becomes in the timeline (image, file or
 -- snippet; or why it cannot be downloaded), the safe local name "<FILEID>-<name>", and the
--- downloads into the report's attachments/ folder, several at once. Called by lib/timeline.lua and
--- lib/early_downloads.lua (namer, group_by_id, fetch, apply); calls host.download, host.all,
--- host.mkdir, host.exists, host.file_size.
+-- pieces of the downloads into the report's attachments/ folder (one fetch, its outcome on the
+-- entries; lib/early_downloads.lua runs them several at once). Called by lib/timeline.lua and
+-- lib/early_downloads.lua (namer, group_by_id, fetch, apply); calls host.download, host.exists,
+-- host.file_size.
 -- A download failure is never an error of the report: it becomes the file's missing_reason.
 local host = require "host"
 
@@ -252,46 +253,13 @@ function files.apply(entries, outcome)
   end
 end
 
+-- The missing_reason of every file when attachments/ cannot be made.
 files.NO_FOLDER = "could not create the attachments folder"
-
--- Download every job ({entry = file entry, url =}) into out_dir/attachments/, at most
--- opts.concurrency at once; sets local_path / sha256 / size or missing_reason on the entries.
--- The same file shared twice is fetched once; two different files never share a local name.
--- opts: concurrency, max_bytes, progress(n, total), allow_private (default: the config's).
-function files.download_all(jobs, out_dir, opts)
-  opts = opts or {}
-  local groups, order = group_by_id(jobs)
-  if #order == 0 then return end
-  local dir = out_dir .. "/" .. files.DIR
-  local ok, mkerr = host.mkdir(dir)
-  if ok == nil and mkerr then
-    for _, key in ipairs(order) do
-      files.apply(groups[key].entries, { reason = files.NO_FOLDER })
-    end
-    return
-  end
-  local done = 0
-  local fns = {}
-  local names = files.unique_names(groups, order)
-  local fetch_opts = { max_bytes = opts.max_bytes, allow_private = files.allow_private(opts) }
-  for i, key in ipairs(order) do
-    fns[i] = function()
-      local outcome = files.fetch(groups[key].url, out_dir, names[key], fetch_opts)
-      done = done + 1
-      if opts.progress then opts.progress(done, #order) end
-      return outcome
-    end
-  end
-  local results = host.all(fns, opts.concurrency or 4)
-  for i, key in ipairs(order) do
-    files.apply(groups[key].entries, files.outcome_of(results[i]))
-  end
-end
 
 -- Offline render: use a file already present under out_dir/attachments/, else say why it is absent.
 function files.attach_offline(jobs, out_dir)
   local groups, order = group_by_id(jobs)
-  local names = files.unique_names(groups, order) -- the names download_all would have used
+  local names = files.unique_names(groups, order) -- the names the bot's downloads use
   for _, key in ipairs(order) do
     local safe = names[key]
     local path = (out_dir or ".") .. "/" .. files.DIR .. "/" .. safe

@@ -2,9 +2,10 @@
 -- thread from Slack, names its people and user groups, runs the filter rules, computes the figures
 -- and downloads the files; timeline.build(messages, opts) does the same offline (`render`), without
 -- any call. Called by commands/autopsy.lua (collect) and lib/render_offline.lua (build); calls
--- lib/slack.lua, lib/people.lua, lib/usergroups.lua, lib/mentions.lua, lib/files.lua, lib/filters.lua,
--- lib/early_downloads.lua, lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua, the converters (lib/blockkit.lua, lib/mrkdwn.lua,
--- lib/attachments.lua, lib/emoji.lua), lib/subtypes.lua, lib/markdown.lua and host.
+-- lib/slack.lua, lib/people.lua, lib/usergroups.lua, lib/mentions.lua, lib/files.lua,
+-- lib/early_downloads.lua, lib/filters.lua, lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua, the
+-- converters (lib/blockkit.lua, lib/mrkdwn.lua, lib/attachments.lua, lib/emoji.lua),
+-- lib/subtypes.lua, lib/markdown.lua and host.
 local host = require "host"
 local tsutil = require "lib.tsutil"
 local timefmt = require "lib.timefmt"

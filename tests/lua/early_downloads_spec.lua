@@ -1,5 +1,5 @@
--- Specs for lib/early_downloads.lua: files downloaded before the rules ran end up exactly as
--- files.download_all would have left the kept ones (names, outcomes, failures), the files of
+-- Specs for lib/early_downloads.lua: files downloaded before the rules ran end up as if the
+-- downloads had waited for the rules (the kept files' names, outcomes, failures), the files of
 -- dropped entries are removed and never set on an entry, a dropped file not started is never
 -- fetched, a name a dropped file held is fetched again for the kept one, and nothing runs beside
 -- more than `concurrency` downloads. host.all runs one function after another here (the bot runs
@@ -76,7 +76,7 @@ describe("early_downloads", function()
     assert.are.equal("attachments/F1-a.png", ka.entry.local_path)
   end)
 
-  it("fetches the kept files nobody handed over early, once, under download_all's names", function()
+  it("fetches the kept files nobody handed over early, once, under the kept files' names", function()
     local a = job("F1", "a.png")
     local e = early_downloads.new(OUT, {})
     e.add({ a })
@@ -88,7 +88,7 @@ describe("early_downloads", function()
     assert.are.equal("attachments/F9-stub.png", late_twice.entry.local_path)
   end)
 
-  it("reports a failed early download on the kept entry as download_all does", function()
+  it("reports a failed early download on the kept entry with its reason", function()
     local bad = job("F1", "a.png", "https://f/fail")
     local e = early_downloads.new(OUT, { max_bytes = 1000 })
     e.add({ bad })
@@ -96,17 +96,14 @@ describe("early_downloads", function()
     local kept = again(bad)
     e.keep({ kept })
     e.finish()
-    local same = again(bad)
-    reset_host()
-    files.download_all({ same }, OUT, { max_bytes = 1000 })
+    assert.are.equal(files.reason({ code = "http_status", status = 403 }, 1000), kept.entry.missing_reason)
     assert.are.equal("HTTP status 403", kept.entry.missing_reason)
-    assert.are.equal(same.entry.missing_reason, kept.entry.missing_reason)
     assert.is_nil(kept.entry.local_path)
   end)
 
-  it("gives a kept file the name download_all gives when a dropped one held it early", function()
+  it("gives a kept file the name it would have had alone when a dropped one held it early", function()
     -- two files without an id and with the same name: early they were report.pdf and report-2.pdf;
-    -- the first is dropped, so the kept one is report.pdf, as download_all names it
+    -- the first is dropped, so the kept one is report.pdf, what it is named without the other
     local first = { entry = { name = "report.pdf", kind = "file" }, url = "https://x/1" }
     local second = { entry = { name = "report.pdf", kind = "file" }, url = "https://x/2" }
     local e = early_downloads.new(OUT, {})
@@ -115,16 +112,14 @@ describe("early_downloads", function()
     local kept = again(second)
     e.keep({ kept })
     e.finish()
-    local same = again(second)
-    local early_done = H.downloads
-    reset_host()
-    files.download_all({ same }, OUT, {})
-    assert.are.equal(same.entry.local_path, kept.entry.local_path)
+    local alone = files.unique_names(files.group_by_id({ again(second) }))
+    assert.are.equal("attachments/" .. alone["https://x/2"], kept.entry.local_path)
     assert.are.equal("attachments/F-report.pdf", kept.entry.local_path)
     assert.are.equal("sum-https://x/2", kept.entry.sha256)
     -- fetched again under its final name, after both early files were removed
     assert.are.same({ OUT .. "/attachments/F-report.pdf", OUT .. "/attachments/F-report-2.pdf",
-                      OUT .. "/attachments/F-report.pdf" }, early_done)
+                      OUT .. "/attachments/F-report.pdf" }, H.downloads)
+    assert.are.same({ OUT .. "/attachments/F-report.pdf", OUT .. "/attachments/F-report-2.pdf" }, H.removed)
   end)
 
   it("removes the files before fetching a name again, and the folder when nothing is kept", function()
@@ -150,7 +145,7 @@ describe("early_downloads", function()
     assert.are.same({ OUT .. "/attachments" }, H.removed)
   end)
 
-  it("says the folder could not be made, as download_all does", function()
+  it("says the folder could not be made", function()
     H.mkdir = function() return nil, { code = "io" } end
     local a = job("F1", "a.png")
     local e = early_downloads.new(OUT, {})
