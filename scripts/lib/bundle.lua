@@ -67,7 +67,7 @@ end
 -- "attachments/" itself); bundle.write finishes it with the rest of attachments/ (the incident
 -- picture...) in name order and the .md last. The members are then, in order: attachments/, the
 -- attachments added (lib/early_downloads.lua adds the kept downloads in name order), the rest of
--- attachments/ in name order, the .md. zip.abort() drops it; a zip an add failed for is dropped and
+-- attachments/ in name order, the .md. zip.abort() drops it; when an add or the finish fails,
 -- bundle.write makes the whole zip at once as before (host.zip: the .md, then attachments/).
 function bundle.zip_start(slot)
   local writer, err = host.zip_writer(slot.dir)
@@ -185,9 +185,12 @@ function bundle.write(timeline, slot, opts)
     out.zip_name = view.file_base .. ".zip"
     out.zip_path = dir .. "/" .. out.zip_name
     local stream = opts.zip_stream
+    ok = nil
     if stream and stream.usable() then
       ok, err = stream.finish(dir, out.zip_path, md_name)
-    else
+      if not ok then host.log("warn", "zip: written again at the end", { err = tostring(err) }) end
+    end
+    if not ok then
       local members = { md_name }
       if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
       ok, err = host.zip(out.zip_path, dir, members)
