@@ -84,12 +84,17 @@ local function progress_reporter(ctx)
     state.counts[stage] = { n = tonumber(n) or 0, total = tonumber(total) }
     local now = host.monotonic()
     if now - started < after then return end
+    -- stages report from several coroutines at once (the downloads run beside the reading): one
+    -- posts the message, the others wait for its ts rather than post a second one
+    if state.posting then return end
     if not state.ts then
+      state.posting = true
       state.ts = ctx.reply(text(":hourglass_flowing_sand: Working on the postmortem"))
+      state.posting = false
       state.last_update = now
     elseif now - state.last_update >= 1 then
-      ctx.update(state.ts, text(":hourglass_flowing_sand: Working on the postmortem"))
       state.last_update = now
+      ctx.update(state.ts, text(":hourglass_flowing_sand: Working on the postmortem"))
     end
   end
 

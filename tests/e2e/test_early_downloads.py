@@ -5,7 +5,8 @@ whose entry a rule then drops (a rule that reads names, added to a copy of scrip
 downloaded but is neither in attachments/ nor in the zip nor counted; the zip, written as the
 files arrive, lists attachments/, the kept files in name order, the incident picture, then the .md;
 the bot's own earlier upload is never fetched; a failed early download is reported as before (its
-reason in the .md, counted as missing). Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
+reason in the .md, counted as missing); the progress message is posted once although the downloads
+report beside the reading. Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
 import glob
 import io
 import os
@@ -63,8 +64,8 @@ class EarlyDownloadsTest(BotTestCase):
             fs.add_message(CHANNEL, msg)
         self.fs.fault("users.info", delay=NAMES_DELAY, times=10)
 
-    def autopsy(self):
-        bot = self.make_bot()
+    def autopsy(self, config=None):
+        bot = self.make_bot(config)
         scripts, _ = bot.scripts_copy()
         with open(os.path.join(scripts, "filters", "15-drop-mallory.lua"), "w", encoding="utf-8") as f:
             f.write(DROP_MALLORY)
@@ -110,6 +111,13 @@ class EarlyDownloadsTest(BotTestCase):
         md = open(glob.glob(os.path.join(v1, "*.md"))[0], encoding="utf-8").read()
         self.assertNotIn("secret", md)
         self.assertRegex(upload["initial_comment"], r"^Postmortem: \d+ entries, 3 files attached, 1 could not be downloaded\.")
+
+    def test_one_progress_message_while_the_downloads_report_too(self):
+        # the first progress post is slow: the downloads, running beside it, report meanwhile
+        self.fs.fault("chat.postMessage", delay=0.5)
+        self.autopsy({"report": {"progress_after": 0}})
+        posts = [p["text"] for p in self.fs.posts(CHANNEL) if "Working on the postmortem" in p["text"]]
+        self.assertEqual(1, len(posts), posts)
 
     def test_the_bots_own_upload_is_never_fetched(self):
         self.autopsy()
