@@ -1,8 +1,9 @@
-/* zipbundle.c — host.zip: a zip of files and folders under a base directory, written with
- * libarchive to a temp file beside the target, then renamed into place. Called by primitives_io.c
- * (on the thread pool); the entry names are the relative paths the report links, so the bundle
- * unpacks as written. Images and archives are stored: deflating them costs time and gains nothing.
- */
+/* zipbundle.c — host.zip and host.zip_writer: a zip of files and folders under a base directory,
+ * written with libarchive to a temp file beside the target, then renamed into place; whole
+ * (zipbundle_write) or entry by entry as the files arrive (open, add_entry, finish). Called by
+ * primitives_io.c (on the thread pool); the entry names are the relative paths the report links,
+ * so the bundle unpacks as written. Images and archives are stored: deflating them costs time and
+ * gains nothing. */
 #include "base/zipbundle.h"
 
 #include <archive.h>
@@ -45,17 +46,16 @@ static int zipbundle_names_cmp(const void *x, const void *y)
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int zipbundle_add_dir(struct archive *a, const char *base, const char *rel, const char *full,
-                             const struct stat *st, char *err, size_t errsz)
+/* The folder's own entry, "rel/". */
+static int zipbundle_dir_header(struct archive *a, const char *rel, const struct stat *st,
+                                char *err, size_t errsz)
 {
     struct archive_entry *e = archive_entry_new();
-    char name[PATH_MAX];
-    DIR *d;
-    struct dirent *de;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-
+    char name[PATH_MAX + 1];
+    if (!e) {
+        snprintf(err, errsz, "out of memory");
+        return -1;
+    }
     snprintf(name, sizeof name, "%s/", rel);
     archive_entry_set_pathname(e, name);
     archive_entry_set_filetype(e, AE_IFDIR);
@@ -67,6 +67,21 @@ static int zipbundle_add_dir(struct archive *a, const char *base, const char *re
         return -1;
     }
     archive_entry_free(e);
+    return 0;
+}
+
+static int zipbundle_add_dir(struct archive *a, const char *base, const char *rel, const char *full,
+                             const struct stat *st, char *err, size_t errsz)
+{
+    DIR *d;
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    if (zipbundle_dir_header(a, rel, st, err, errsz) < 0) {
+        return -1;
+    }
     d = opendir(full);
     if (!d) {
         snprintf(err, errsz, "%s: %s", rel, strerror(errno));
@@ -213,62 +228,140 @@ static int zipbundle_add(struct archive *a, const char *base, const char *rel, c
     return 0; /* symlinks, sockets, devices: not part of a bundle */
 }
 
+/* A zip being written: the archive on a temp file, renamed into place by zipbundle_finish. */
+struct zipbundle {
+    struct archive *a;
+    int fd;
+    char tmp[PATH_MAX];
+    char base[PATH_MAX];
+};
+
+struct zipbundle *zipbundle_open(const char *tmp_prefix, const char *base_dir, char *err,
+                                 size_t errsz)
+{
+    struct zipbundle *z = calloc(1, sizeof *z);
+    if (!z) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    snprintf(z->base, sizeof z->base, "%s", base_dir);
+    snprintf(z->tmp, sizeof z->tmp, "%s.tmp.XXXXXX", tmp_prefix);
+    z->fd = mkstemp(z->tmp);
+    if (z->fd < 0) {
+        snprintf(err, errsz, "%s: %s", tmp_prefix, strerror(errno));
+        free(z);
+        return NULL;
+    }
+    fchmod(z->fd, 0644);
+    z->a = archive_write_new();
+    if (!z->a || archive_write_set_format_zip(z->a) != ARCHIVE_OK ||
+        archive_write_zip_set_compression_deflate(z->a) != ARCHIVE_OK ||
+        archive_write_open_fd(z->a, z->fd) != ARCHIVE_OK) {
+        const char *why = z->a ? archive_error_string(z->a) : NULL;
+        snprintf(err, errsz, "zip: %s", why ? why : "out of memory");
+        zipbundle_discard(z);
+        return NULL;
+    }
+    return z;
+}
+
+/* entry without its trailing slashes, into rel; 1 when it had some. */
+static int zipbundle_rel(const char *entry, char *rel, size_t size)
+{
+    size_t len;
+    snprintf(rel, size, "%s", entry);
+    len = strlen(rel);
+    if (len < 2 || rel[len - 1] != '/') {
+        return 0;
+    }
+    while (len > 1 && rel[len - 1] == '/') {
+        rel[--len] = '\0';
+    }
+    return 1;
+}
+
+int zipbundle_add_entry(struct zipbundle *z, const char *entry, char *err, size_t errsz)
+{
+    char rel[PATH_MAX];
+    if (!zipbundle_entry_ok(entry)) {
+        snprintf(err, errsz, "bad entry '%s': must be relative, without '..'", entry);
+        return -1;
+    }
+    if (zipbundle_rel(entry, rel, sizeof rel)) {
+        char full[2 * PATH_MAX + 2];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", z->base, rel);
+        if (lstat(full, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errsz, "%s: not a folder", rel);
+            return -1;
+        }
+        return zipbundle_dir_header(z->a, rel, &st, err, errsz);
+    }
+    return zipbundle_add(z->a, z->base, rel, err, errsz);
+}
+
+void zipbundle_discard(struct zipbundle *z)
+{
+    if (!z) {
+        return;
+    }
+    if (z->a) {
+        archive_write_free(z->a); /* closes the archive; the fd stays ours */
+    }
+    close(z->fd);
+    unlink(z->tmp);
+    free(z);
+}
+
+int zipbundle_finish(struct zipbundle *z, const char *zip_path, char *err, size_t errsz)
+{
+    int rc = 0;
+    if (archive_write_close(z->a) != ARCHIVE_OK) {
+        snprintf(err, errsz, "zip: %s", archive_error_string(z->a));
+        rc = -1;
+    }
+    archive_write_free(z->a);
+    z->a = NULL;
+    /* no fsync: like every other file of a report (the .md, attachments/, timeline.json) the zip
+     * is whole or absent for a reader (the rename), not forced to disk; flushing 20 MB before the
+     * upload cost the report ~20 ms */
+    if (close(z->fd) < 0 && rc == 0) {
+        snprintf(err, errsz, "%s: %s", zip_path, strerror(errno));
+        rc = -1;
+    }
+    z->fd = -1;
+    if (rc == 0 && rename(z->tmp, zip_path) < 0) {
+        snprintf(err, errsz, "%s: %s", zip_path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlink(z->tmp);
+    }
+    free(z);
+    return rc;
+}
+
 int zipbundle_write(const char *zip_path, const char *base_dir, const char *const *entries,
                     size_t n, char *err, size_t errsz)
 {
-    char tmp[PATH_MAX];
-    struct archive *a;
-    int fd, rc = 0;
-
+    struct zipbundle *z;
     for (size_t i = 0; i < n; i++) {
         if (!zipbundle_entry_ok(entries[i])) {
             snprintf(err, errsz, "bad entry '%s': must be relative, without '..'", entries[i]);
             return -1;
         }
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", zip_path);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(err, errsz, "%s: %s", zip_path, strerror(errno));
+    z = zipbundle_open(zip_path, base_dir, err, errsz);
+    if (!z) {
         return -1;
     }
-    fchmod(fd, 0644);
-    a = archive_write_new();
-    if (!a || archive_write_set_format_zip(a) != ARCHIVE_OK ||
-        archive_write_zip_set_compression_deflate(a) != ARCHIVE_OK ||
-        archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-        const char *why = a ? archive_error_string(a) : NULL;
-        snprintf(err, errsz, "zip: %s", why ? why : "out of memory");
-        rc = -1;
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         char rel[PATH_MAX];
-        size_t len;
-        snprintf(rel, sizeof rel, "%s", entries[i]);
-        len = strlen(rel);
-        while (len > 1 && rel[len - 1] == '/') {
-            rel[--len] = '\0';
+        zipbundle_rel(entries[i], rel, sizeof rel); /* "x/" is the whole folder here */
+        if (zipbundle_add(z->a, base_dir, rel, err, errsz) < 0) {
+            zipbundle_discard(z);
+            return -1;
         }
-        rc = zipbundle_add(a, base_dir, rel, err, errsz);
     }
-    if (a) {
-        if (archive_write_close(a) != ARCHIVE_OK && rc == 0) {
-            snprintf(err, errsz, "zip: %s", archive_error_string(a));
-            rc = -1;
-        }
-        archive_write_free(a);
-    }
-    if (rc == 0 && fsync(fd) < 0) {
-        snprintf(err, errsz, "%s: %s", zip_path, strerror(errno));
-        rc = -1;
-    }
-    close(fd);
-    if (rc == 0 && rename(tmp, zip_path) < 0) {
-        snprintf(err, errsz, "%s: %s", zip_path, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) {
-        unlink(tmp);
-    }
-    return rc;
+    return zipbundle_finish(z, zip_path, err, errsz);
 }

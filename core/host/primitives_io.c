@@ -3,8 +3,8 @@
  * primitives_local.c. A waiting primitive validates its arguments (misuse raises), starts the work
  * (http.c, a loop timer, libuv's thread pool, child coroutines), and yields on a `struct prim_op`
  * whose push function prim_continue calls when the loop resumes the coroutine (I/O failures
- * return nil, err). Registered by sandbox.c (prim_open); calls http.c, loop.c, zipbundle.c and
- * host_task.c. */
+ * return nil, err). Registered by sandbox.c (prim_open), which also adds file_writer.c's and
+ * zip_writer.c's; calls http.c, loop.c, zipbundle.c and host_task.c. */
 #include <lauxlib.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +17,7 @@
 #include "host/file_writer.h"
 #include "host/host_gen.h"
 #include "host/read_rule.h"
+#include "host/zip_writer.h"
 #include "http/http.h"
 
 #define PRIM_MAX_HEADERS 64
@@ -836,5 +837,6 @@ int prim_open(lua_State *L)
     luaL_newlib(L, fns);
     prim_local_register(L);       /* primitives_local.c: time, files, log, identity, config */
     prim_file_writer_register(L); /* file_writer.c: a file written in pieces */
+    prim_zip_writer_register(L);  /* zip_writer.c: a zip written as its files arrive */
     return 1;
 }

@@ -344,6 +344,20 @@ static int prim_mkdir(lua_State *L)
     return 1;
 }
 
+/* A file or an empty folder inside the write root (raises outside it, like every write); one that
+ * is already gone is no error. lib/files.lua drops the early downloads no kept entry needs. */
+static int prim_remove(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    char abs[PATH_MAX];
+    prim_write_path(L, "remove", path, 0, abs, sizeof abs);
+    if (remove(abs) < 0 && errno != ENOENT) {
+        return prim_fail_errno(L, abs);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int prim_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -652,6 +666,7 @@ void prim_local_register(lua_State *L)
                                    {"format_time", prim_format_time},
                                    {"write_file", prim_write_file},
                                    {"mkdir", prim_mkdir},
+                                   {"remove", prim_remove},
                                    {"read_file", prim_read_file},
                                    {"list_dir", prim_list_dir},
                                    {"exists", prim_exists},

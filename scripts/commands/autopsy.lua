@@ -3,7 +3,8 @@
 -- the channel; `autopsy <thread link>` the linked thread, answered where it was asked (a DM too).
 -- Writes data_dir/reports/<channel>/<key>/vN/, uploads the .md and .zip, shows progress (hourglass
 -- reaction, a message it updates) and says what failed and what to do. Calls lib/autopsy_scope.lua,
--- lib/timeline.lua (collect, collect_channel), lib/bundle.lua, lib/upload.lua, lib/incidents.lua.
+-- lib/timeline.lua (collect, collect_channel), lib/bundle.lua (zip_start, write), lib/upload.lua,
+-- lib/incidents.lua.
 local host = require "host"
 local timeline_lib = require "lib.timeline"
 local bundle = require "lib.bundle"
@@ -83,12 +84,17 @@ local function progress_reporter(ctx)
     state.counts[stage] = { n = tonumber(n) or 0, total = tonumber(total) }
     local now = host.monotonic()
     if now - started < after then return end
+    -- stages report from several coroutines at once (the downloads run beside the reading): one
+    -- posts the message, the others wait for its ts rather than post a second one
+    if state.posting then return end
     if not state.ts then
+      state.posting = true
       state.ts = ctx.reply(text(":hourglass_flowing_sand: Working on the postmortem"))
+      state.posting = false
       state.last_update = now
     elseif now - state.last_update >= 1 then
-      ctx.update(state.ts, text(":hourglass_flowing_sand: Working on the postmortem"))
       state.last_update = now
+      ctx.update(state.ts, text(":hourglass_flowing_sand: Working on the postmortem"))
     end
   end
 
@@ -149,14 +155,24 @@ end
 local function build_and_upload(ctx, progress, plan)
   local build_started = host.monotonic()
   local slot = bundle.prepare(plan.channel, plan.key)
-  local timeline, err = plan.read({ out_dir = slot.dir, progress = progress.progress })
-  if not timeline then return nil, err, plan.what end
+  -- the zip takes each kept attachment as its download ends: after the last one only the .md and
+  -- the zip's directory are left to write
+  local zip = bundle.zip_start(slot)
+  local timeline, err = plan.read({ out_dir = slot.dir, progress = progress.progress,
+                                    on_file = zip and zip.add })
+  if not timeline then
+    if zip then zip.abort() end
+    return nil, err, plan.what
+  end
   progress.progress("report", 1, 1)
   local written
   -- timeline.json (what makes the folder a version) is written beside the upload, below: the
   -- upload needs only the .md and the .zip
-  written, err = bundle.write(timeline, slot, { json = false })
-  if not written then return nil, err, "writing the report" end
+  written, err = bundle.write(timeline, slot, { json = false, zip_stream = zip })
+  if not written then
+    if zip then zip.abort() end
+    return nil, err, "writing the report"
+  end
   host.observe("pmb_report_build_seconds", host.monotonic() - build_started)
   ctx.log("info", "report written", { path = written.md_path, version = slot.version,
                                       entries = written.view.counts.entries })

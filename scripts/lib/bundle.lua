@@ -2,8 +2,10 @@
 -- attachments/, timeline.json and a .zip of the .md + attachments/. bundle.prepare picks vN,
 -- bundle.write renders and writes it, bundle.changes compares with the previous version. The
 -- version numbers and the previous timeline come from lib/store.lua (files or the database).
--- Called by commands/autopsy.lua (and render_offline.lua for write_report); calls lib/report.lua,
--- lib/incident_picture.lua (attachments/incident-timeline.svg), cjson and host (files, zip).
+-- bundle.zip_start begins the zip before the report is written, so the attachments go in as they
+-- arrive. Called by commands/autopsy.lua (and render_offline.lua for write_report); calls
+-- lib/report.lua, lib/incident_picture.lua (attachments/incident-timeline.svg), cjson and host
+-- (files, zip, zip_writer).
 local host = require "host"
 local cjson = require "cjson"
 local report = require "lib.report"
@@ -60,6 +62,60 @@ local function timeline_head(timeline)
   return json:sub(1, -2) .. ","
 end
 
+-- The zip of slot's version, begun before the report is written (host.zip_writer), or nil when it
+-- cannot be: zip.add(local_path) puts a downloaded attachment in at once (the first also puts
+-- "attachments/" itself); bundle.write finishes it with the rest of attachments/ (the incident
+-- picture...) in name order and the .md last. The members are then, in order: attachments/, the
+-- attachments added (lib/early_downloads.lua adds the kept downloads in name order), the rest of
+-- attachments/ in name order, the .md. zip.abort() drops it; when an add or the finish fails,
+-- bundle.write makes the whole zip at once as before (host.zip: the .md, then attachments/).
+function bundle.zip_start(slot)
+  local writer, err = host.zip_writer(slot.dir)
+  if not writer then
+    host.log("warn", "zip: written at the end (no zip writer)", { err = tostring(err) })
+    return nil
+  end
+  local zip = { added = {} }
+  local folder_added = false
+  function zip.add(local_path)
+    if not writer then return end
+    local ok, add_err = true, nil
+    if not folder_added then
+      ok, add_err = writer:add(local_path:match("^[^/]+/") or local_path)
+      folder_added = ok == true
+    end
+    if ok then ok, add_err = writer:add(local_path) end
+    if ok then
+      zip.added[local_path] = true
+    else
+      host.log("warn", "zip: written at the end (an attachment could not be added)", { err = tostring(add_err) })
+      zip.abort()
+    end
+  end
+  -- The rest of dir/attachments/ and md_name, then the zip is renamed to zip_path. true or nil, err.
+  function zip.finish(dir, zip_path, md_name)
+    local rest = {}
+    local folder = "attachments"
+    if host.exists(dir .. "/" .. folder) == "dir" then
+      if not folder_added then rest[#rest + 1] = folder .. "/" end
+      for _, name in ipairs(host.list_dir(dir .. "/" .. folder) or {}) do
+        local rel = folder .. "/" .. name
+        if not zip.added[rel] then rest[#rest + 1] = rel end
+      end
+    end
+    rest[#rest + 1] = md_name
+    local w = writer
+    writer = nil
+    return w:close(zip_path, rest)
+  end
+  function zip.usable() return writer ~= nil end
+  function zip.abort()
+    if writer then writer:abort() end
+    writer = nil
+  end
+  return zip
+end
+
 local JSON_BATCH = 256 -- entries encoded at a time
 
 -- timeline.json written in pieces (host.file_writer): the timeline, then its entries a few hundred
@@ -90,7 +146,7 @@ end
 
 -- Render the report for `timeline` into `slot.dir` (from bundle.prepare, or { dir = out_dir } for
 -- an offline render) and zip it. opts: zip and json (default true: write the .zip and
--- timeline.json), template, config.
+-- timeline.json), zip_stream (bundle.zip_start's, finished here), template, config.
 -- The .md is written as it is rendered (host.file_writer: a temporary file renamed into place when
 -- whole), never held as one string; out.markdown reads it back only when someone asks for it (the
 -- database store keeps the text).
@@ -126,12 +182,22 @@ function bundle.write(timeline, slot, opts)
     end,
   })
   if opts.zip ~= false then
-    local members = { md_name }
-    if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
     out.zip_name = view.file_base .. ".zip"
     out.zip_path = dir .. "/" .. out.zip_name
-    ok, err = host.zip(out.zip_path, dir, members)
+    local stream = opts.zip_stream
+    ok = nil
+    if stream and stream.usable() then
+      ok, err = stream.finish(dir, out.zip_path, md_name)
+      if not ok then host.log("warn", "zip: written again at the end", { err = tostring(err) }) end
+    end
+    if not ok then
+      local members = { md_name }
+      if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
+      ok, err = host.zip(out.zip_path, dir, members)
+    end
     if not ok then return nil, err end
+  elseif opts.zip_stream then
+    opts.zip_stream.abort()
   end
   -- last: timeline.json is what makes the folder a version (bundle.versions)
   out.json_path = nil

@@ -1,7 +1,9 @@
 -- The files of a thread: what each Slack file object becomes in the timeline (image, file or
 -- snippet; or why it cannot be downloaded), the safe local name "<FILEID>-<name>", and the
--- downloads into the report's attachments/ folder, several at once. Called by lib/timeline.lua;
--- calls host.download, host.all, host.mkdir, host.exists, host.file_size.
+-- pieces of the downloads into the report's attachments/ folder (one fetch, its outcome on the
+-- entries; lib/early_downloads.lua runs them several at once). Called by lib/timeline.lua and
+-- lib/early_downloads.lua (namer, group_by_id, fetch, apply); calls host.download, host.exists,
+-- host.file_size.
 -- A download failure is never an error of the report: it becomes the file's missing_reason.
 local host = require "host"
 
@@ -165,14 +167,13 @@ function files.reason(err, max_bytes)
   return "download failed: " .. tostring(code) .. (message and (" (" .. message .. ")") or "")
 end
 
--- Local names for the groups, in order: files.safe_name, made unique with "-2", "-3"... before
--- the extension when two files would land on the same name (two files without an id and with
--- the same name, or ids that differ only in characters safe_name drops).
-function files.unique_names(groups, order)
-  local used, names = {}, {}
-  for _, key in ipairs(order) do
-    local g = groups[key]
-    local name = files.safe_name(g.id, g.name)
+-- A namer: namer(id, name) gives files.safe_name(id, name), made unique among the names this namer
+-- gave with "-2", "-3"... before the extension (two files without an id and with the same name,
+-- or ids that differ only in characters safe_name drops).
+function files.namer()
+  local used = {}
+  return function(id, name_in)
+    local name = files.safe_name(id, name_in)
     local n = 1
     local candidate = name
     while used[candidate] do
@@ -184,7 +185,16 @@ function files.unique_names(groups, order)
       candidate = stem .. suffix .. ext
     end
     used[candidate] = true
-    names[key] = candidate
+    return candidate
+  end
+end
+
+-- Local names for the groups, in order (files.namer over them).
+function files.unique_names(groups, order)
+  local name_of, names = files.namer(), {}
+  for _, key in ipairs(order) do
+    local g = groups[key]
+    names[key] = name_of(g.id, g.name)
   end
   return names
 end
@@ -199,7 +209,9 @@ function files.allow_private(opts)
   return downloads and downloads.allow_private == true or false
 end
 
-local function group_by_id(jobs)
+-- The jobs by file ({ url, id, name, entries }; the key is the file id, else its URL) and the
+-- keys in the order of their first job: the same file shared twice is fetched once.
+function files.group_by_id(jobs)
   local groups, order = {}, {}
   for i, job in ipairs(jobs) do
     local key = job.entry.id or job.url or ("#" .. i)
@@ -211,64 +223,43 @@ local function group_by_id(jobs)
   end
   return groups, order
 end
+local group_by_id = files.group_by_id
 
--- Download every job ({entry = file entry, url =}) into out_dir/attachments/, at most
--- opts.concurrency at once; sets local_path / sha256 / size or missing_reason on the entries.
--- The same file shared twice is fetched once; two different files never share a local name.
--- opts: concurrency, max_bytes, progress(n, total), allow_private (default: the config's).
-function files.download_all(jobs, out_dir, opts)
-  opts = opts or {}
-  local groups, order = group_by_id(jobs)
-  if #order == 0 then return end
-  local dir = out_dir .. "/" .. files.DIR
-  local ok, mkerr = host.mkdir(dir)
-  if ok == nil and mkerr then
-    for _, key in ipairs(order) do
-      for _, fe in ipairs(groups[key].entries) do fe.missing_reason = "could not create the attachments folder" end
-    end
-    return
-  end
-  local done = 0
-  local fns = {}
-  local names = files.unique_names(groups, order)
-  local private = files.allow_private(opts)
-  for i, key in ipairs(order) do
-    local g = groups[key]
-    fns[i] = function()
-      local safe = names[key]
-      local dl_opts = { max_bytes = opts.max_bytes, allow_private = private or nil }
-      local res, err = host.download(g.url, dir .. "/" .. safe, dl_opts)
-      done = done + 1
-      if opts.progress then opts.progress(done, #order) end
-      if not res then return { reason = files.reason(err, opts.max_bytes) } end
-      return { local_path = files.DIR .. "/" .. safe, sha256 = res.sha256, size = res.size }
-    end
-  end
-  local results = host.all(fns, opts.concurrency or 4)
-  for i, key in ipairs(order) do
-    local r = results[i]
-    local outcome
-    if r and r.ok and type(r.value) == "table" then
-      outcome = r.value
+-- Download url into out_dir/attachments/<safe> (the folder exists). Returns what the file entries
+-- get: { local_path, sha256, size } or { reason }. opts: max_bytes, allow_private (resolved).
+function files.fetch(url, out_dir, safe, opts)
+  local dl_opts = { max_bytes = opts.max_bytes, allow_private = opts.allow_private or nil }
+  local res, err = host.download(url, out_dir .. "/" .. files.DIR .. "/" .. safe, dl_opts)
+  if not res then return { reason = files.reason(err, opts.max_bytes) } end
+  return { local_path = files.DIR .. "/" .. safe, sha256 = res.sha256, size = res.size }
+end
+
+-- A host.all result of a files.fetch as that outcome (a fetch that raised is a failed download).
+function files.outcome_of(r)
+  if r and r.ok and type(r.value) == "table" then return r.value end
+  return { reason = "download failed: " .. tostring(r and r.error or "no result") }
+end
+
+-- Set an outcome (files.fetch's) on file entries: local_path, sha256, size, or missing_reason.
+function files.apply(entries, outcome)
+  for _, fe in ipairs(entries) do
+    if outcome.local_path then
+      fe.local_path = outcome.local_path
+      fe.sha256 = outcome.sha256
+      fe.size = outcome.size or fe.size
     else
-      outcome = { reason = "download failed: " .. tostring(r and r.error or "no result") }
-    end
-    for _, fe in ipairs(groups[key].entries) do
-      if outcome.local_path then
-        fe.local_path = outcome.local_path
-        fe.sha256 = outcome.sha256
-        fe.size = outcome.size or fe.size
-      else
-        fe.missing_reason = outcome.reason
-      end
+      fe.missing_reason = outcome.reason
     end
   end
 end
 
+-- The missing_reason of every file when attachments/ cannot be made.
+files.NO_FOLDER = "could not create the attachments folder"
+
 -- Offline render: use a file already present under out_dir/attachments/, else say why it is absent.
 function files.attach_offline(jobs, out_dir)
   local groups, order = group_by_id(jobs)
-  local names = files.unique_names(groups, order) -- the names download_all would have used
+  local names = files.unique_names(groups, order) -- the names the bot's downloads use
   for _, key in ipairs(order) do
     local safe = names[key]
     local path = (out_dir or ".") .. "/" .. files.DIR .. "/" .. safe

@@ -2,9 +2,10 @@
 -- thread from Slack, names its people and user groups, runs the filter rules, computes the figures
 -- and downloads the files; timeline.build(messages, opts) does the same offline (`render`), without
 -- any call. Called by commands/autopsy.lua (collect) and lib/render_offline.lua (build); calls
--- lib/slack.lua, lib/people.lua, lib/usergroups.lua, lib/mentions.lua, lib/files.lua, lib/filters.lua,
--- lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua, the converters (lib/blockkit.lua, lib/mrkdwn.lua,
--- lib/attachments.lua, lib/emoji.lua), lib/subtypes.lua, lib/markdown.lua and host.
+-- lib/slack.lua, lib/people.lua, lib/usergroups.lua, lib/mentions.lua, lib/files.lua,
+-- lib/early_downloads.lua, lib/filters.lua, lib/figures.lua, lib/timefmt.lua, lib/tsutil.lua, the
+-- converters (lib/blockkit.lua, lib/mrkdwn.lua, lib/attachments.lua, lib/emoji.lua),
+-- lib/subtypes.lua, lib/markdown.lua and host.
 local host = require "host"
 local tsutil = require "lib.tsutil"
 local timefmt = require "lib.timefmt"
@@ -13,6 +14,7 @@ local usergroups = require "lib.usergroups"
 local mentions = require "lib.mentions"
 local slack = require "lib.slack"
 local files = require "lib.files"
+local early_downloads = require "lib.early_downloads"
 local filters = require "lib.filters"
 local figures = require "lib.figures"
 local mrkdwn = require "lib.mrkdwn"
@@ -437,12 +439,16 @@ local function unnamed_channels(refs, own)
   return ids
 end
 
--- The reading of one report, batch by batch: reader.absorb(batch) names what a batch of messages
--- needs (people, user groups, channels mentioned without a name; with the first batch also this
--- channel's name and its pins) and converts its messages into entries; reader.finish(messages,
--- r) does what needs the whole thread (lib.timeline's complete: the filter rules, day headings,
--- figures) and downloads the kept files. A thread report absorbs each page while the next one is
--- on the wire (slack.replies' work); a channel report absorbs everything once.
+-- The reading of one report, batch by batch: reader.prefetch(batch) hands the batch's files to
+-- the early downloads (lib/early_downloads.lua) as soon as it is read; reader.absorb(batch) names
+-- what a batch of messages needs (people, user groups, channels mentioned without a name; with the
+-- first batch also this channel's name and its pins) and converts its messages into entries;
+-- reader.finish(messages, r) does what needs the whole thread (lib.timeline's complete: the filter
+-- rules, day headings, figures) and tells the early downloads which files the kept entries need;
+-- reader.run(fn) runs fn (the reading, absorb, finish) beside those downloads, and
+-- reader.download(t) ends them (files nobody kept removed, the rest fetched). A thread report
+-- absorbs each page while the next one is on the wire (slack.replies' work); a channel report
+-- absorbs everything once.
 local function new_reader(ctx, opts, channel_mode)
   local progress = opts.progress or function() end
   local config = ctx.config or host.config() or {}
@@ -454,6 +460,35 @@ local function new_reader(ctx, opts, channel_mode)
   local book, groups, channel_names = {}, {}, {}
   local asked, channels_asked, named = {}, 0, 0
   local channel_name, pinned, env
+  local early = opts.out_dir and early_downloads.new(opts.out_dir, {
+    concurrency = downloads.concurrency or 4,
+    max_bytes = downloads.max_bytes,
+    progress = function(n, total) progress("files", n, total) end,
+    on_file = opts.on_file,
+  }) or nil
+
+  -- The files the batch's messages carry, as download jobs, except the bot's own uploads (an
+  -- earlier report: rule 10 drops them) and what cannot be downloaded (lib/files.lua's describe).
+  function reader.prefetch(batch)
+    if not early then return end
+    local jobs = {}
+    for _, m in ipairs(batch) do
+      local own = (bot.user_id and m.user == bot.user_id) or (bot.bot_id and m.bot_id == bot.bot_id)
+      local message_files = not own and files_of(m)
+      for _, f in ipairs(message_files or {}) do
+        if type(f) == "table" then
+          local fe, url = files.describe(f, downloads.max_bytes)
+          if url then jobs[#jobs + 1] = { entry = fe, url = url } end
+        end
+      end
+    end
+    early.add(jobs)
+  end
+
+  function reader.run(fn)
+    if early then return early.run(fn) end
+    return fn()
+  end
 
   function reader.absorb(batch, thread_ts)
     reader.batches = reader.batches + 1
@@ -512,6 +547,7 @@ local function new_reader(ctx, opts, channel_mode)
   end
 
   -- r: thread_ts, info (complete, fetched, expected, bounded). entries[i] must be messages[i]'s.
+  -- Returns the timeline (its files not downloaded yet: reader.download) and the kept file jobs.
   function reader.finish(messages, r)
     local info = r.info
     for id, name in pairs(channel_names) do
@@ -537,14 +573,15 @@ local function new_reader(ctx, opts, channel_mode)
     end
     t.requested_at = host.now()
 
-    if opts.out_dir and #file_jobs > 0 then
-      progress("files", 0, #file_jobs)
-      files.download_all(file_jobs, opts.out_dir, {
-        concurrency = downloads.concurrency or 4,
-        max_bytes = downloads.max_bytes,
-        progress = function(n, total) progress("files", n, total) end,
-      })
-    elseif #file_jobs > 0 then
+    if early then early.keep(file_jobs) end
+    return t, file_jobs
+  end
+
+  -- After run: the kept files downloaded (or why not) and counted in t.files.
+  function reader.download(t, file_jobs)
+    if early then
+      early.finish()
+    else
       for _, job in ipairs(file_jobs) do job.entry.missing_reason = "not downloaded (no report folder)" end
     end
     t.files = files.stats(t.entries)
@@ -573,22 +610,30 @@ end
 -- Read the thread of ctx (channel, thread_ts, ts = the request, user, config) from Slack and build
 -- its timeline, downloading kept files into opts.out_dir/attachments/.
 -- opts: out_dir (required for downloads), progress(stage, n, total) with stage "messages",
--- "people", "files". Returns timeline, or nil, err when not even the first page could be read.
+-- "people", "files", on_file(local_path) for each kept file downloaded (lib/early_downloads.lua).
+-- Returns timeline, or nil, err when not even the first page could be read.
 function timeline.collect(ctx, opts)
   opts = opts or {}
   local progress = opts.progress or function() end
   local thread_ts = ctx.thread_ts or ctx.ts
   local reader = new_reader(ctx, opts, false)
-  -- each page is named and converted while the next one is on the wire
-  local messages, info = slack.replies(ctx.channel, thread_ts, function(n, expected)
-    progress("messages", n, expected)
-  end, function(batch)
-    return function() reader.absorb(batch, thread_ts) end
+  local messages, info, t, file_jobs
+  reader.run(function()
+    -- each page's files start downloading as it arrives; it is named and converted while the next
+    -- one is on the wire
+    messages, info = slack.replies(ctx.channel, thread_ts, function(n, expected)
+      progress("messages", n, expected)
+    end, function(batch)
+      reader.prefetch(batch)
+      return function() reader.absorb(batch, thread_ts) end
+    end)
+    if not messages then return end
+    -- the pages' entries, in the order of the messages (slack.replies sorts them by ts)
+    tsutil.sort_by_ts(reader.entries)
+    t, file_jobs = reader.finish(messages, { thread_ts = thread_ts, info = info })
   end)
   if not messages then return nil, info end
-  -- the pages' entries, in the order of the messages (slack.replies sorts them by ts)
-  tsutil.sort_by_ts(reader.entries)
-  return reader.finish(messages, { thread_ts = thread_ts, info = info })
+  return reader.download(t, file_jobs)
 end
 
 -- A channel report: the channel's messages (conversations.history, from opts.oldest or the start,
@@ -621,8 +666,13 @@ function timeline.collect_channel(ctx, opts)
   info.threads, info.incomplete_threads = n_threads, incomplete_threads
   local key = opts.thread_ts or (messages[1] and messages[1].ts) or ctx.ts
   local reader = new_reader(ctx, opts, true)
-  reader.absorb(messages, key)
-  local t = reader.finish(messages, { thread_ts = key, info = info })
+  local t, file_jobs
+  reader.prefetch(messages)
+  reader.run(function()
+    reader.absorb(messages, key)
+    t, file_jobs = reader.finish(messages, { thread_ts = key, info = info })
+  end)
+  reader.download(t, file_jobs)
   t.window = { oldest = opts.oldest, latest = opts.latest }
   t.threads = n_threads
   return t

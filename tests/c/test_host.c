@@ -105,6 +105,18 @@ static void test_write_path_refused(void **state)
     rmdir(outside);
 }
 
+/* <test_root>/<name>/ holding report.md ("# report\n") and an empty attachments/. */
+static void test_report_dir(const char *name)
+{
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", test_root, name);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/attachments", test_root, name);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/%s/report.md", test_root, name);
+    test_write_file(path, "# report\n");
+}
+
 static void test_zip_roundtrip(void **state)
 {
     char path[PATH_MAX + 64], zip[PATH_MAX + 64], err[256];
@@ -115,12 +127,7 @@ static void test_zip_roundtrip(void **state)
     int n = 0;
     (void)state;
 
-    snprintf(path, sizeof path, "%s/b", test_root);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/b/attachments", test_root);
-    mkdir(path, 0755);
-    snprintf(path, sizeof path, "%s/b/report.md", test_root);
-    test_write_file(path, "# report\n");
+    test_report_dir("b");
     snprintf(path, sizeof path, "%s/b/attachments/log.txt", test_root);
     test_write_file(path, "line 1\nline 2\n");
     snprintf(path, sizeof path, "%s/b/attachments/escape", test_root);
@@ -155,6 +162,69 @@ static void test_zip_roundtrip(void **state)
     const char *missing[] = {"nope.md"};
     assert_int_equal(zipbundle_write(zip, path, missing, 1, err, sizeof err), -1);
     assert_int_not_equal(access(zip, F_OK), 0);
+}
+
+/* The member names of the zip at path, in order, into names (at most 8); returns how many. */
+static int test_zip_names(const char *path, char names[8][64])
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    int n = 0;
+    archive_read_support_format_zip(a);
+    assert_int_equal(archive_read_open_filename(a, path, 10240), ARCHIVE_OK);
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK && n < 8) {
+        snprintf(names[n++], 64, "%s", archive_entry_pathname(e));
+    }
+    archive_read_free(a);
+    return n;
+}
+
+/* The zip written entry by entry (host.zip_writer): members in the order added, "folder/" its own
+ * entry alone; a failed or dropped zip leaves nothing beside it. */
+static void test_zip_entry_by_entry(void **state)
+{
+    char dir[PATH_MAX + 64], path[PATH_MAX + 128], zip[PATH_MAX + 128], prefix[PATH_MAX + 128];
+    char err[256], names[8][64];
+    struct zipbundle *z;
+    struct dirent *de;
+    DIR *d;
+    int n;
+    (void)state;
+
+    test_report_dir("e");
+    snprintf(dir, sizeof dir, "%s/e", test_root);
+    snprintf(path, sizeof path, "%s/e/attachments/b.txt", test_root);
+    test_write_file(path, "b\n");
+    snprintf(path, sizeof path, "%s/e/attachments/a.txt", test_root);
+    test_write_file(path, "a\n");
+    snprintf(prefix, sizeof prefix, "%s/.bundle.zip", dir);
+    snprintf(zip, sizeof zip, "%s/report.zip", dir);
+
+    z = zipbundle_open(prefix, dir, err, sizeof err);
+    assert_non_null(z);
+    assert_int_equal(zipbundle_add_entry(z, "attachments/", err, sizeof err), 0);
+    assert_int_equal(zipbundle_add_entry(z, "attachments/b.txt", err, sizeof err), 0);
+    assert_int_equal(zipbundle_add_entry(z, "attachments/a.txt", err, sizeof err), 0);
+    assert_int_equal(zipbundle_add_entry(z, "report.md", err, sizeof err), 0);
+    assert_int_equal(zipbundle_finish(z, zip, err, sizeof err), 0);
+    n = test_zip_names(zip, names);
+    assert_int_equal(n, 4);
+    assert_string_equal(names[0], "attachments/");
+    assert_string_equal(names[1], "attachments/b.txt");
+    assert_string_equal(names[2], "attachments/a.txt");
+    assert_string_equal(names[3], "report.md");
+
+    /* refused entries, a file given as a folder, a dropped zip: no temp file is left */
+    z = zipbundle_open(prefix, dir, err, sizeof err);
+    assert_non_null(z);
+    assert_int_equal(zipbundle_add_entry(z, "../e/report.md", err, sizeof err), -1);
+    assert_int_equal(zipbundle_add_entry(z, "report.md/", err, sizeof err), -1);
+    zipbundle_discard(z);
+    d = opendir(dir);
+    while ((de = readdir(d)) != NULL) {
+        assert_null(strstr(de->d_name, ".tmp."));
+    }
+    closedir(d);
 }
 
 /* Compression method of the local header of entry `name` in the zip at path (0 stored, 8 deflate).
@@ -262,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_write_path_refused),
         cmocka_unit_test(test_zip_roundtrip),
         cmocka_unit_test(test_zip_stores_compressed_formats),
+        cmocka_unit_test(test_zip_entry_by_entry),
         cmocka_unit_test(test_budget_alloc_cap_and_reserve),
     };
     return cmocka_run_group_tests(tests, test_setup, test_teardown);

@@ -140,6 +140,52 @@ describe("bundle", function()
                       members = { out.md_name, "attachments" } }, zips[1])
   end)
 
+  -- host.zip_writer recording what it is given; close answers `close_answer` (default true).
+  local function zip_writer_stub(close_answer, close_err)
+    local calls = {}
+    package.loaded.host.zip_writer = function(base)
+      calls[#calls + 1] = { "open", base }
+      return {
+        add = function(_, rel) calls[#calls + 1] = { "add", rel } return true end,
+        close = function(_, zip_path, entries)
+          calls[#calls + 1] = { "close", zip_path, entries }
+          if close_answer == false then return nil, close_err end
+          return true
+        end,
+        abort = function() calls[#calls + 1] = { "abort" } end,
+      }
+    end
+    return calls
+  end
+
+  it("finishes the zip begun before: the added attachments, the rest of attachments/, the .md last", function()
+    local calls = zip_writer_stub()
+    local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    sh("mkdir -p '" .. slot.dir .. "/attachments' && touch '" .. slot.dir .. "/attachments/F1-a.png' '"
+       .. slot.dir .. "/attachments/F2-b.png' '" .. slot.dir .. "/attachments/zz-late.txt'")
+    local zip = bundle.zip_start(slot)
+    zip.add("attachments/F1-a.png")
+    zip.add("attachments/F2-b.png")
+    local out = assert(bundle.write(timeline({ entry("1731624067.001900", "x") }), slot, { zip_stream = zip }))
+    assert.are.same({
+      { "open", slot.dir },
+      { "add", "attachments/" }, { "add", "attachments/F1-a.png" }, { "add", "attachments/F2-b.png" },
+      { "close", out.zip_path, { "attachments/zz-late.txt", out.md_name } },
+    }, calls)
+    assert.are.same({}, zips) -- host.zip not used
+  end)
+
+  it("makes the whole zip at the end as before when the one begun before fails", function()
+    local calls = zip_writer_stub(false, { code = "io", message = "disk full" })
+    local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    sh("mkdir -p '" .. slot.dir .. "/attachments' && touch '" .. slot.dir .. "/attachments/F1-a.png'")
+    local zip = bundle.zip_start(slot)
+    zip.add("attachments/F1-a.png")
+    local out = assert(bundle.write(timeline({ entry("1731624067.001900", "x") }), slot, { zip_stream = zip }))
+    assert.are.equal("close", calls[#calls][1])
+    assert.are.same({ { zip_path = out.zip_path, base = slot.dir, members = { out.md_name, "attachments" } } }, zips)
+  end)
+
   it("leaves attachments/ out of the zip when there is none, and can skip zip and json", function()
     local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
     bundle.write(timeline({ entry("1731624067.001900", "x") }), slot)

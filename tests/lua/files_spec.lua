@@ -1,6 +1,7 @@
 -- Specs for lib/files.lua: what each file mode becomes (image, file, snippet, hidden_by_limit,
 -- tombstone, external, check_file_info stubs, too large), hostile names made safe, downloads with
--- their failure reasons and the concurrency limit, and the offline render's use of present files.
+-- their failure reasons and the concurrency limit (through lib/early_downloads.lua), and the offline
+-- render's use of present files.
 package.path = "tests/lua/?.lua;" .. package.path
 local stub = require "helpers.host_stub"
 local H = {}
@@ -19,6 +20,16 @@ end
 reset_host()
 
 local files = require "lib.files"
+local early_downloads = require "lib.early_downloads"
+
+-- What the bot does for jobs whose files were all handed over early and whose entries were all kept.
+local function download_all(jobs, out_dir, opts)
+  local e = early_downloads.new(out_dir, opts)
+  e.add(jobs)
+  e.run(function() end)
+  e.keep(jobs)
+  e.finish()
+end
 
 local function hosted(id, name, mimetype, extra)
   local f = { id = id, name = name, title = name, mimetype = mimetype, mode = "hosted", size = 100,
@@ -118,7 +129,7 @@ describe("files.safe_name", function()
   end)
 end)
 
-describe("files.download_all", function()
+describe("the downloads (lib/early_downloads.lua, every file handed over early and kept)", function()
   before_each(reset_host)
 
   local function job(id, name)
@@ -134,7 +145,7 @@ describe("files.download_all", function()
       return { path = dest, size = 42, sha256 = "ab", content_type = "image/png" }
     end
     local jobs = { job("F1", "../a.png"), job("F2", "b.png") }
-    files.download_all(jobs, "/data/reports/C1/1.000001/v1", { concurrency = 3, max_bytes = 1000 })
+    download_all(jobs, "/data/reports/C1/1.000001/v1", { concurrency = 3, max_bytes = 1000 })
     assert.are.equal(3, H.all_limit)
     assert.are.same({ "/data/reports/C1/1.000001/v1/attachments" }, H.mkdirs)
     assert.are.same({ "/data/reports/C1/1.000001/v1/attachments/F1-_a.png",
@@ -156,7 +167,7 @@ describe("files.download_all", function()
     end
     local jobs = {}
     for i = 1, 6 do jobs[i] = job("F" .. i, "f" .. i .. ".png") end
-    files.download_all(jobs, "/out", { max_bytes = 1024 * 1024 })
+    download_all(jobs, "/out", { max_bytes = 1024 * 1024 })
     assert.are.equal("login page instead of the file", jobs[1].entry.missing_reason)
     assert.are.equal("too large (limit 1.0 MB)", jobs[2].entry.missing_reason)
     assert.are.equal("HTTP status 403", jobs[3].entry.missing_reason)
@@ -174,7 +185,7 @@ describe("files.download_all", function()
       return { path = dest, size = 1, sha256 = "00" }
     end
     local a, b = job("F1", "x.png"), job("F1", "x.png")
-    files.download_all({ a, b }, "/out", {})
+    download_all({ a, b }, "/out", {})
     assert.are.equal(1, n)
     assert.are.equal("attachments/F1-x.png", b.entry.local_path)
   end)
@@ -193,7 +204,7 @@ describe("files.download_all", function()
     local a, b = anon("https://x/1"), anon("https://x/2")
     local c = { entry = { id = "F1!", name = "z.png" }, url = "https://x/3" }
     local d = { entry = { id = "F1?", name = "z.png" }, url = "https://x/4" }
-    files.download_all({ a, b, c, d }, "/out", {})
+    download_all({ a, b, c, d }, "/out", {})
     assert.are_not.equal(a.entry.local_path, b.entry.local_path)
     assert.are_not.equal(c.entry.local_path, d.entry.local_path)
     assert.are.equal("attachments/F-report.pdf", a.entry.local_path)
@@ -213,7 +224,7 @@ describe("files.download_all", function()
     end
     local jobs = {}
     for i = 1, 5 do jobs[i] = job("F" .. i, "f" .. i .. ".png") end
-    files.download_all(jobs, "/out", {})
+    download_all(jobs, "/out", {})
     local seen = {}
     for i = 1, 5 do
       local r = jobs[i].entry.missing_reason
@@ -235,11 +246,11 @@ describe("files.download_all", function()
       return { path = dest, size = 1, sha256 = "00" }
     end
     H.config = function() return { downloads = { allow_private = true } } end
-    files.download_all({ job("F1", "a.png") }, "/out", {})
+    download_all({ job("F1", "a.png") }, "/out", {})
     H.config = function() return { downloads = { allow_private = "yes" } } end
-    files.download_all({ job("F1", "a.png") }, "/out", {})
+    download_all({ job("F1", "a.png") }, "/out", {})
     H.config = function() return {} end
-    files.download_all({ job("F1", "a.png") }, "/out", {})
+    download_all({ job("F1", "a.png") }, "/out", {})
     assert.are.same({ true, false, false }, seen)
   end)
 

@@ -1,0 +1,209 @@
+-- Downloads begun before the filter rules ran. lib/timeline.lua's reader hands over each page's
+-- files as soon as the page is read (never the bot's own uploads) and runs the reading, the names
+-- and the rules beside them (run); once the rules ran, keep() names the files the kept entries
+-- need; finish() removes the files nobody kept and downloads the ones not fetched yet, then sets
+-- each kept file entry (local_path, sha256, size, or missing_reason). The local names are those of
+-- the kept files alone (files.unique_names over them, in order), as if nothing had been fetched
+-- before the rules: an early file whose name differs (a clash with a dropped one) is fetched again.
+-- With opts.on_file, each kept file is handed on (its local path) as soon as it and every kept
+-- file before it in name order are in (lib/bundle.lua's zip takes them).
+-- Calls lib/files.lua and host (all, sleep, mkdir, remove, download through files.fetch).
+local host = require "host"
+local files = require "lib.files"
+
+local early_downloads = {}
+
+-- How long the dispatcher waits before looking again at an empty queue while the reading goes on:
+-- from the first to the longest wait, doubling (a long read with no file wakes it 500 times a
+-- second, not 1,000; a page's files wait at most the longest).
+local POLL_FIRST, POLL_LONGEST = 0.001, 0.002
+
+-- out_dir: the report folder. opts: concurrency (default 4), max_bytes, allow_private, progress(n,
+-- total), on_file(local_path).
+function early_downloads.new(out_dir, opts)
+  opts = opts or {}
+  local concurrency = opts.concurrency or 4
+  local fetch_opts = { max_bytes = opts.max_bytes, allow_private = files.allow_private(opts) }
+  local self = {}
+  local early, early_order = {}, {} -- key -> { url, safe, state, outcome, used }
+  local provisional = {}            -- local name -> the early download that holds it
+  local name_of = files.namer()
+  local queue, head = {}, 1
+  local reading, stopped = true, false
+  local kept, kept_order            -- after keep(): files.group_by_id of the kept jobs
+  local folder                      -- nil: not made yet; true; false: could not be made
+  local started, done = 0, 0
+  local in_order, handed = {}, 0    -- after keep(): the kept downloads in name order; how many handed on
+
+  -- Hand on the kept files that are in, in name order, up to the first one still missing.
+  local function hand_on()
+    if not opts.on_file then return end
+    while in_order[handed + 1] do
+      local d = in_order[handed + 1]
+      if d.state ~= "done" then return end
+      handed = handed + 1
+      if d.outcome.local_path then opts.on_file(d.outcome.local_path) end
+    end
+  end
+
+  local function ensure_folder()
+    if folder == nil then
+      local ok, err = host.mkdir(out_dir .. "/" .. files.DIR)
+      folder = not (ok == nil and err)
+    end
+    return folder
+  end
+
+  local function enqueue(d)
+    d.state = "queued"
+    queue[#queue + 1] = d
+  end
+
+  -- Early downloads for jobs ({ entry = file entry, url = }), in order; a file already handed over
+  -- (the same id or URL) is not fetched twice.
+  function self.add(jobs)
+    local groups, order = files.group_by_id(jobs)
+    if #order == 0 or kept or not ensure_folder() then return end
+    for _, key in ipairs(order) do
+      if not early[key] then
+        local g = groups[key]
+        local d = { url = g.url, safe = name_of(g.id, g.name) }
+        early[key] = d
+        early_order[#early_order + 1] = key
+        provisional[d.safe] = d
+        enqueue(d)
+      end
+    end
+  end
+
+  local function fetch(d)
+    d.state = "running"
+    started = started + 1
+    d.outcome = files.fetch(d.url, out_dir, d.safe, fetch_opts)
+    d.state = "done"
+    done = done + 1
+    hand_on()
+    if opts.progress then opts.progress(done, started + #queue - head + 1) end
+  end
+
+  local function next_queued()
+    while head <= #queue do
+      local d = queue[head]
+      head = head + 1
+      if d.state == "queued" then return d end -- (a dropped file's download is "skipped")
+    end
+    return nil
+  end
+
+  local function worker()
+    while not stopped do
+      local d = next_queued()
+      if not d then return end
+      fetch(d)
+    end
+  end
+
+  -- While the reading goes on: a round of `concurrency` workers whenever the queue holds work.
+  local function dispatcher()
+    local wait = POLL_FIRST
+    while not stopped do
+      if head <= #queue then
+        local workers = {}
+        for i = 1, concurrency do workers[i] = worker end
+        host.all(workers, concurrency)
+        wait = POLL_FIRST
+      elseif not reading then
+        return
+      else
+        host.sleep(wait)
+        wait = math.min(wait * 2, POLL_LONGEST)
+      end
+    end
+  end
+
+  -- Run fn (the reading, the names, the rules) beside the downloads; returns once fn returned and
+  -- the queue is empty. An error in fn stops the downloads not started and is raised again.
+  function self.run(fn)
+    local results = host.all({
+      function()
+        local ok, err = pcall(fn)
+        reading = false
+        if not ok then
+          stopped = true
+          error(err, 0)
+        end
+      end,
+      dispatcher,
+    })
+    for _, r in ipairs(results) do
+      if not r.ok then error(r.error, 0) end
+    end
+  end
+
+  -- The jobs of the kept entries (lib/timeline.lua's complete). Early downloads nobody needs and not
+  -- started are skipped; kept files not fetched yet are queued, unless their name is an early
+  -- file's (then finish() fetches them once that file is gone).
+  function self.keep(jobs)
+    kept, kept_order = files.group_by_id(jobs)
+    local names = files.unique_names(kept, kept_order)
+    for _, key in ipairs(kept_order) do
+      local g, d = kept[key], early[key]
+      if d and d.safe == names[key] then
+        d.used = true
+        g.source = d
+      else
+        g.source = { url = g.url, safe = names[key], state = "deferred" }
+        if not provisional[names[key]] and ensure_folder() then enqueue(g.source) end
+      end
+    end
+    for _, key in ipairs(early_order) do
+      local d = early[key]
+      if not d.used and d.state == "queued" then d.state = "skipped" end
+    end
+    for _, key in ipairs(kept_order) do in_order[#in_order + 1] = kept[key].source end
+    table.sort(in_order, function(a, b) return a.safe < b.safe end)
+    hand_on()
+  end
+
+  -- After run and keep: removes the early files no kept entry uses, fetches what is left (at most
+  -- `concurrency` at once) and sets the kept file entries (local_path, sha256, size or
+  -- missing_reason). Returns nothing.
+  function self.finish()
+    for _, key in ipairs(early_order) do
+      local d = early[key]
+      if not d.used and d.outcome and d.outcome.local_path then
+        host.remove(out_dir .. "/" .. d.outcome.local_path)
+      end
+    end
+    if not kept or #kept_order == 0 then
+      if folder then host.remove(out_dir .. "/" .. files.DIR) end -- (an empty folder only)
+      return
+    end
+    local left, fns = {}, {}
+    for _, key in ipairs(kept_order) do
+      local d = kept[key].source
+      if (d.state == "queued" or d.state == "deferred") and ensure_folder() then
+        left[#left + 1] = d
+        fns[#fns + 1] = function() fetch(d) end
+      end
+    end
+    if #fns > 0 then
+      local results = host.all(fns, concurrency)
+      for i, r in ipairs(results) do
+        local d = left[i]
+        if not r.ok then
+          d.outcome, d.state = files.outcome_of(r), "done"
+        end
+      end
+      hand_on()
+    end
+    for _, key in ipairs(kept_order) do
+      local g = kept[key]
+      files.apply(g.entries, g.source.outcome or { reason = files.NO_FOLDER })
+    end
+  end
+
+  return self
+end
+
+return early_downloads

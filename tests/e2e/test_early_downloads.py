@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""End to end, the early downloads (scripts/lib/early_downloads.lua): a thread's files start
+downloading as soon as its page is read, before users.info answers (the fake delays it); a file
+whose entry a rule then drops (a rule that reads names, added to a copy of scripts/filters/) is
+downloaded but is neither in attachments/ nor in the zip nor counted; the zip, written as the
+files arrive, lists attachments/, the kept files in name order, the incident picture, then the .md;
+the bot's own earlier upload is never fetched; a failed early download is reported as before (its
+reason in the .md, counted as missing); the progress message is posted once although the downloads
+report beside the reading. Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
+import glob
+import io
+import os
+import zipfile
+
+from harness import BotTestCase
+
+CHANNEL = "C0EARLY"
+ALICE, MALLORY = "U0ALICE", "U0MALLORY"
+NAMES_DELAY = 1.0  # seconds users.info waits before it answers
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+       b"\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00\x00IEND\xaeB`\x82")
+
+# Drops what mallory wrote: a rule that needs the names, which users.info gives last.
+DROP_MALLORY = '''-- test rule: drops the entries of the person named mallory
+return {
+  name = "15-drop-mallory",
+  description = "Drops mallory's messages.",
+  apply = function(entries, env)
+    return env.drop_where(entries, function(entry)
+      local id = entry.author and entry.author.id
+      if id and env.name_of(id) == "mallory" then return "written by mallory" end
+      return nil
+    end)
+  end,
+}
+'''
+
+
+class EarlyDownloadsTest(BotTestCase):
+    def setUp(self):
+        super().setUp()
+        fs = self.fs
+        fs.set_identity(user_id="U0PMBOT", bot_id="B0PMBOT", user="postmortembot")
+        fs.add_channel(CHANNEL, "inc-early", members=[ALICE, MALLORY])
+        fs.add_user(ALICE, "alice")
+        fs.add_user(MALLORY, "mallory")
+        self.parent = fs.add_message(CHANNEL, {"type": "message", "user": ALICE, "text": "checkout is down",
+                                               "ts": "1731620000.000100", "thread_ts": "1731620000.000100"})["ts"]
+        kept = [fs.add_file("F0KEEP%d" % i, "graph-%d.png" % i, PNG + bytes([i]) * 4000, mimetype="image/png")
+                for i in range(1, 4)]
+        dropped = fs.add_file("F0DROP1", "secret.png", PNG + b"x" * 5000, mimetype="image/png", user=MALLORY)
+        failing = fs.add_file("F0FAIL1", "broken.png", PNG, mimetype="image/png", mode="status", status=404)
+        earlier = fs.add_file("F0BOTMD", "postmortem-earlier.md", b"# an earlier report\n",
+                              mimetype="text/markdown", user="U0PMBOT")
+        replies = [
+            {"user": ALICE, "text": "the error graph", "files": kept[:2]},
+            {"user": MALLORY, "text": "my screenshot", "files": [dropped]},
+            {"user": "U0PMBOT", "bot_id": "B0PMBOT", "text": "", "files": [earlier]},
+            {"user": ALICE, "text": "and after the fix", "files": [kept[2], failing]},
+        ]
+        for i, r in enumerate(replies, 1):
+            msg = {"type": "message", "ts": "1731620%03d.000200" % (10 * i), "thread_ts": self.parent}
+            msg.update(r)
+            fs.add_message(CHANNEL, msg)
+        self.fs.fault("users.info", delay=NAMES_DELAY, times=10)
+
+    def autopsy(self, config=None):
+        bot = self.make_bot(config)
+        scripts, _ = bot.scripts_copy()
+        with open(os.path.join(scripts, "filters", "15-drop-mallory.lua"), "w", encoding="utf-8") as f:
+            f.write(DROP_MALLORY)
+        bot.start()
+        self.fs.mention(CHANNEL, ALICE, "autopsy this", thread_ts=self.parent)
+        self.fs.wait_for(lambda: self.fs.uploads, timeout=60, what="the upload (bot log:\n%s)" % bot.tail(40))
+        return bot, os.path.join(bot.data_dir, "reports", CHANNEL, self.parent, "v1")
+
+    def download_times(self):
+        """{file id: time the fake got its download request}"""
+        with self.fs.lock:
+            reqs = [r for r in self.fs.requests if r["path"].startswith("/files-pri/")]
+        return {r["path"].split("/")[2].split("-", 1)[1]: r["time"] for r in reqs}
+
+    def names_asked_at(self):
+        with self.fs.lock:
+            return min(r["time"] for r in self.fs.requests if r.get("api_method") == "users.info")
+
+    def test_downloads_start_before_the_names_answer(self):
+        self.autopsy()
+        asked = self.download_times()
+        answered = self.names_asked_at() + NAMES_DELAY
+        for fid in ("F0KEEP1", "F0KEEP2", "F0KEEP3", "F0DROP1", "F0FAIL1"):
+            self.assertIn(fid, asked)
+            self.assertLess(asked[fid], answered, "%s was asked for after users.info answered" % fid)
+
+    def test_a_dropped_entrys_file_is_not_in_the_report(self):
+        _, v1 = self.autopsy()
+        self.assertIn("F0DROP1", self.download_times())  # fetched early, before the rule could run
+        present = sorted(os.listdir(os.path.join(v1, "attachments")))
+        self.assertEqual(["F0KEEP1-graph-1.png", "F0KEEP2-graph-2.png", "F0KEEP3-graph-3.png",
+                          "incident-timeline.svg"], present)
+        upload = self.fs.uploads[0]
+        zips = [f for f in upload["files"] if f["filename"].endswith(".zip")]
+        members = zipfile.ZipFile(io.BytesIO(zips[0]["bytes"])).namelist()
+        self.assertFalse([m for m in members if "F0DROP1" in m or "secret" in m], members)
+        # the zip's order (lib/bundle.lua zip_start): attachments/, the kept downloads in name
+        # order (each added as it arrived), the rest of attachments/, the .md last
+        md_name = [f["filename"] for f in upload["files"] if f["filename"].endswith(".md")][0]
+        self.assertEqual(["attachments/", "attachments/F0KEEP1-graph-1.png", "attachments/F0KEEP2-graph-2.png",
+                          "attachments/F0KEEP3-graph-3.png", "attachments/incident-timeline.svg", md_name], members)
+        self.assertFalse([n for n in os.listdir(v1) if ".tmp." in n], os.listdir(v1))
+        md = open(glob.glob(os.path.join(v1, "*.md"))[0], encoding="utf-8").read()
+        self.assertNotIn("secret", md)
+        self.assertRegex(upload["initial_comment"], r"^Postmortem: \d+ entries, 3 files attached, 1 could not be downloaded\.")
+
+    def test_one_progress_message_while_the_downloads_report_too(self):
+        # the first progress post is slow: the downloads, running beside it, report meanwhile
+        self.fs.fault("chat.postMessage", delay=0.5)
+        self.autopsy({"report": {"progress_after": 0}})
+        posts = [p["text"] for p in self.fs.posts(CHANNEL) if "Working on the postmortem" in p["text"]]
+        self.assertEqual(1, len(posts), posts)
+
+    def test_the_bots_own_upload_is_never_fetched(self):
+        self.autopsy()
+        self.assertNotIn("F0BOTMD", self.download_times())
+
+    def test_a_failed_early_download_is_reported_as_missing(self):
+        _, v1 = self.autopsy()
+        md = open(glob.glob(os.path.join(v1, "*.md"))[0], encoding="utf-8").read()
+        self.assertIn("broken.png: _not included: HTTP status 404_", md)
+        self.assertFalse(os.path.exists(os.path.join(v1, "attachments", "F0FAIL1-broken.png")))
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

@@ -1,0 +1,168 @@
+-- Specs for lib/early_downloads.lua: files downloaded before the rules ran end up as if the
+-- downloads had waited for the rules (the kept files' names, outcomes, failures), the files of
+-- dropped entries are removed and never set on an entry, a dropped file not started is never
+-- fetched, a name a dropped file held is fetched again for the kept one, and nothing runs beside
+-- more than `concurrency` downloads. host.all runs one function after another here (the bot runs
+-- them concurrently); calling run before keep makes the early downloads happen first.
+package.path = "tests/lua/?.lua;" .. package.path
+local stub = require "helpers.host_stub"
+local H = {}
+package.loaded.host = H
+
+local function reset_host()
+  for k in pairs(H) do H[k] = nil end
+  H.log = function() end
+  H.config = function() return {} end
+  H.mkdirs, H.removed, H.downloads, H.limits = {}, {}, {}, {}
+  H.mkdir = function(p) H.mkdirs[#H.mkdirs + 1] = p return true end
+  H.remove = function(p) H.removed[#H.removed + 1] = p return true end
+  H.all = function(fns, limit)
+    H.limits[#H.limits + 1] = limit or #fns
+    return stub.run_all(fns)
+  end
+  H.sleep = function() error("the dispatcher waited although the reading was over") end
+  H.download = function(url, dest)
+    H.downloads[#H.downloads + 1] = dest
+    if url:find("fail") then return nil, { code = "http_status", status = 403 } end
+    return { path = dest, size = #url, sha256 = "sum-" .. url }
+  end
+end
+reset_host()
+
+local files = require "lib.files"
+local early_downloads = require "lib.early_downloads"
+
+local function job(id, name, url)
+  return { entry = { id = id, name = name, kind = "image" }, url = url or ("https://f/" .. tostring(id)) }
+end
+
+-- The same file as the job `j` describes, as a new entry (the kept timeline's own file entry).
+local function again(j)
+  return { entry = { id = j.entry.id, name = j.entry.name, kind = j.entry.kind }, url = j.url }
+end
+
+local OUT = "/data/reports/C1/1.000001/v1"
+
+describe("early_downloads", function()
+  before_each(reset_host)
+
+  it("keeps the early downloads of kept files, removes a dropped one's and never sets it", function()
+    local a, b, c = job("F1", "a.png"), job("F2", "dropped.png"), job("F3", "c.png")
+    local e = early_downloads.new(OUT, { concurrency = 2 })
+    e.add({ a, b, c })
+    e.run(function() end) -- the downloads happen here
+    local ka, kc = again(a), again(c)
+    e.keep({ ka, kc })
+    e.finish()
+    assert.are.same({ OUT .. "/attachments/F1-a.png", OUT .. "/attachments/F2-dropped.png",
+                      OUT .. "/attachments/F3-c.png" }, H.downloads)
+    assert.are.same({ OUT .. "/attachments/F2-dropped.png" }, H.removed)
+    assert.are.equal("attachments/F1-a.png", ka.entry.local_path)
+    assert.are.equal("sum-https://f/F1", ka.entry.sha256)
+    assert.are.equal("attachments/F3-c.png", kc.entry.local_path)
+    assert.is_nil(b.entry.local_path)
+    for _, limit in ipairs(H.limits) do assert.is_true(limit <= 2) end
+  end)
+
+  it("never fetches a dropped file whose download had not started when the rules ran", function()
+    local a, b = job("F1", "a.png"), job("F2", "dropped.png")
+    local e = early_downloads.new(OUT, {})
+    e.add({ a, b })
+    local ka = again(a)
+    e.run(function() e.keep({ ka }) end) -- the rules ran before any download started
+    e.finish()
+    assert.are.same({ OUT .. "/attachments/F1-a.png" }, H.downloads)
+    assert.are.same({}, H.removed)
+    assert.are.equal("attachments/F1-a.png", ka.entry.local_path)
+  end)
+
+  it("fetches the kept files nobody handed over early, once, under the kept files' names", function()
+    local a = job("F1", "a.png")
+    local e = early_downloads.new(OUT, {})
+    e.add({ a })
+    local ka, late, late_twice = again(a), job("F9", "stub.png"), job("F9", "stub.png")
+    e.run(function() e.keep({ ka, late, late_twice }) end)
+    e.finish()
+    assert.are.same({ OUT .. "/attachments/F1-a.png", OUT .. "/attachments/F9-stub.png" }, H.downloads)
+    assert.are.equal("attachments/F9-stub.png", late.entry.local_path)
+    assert.are.equal("attachments/F9-stub.png", late_twice.entry.local_path)
+  end)
+
+  it("reports a failed early download on the kept entry with its reason", function()
+    local bad = job("F1", "a.png", "https://f/fail")
+    local e = early_downloads.new(OUT, { max_bytes = 1000 })
+    e.add({ bad })
+    e.run(function() end)
+    local kept = again(bad)
+    e.keep({ kept })
+    e.finish()
+    assert.are.equal(files.reason({ code = "http_status", status = 403 }, 1000), kept.entry.missing_reason)
+    assert.are.equal("HTTP status 403", kept.entry.missing_reason)
+    assert.is_nil(kept.entry.local_path)
+  end)
+
+  it("gives a kept file the name it would have had alone when a dropped one held it early", function()
+    -- two files without an id and with the same name: early they were report.pdf and report-2.pdf;
+    -- the first is dropped, so the kept one is report.pdf, what it is named without the other
+    local first = { entry = { name = "report.pdf", kind = "file" }, url = "https://x/1" }
+    local second = { entry = { name = "report.pdf", kind = "file" }, url = "https://x/2" }
+    local e = early_downloads.new(OUT, {})
+    e.add({ first, second })
+    e.run(function() end)
+    local kept = again(second)
+    e.keep({ kept })
+    e.finish()
+    local alone = files.unique_names(files.group_by_id({ again(second) }))
+    assert.are.equal("attachments/" .. alone["https://x/2"], kept.entry.local_path)
+    assert.are.equal("attachments/F-report.pdf", kept.entry.local_path)
+    assert.are.equal("sum-https://x/2", kept.entry.sha256)
+    -- fetched again under its final name, after both early files were removed
+    assert.are.same({ OUT .. "/attachments/F-report.pdf", OUT .. "/attachments/F-report-2.pdf",
+                      OUT .. "/attachments/F-report.pdf" }, H.downloads)
+    assert.are.same({ OUT .. "/attachments/F-report.pdf", OUT .. "/attachments/F-report-2.pdf" }, H.removed)
+  end)
+
+  it("removes the files before fetching a name again, and the folder when nothing is kept", function()
+    local order = {}
+    local first = { entry = { name = "r.pdf" }, url = "https://x/1" }
+    local second = { entry = { name = "r.pdf" }, url = "https://x/2" }
+    local e = early_downloads.new(OUT, {})
+    e.add({ first, second })
+    e.run(function() end)
+    H.remove = function(p) order[#order + 1] = "remove " .. p return true end
+    H.download = function(_, dest) order[#order + 1] = "fetch " .. dest return { size = 1, sha256 = "0" } end
+    e.keep({ again(second) })
+    e.finish()
+    assert.are.same({ "remove " .. OUT .. "/attachments/F-r.pdf", "remove " .. OUT .. "/attachments/F-r-2.pdf",
+                      "fetch " .. OUT .. "/attachments/F-r.pdf" }, order)
+
+    reset_host()
+    local e2 = early_downloads.new(OUT, {})
+    e2.add({ job("F1", "a.png") })
+    e2.run(function() e2.keep({}) end)
+    e2.finish()
+    assert.are.same({}, H.downloads)
+    assert.are.same({ OUT .. "/attachments" }, H.removed)
+  end)
+
+  it("says the folder could not be made", function()
+    H.mkdir = function() return nil, { code = "io" } end
+    local a = job("F1", "a.png")
+    local e = early_downloads.new(OUT, {})
+    e.add({ a })
+    local ka = again(a)
+    e.run(function() e.keep({ ka }) end)
+    e.finish()
+    assert.are.same({}, H.downloads)
+    assert.are.equal(files.NO_FOLDER, ka.entry.missing_reason)
+  end)
+
+  it("stops starting downloads when the reading fails, and raises its error", function()
+    local e = early_downloads.new(OUT, {})
+    e.add({ job("F1", "a.png") })
+    local ok, err = pcall(e.run, function() error("the reading broke", 0) end)
+    assert.is_false(ok)
+    assert.are.equal("the reading broke", err)
+    assert.are.same({}, H.downloads)
+  end)
+end)
