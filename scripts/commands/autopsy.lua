@@ -179,7 +179,7 @@ local function build_and_upload(ctx, progress, plan)
 
   local changes_text
   if slot.previous then
-    local changes = bundle.changes(bundle.previous_timeline(slot), timeline)
+    local changes = bundle.changes(bundle.previous_digest(slot), timeline)
     changes_text = bundle.changes_text(slot.version, slot.previous, changes)
   end
   local comment = upload.summary(written.view, changes_text)

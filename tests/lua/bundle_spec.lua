@@ -210,6 +210,45 @@ describe("bundle", function()
     assert.is_nil(bundle.changes_text(1, nil, {}))
   end)
 
+  it("compares with the previous version's digest as with its timeline", function()
+    local before = timeline({ entry("1.000100", "a"), entry("2.000100", "b"), entry("3.000100", "c"),
+                              entry("6.000100", "f", "8.0") })
+    before.entries[2].files = { { id = "F2" } }
+    local after = timeline({ entry("1.000100", "a"), entry("2.000100", "b2", "9.0"),
+                             entry("4.000100", "d"), entry("5.000100", "e"), entry("6.000100", "f", "8.0") })
+    after.entries[1].files = { { id = "F1" } }
+    after.entries[2].files = { { id = "F2" }, { id = "F3" } }
+    -- as the next version reads it: the digest through JSON
+    local digest = { kind = "digest", entries = cjson.decode(cjson.encode(bundle.digest(before).entries)) }
+    local expected = { added = 2, edited = 1, removed = 1, files_added = 2 }
+    assert.are.same(expected, bundle.changes(before, after))
+    assert.are.same(expected, bundle.changes(digest, after))
+    assert.are.same({ added = 0, edited = 0, removed = 0, files_added = 0 },
+                    bundle.changes(bundle.digest(after), after))
+  end)
+
+  it("writes the digest beside timeline.json and the next version reads it, else the timeline", function()
+    local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    local first = timeline({ entry("1731624067.001900", "x"), entry("1731624068.000100", "y") })
+    bundle.write(first, slot)
+    local digest_path = slot.dir .. "/" .. bundle.DIGEST_FILE
+    local raw = read(digest_path)
+    assert.is_string(raw)
+    assert.are.same(bundle.digest(first).entries, cjson.decode(raw))
+    local next_slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
+    local second = timeline({ entry("1731624067.001900", "x2") })
+    -- a digest that says something else than timeline.json: the digest is what is read
+    local f = io.open(digest_path, "wb")
+    f:write(cjson.encode({ { "1731624067.001900", false, "x2", "" } }))
+    f:close()
+    assert.are.same({ added = 0, edited = 0, removed = 0, files_added = 0 },
+                    bundle.changes(bundle.previous_digest(next_slot), second))
+    -- a version without a digest (written before it existed): its timeline.json
+    os.remove(digest_path)
+    assert.are.same({ added = 0, edited = 1, removed = 1, files_added = 0 },
+                    bundle.changes(bundle.previous_digest(next_slot), second))
+  end)
+
   it("reads the previous version's timeline.json back", function()
     local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
     bundle.write(timeline({ entry("1731624067.001900", "x") }), slot)
