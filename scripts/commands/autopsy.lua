@@ -166,9 +166,9 @@ local function build_and_upload(ctx, progress, plan)
   end
   progress.progress("report", 1, 1)
   local written
-  -- timeline.json (what makes the folder a version) is written beside the upload, below: the
-  -- upload needs only the .md and the .zip
-  written, err = bundle.write(timeline, slot, { json = false, zip_stream = zip })
+  -- timeline.json (what makes the folder a version) is written beside the upload, below, and the
+  -- zip is finished there too: the .md goes up meanwhile
+  written, err = bundle.write(timeline, slot, { json = false, zip_stream = zip, defer_zip = true })
   if not written then
     if zip then zip.abort() end
     return nil, err, "writing the report"
@@ -177,46 +177,88 @@ local function build_and_upload(ctx, progress, plan)
   ctx.log("info", "report written", { path = written.md_path, version = slot.version,
                                       entries = written.view.counts.entries })
 
-  local changes_text
-  if slot.previous then
-    local changes = bundle.changes(bundle.previous_digest(slot), timeline)
-    changes_text = bundle.changes_text(slot.version, slot.previous, changes)
-  end
-  local comment = upload.summary(written.view, changes_text)
-  if plan.note then
-    local extra = ""
-    if timeline.scope == "channel" then
-      extra = string.format(" (%d messages, %d threads%s)", timeline.fetched or 0, timeline.threads or 0,
-        timeline.complete == false and "; *incomplete*: see the report's top" or "")
+  -- the upload's comment, made once (beside the upload: it is needed only to share the files)
+  local comment_text
+  local function comment()
+    if comment_text then return comment_text end
+    local changes_text
+    if slot.previous then
+      local changes = bundle.changes(bundle.previous_digest(slot), timeline)
+      changes_text = bundle.changes_text(slot.version, slot.previous, changes)
     end
-    comment = plan.note .. extra .. ".\n" .. comment
+    local text = upload.summary(written.view, changes_text)
+    if plan.note then
+      local extra = ""
+      if timeline.scope == "channel" then
+        extra = string.format(" (%d messages, %d threads%s)", timeline.fetched or 0, timeline.threads or 0,
+          timeline.complete == false and "; *incomplete*: see the report's top" or "")
+      end
+      text = plan.note .. extra .. ".\n" .. text
+    end
+    comment_text = text
+    return text
   end
   local report_cfg = (ctx.config or {}).report or {}
-  local completed, complete_err
-  local function complete()
-    completed, complete_err = bundle.complete(timeline, slot, written)
-  end
   if report_cfg.upload == false then
-    complete()
-    if not completed then return nil, complete_err, "writing the report" end
-    ctx.reply(comment .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
+    local zip_done, zip_done_err = written.finish_zip()
+    if not zip_done then return nil, zip_done_err, "writing the report" end
+    local saved, save_err = bundle.complete(timeline, slot, written)
+    if not saved then return nil, save_err, "writing the report" end
+    ctx.reply(comment() .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
     return written
   end
   local title = written.view.title
-  local ok
+  -- Four things side by side, none waiting for another: the .md goes up; the zip is finished,
+  -- then goes up; the comment is made; timeline.json is written. Whichever ends last of what a
+  -- step needs does that step: the share (both files and the comment), the version's completion
+  -- (timeline.json put in place once the zip is there: a version is complete only with its zip).
+  local md_id, md_err, zip_id, zip_err, zipped, zip_failed
+  local job, job_err, completed, complete_err
+  local shared, share_err, share_tried
+  local function complete_when_ready()
+    if zipped and job and completed == nil then
+      completed, complete_err = job.finish(written)
+      completed = completed or false
+    end
+  end
+  local function share_when_ready()
+    if share_tried or not (md_id and zip_id and comment_text) then return end
+    share_tried = true
+    shared, share_err = upload.share(ctx.channel, ctx.thread_ts, {
+      { id = md_id, title = "Postmortem: " .. title },
+      { id = zip_id, title = "Postmortem bundle: " .. title },
+    }, comment_text)
+  end
   local done = host.all({
     function()
-      ok, err = upload.files(ctx.channel, ctx.thread_ts, {
-        { path = written.md_path, filename = written.md_name, title = "Postmortem: " .. title },
-        { path = written.zip_path, filename = written.zip_name, title = "Postmortem bundle: " .. title },
-      }, comment)
+      md_id, md_err = upload.send({ path = written.md_path, filename = written.md_name })
+      share_when_ready()
     end,
-    complete,
+    function()
+      zipped, zip_failed = written.finish_zip()
+      if not zipped then return end
+      complete_when_ready()
+      zip_id, zip_err = upload.send({ path = written.zip_path, filename = written.zip_name })
+      share_when_ready()
+    end,
+    function()
+      comment()
+      share_when_ready()
+    end,
+    function()
+      job, job_err = bundle.complete_begin(timeline, slot)
+      complete_when_ready()
+    end,
   })
+  if job and completed == nil then job.abort() end -- the zip failed (or a step raised)
   for _, r in ipairs(done) do
     if not r.ok then error(r.error, 0) end
   end
-  if not ok then return nil, err, "uploading the report" end
+  if not zipped then return nil, zip_failed, "writing the report" end
+  if not md_id then return nil, md_err, "uploading the report" end
+  if not zip_id then return nil, zip_err, "uploading the report" end
+  if not shared then return nil, share_err, "uploading the report" end
+  if not job then return nil, job_err, "writing the report" end
   if not completed then return nil, complete_err, "writing the report" end
   return written
 end

@@ -125,8 +125,9 @@ local JSON_BATCH = 256 -- entries encoded at a time
 
 -- timeline.json written in pieces (host.file_writer): the timeline, then its entries a few hundred
 -- at a time, so the whole document is never one string (20,000 entries: about 10 MB). The same
--- JSON value as cjson.encode(timeline). Returns true or nil, err.
-local function write_timeline_json(path, timeline)
+-- JSON value as cjson.encode(timeline). Returns the writer, not closed yet (close() puts the file
+-- in place), or nil, err.
+local function timeline_json_writer(path, timeline)
   local writer, err = host.file_writer(path)
   if not writer then return nil, err end
   local entries = timeline.entries or {}
@@ -145,20 +146,28 @@ local function write_timeline_json(path, timeline)
     end
     if ok then ok, err = writer:write("]}") end
   end
-  if not ok then return nil, err end
-  return writer:close()
+  if not ok then
+    writer:abort()
+    return nil, err
+  end
+  return writer
 end
 
 -- Render the report for `timeline` into `slot.dir` (from bundle.prepare, or { dir = out_dir } for
 -- an offline render) and zip it. opts: zip and json (default true: write the .zip and
--- timeline.json), zip_stream (bundle.zip_start's, finished here), template, config.
+-- timeline.json), zip_stream (bundle.zip_start's, finished here), template, config, defer_zip
+-- (the caller finishes the zip with out.finish_zip(), e.g. while the .md goes up; json must then
+-- be false: timeline.json comes last).
 -- The .md is written as it is rendered (host.file_writer: a temporary file renamed into place when
 -- whole), never held as one string; out.markdown reads it back only when someone asks for it (the
 -- database store keeps the text).
--- Returns { dir, md_path, md_name, zip_path, zip_name, json_path (with opts.json), file_base, view,
--- markdown }.
+-- Returns { dir, md_path, md_name, zip_path, zip_name, finish_zip, json_path (with opts.json),
+-- file_base, view, markdown }.
 function bundle.write(timeline, slot, opts)
   opts = opts or {}
+  if opts.defer_zip and opts.json ~= false then
+    error("bundle.write: defer_zip needs json = false (timeline.json comes after the zip)", 2)
+  end
   local dir = slot.dir
   local writer, open_err, write_err
   local function write(chunk)
@@ -190,17 +199,27 @@ function bundle.write(timeline, slot, opts)
     out.zip_name = view.file_base .. ".zip"
     out.zip_path = dir .. "/" .. out.zip_name
     local stream = opts.zip_stream
-    ok = nil
-    if stream and stream.usable() then
-      ok, err = stream.finish(dir, out.zip_path, md_name)
-      if not ok then host.log("warn", "zip: written again at the end", { err = tostring(err) }) end
+    local finished
+    -- true or nil, err; the zip is finished once, by the first call
+    function out.finish_zip()
+      if finished then return table.unpack(finished, 1, 2) end
+      local zipped, zip_err
+      if stream and stream.usable() then
+        zipped, zip_err = stream.finish(dir, out.zip_path, md_name)
+        if not zipped then host.log("warn", "zip: written again at the end", { err = tostring(zip_err) }) end
+      end
+      if not zipped then
+        local members = { md_name }
+        if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
+        zipped, zip_err = host.zip(out.zip_path, dir, members)
+      end
+      finished = { zipped, zip_err }
+      return zipped, zip_err
     end
-    if not ok then
-      local members = { md_name }
-      if host.exists(dir .. "/attachments") == "dir" then members[#members + 1] = "attachments" end
-      ok, err = host.zip(out.zip_path, dir, members)
+    if not opts.defer_zip then
+      ok, err = out.finish_zip()
+      if not ok then return nil, err end
     end
-    if not ok then return nil, err end
   elseif opts.zip_stream then
     opts.zip_stream.abort()
   end
@@ -262,24 +281,43 @@ function bundle.previous_digest(slot)
   return previous and bundle.digest(previous) or nil
 end
 
--- Make slot's folder a version: its timeline.json (what bundle.versions looks for), then the
--- store's record (lib/store.lua). `written` is bundle.write's answer (with opts.json = false when
--- the caller does this itself, e.g. beside the upload); sets written.json_path. true or nil, err.
-function bundle.complete(timeline, slot, written)
+-- Make slot's folder a version in two steps, so that the slow part can run beside the upload
+-- while the zip is finished: begin writes the digest and timeline.json (not yet in place); the
+-- returned job's finish(written) puts timeline.json in place (what makes the folder a version,
+-- bundle.versions) and records the version in the store (lib/store.lua), once the .md and the zip
+-- are there; sets written.json_path; true or nil, err. job.abort() drops timeline.json.
+-- Returns job or nil, err.
+function bundle.complete_begin(timeline, slot)
   local path = slot.dir .. "/timeline.json"
   -- the digest first: a version (timeline.json) written by this code always has one
   local ok, err = write_digest(slot.dir .. "/" .. DIGEST_FILE, timeline)
   if not ok then return nil, err end
-  ok, err = write_timeline_json(path, timeline)
-  if not ok then return nil, err end
-  written.json_path = path
-  if slot.version and slot.channel then
-    -- the file store has it on disk already; another store (the database) is handed the text
-    local json = store.backend() ~= store_files and host.read_file(path) or nil
-    ok, err = store.report_complete(slot, written, json)
+  local writer
+  writer, err = timeline_json_writer(path, timeline)
+  if not writer then return nil, err end
+  local job = {}
+  function job.finish(written)
+    ok, err = writer:close()
     if not ok then return nil, err end
+    written.json_path = path
+    if slot.version and slot.channel then
+      -- the file store has it on disk already; another store (the database) is handed the text
+      local json = store.backend() ~= store_files and host.read_file(path) or nil
+      ok, err = store.report_complete(slot, written, json)
+      if not ok then return nil, err end
+    end
+    return true
   end
-  return true
+  function job.abort() writer:abort() end
+  return job
+end
+
+-- Both steps at once: slot's folder becomes a version. `written` is bundle.write's answer. true or
+-- nil, err.
+function bundle.complete(timeline, slot, written)
+  local job, err = bundle.complete_begin(timeline, slot)
+  if not job then return nil, err end
+  return job.finish(written)
 end
 
 local function file_ids(joined, into)

@@ -17,7 +17,7 @@ local function fail(code, message, extra)
   return setmetatable(err, { __tostring = function(e) return e.code .. ": " .. e.message end })
 end
 
--- Step 1 and 2 for one file: returns file_id or nil, err.
+-- Step 1 and 2 for one file ({ path =, filename = }): returns file_id or nil, err.
 local function send_one(f)
   local length, err = host.file_size(f.path)
   if not length then return nil, err end
@@ -40,13 +40,32 @@ local function send_one(f)
   return r.file_id
 end
 
+-- Step 1 and 2 for one file ({ path =, filename = }), when the caller runs the files itself:
+-- file_id or nil, err; what raises comes back as an upload_failed err.
+function upload.send(f)
+  local ok, id, err = pcall(send_one, f)
+  if not ok then return nil, fail("upload_failed", tostring(id)) end
+  return id, err
+end
+
+-- Step 3: shares the files sent (array of { id =, title = }) into the thread with
+-- initial_comment (a string, or nil). Returns the completeUploadExternal response or nil, err.
+function upload.share(channel, thread_ts, sent, initial_comment)
+  local params = { files = cjson.encode(sent), channel_id = channel, thread_ts = thread_ts }
+  if initial_comment and initial_comment ~= "" then params.initial_comment = initial_comment end
+  -- the share into the thread is the visible step: once per request, even across instances
+  return jobs.step("upload:" .. tostring(channel) .. ":" .. tostring(thread_ts),
+    function() return host.api("files.completeUploadExternal", params) end,
+    function() return upload.already_shared(channel, thread_ts) end)
+end
+
 -- to_send: array of { path =, filename =, title = }. Returns the completeUploadExternal response
 -- or nil, err. Nothing is shared unless every file went up.
 function upload.files(channel, thread_ts, to_send, initial_comment)
   -- the files go up side by side: each is its own getUploadURLExternal + POST
   local sends = {}
   for i, f in ipairs(to_send) do
-    sends[i] = function() return send_one(f) end
+    sends[i] = function() return upload.send(f) end
   end
   local results = host.all(sends)
   local list = {}
@@ -56,12 +75,7 @@ function upload.files(channel, thread_ts, to_send, initial_comment)
     if not r.value then return nil, r.err end
     list[#list + 1] = { id = r.value, title = f.title or f.filename }
   end
-  local params = { files = cjson.encode(list), channel_id = channel, thread_ts = thread_ts }
-  if initial_comment and initial_comment ~= "" then params.initial_comment = initial_comment end
-  -- the share into the thread is the visible step: once per request, even across instances
-  return jobs.step("upload:" .. tostring(channel) .. ":" .. tostring(thread_ts),
-    function() return host.api("files.completeUploadExternal", params) end,
-    function() return upload.already_shared(channel, thread_ts) end)
+  return upload.share(channel, thread_ts, list, initial_comment)
 end
 
 -- Database mode, a takeover: did the instance that died share a report into this thread after
