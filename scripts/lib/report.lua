@@ -11,6 +11,8 @@ local incident_picture = require "lib.incident_picture"
 
 local report = {}
 
+local find = string.find
+
 local FIGURES = {
   { key = "start", name = "Start" },
   { key = "first_response", name = "First response" },
@@ -294,7 +296,14 @@ local function entry_view(e)
                                     last = i == #e.reactions }
     end
   end
-  local text = e.text_md and e.text_md:match("%S") and prefix_lines(close_fences(e.text_md), "  ") or false
+  local text = e.text_md
+  if not text or not find(text, "%S") then
+    text = false
+  elseif not find(text, "[\r\n`~]") then
+    text = "  " .. text -- one line, no fence, no CR: what prefix_lines(close_fences(text)) gives
+  else
+    text = prefix_lines(close_fences(text), "  ")
+  end
   return {
     ts = e.ts,
     date_label = e.date_label or false,
