@@ -112,24 +112,36 @@ function timeline.ids_to_name(messages, refs)
   return ids
 end
 
-local function author_of(m, book)
+-- One author table per person and name in a timeline (authors = the build's cache, id -> the
+-- first made): 20,000 entries of a few people hold a few tables, not 20,000 (docs/timeline-model.md:
+-- an entry's author is shared, replaced rather than edited).
+local function author(authors, id, name, is_bot)
+  local key = id or ""
+  local a = authors[key]
+  if a and a.name == name and a.is_bot == is_bot then return a end
+  a = { id = id, name = name, is_bot = is_bot }
+  if authors[key] == nil then authors[key] = a end
+  return a
+end
+
+local function author_of(m, book, authors)
   if is_bot_message(m) then
     local id = str(m.bot_id) or str(m.user) or "bot"
     local profile = type(m.bot_profile) == "table" and m.bot_profile or {}
     local known = book[id]
-    return { id = id, name = str(m.username) or str(profile.name) or (known and known.name) or id, is_bot = true }
+    return author(authors, id, str(m.username) or str(profile.name) or (known and known.name) or id, true)
   end
   local id = user_of(m)
-  if not id then return { id = nil, name = "unknown", is_bot = false } end
+  if not id then return author(authors, nil, "unknown", false) end
   local p = book[id]
   if not p and type(m.user_profile) == "table" then
     p = people.from_user(m.user_profile)
   end
   local bot_id = not BY_A_PERSON[m.subtype] and str(m.bot_id) ~= nil
   if p then
-    return { id = id, name = p.name or id, is_bot = p.is_bot == true or bot_id }
+    return author(authors, id, p.name or id, p.is_bot == true or bot_id)
   end
-  return { id = id, name = id, is_bot = bot_id }
+  return author(authors, id, id, bot_id)
 end
 
 ---------------------------------------------------------------------------- one entry
@@ -206,7 +218,7 @@ local function entry_of(m, env)
     ts = m.ts,
     time = tsutil.to_number(m.ts),
     time_label = clock,
-    author = author_of(m, env.book),
+    author = author_of(m, env.book, env.authors),
     text_md = text_markdown(m, env.resolve),
     permalink = env.permalink and env.permalink(m.ts),
     marks = {},
@@ -271,6 +283,7 @@ local function make_env(o)
     thread_ts = o.thread_ts,
     permalink = slack.permalink_builder(o.channel, o.thread_ts, o.base_url),
     book = o.book or {},
+    authors = {}, -- id -> its author table (author_of)
     day_of = {},
     jobs = {},
     attachment_md = {}, -- text -> Markdown, shared by the attachments (see lib/attachments.lua)
