@@ -17,6 +17,7 @@
 #include "host/file_writer.h"
 #include "host/host_gen.h"
 #include "host/read_rule.h"
+#include "host/signal.h"
 #include "host/zip_writer.h"
 #include "http/http.h"
 
@@ -838,5 +839,6 @@ int prim_open(lua_State *L)
     prim_local_register(L);       /* primitives_local.c: time, files, log, identity, config */
     prim_file_writer_register(L); /* file_writer.c: a file written in pieces */
     prim_zip_writer_register(L);  /* zip_writer.c: a zip written as its files arrive */
+    prim_signal_register(L);      /* signal.c: a coroutine waits until another notifies it */
     return 1;
 }

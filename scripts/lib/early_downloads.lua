@@ -7,16 +7,11 @@
 -- before the rules: an early file whose name differs (a clash with a dropped one) is fetched again.
 -- With opts.on_file, each kept file is handed on (its local path) as soon as it and every kept
 -- file before it in name order are in (lib/bundle.lua's zip takes them).
--- Calls lib/files.lua and host (all, sleep, mkdir, remove, download through files.fetch).
+-- Calls lib/files.lua and host (all, signal, mkdir, remove, download through files.fetch).
 local host = require "host"
 local files = require "lib.files"
 
 local early_downloads = {}
-
--- How long the dispatcher waits before looking again at an empty queue while the reading goes on:
--- from the first to the longest wait, doubling (a long read with no file wakes it 500 times a
--- second, not 1,000; a page's files wait at most the longest).
-local POLL_FIRST, POLL_LONGEST = 0.001, 0.002
 
 -- out_dir: the report folder. opts: concurrency (default 4), max_bytes, allow_private, progress(n,
 -- total), on_file(local_path).
@@ -33,6 +28,9 @@ function early_downloads.new(out_dir, opts)
   local kept, kept_order            -- after keep(): files.group_by_id of the kept jobs
   local folder                      -- nil: not made yet; true; false: could not be made
   local started, done = 0, 0
+  -- the dispatcher waits on it while the queue is empty and the reading goes on; a queued file and
+  -- the reading's end notify it
+  local changed = host.signal()
   local in_order, handed = {}, 0    -- after keep(): the kept downloads in name order; how many handed on
 
   -- Hand on the kept files that are in, in name order, up to the first one still missing.
@@ -57,6 +55,7 @@ function early_downloads.new(out_dir, opts)
   local function enqueue(d)
     d.state = "queued"
     queue[#queue + 1] = d
+    changed:notify()
   end
 
   -- Early downloads for jobs ({ entry = file entry, url = }), in order; a file already handed over
@@ -103,20 +102,18 @@ function early_downloads.new(out_dir, opts)
     end
   end
 
-  -- While the reading goes on: a round of `concurrency` workers whenever the queue holds work.
+  -- While the reading goes on: a round of `concurrency` workers whenever the queue holds work, else
+  -- wait for a file or the reading's end (nothing runs between the look and the wait).
   local function dispatcher()
-    local wait = POLL_FIRST
     while not stopped do
       if head <= #queue then
         local workers = {}
         for i = 1, concurrency do workers[i] = worker end
         host.all(workers, concurrency)
-        wait = POLL_FIRST
       elseif not reading then
         return
       else
-        host.sleep(wait)
-        wait = math.min(wait * 2, POLL_LONGEST)
+        changed:wait()
       end
     end
   end
@@ -128,10 +125,9 @@ function early_downloads.new(out_dir, opts)
       function()
         local ok, err = pcall(fn)
         reading = false
-        if not ok then
-          stopped = true
-          error(err, 0)
-        end
+        if not ok then stopped = true end
+        changed:notify()
+        if not ok then error(err, 0) end
       end,
       dispatcher,
     })

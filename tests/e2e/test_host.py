@@ -324,19 +324,34 @@ class HostTest(CommandBotTestCase):
             self.assertLess(rss_second - rss_first, 8 * 1024,
                             "RSS grew again from %d kB to %d kB over 20 more reloads" % (rss_first, rss_second))
 
-    def test_sigterm_ends_sleeping_command_within_grace(self):
-        nap = ('local host = require "host"\n'
-               'return { name = "nap", help = "nap — sleeps", run = function(ctx)\n'
-               '  ctx.reply("napping")\n  host.sleep(60)\n  ctx.reply("woke up")\nend }\n')
-        bot = self.bot_with({"nap": nap})
-        self.ask("nap")
-        self.wait_post(r"^napping$")
+    def reply_matching(self, name, script, pattern):
+        """Run the command `name` (its script) and return the match of its reply against pattern
+        (the reply's first word is the pattern's)."""
+        self.bot_with({name: script})
+        self.ask(name)
+        post = self.wait_post(r"^" + pattern.lstrip("^").split(" ")[0] + " ")
+        m = re.match(pattern, post["text"])
+        self.assertIsNotNone(m, post["text"])
+        return m
+
+    def sigterm_ends_a_waiting_command(self, wait_lua):
+        """A command that replies "waiting", then waits (wait_lua), is ended by SIGTERM within the
+        grace: exit 0, the drain said so, the command never went on."""
+        waiter = ('local host = require "host"\n'
+                  'return { name = "waiter", help = "waiter — waits", run = function(ctx)\n'
+                  '  ctx.reply("waiting")\n  ' + wait_lua + '\n  ctx.reply("woke up")\nend }\n')
+        bot = self.bot_with({"waiter": waiter})
+        self.ask("waiter")
+        self.wait_post(r"^waiting$")
         started = time.monotonic()
         bot.send_signal(signal.SIGTERM)
         self.assertEqual(bot.wait(timeout=20), 0)
         self.assertLess(time.monotonic() - started, 15)
         self.assertRegex(bot.log_text(), r"ending scripts still running")
         self.assertFalse(any(p["text"] == "woke up" for p in self.fs.posts()))
+
+    def test_sigterm_ends_sleeping_command_within_grace(self):
+        self.sigterm_ends_a_waiting_command("host.sleep(60)")
 
     def test_all_and_sleep_run_children_concurrently(self):
         par = ('local host = require "host"\n'
@@ -351,12 +366,40 @@ class HostTest(CommandBotTestCase):
                '  ctx.reply(string.format("all %s err=%s ok6=%s took=%.1f", table.concat(parts, ","),\n'
                '    tostring(r[6].error):match("child failed") or "?", tostring(r[6].ok), host.monotonic() - t0))\n'
                'end }\n')
-        self.bot_with({"par": par})
-        self.ask("par")
-        post = self.wait_post(r"^all ")
-        m = re.match(r"^all 1/10,2/20,3/30,4/40,5/50 err=child failed ok6=false took=([\d.]+)$", post["text"])
-        self.assertIsNotNone(m, post["text"])
+        m = self.reply_matching("par", par, r"^all 1/10,2/20,3/30,4/40,5/50 err=child failed ok6=false took=([\d.]+)$")
         self.assertLess(float(m.group(1)), 1.5)  # five 0.4 s sleeps at once, not one after another
+
+    def test_signal_wakes_the_coroutines_waiting_on_it_and_nobody_else(self):
+        sig = ('local host = require "host"\n'
+               'return { name = "sig", help = "sig — host.signal", run = function(ctx)\n'
+               '  local s = host.signal()\n'
+               '  local order, before = {}, s:notify()\n'
+               '  local fns = {}\n'
+               '  for i = 1, 3 do fns[i] = function()\n'
+               '    order[#order + 1] = "wait" .. i\n'
+               '    local got = s:wait()\n'
+               '    order[#order + 1] = "woke" .. i .. "=" .. tostring(got)\n'
+               '  end end\n'
+               '  local woken\n'
+               '  fns[4] = function()\n'
+               '    host.sleep(0.2)\n'
+               '    order[#order + 1] = "notify"\n'
+               '    woken = s:notify()\n'
+               '    order[#order + 1] = "after"\n'
+               '  end\n'
+               '  local t0 = host.monotonic()\n'
+               '  local r = host.all(fns)\n'
+               '  for i = 1, 4 do assert(r[i].ok, tostring(r[i].error)) end\n'
+               '  local ok, err = pcall(function() return coroutine.wrap(function() return s:wait() end)() end)\n'
+               '  ctx.reply(string.format("sig before=%d woken=%d %s took=%.2f outside=%s", before, woken,\n'
+               '    table.concat(order, ","), host.monotonic() - t0, tostring(ok) .. ":" .. tostring(err)))\n'
+               'end }\n')
+        m = self.reply_matching("sig", sig, r"^sig before=0 woken=3 wait1,wait2,wait3,notify,after,woke1=true,"
+                                r"woke2=true,woke3=true took=([\d.]+) outside=false:.*signal wait")
+        self.assertGreaterEqual(float(m.group(1)), 0.19)  # they waited for the notify
+
+    def test_sigterm_ends_a_command_waiting_on_a_signal(self):
+        self.sigterm_ends_a_waiting_command("host.signal():wait()")
 
     # --- files ----------------------------------------------------------------------------
     def test_writes_outside_data_dir_refused(self):

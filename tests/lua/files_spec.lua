@@ -12,6 +12,7 @@ local function reset_host()
   H.log = function() end
   H.mkdirs = {}
   H.mkdir = function(p) H.mkdirs[#H.mkdirs + 1] = p return true end
+  H.signal = stub.signal
   H.all = function(fns, limit)
     H.all_limit = limit
     return stub.run_all(fns)

@@ -27,6 +27,7 @@ local function reset_host()
   H.format_time = function(epoch, zone, fmt)
     return os.date("!" .. fmt, math.floor(tonumber(tostring(epoch):match("^%d+"))) + OFFSETS[zone])
   end
+  H.signal = stub.signal
   H.all = function(fns, limit)
     H.all_limits = H.all_limits or {}
     H.all_limits[#H.all_limits + 1] = limit
