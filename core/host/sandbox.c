@@ -109,40 +109,36 @@ static int sandbox_wrapped_resume(lua_State *L)
 {
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
     int nargs = lua_gettop(L);
-    int status = lua_status(co);
-    if (status == LUA_OK && lua_gettop(co) == 0) {
-        lua_pushliteral(L, "cannot resume dead coroutine");
-    } else if (status != LUA_OK && status != LUA_YIELD) {
-        lua_pushliteral(L, "cannot resume dead coroutine");
-    } else if (!lua_checkstack(co, nargs)) {
-        lua_pushliteral(L, "too many arguments to resume");
-    } else {
-        int nres = 0;
-        lua_xmove(L, co, nargs);
-        lua_State *prev = budget_enter_coroutine(co);
-        status = lua_resume(co, L, nargs, &nres);
-        budget_leave_coroutine(prev);
-        if (status == LUA_OK || status == LUA_YIELD) {
-            if (!lua_checkstack(L, nres + 1)) {
-                lua_pop(co, nres);
-                return luaL_error(L, "too many results to resume");
-            }
-            lua_xmove(co, L, nres);
-            return nres;
+    int nres = 0;
+    if (!lua_checkstack(co, nargs)) {
+        return luaL_error(L, "too many arguments to resume");
+    }
+    lua_xmove(L, co, nargs);
+    lua_State *prev = budget_enter_coroutine(co);
+    int status = lua_resume(co, L, nargs, &nres);
+    budget_leave_coroutine(prev);
+    if (status == LUA_OK || status == LUA_YIELD) {
+        if (!lua_checkstack(L, nres + 1)) {
+            lua_pop(co, nres);
+            return luaL_error(L, "too many results to resume");
         }
-        /* an error inside: close its to-be-closed variables and take the error object */
+        lua_xmove(co, L, nres);
+        return nres;
+    }
+    /* the error object (a dead coroutine, or one running or resuming another, says so through
+     * lua_resume; co may be L itself, the value is then there already) */
+    lua_xmove(co, L, 1);
+    status = lua_status(co);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        /* an error inside: close its to-be-closed variables (an error there wins) */
         status = lua_resetthread(co);
         lua_xmove(co, L, 1);
-        if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
-            luaL_where(L, 1);
-            lua_insert(L, -2);
-            lua_concat(L, 2);
-        }
-        return lua_error(L);
     }
-    luaL_where(L, 1);
-    lua_insert(L, -2);
-    lua_concat(L, 2);
+    if (status != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+    }
     return lua_error(L);
 }
 
