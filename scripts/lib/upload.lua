@@ -1,9 +1,10 @@
 -- Uploads report files into a thread with Slack's current flow: for each file
 -- files.getUploadURLExternal (exact byte length), a POST of the bytes to upload_url (must answer
 -- 200), then ONE files.completeUploadExternal for all of them with channel_id, the parent
--- thread_ts and an initial comment. The files go up concurrently (host.all). In database mode the
--- share is a job step (lib/jobs.lua): at most one per request. Called by commands/autopsy.lua;
--- calls host.api, host.http, host.file_size, lib/jobs.lua and cjson.
+-- thread_ts and an initial comment. upload.send is steps 1 and 2 for one file, upload.share step 3:
+-- commands/autopsy.lua sends the files side by side and shares once every one went up. In
+-- database mode the share is a job step (lib/jobs.lua): at most one per request. Calls host.api,
+-- host.http, host.file_size, lib/jobs.lua and cjson.
 local host = require "host"
 local cjson = require "cjson"
 local files = require "lib.files"
@@ -57,25 +58,6 @@ function upload.share(channel, thread_ts, sent, initial_comment)
   return jobs.step("upload:" .. tostring(channel) .. ":" .. tostring(thread_ts),
     function() return host.api("files.completeUploadExternal", params) end,
     function() return upload.already_shared(channel, thread_ts) end)
-end
-
--- to_send: array of { path =, filename =, title = }. Returns the completeUploadExternal response
--- or nil, err. Nothing is shared unless every file went up.
-function upload.files(channel, thread_ts, to_send, initial_comment)
-  -- the files go up side by side: each is its own getUploadURLExternal + POST
-  local sends = {}
-  for i, f in ipairs(to_send) do
-    sends[i] = function() return upload.send(f) end
-  end
-  local results = host.all(sends)
-  local list = {}
-  for i, f in ipairs(to_send) do
-    local r = results[i]
-    if not r.ok then return nil, fail("upload_failed", tostring(r.error)) end
-    if not r.value then return nil, r.err end
-    list[#list + 1] = { id = r.value, title = f.title or f.filename }
-  end
-  return upload.share(channel, thread_ts, list, initial_comment)
 end
 
 -- Database mode, a takeover: did the instance that died share a report into this thread after

@@ -3,7 +3,6 @@
 -- parent thread_ts and comment), its failures, and the summary comment. host is stubbed.
 package.path = "tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
-local stub = require "helpers.host_stub"
 
 local function stub_host(opts)
   opts = opts or {}
@@ -27,8 +26,6 @@ local function stub_host(opts)
       calls[#calls + 1] = { kind = "http", req = req }
       return { status = opts.status or 200, headers = {}, body = "OK" }
     end,
-    -- host.all runs the functions concurrently in the bot; here one after another, same results
-    all = stub.run_all,
   }
   package.loaded["lib.upload"] = nil
   return calls
@@ -39,11 +36,15 @@ local FILES = {
   { path = "/d/v1/p.zip", filename = "postmortem-2024-11-14-x.zip", title = "Postmortem bundle: x" },
 }
 
-describe("upload.files", function()
-  it("asks for an upload URL per file with the exact length, posts the file, completes once", function()
+describe("upload.send and upload.share", function()
+  it("asks for an upload URL per file with the exact length, posts the file, then shares once", function()
     local calls = stub_host({ sizes = { ["/d/v1/p.md"] = 1234, ["/d/v1/p.zip"] = 98765 } })
     local upload = require "lib.upload"
-    local res = assert(upload.files("C0INCIDENT", "1731624067.001900", FILES, "Postmortem: 3 entries"))
+    assert.are.equal("F0UP1", upload.send(FILES[1]))
+    assert.are.equal("F0UP2", upload.send(FILES[2]))
+    local res = assert(upload.share("C0INCIDENT", "1731624067.001900", {
+      { id = "F0UP1", title = FILES[1].title }, { id = "F0UP2", title = FILES[2].title },
+    }, "Postmortem: 3 entries"))
     assert.are.equal(5, #calls)
     assert.are.same({ filename = "postmortem-2024-11-14-x.md", length = 1234 }, calls[1].params)
     assert.are.same({ method = "POST", url = "http://127.0.0.1:9/upload/1", body_file = "/d/v1/p.md", retries = 2 },
@@ -60,10 +61,10 @@ describe("upload.files", function()
     assert.are.equal(2, #res.files)
   end)
 
-  it("fails without completing when the upload URL answers other than 200", function()
+  it("fails a send without completing anything when the upload URL answers other than 200", function()
     local calls = stub_host({ sizes = { ["/d/v1/p.md"] = 1, ["/d/v1/p.zip"] = 2 }, status = 500 })
     local upload = require "lib.upload"
-    local ok, err = upload.files("C1", "1.0", FILES, "c")
+    local ok, err = upload.send(FILES[1])
     assert.is_nil(ok)
     assert.are.equal("upload_failed", err.code)
     assert.are.equal(500, err.status)
@@ -74,7 +75,7 @@ describe("upload.files", function()
     local scope = { code = "missing_scope", message = "missing scope", needed = "files:write" }
     stub_host({ sizes = { ["/d/v1/p.md"] = 1 }, api_error = { ["files.getUploadURLExternal"] = scope } })
     local upload = require "lib.upload"
-    local ok, err = upload.files("C1", "1.0", FILES, "c")
+    local ok, err = upload.send(FILES[1])
     assert.is_nil(ok)
     assert.are.equal("files:write", err.needed)
   end)
@@ -82,9 +83,19 @@ describe("upload.files", function()
   it("fails when a file cannot be sized", function()
     stub_host({ sizes = {} })
     local upload = require "lib.upload"
-    local ok, err = upload.files("C1", "1.0", FILES, "c")
+    local ok, err = upload.send(FILES[1])
     assert.is_nil(ok)
     assert.are.equal("io", err.code)
+  end)
+
+  it("turns what a send raises into an upload_failed error", function()
+    stub_host({ sizes = { ["/d/v1/p.md"] = 1 } })
+    package.loaded.host.http = function() error("curl went away") end
+    local upload = require "lib.upload"
+    local ok, err = upload.send(FILES[1])
+    assert.is_nil(ok)
+    assert.are.equal("upload_failed", err.code)
+    assert.matches("curl went away", err.message)
   end)
 end)
 
