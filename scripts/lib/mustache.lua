@@ -297,9 +297,9 @@ end
 
 local compile_nodes -- (recursive: sections compile their children)
 
--- The nodes below do what compile_lookup, push, is_list and to_text say, written out in place for
--- a plain name (no dots): these closures run once per node per entry, and a function call costs
--- more than the work of each.
+-- Names and sections do what compile_lookup, push, is_list and to_text say, written out in place
+-- for a plain name (no dots): these closures run once per node per entry (some twenty per entry
+-- in the default report), and a function call costs more than the work of each.
 
 -- {{name}} and {{&name}} / {{{name}}} (escape: the escape step, or nil for none).
 local function compile_name(node, escaped)
@@ -377,27 +377,12 @@ local function compile_section(node)
   end
 end
 
--- {{^name}}…{{/name}}: the body once, when the value is missing, false or an empty list.
+-- {{^name}}…{{/name}}: the body once, when the value is missing, false or an empty list. (Once per
+-- entry at most in a report: compile_lookup's call is not worth writing out here.)
 local function compile_inverted(node)
   local lookup, body = compile_lookup(node), compile_nodes(node.children)
-  local first = node.first
-  local plain = first ~= nil and node.key ~= "." and #node.parts == 0
   return function(stack, top, env, out)
-    local v
-    if plain then
-      local tables = stack.tables
-      for i = top, 1, -1 do
-        v = tables[i][first]
-        if v ~= nil then break end
-      end
-      if v == NULL then
-        v = nil
-      elseif type(v) == "function" then
-        v = v(stack[top])
-      end
-    else
-      v = lookup(stack, top)
-    end
+    local v = lookup(stack, top)
     if v == nil or v == false or (is_list(v) and v[1] == nil) then
       body(stack, top, env, out)
     end
