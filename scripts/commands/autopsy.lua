@@ -177,10 +177,9 @@ local function build_and_upload(ctx, progress, plan)
   ctx.log("info", "report written", { path = written.md_path, version = slot.version,
                                       entries = written.view.counts.entries })
 
-  -- the upload's comment, made once (beside the upload: it is needed only to share the files)
-  local comment_text
-  local function comment()
-    if comment_text then return comment_text end
+  -- the upload's comment, with what changed since the previous version (made beside the upload:
+  -- it is needed only to share the files)
+  local function make_comment()
     local changes_text
     if slot.previous then
       local changes = bundle.changes(bundle.previous_digest(slot), timeline)
@@ -195,7 +194,6 @@ local function build_and_upload(ctx, progress, plan)
       end
       text = plan.note .. extra .. ".\n" .. text
     end
-    comment_text = text
     return text
   end
   local report_cfg = (ctx.config or {}).report or {}
@@ -204,7 +202,7 @@ local function build_and_upload(ctx, progress, plan)
     if not zip_done then return nil, zip_done_err, "writing the report" end
     local saved, save_err = bundle.complete(timeline, slot, written)
     if not saved then return nil, save_err, "writing the report" end
-    ctx.reply(comment() .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
+    ctx.reply(make_comment() .. "\nSaved as `" .. written.md_path .. "` (uploads are off in the config).")
     return written
   end
   local title = written.view.title
@@ -212,7 +210,7 @@ local function build_and_upload(ctx, progress, plan)
   -- then goes up; the comment is made; timeline.json is written. Whichever ends last of what a
   -- step needs does that step: the share (both files and the comment), the version's completion
   -- (timeline.json put in place once the zip is there: a version is complete only with its zip).
-  local md_id, md_err, zip_id, zip_err, zipped, zip_failed
+  local md_id, md_err, zip_id, zip_err, zipped, zip_failed, comment_text
   local job, job_err, completed, complete_err
   local shared, share_err, share_tried
   local function complete_when_ready()
@@ -242,7 +240,7 @@ local function build_and_upload(ctx, progress, plan)
       share_when_ready()
     end,
     function()
-      comment()
+      comment_text = make_comment()
       share_when_ready()
     end,
     function()

@@ -277,7 +277,7 @@ function bundle.previous_digest(slot)
       if valid then return { kind = "digest", entries = list } end
     end
   end
-  local previous = store.report_previous_timeline(slot)
+  local previous = bundle.previous_timeline(slot)
   return previous and bundle.digest(previous) or nil
 end
 
@@ -320,9 +320,11 @@ function bundle.complete(timeline, slot, written)
   return job.finish(written)
 end
 
-local function file_ids(joined, into)
-  for id in tostring(joined or ""):gmatch("[^,]+") do into[id] = true end
-  return into
+-- A digest's joined file ids as a set.
+local function file_ids(joined)
+  local set = {}
+  for id in tostring(joined or ""):gmatch("[^,]+") do set[id] = true end
+  return set
 end
 
 -- What changed since an earlier version, by message ts: { added, edited, removed, files_added }.
@@ -345,7 +347,7 @@ function bundle.changes(previous, current)
       local new_edit = type(e.edited) == "table" and e.edited.ts or nil
       if old_edit ~= new_edit or (old[3] or nil) ~= e.text_md then result.edited = result.edited + 1 end
       if e.files and e.files[1] then
-        local had = file_ids(old[4], {})
+        local had = file_ids(old[4])
         for _, f in ipairs(e.files) do
           if f.id and not had[tostring(f.id)] then result.files_added = result.files_added + 1 end
         end
