@@ -345,7 +345,7 @@ static int prim_mkdir(lua_State *L)
 }
 
 /* A file or an empty folder inside the write root (raises outside it, like every write); one that
- * is already gone is no error. lib/files.lua drops the early downloads no kept entry needs. */
+ * is already gone is no error. lib/early_downloads.lua drops the downloads no kept entry needs. */
 static int prim_remove(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);

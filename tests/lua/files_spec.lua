@@ -8,15 +8,7 @@ local H = {}
 package.loaded.host = H
 
 local function reset_host()
-  for k in pairs(H) do H[k] = nil end
-  H.log = function() end
-  H.mkdirs = {}
-  H.mkdir = function(p) H.mkdirs[#H.mkdirs + 1] = p return true end
-  H.signal = stub.signal
-  H.all = function(fns, limit)
-    H.all_limit = limit
-    return stub.run_all(fns)
-  end
+  stub.download_host(H)
 end
 reset_host()
 
@@ -147,7 +139,7 @@ describe("the downloads (lib/early_downloads.lua, every file handed over early a
     end
     local jobs = { job("F1", "../a.png"), job("F2", "b.png") }
     download_all(jobs, "/data/reports/C1/1.000001/v1", { concurrency = 3, max_bytes = 1000 })
-    assert.are.equal(3, H.all_limit)
+    assert.are.equal(3, H.limits[#H.limits]) -- the last host.all: the downloads
     assert.are.same({ "/data/reports/C1/1.000001/v1/attachments" }, H.mkdirs)
     assert.are.same({ "/data/reports/C1/1.000001/v1/attachments/F1-_a.png",
                       "/data/reports/C1/1.000001/v1/attachments/F2-b.png" }, dests)

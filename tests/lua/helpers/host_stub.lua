@@ -64,6 +64,30 @@ function M.signal()
   }
 end
 
+-- Empties H (the specs' host) and gives it what lib/files.lua and lib/early_downloads.lua call,
+-- each recording what it was asked: mkdir (H.mkdirs), remove (H.removed), all with run_all below
+-- (H.limits: each call's limit, or its count), download (H.downloads: a URL holding "fail" answers
+-- HTTP 403), signal (M.signal), log and config doing nothing.
+function M.download_host(H)
+  for k in pairs(H) do H[k] = nil end
+  H.log = function() end
+  H.config = function() return {} end
+  H.mkdirs, H.removed, H.downloads, H.limits = {}, {}, {}, {}
+  H.mkdir = function(p) H.mkdirs[#H.mkdirs + 1] = p return true end
+  H.remove = function(p) H.removed[#H.removed + 1] = p return true end
+  H.all = function(fns, limit)
+    H.limits[#H.limits + 1] = limit or #fns
+    return M.run_all(fns)
+  end
+  H.signal = M.signal
+  H.download = function(url, dest)
+    H.downloads[#H.downloads + 1] = dest
+    if url:find("fail") then return nil, { code = "http_status", status = 403 } end
+    return { path = dest, size = #url, sha256 = "sum-" .. url }
+  end
+  return H
+end
+
 -- host.all as docs/lua-api.md describes it, but one function after another (the bot runs them
 -- concurrently; the results are the same).
 function M.run_all(fns)
