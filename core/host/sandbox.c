@@ -283,6 +283,29 @@ static int sandbox_print(lua_State *L)
     return 0;
 }
 
+/* load(chunk [, chunkname [, mode [, env]]]): Lua's load for text only. A binary chunk is refused
+ * whatever the mode says (a forged one can crash the VM); a string chunk only (no reader function).
+ * lib/mustache_compile.lua turns templates into code with it. */
+static int sandbox_load(lua_State *L)
+{
+    size_t len;
+    const char *src = luaL_checklstring(L, 1, &len);
+    const char *chunkname = luaL_optstring(L, 2, "=(load)");
+    int has_env = !lua_isnone(L, 4);
+    if (luaL_loadbufferx(L, src, len, chunkname, "t") != LUA_OK) {
+        luaL_pushfail(L);
+        lua_insert(L, -2); /* stack: ... fail message */
+        return 2;
+    }
+    if (has_env) {
+        lua_pushvalue(L, 4);
+        if (!lua_setupvalue(L, -2, 1)) { /* a chunk's first upvalue is its _ENV */
+            lua_pop(L, 1);
+        }
+    }
+    return 1;
+}
+
 static void sandbox_keep_only(lua_State *L, const char *lib, const char *const *keep)
 {
     lua_getglobal(L, lib); /* stack: lib */
@@ -356,5 +379,6 @@ int sandbox_open(lua_State *L)
 
     lua_register(L, "require", sandbox_require);
     lua_register(L, "print", sandbox_print);
+    lua_register(L, "load", sandbox_load);
     return 0;
 }

@@ -1,8 +1,10 @@
 -- Mustache templates (the official spec: interpolation, sections, inverted, comments, partials,
 -- set delimiters; no lambdas). Called by lib/templates.lua (and its self-check); calls nothing but
--- cjson (for cjson.null). The escape function is a parameter so a .md template escapes Markdown and
--- a .json one JSON; parse errors name the template and line.
+-- cjson (for cjson.null) and lib/mustache_compile.lua (parsed trees to code). The escape function
+-- is a parameter so a .md template escapes Markdown and a .json one JSON; parse errors name the
+-- template and line.
 local cjson = require "cjson"
+local compile = require "lib.mustache_compile"
 
 local mustache = {}
 
@@ -225,10 +227,6 @@ function mustache.partials_used(template, name)
   return found
 end
 
-local function is_list(v)
-  return type(v) == "table" and (v[1] ~= nil or next(v) == nil)
-end
-
 local function to_text(v)
   if type(v) == "string" then return v end
   if v == nil or v == NULL then return "" end
@@ -250,13 +248,15 @@ local function indent_source(src, indent)
   return table.concat(lines)
 end
 
--- A tree is compiled once into closures (cached on the tree) instead of being walked node by node
--- at every render: a 20,000-entry report runs its entry partial 20,000 times. A compiled step is
--- step(stack, top, env, out): `stack[1..top]` the context stack, innermost last; `out` the sink
--- (out[1..out.n] the pieces so far; out.flush, when set, takes them once there are enough).
+-- A tree is compiled once into Lua code (lib/mustache_compile.lua; cached on the tree) instead of
+-- being walked node by node at every render: a 20,000-entry report runs its entry partial 20,000
+-- times. A compiled step is step(stack, top, env, out): `stack[1..top]` the context stack,
+-- innermost last; `out` the sink (out[1..out.n] the pieces so far; out.flush, when set, takes them
+-- once there are enough).
 local FLUSH_AT = 4096
 
--- A node's (dotted) name looked up through the context stack, innermost first.
+-- A node's (dotted) name looked up through the context stack, innermost first (the compiled code
+-- calls it for dotted names and "."; it writes plain names out in place).
 local function compile_lookup(node)
   if node.key == "." then
     return function(stack, top)
@@ -295,167 +295,44 @@ local function push(stack, i, v)
   stack.tables[i] = type(v) == "table" and v or NO_NAMES
 end
 
-local compile_nodes -- (recursive: sections compile their children)
+local compile_nodes -- (a partial compiles its tree when first used)
 
--- Names and sections do what compile_lookup, push, is_list and to_text say, written out in place
--- for a plain name (no dots): these closures run once per node per entry (some twenty per entry
--- in the default report), and a function call costs more than the work of each.
-
--- {{name}} and {{&name}} / {{{name}}} (escape: the escape step, or nil for none).
-local function compile_name(node, escaped)
-  local lookup = compile_lookup(node)
-  local first = node.first
-  local plain = first ~= nil and node.key ~= "." and #node.parts == 0
+-- {{>name}}: the partial's source, indented as the tag was, parsed and compiled once per render
+-- (not once per use: per entry), then run in the same context.
+local function partial_step(node)
+  local key = node.key
   return function(stack, top, env, out)
-    local v
-    if plain then
-      local tables = stack.tables
-      for i = top, 1, -1 do
-        v = tables[i][first]
-        if v ~= nil then break end
-      end
-      if v == NULL then
-        v = nil
-      elseif type(v) == "function" then
-        v = v(stack[top])
-      end
-    else
-      v = lookup(stack, top)
+    local step = env.partial_steps[node]
+    if step == nil then
+      local src = env.partials[key]
+      step = false
+      if src ~= nil then step = compile_nodes(mustache.parse(indent_source(src, node.indent), key), key) end
+      env.partial_steps[node] = step
     end
-    if v == nil then return end
-    if type(v) ~= "string" then v = to_text(v) end
-    if escaped then
-      local memo = env.escaped
-      local s = memo[v]
-      if s == nil then
-        s = env.escape(v)
-        memo[v] = s
+    if step then
+      env.depth = env.depth + 1
+      if env.depth > 100 then
+        error("partial '" .. key .. "' nests deeper than 100 levels", 0)
       end
-      v = s
-    end
-    local n = out.n + 1
-    out[n], out.n = v, n
-  end
-end
-
--- {{#name}}…{{/name}}: a list repeats the body per item, another true value is pushed once.
-local function compile_section(node)
-  local lookup, body = compile_lookup(node), compile_nodes(node.children)
-  local first = node.first
-  local plain = first ~= nil and node.key ~= "." and #node.parts == 0
-  return function(stack, top, env, out)
-    local tables = stack.tables
-    local v
-    if plain then
-      for i = top, 1, -1 do
-        v = tables[i][first]
-        if v ~= nil then break end
-      end
-      if v == NULL then
-        return
-      elseif type(v) == "function" then
-        v = v(stack[top])
-      end
-    else
-      v = lookup(stack, top)
-    end
-    if v == nil or v == false then return end
-    local inner = top + 1
-    if type(v) == "table" and (v[1] ~= nil or next(v) == nil) then
-      for _, item in ipairs(v) do
-        stack[inner] = item
-        tables[inner] = type(item) == "table" and item or NO_NAMES
-        body(stack, inner, env, out)
-        if out.n >= FLUSH_AT and out.flush then out.flush(out) end
-      end
-    else
-      stack[inner] = v
-      tables[inner] = type(v) == "table" and v or NO_NAMES
-      body(stack, inner, env, out)
-    end
-    stack[inner], tables[inner] = nil, nil
-  end
-end
-
--- {{^name}}…{{/name}}: the body once, when the value is missing, false or an empty list. (Once per
--- entry at most in a report: compile_lookup's call is not worth writing out here.)
-local function compile_inverted(node)
-  local lookup, body = compile_lookup(node), compile_nodes(node.children)
-  return function(stack, top, env, out)
-    local v = lookup(stack, top)
-    if v == nil or v == false or (is_list(v) and v[1] == nil) then
-      body(stack, top, env, out)
+      step(stack, top, env, out)
+      env.depth = env.depth - 1
     end
   end
-end
-
-local function compile_node(node)
-  if type(node) == "string" then
-    return function(_, _, _, out)
-      local n = out.n + 1
-      out[n], out.n = node, n
-    end
-  end
-  local kind = node.kind
-  if kind == "name" then
-    return compile_name(node, true)
-  elseif kind == "&" then
-    return compile_name(node, false)
-  elseif kind == "#" then
-    return compile_section(node)
-  elseif kind == "^" then
-    return compile_inverted(node)
-  elseif kind == ">" then
-    local key = node.key
-    return function(stack, top, env, out)
-      -- indenting, parsing and compiling a partial once per render, not once per use (per entry)
-      local step = env.partial_steps[node]
-      if step == nil then
-        local src = env.partials[key]
-        step = false
-        if src ~= nil then step = compile_nodes(mustache.parse(indent_source(src, node.indent), key)) end
-        env.partial_steps[node] = step
-      end
-      if step then
-        env.depth = env.depth + 1
-        if env.depth > 100 then
-          error("partial '" .. key .. "' nests deeper than 100 levels", 0)
-        end
-        step(stack, top, env, out)
-        env.depth = env.depth - 1
-      end
-    end
-  end
-  return nil -- comments and delimiter changes leave no node
 end
 
 local compiled = setmetatable({}, { __mode = "k" }) -- tree -> its step
 
-function compile_nodes(nodes)
+function compile_nodes(nodes, name)
   local done = compiled[nodes]
   if done then return done end
-  local steps = {}
-  for _, node in ipairs(nodes) do
-    local s = compile_node(node)
-    if s then steps[#steps + 1] = s end
-  end
-  local count = #steps
-  local step
-  if count == 0 then
-    step = function() end
-  elseif count == 1 then
-    step = steps[1]
-  else
-    step = function(stack, top, env, out)
-      for i = 1, count do steps[i](stack, top, env, out) end
-    end
-  end
+  local step = compile.tree(nodes, { NULL = NULL, NO_NAMES = NO_NAMES, FLUSH_AT = FLUSH_AT, to_text = to_text,
+                                     lookup_of = compile_lookup, partial_of = partial_step, name = name })
   compiled[nodes] = step
   return step
 end
 
 local function render_into(template, view, partials, escape, name, out)
-  local step = compile_nodes(mustache.parse(template, name))
+  local step = compile_nodes(mustache.parse(template, name), name)
   -- escaped: {{x}}'s text -> its escaped text, for this render (escape functions are pure)
   local env = { partials = partials or {}, escape = escape or html_escape, depth = 0,
                 partial_steps = {}, escaped = {} }

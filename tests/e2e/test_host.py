@@ -49,6 +49,13 @@ return { name = "probe", help = "probe — what the sandbox offers", run = funct
     parts[#parts + 1] = name .. "=" .. type(v)
   end
   parts[#parts + 1] = "binary_chunk=" .. (pcall(require, "lib.binary_module") and "allowed" or "refused")
+  -- load: text only, whatever the mode asks; an env given is the chunk's _ENV
+  local dumped = load(string.dump(function() return 1 end), "=dumped", "b")
+  parts[#parts + 1] = "load_binary=" .. (dumped and "allowed" or "refused")
+  local text = load("return x + 1", "=text", "t", { x = 41 })
+  parts[#parts + 1] = "load_text=" .. tostring(text and text())
+  local _, syntax = load("return +", "=bad")
+  parts[#parts + 1] = "load_error=" .. tostring(syntax):gsub("%s", "_")
   parts[#parts + 1] = "require_io=" .. (pcall(require, "io") and "allowed" or "refused")
   parts[#parts + 1] = "require_outside=" .. (pcall(require, "../../etc/passwd") and "allowed" or "refused")
   parts[#parts + 1] = "proc_environ=" .. (require("host").read_file("/proc/self/environ") and "allowed" or "refused")
@@ -150,12 +157,16 @@ class HostTest(CommandBotTestCase):
         seen = dict(kv.split("=", 1) for kv in post["text"].split()[1:])
         for name in ("os.execute", "os.exit", "os.remove", "os.rename", "os.getenv", "io",
                      "io.popen", "dofile", "loadfile", "debug.sethook", "debug.getinfo",
-                     "package.loadlib", "load"):
+                     "package.loadlib"):
             self.assertEqual("nil", seen[name], name + " must not be reachable from a script")
         for name in ("os.time", "os.date", "string.format", "table.concat", "debug.traceback",
-                     "require"):
+                     "require", "load"):
             self.assertEqual("function", seen[name], name + " belongs to the safe library")
         self.assertEqual("refused", seen["binary_chunk"])
+        # load takes text only (a precompiled chunk is refused even when "b" is asked for)
+        self.assertEqual("refused", seen["load_binary"])
+        self.assertEqual("42", seen["load_text"])
+        self.assertTrue(seen["load_error"].startswith("bad:1:"), seen["load_error"])
         self.assertEqual("refused", seen["require_io"])
         self.assertEqual("refused", seen["require_outside"])
         # the environment holds the tokens

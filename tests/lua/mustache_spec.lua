@@ -99,4 +99,66 @@ describe("mustache project rules", function()
     assert.is_false(ok)
     assert.matches("deeper than 100", err)
   end)
+
+end)
+
+-- lib/mustache_compile.lua writes templates out as Lua code: what a template holds must never
+-- become code, and no template is too deep or too wide to compile.
+describe("mustache compiled to code", function()
+  it("keeps names and text that look like Lua as plain data", function()
+    local key = "a]]error('x')--[[\"b"
+    local text = "\"]] end error('boom') --[[\n\0\r\\ \226\130\172"
+    local view = { [key] = "v\"'\n" }
+    local out = mustache.render(text .. "{{{" .. key .. "}}}{{#" .. key .. "}}!{{/" .. key .. "}}", view)
+    assert.are.equal(text .. "v\"'\n!", out)
+  end)
+
+  it("compiles sections nested deeper than one function holds, lists and inverted alike", function()
+    local depth = 300
+    local open, close, view = {}, {}, {}
+    for i = 1, depth do
+      local name = "s" .. i
+      open[#open + 1] = (i % 3 == 0 and "{{^" or "{{#") .. name .. "}}" .. (i % 50 == 0 and "{{x}}," or "")
+      table.insert(close, 1, "{{/" .. name .. "}}")
+      if i % 3 == 0 then
+        view[name] = false -- inverted: runs
+      elseif i % 3 == 1 then
+        view[name] = { { x = i } } -- a list of one
+      else
+        view[name] = { x = -i } -- a table pushed once
+      end
+    end
+    local out = mustache.render(table.concat(open) .. "." .. table.concat(close), view)
+    -- {{x}} at level 50k is the innermost context's x: that level's table or list item, or for an
+    -- inverted level (no push) the level under it
+    assert.are.equal("-50,100,-149,-200,250,-299,.", out)
+  end)
+
+  it("renders a deep template the same as its shallow equivalent", function()
+    -- the same content nested 12 levels (past the levels one function writes out in place)
+    local parts, view, cur = {}, {}, nil
+    cur = view
+    for i = 1, 12 do
+      parts[#parts + 1] = "{{#l" .. i .. "}}<{{v}}{{^missing}}-{{/missing}}"
+      local child = { v = i }
+      cur["l" .. i] = { child, { v = i * 10 } }
+      cur = child
+    end
+    local tpl = table.concat(parts)
+    for i = 12, 1, -1 do tpl = tpl .. "{{/l" .. i .. "}}" end
+    local out = mustache.render(tpl, view)
+    assert.are.equal("<1-<2-<3-<4-<5-<6-<7-<8-<9-<10-<11-<12-<120-<110-<100-<90-<80-<70-<60-<50-<40-<30-<20-<10-",
+      out)
+  end)
+
+  it("hands a long list to the sink in pieces, the same text as one string", function()
+    local items = {}
+    for i = 1, 5000 do items[i] = { n = i } end
+    local chunks = {}
+    mustache.render_to(function(c) chunks[#chunks + 1] = c end, "{{#items}}[{{n}}]{{/items}}", { items = items })
+    local whole = mustache.render("{{#items}}[{{n}}]{{/items}}", { items = items })
+    assert.is_true(#chunks > 1)
+    assert.are.equal(whole, table.concat(chunks))
+    assert.are.equal("[1][2]", whole:sub(1, 6))
+  end)
 end)
