@@ -136,8 +136,8 @@ describe("mustache compiled to code", function()
 
   it("renders a deep template the same as its shallow equivalent", function()
     -- the same content nested 12 levels (past the levels one function writes out in place)
-    local parts, view, cur = {}, {}, nil
-    cur = view
+    local parts, view = {}, {}
+    local cur = view
     for i = 1, 12 do
       parts[#parts + 1] = "{{#l" .. i .. "}}<{{v}}{{^missing}}-{{/missing}}"
       local child = { v = i }
