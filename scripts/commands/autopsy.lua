@@ -232,10 +232,10 @@ local function build_and_upload(ctx, progress, plan)
   -- an upload branch ends (pcall's answer): counted whatever happened, so timeline.json's branch
   -- never waits for a branch that raised
   local uploads_left, upload_ended = 2, host.signal()
-  local function ended(ok, err)
+  local function ended(ok, raised)
     uploads_left = uploads_left - 1
     upload_ended:notify()
-    if not ok then error(err, 0) end
+    if not ok then error(raised, 0) end
   end
   local done = host.all({
     function()
