@@ -213,7 +213,7 @@ end
 -- files, attachments and reactions are set only when the message has some (hot path: most
 -- messages have none; `x ~= nil` is checked before type(x), which is a function call).
 local function entry_of(m, env)
-  local clock, date = timefmt.clock_and_date(m.ts, env.zone)
+  local clock, date = env.clock(m.ts)
   local e = {
     ts = m.ts,
     time = tsutil.to_number(m.ts),
@@ -235,7 +235,7 @@ local function entry_of(m, env)
     e.permalink = env.permalink_of(m.ts, reply_to or ((tonumber(m.reply_count) or 0) > 0 and m.ts or nil))
   end
   env.day_of[e] = date
-  if env.second_zone then e.time2_label = timefmt.label(m.ts, env.second_zone) end
+  if env.second_clock then e.time2_label = (env.second_clock(m.ts)) end
   if m.edited ~= nil and type(m.edited) == "table" and str(m.edited.ts) then
     local el = timefmt.labels(m.edited.ts, env.zone)
     e.edited = { ts = m.edited.ts, time = tsutil.to_number(m.edited.ts),
@@ -279,6 +279,7 @@ local function make_env(o)
   local env = {
     zone = zone,
     second_zone = str(second_zone),
+    clock = timefmt.clocks(zone), -- ts -> clock, date (entry_of)
     channel = o.channel,
     thread_ts = o.thread_ts,
     permalink = slack.permalink_builder(o.channel, o.thread_ts, o.base_url),
@@ -291,6 +292,7 @@ local function make_env(o)
     channel_mode = o.channel_mode,
     permalink_of = function(ts, in_thread) return slack.permalink(o.channel, ts, in_thread, o.base_url) end,
   }
+  if env.second_zone then env.second_clock = timefmt.clocks(env.second_zone) end
   env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names, o.usergroups,
     config_part(config, "timeline").emoji)
   return env
