@@ -175,6 +175,27 @@ for b = 0, 255 do
   IS_EDGE[b] = find(c, "[%s%p%c]") ~= nil
 end
 
+-- Scratch arrays of style_line, reused from line to line: nine new tables per line were most of
+-- what a timeline's conversion allocated, and the collector's work grows with that. Each is read
+-- only up to its count for the current line (what lies beyond is a former line's); style_line
+-- calls nothing that could convert another line meanwhile.
+local marks = {}      -- positions of marker characters, in order; -position once paired
+local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
+local stack = {}      -- the k of markers that may still open a pair
+-- openers[c] = the depths in `stack` of the openers of marker c, bottom to top (tops[c] of them):
+-- a closer finds its opener without walking over the others (walking made `*a ` x n then `a~ ` x n
+-- quadratic)
+local openers = { [42] = {}, [95] = {}, [126] = {} }
+local tops = {}
+local specials = {}   -- positions of the bytes escape_chars escapes, in order
+local pieces = {}     -- the output, emptied after each line (it holds its strings)
+
+local function joined(n)
+  local s = concat(pieces, "", 1, n)
+  for j = 1, n do pieces[j] = nil end
+  return s
+end
+
 -- Styles in one line of decoded text where \1N\2 stand for already-built Markdown pieces.
 -- A marker opens after start/space/punctuation and before a non-space; it closes after a
 -- non-space and before end/space/punctuation; doubled markers (`**`) are literal, as in Slack.
@@ -186,13 +207,8 @@ local function style_line(s)
   if not (find(s, "*", 1, true) or find(s, "_", 1, true) or find(s, "~", 1, true)) then
     return markdown.escape_chars(s)
   end
-  local marks = {}      -- positions of marker characters, in order; -position once paired
-  local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
-  local stack = {}      -- the k of markers that may still open a pair
-  -- by_byte[c] = the depths in `stack` of the openers of marker c, bottom to top: a closer finds
-  -- its opener without walking over the others (walking made `*a ` x n then `a~ ` x n quadratic)
-  local by_byte = { [42] = {}, [95] = {}, [126] = {} }
-  local specials, n_specials = {}, 0 -- positions of the bytes escape_chars escapes, in order
+  local n_marks, n_stack, n_specials = 0, 0, 0
+  tops[42], tops[95], tops[126] = 0, 0, 0
   local amp = false     -- an "&" seen (then the pieces go through escape_chars)
   local any = false
   local i = find(s, "%p")
@@ -210,33 +226,35 @@ local function style_line(s)
       amp = true
     end
     if MARK_MD[c] then
-      local k = #marks + 1
+      local k = n_marks + 1
+      n_marks = k
       marks[k], mark_byte[k] = i, c
       if prev ~= c and nxt ~= c then
         local can_open = (not prev or IS_EDGE[prev]) and nxt ~= nil and not IS_SPACE[nxt]
         local can_close = prev ~= nil and not IS_SPACE[prev] and (not nxt or IS_EDGE[nxt])
         local closed = false
         if can_close then
-          local mine = by_byte[c]
-          local depth = mine[#mine]
-          if depth then
+          local top = tops[c]
+          if top > 0 then
+            local depth = openers[c][top]
             local opener = stack[depth]
             marks[opener], marks[k] = -marks[opener], -i
             any = true
             -- the opener and every opener above it are used up (each is popped once: linear)
-            for d = #stack, depth, -1 do
-              local of = by_byte[mark_byte[stack[d]]]
-              of[#of] = nil
-              stack[d] = nil
+            for d = n_stack, depth, -1 do
+              local b = mark_byte[stack[d]]
+              tops[b] = tops[b] - 1
             end
+            n_stack = depth - 1
             closed = true
           end
         end
         if not closed and can_open then
-          local depth = #stack + 1
-          stack[depth] = k
-          local mine = by_byte[c]
-          mine[#mine + 1] = depth
+          n_stack = n_stack + 1
+          stack[n_stack] = k
+          local top = tops[c] + 1
+          tops[c] = top
+          openers[c][top] = n_stack
         end
       end
     end
@@ -245,26 +263,26 @@ local function style_line(s)
   if not amp then
     -- What the code below gives, without scanning the pieces again: every special gets a
     -- backslash (as escape_chars does), except paired markers, which become Markdown.
-    local out, n = {}, 0
+    local n = 0
     local last = 1
     local k = 1 -- the next of marks (every mark is a special)
     for j = 1, n_specials do
       local pos = specials[j]
-      local mark = marks[k]
+      local mark = k <= n_marks and marks[k]
       if mark == pos or mark == -pos then
         k = k + 1
       end
       if pos > last then
         n = n + 1
-        out[n] = sub(s, last, pos - 1)
+        pieces[n] = sub(s, last, pos - 1)
       end
       if mark == -pos then -- paired
         n = n + 1
-        out[n] = MARK_MD[mark_byte[k - 1]]
+        pieces[n] = MARK_MD[mark_byte[k - 1]]
         last = pos + 1
       else
         n = n + 1
-        out[n] = "\\"
+        pieces[n] = "\\"
         last = pos
       end
     end
@@ -273,33 +291,33 @@ local function style_line(s)
     end
     if last <= #s then
       n = n + 1
-      out[n] = sub(s, last)
+      pieces[n] = sub(s, last)
     end
-    return concat(out)
+    return joined(n)
   end
   if not any then
     return markdown.escape_chars(s)
   end
   local escape_chars = markdown.escape_chars
-  local out, n = {}, 0
+  local n = 0
   local last = 1
-  for k = 1, #marks do
+  for k = 1, n_marks do
     local pos = -marks[k]
     if pos > 0 then -- paired
       if pos > last then -- (an empty piece escapes to "")
         n = n + 1
-        out[n] = escape_chars(sub(s, last, pos - 1))
+        pieces[n] = escape_chars(sub(s, last, pos - 1))
       end
       n = n + 1
-      out[n] = MARK_MD[mark_byte[k]]
+      pieces[n] = MARK_MD[mark_byte[k]]
       last = pos + 1
     end
   end
   if last <= #s then
     n = n + 1
-    out[n] = escape_chars(sub(s, last))
+    pieces[n] = escape_chars(sub(s, last))
   end
-  return concat(out)
+  return joined(n)
 end
 
 -- While one line is converted, code spans, links, mentions and emoji are built first and stand
