@@ -463,6 +463,11 @@ local function convert_line(line, resolve)
     s = gsub(s, "[\1\2]", "\239\191\189") -- U+FFFD: these bytes mark held pieces below
   end
   local has_code, has_angle, has_colon = find(s, "`", 1, true), find(s, "<", 1, true), find(s, ":", 1, true)
+  -- a ":" that starts no shortcode ("at 23:31") holds nothing: hold_emoji would find none (holding
+  -- angles and code spans only puts placeholders in, which no shortcode can span)
+  if has_colon then
+    has_colon = find(s, ":[%w_+-]+:", has_colon)
+  end
   if not (has_code or has_angle or has_colon) then
     if find(s, "&", 1, true) then
       s = decode_entities(s)
@@ -734,6 +739,11 @@ end
 function mrkdwn.to_inline(text, resolve)
   if type(text) ~= "string" or text == "" then
     return ""
+  end
+  if not (find(text, "\n", 1, true) or find(text, "\r", 1, true) or find(text, "```", 1, true)) then
+    -- one line, no code block (a footer, a title): its Markdown, without the tables below
+    local _, md = line_of(text, resolve, nil)
+    return md
   end
   local out = {}
   for _, line in ipairs(collect_lines(text, resolve)) do
