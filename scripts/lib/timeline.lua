@@ -167,20 +167,29 @@ local function make_resolver(book, zone, channel, channel_name, channel_names, g
 end
 
 -- A message with blocks shows its blocks (its `text` is the notification fallback); one whose
--- blocks show nothing shows its text. Never both, never neither.
-local function convert(m, resolve)
+-- blocks show nothing shows its text. Never both, never neither. memo: text -> Markdown for this
+-- timeline (the resolvers answer the same for the whole of it): bots and people repeat the same
+-- text, each is converted once (as lib/attachments.lua does for attachment text).
+local function convert(m, resolve, memo)
   local blocks = m.blocks
   if blocks ~= nil and type(blocks) == "table" and blocks[1] ~= nil then
     local md = blockkit.to_markdown(blocks, resolve)
     if md ~= "" then return md end
   end
-  return mrkdwn.to_markdown(m.text, resolve)
+  local text = m.text
+  if type(text) ~= "string" then return mrkdwn.to_markdown(text, resolve) end
+  local md = memo[text]
+  if md == nil then
+    md = mrkdwn.to_markdown(text, resolve)
+    memo[text] = md
+  end
+  return md
 end
 
 -- Markdown of a message's text. A converter failure shows the text escaped rather than losing the
 -- message.
-local function text_markdown(m, resolve)
-  local ok, md = pcall(convert, m, resolve)
+local function text_markdown(m, resolve, memo)
+  local ok, md = pcall(convert, m, resolve, memo)
   if ok and type(md) == "string" then return md end
   host.log("warn", "text conversion failed, showing escaped text", { ts = m.ts, error = tostring(md) })
   return markdown.escape(type(m.text) == "string" and m.text or "")
@@ -219,7 +228,7 @@ local function entry_of(m, env)
     time = tsutil.to_number(m.ts),
     time_label = clock,
     author = author_of(m, env.book, env.authors),
-    text_md = text_markdown(m, env.resolve),
+    text_md = text_markdown(m, env.resolve, env.text_md),
     permalink = env.permalink and env.permalink(m.ts),
     marks = {},
     raw = m,
@@ -288,6 +297,7 @@ local function make_env(o)
     day_of = {},
     jobs = {},
     attachment_md = {}, -- text -> Markdown, shared by the attachments (see lib/attachments.lua)
+    text_md = {}, -- a message's text -> Markdown (convert)
     max_bytes = config_part(config, "downloads").max_bytes,
     channel_mode = o.channel_mode,
     permalink_of = function(ts, in_thread) return slack.permalink(o.channel, ts, in_thread, o.base_url) end,
