@@ -125,6 +125,13 @@ local function author(authors, id, name, is_bot)
 end
 
 local function author_of(m, book, authors)
+  -- the usual message, by a person the book names, without subtype or bot_id: what the general
+  -- path below gives, without its calls
+  local user = m.user
+  if m.subtype == nil and m.bot_id == nil and type(user) == "string" then
+    local p = book[user]
+    if p and user ~= "" then return author(authors, user, p.name or user, p.is_bot == true) end
+  end
   if is_bot_message(m) then
     local id = str(m.bot_id) or str(m.user) or "bot"
     local profile = type(m.bot_profile) == "table" and m.bot_profile or {}
@@ -251,7 +258,7 @@ local function entry_of(m, env)
                  label = (el.date ~= date) and (el.date .. " " .. el.short) or el.short }
   end
   if m.subtype == "thread_broadcast" then e.broadcast = true end
-  local message_files = files_of(m)
+  local message_files = (m.files ~= nil or m.file ~= nil) and files_of(m)
   if message_files then
     e.files = {}
     for _, f in ipairs(message_files) do
@@ -274,7 +281,7 @@ local function entry_of(m, env)
       end
     end
   end
-  subtypes.apply(e, m, env)
+  if m.subtype ~= nil then subtypes.apply(e, m, env) end
   return e
 end
 
