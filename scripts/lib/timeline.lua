@@ -347,16 +347,18 @@ local function complete(entries, messages, env, o)
     permalink = function(ts) return slack.permalink(o.channel, ts, thread_ts, o.base_url) end,
   })
 
-  local is_kept = {}
-  for _, e in ipairs(kept) do
-    is_kept[e] = true
-  end
   for _, e in ipairs(entries) do
     e.raw = nil
   end
   local jobs = {}
-  for _, job in ipairs(env.jobs) do
-    if is_kept[job.owner] then jobs[#jobs + 1] = job end
+  if env.jobs[1] then -- (the set of kept entries only for a thread with files to download)
+    local is_kept = {}
+    for _, e in ipairs(kept) do
+      is_kept[e] = true
+    end
+    for _, job in ipairs(env.jobs) do
+      if is_kept[job.owner] then jobs[#jobs + 1] = job end
+    end
   end
 
   local parent = not o.channel_mode and messages[1] and messages[1].ts == thread_ts and messages[1] or nil
