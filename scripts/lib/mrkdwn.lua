@@ -383,7 +383,8 @@ local function hold_code_spans(s, held, plain)
 end
 
 -- s with every `<...>` held, as s:gsub("<([^<>]*)>", ...) finds them: a `<` is literal when
--- another `<` comes before the next `>`. plain[placeholder] = what the token shows as code text.
+-- another `<` comes before the next `>`. plain[placeholder] = what the token shows as code text
+-- (plain is nil when the line has no code span to need it).
 local function hold_angles(s, held, resolve, plain)
   local out, last, pos = nil, 1, 1
   local close -- the first ">" at or after pos, once looked up
@@ -408,8 +409,10 @@ local function hold_angles(s, held, resolve, plain)
       local md, shown = angle_markdown(inner, resolve)
       local placeholder = hold(held, md)
       out[#out + 1] = placeholder
-      plain[placeholder] = shown
-      plain.n = plain.n + 1
+      if plain then
+        plain[placeholder] = shown
+        plain.n = plain.n + 1
+      end
       last, pos = close + 1, close + 1
     end
   end
@@ -477,7 +480,7 @@ local function convert_line(line, resolve)
   -- (made with room for four pieces: growing a table costs more than these keys; the pieces
   -- not held stay false, which the gsub below leaves alone; they are not in s anyway)
   local held = { n = 0, ["\0011\2"] = false, ["\0012\2"] = false, ["\0013\2"] = false }
-  local plain = { n = 0 }
+  local plain = has_code and { n = 0 } or nil -- (read by hold_code_spans only)
   if has_angle then
     s = hold_angles(s, held, resolve, plain)
   end
