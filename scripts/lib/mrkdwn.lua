@@ -624,6 +624,11 @@ end
 -- Line `md` of `kind` appended to out[1..n] as join_lines does it, knowing the next line's
 -- kind and md (nil at the end). Returns the new n.
 local function put_line(out, n, kind, md, next_kind, next_md)
+  if kind == "fence" then
+    n = n + 1
+    out[n] = md
+    return n
+  end
   if kind == "blank" then
     if n > 0 and out[n] ~= "" then
       n = n + 1
@@ -653,12 +658,9 @@ local function put_line(out, n, kind, md, next_kind, next_md)
   return n
 end
 
--- join_lines(collect_lines(text)) for a text of several lines without "\r" or code blocks,
--- without the table per line: each line is put out once the next one is known.
-local function join_text_lines(text, resolve)
-  local out, n = {}, 0
-  local state = {}
-  local kind, md -- the line waiting for the next one
+-- The lines of `text` put out after the line waiting (kind, md; nil when none), each once the
+-- next one is known. Returns n and the line left waiting.
+local function put_text_lines(out, n, kind, md, text, resolve, state)
   local pos = 1
   while true do
     local nl = find(text, "\n", pos, true)
@@ -672,12 +674,68 @@ local function join_text_lines(text, resolve)
     end
     pos = nl + 1
   end
-  n = put_line(out, n, kind, md, nil, nil)
+  return n, kind, md
+end
+
+-- The line left waiting put out, the blank lines at the end dropped, the lines joined.
+local function finish_lines(out, n, kind, md)
+  if kind then
+    n = put_line(out, n, kind, md, nil, nil)
+  end
   while n > 0 and out[n] == "" do
     out[n] = nil
     n = n - 1
   end
   return concat(out, "\n")
+end
+
+-- join_lines(collect_lines(text)) for a text of several lines without "\r" or code blocks,
+-- without the table per line: each line is put out once the next one is known.
+local function join_text_lines(text, resolve)
+  local out = {}
+  return finish_lines(out, put_text_lines(out, 0, nil, nil, text, resolve, {}))
+end
+
+-- join_lines(collect_lines(text)) for a text with code blocks and without "\r", without
+-- split_fences' table per part and collect_lines' per line: text parts and code blocks are put
+-- out in order, as join_text_lines does.
+local function join_fenced_lines(s, resolve)
+  local out, n, kind, md = {}, 0, nil, nil
+  local state = {}
+  local pos = 1
+  while true do
+    local open = find(s, "```", pos, true)
+    local close = open and find(s, "```", open + 3, true)
+    -- the text before the block (without a block after it: the rest, an odd ``` included); the
+    -- newline next to a fence belongs to the fence
+    local text = sub(s, pos, close and open - 1 or -1)
+    if pos > 1 and byte(text, 1) == 10 then
+      text = sub(text, 2)
+    end
+    if close and byte(text, -1) == 10 then
+      text = sub(text, 1, -2)
+    end
+    if text ~= "" then
+      n, kind, md = put_text_lines(out, n, kind, md, text, resolve, state)
+    end
+    if not close then
+      break
+    end
+    local code = sub(s, open + 3, close - 1)
+    if byte(code, 1) == 10 then
+      code = sub(code, 2)
+    end
+    if byte(code, -1) == 10 then
+      code = sub(code, 1, -2)
+    end
+    local fence_md = markdown.fence(code_plain(code, resolve))
+    if kind then
+      n = put_line(out, n, kind, md, "fence", fence_md)
+    end
+    kind, md = "fence", fence_md
+    pos = close + 3
+  end
+  return finish_lines(out, n, kind, md)
 end
 
 -- Text and code parts of a message -> the collected lines (see add_text_lines).
@@ -723,8 +781,11 @@ function mrkdwn.to_markdown(text, resolve)
   if type(text) ~= "string" or text == "" then
     return ""
   end
-  if find(text, "\r", 1, true) or find(text, "```", 1, true) then
+  if find(text, "\r", 1, true) then
     return join_lines(collect_lines(text, resolve))
+  end
+  if find(text, "```", 1, true) then
+    return join_fenced_lines(text, resolve)
   end
   if not find(text, "\n", 1, true) then
     -- one line, no code block (most messages): what join_lines would make of that one line
