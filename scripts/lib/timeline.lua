@@ -175,8 +175,10 @@ end
 
 -- A message with blocks shows its blocks (its `text` is the notification fallback); one whose
 -- blocks show nothing shows its text. Never both, never neither. memo: text -> Markdown for this
--- timeline (the resolvers answer the same for the whole of it): bots and people repeat the same
--- text, each is converted once (as lib/attachments.lua does for attachment text).
+-- timeline: bots and people repeat the same text, each is converted once (as lib/attachments.lua
+-- does for attachment text). The resolvers answer the same for a text wherever it comes: offline
+-- the names are all known at the start; a report read from Slack names what a batch mentions
+-- before it converts the batch (new_reader's absorb), and a name once asked never changes.
 local function convert(m, resolve, memo)
   local blocks = m.blocks
   if blocks ~= nil and type(blocks) == "table" and blocks[1] ~= nil then
