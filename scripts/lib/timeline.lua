@@ -27,6 +27,8 @@ local subtypes = require "lib.subtypes"
 
 local timeline = {}
 
+local find = string.find
+
 local str = require("lib.values").text
 
 local function list(v)
@@ -178,7 +180,9 @@ end
 -- timeline: bots and people repeat the same text, each is converted once (as lib/attachments.lua
 -- does for attachment text). The resolvers answer the same for a text wherever it comes: offline
 -- the names are all known at the start; a report read from Slack names what a batch mentions
--- before it converts the batch (new_reader's absorb), and a name once asked never changes.
+-- before it converts the batch (new_reader's absorb), and asks for a person or a channel once.
+-- User groups are the exception (a later batch that mentions a group the cache lacks reads them
+-- all again): a text with one is converted each time.
 local function convert(m, resolve, memo)
   local blocks = m.blocks
   if blocks ~= nil and type(blocks) == "table" and blocks[1] ~= nil then
@@ -186,7 +190,7 @@ local function convert(m, resolve, memo)
     if md ~= "" then return md end
   end
   local text = m.text
-  if type(text) ~= "string" then return mrkdwn.to_markdown(text, resolve) end
+  if type(text) ~= "string" or find(text, "<!subteam", 1, true) then return mrkdwn.to_markdown(text, resolve) end
   local md = memo[text]
   if md == nil then
     md = mrkdwn.to_markdown(text, resolve)
