@@ -49,6 +49,7 @@ return {
     local bot_user_id = env.bot and env.bot.user_id
     local resolution_patterns = phrase_patterns(t.resolution_phrases)
     local mitigation_patterns = phrase_patterns(t.mitigation_phrases)
+    local any_phrase = resolution_patterns[1] ~= nil or mitigation_patterns[1] ~= nil
     for _, entry in ipairs(entries) do
       local m = entry.raw or {}
       local text = type(m.text) == "string" and m.text or ""
@@ -62,7 +63,7 @@ return {
           if type(r) == "table" and r.name == reaction then mark(entry, "resolution", "reaction") end
         end
       end
-      if not (entry.author and entry.author.is_bot) and text ~= "" then
+      if any_phrase and text ~= "" and not (entry.author and entry.author.is_bot) then
         local lower = text:lower()
         if has_phrase(lower, resolution_patterns) then mark(entry, "resolution", "phrase") end
         if has_phrase(lower, mitigation_patterns) then mark(entry, "mitigation", "phrase") end

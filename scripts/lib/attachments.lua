@@ -10,6 +10,7 @@ local blockkit = require "lib.blockkit"
 local attachments = {}
 
 local concat = table.concat
+local find, byte = string.find, string.byte
 
 local str = require("lib.values").visible
 
@@ -35,12 +36,19 @@ local function converted(text, resolve, memo)
   return nil
 end
 
--- Plain text on one line (titles, names): entities decoded, edges trimmed.
+-- %s as bytes (space, \t, \n, \v, \f, \r).
+local IS_SPACE = { [32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true }
+
+-- Plain text on one line (titles, names): entities decoded, edges trimmed. (Most are one line
+-- already, without space at their edges: then the three gsubs would change nothing.)
 local function plain_line(text)
   if not str(text) then
     return nil
   end
-  local s = mrkdwn.decode_entities(text):gsub("[\r\n]+", " "):gsub("^%s+", ""):gsub("%s+$", "")
+  local s = mrkdwn.decode_entities(text)
+  if find(s, "\n", 1, true) or find(s, "\r", 1, true) or IS_SPACE[byte(s, 1)] or IS_SPACE[byte(s, -1)] then
+    s = s:gsub("[\r\n]+", " "):gsub("^%s+", ""):gsub("%s+$", "")
+  end
   return s
 end
 
@@ -48,6 +56,9 @@ end
 -- with a multi-line value, or a long one, gets its own paragraph. A field without a title is just
 -- its value.
 local function fields_md(fields)
+  if fields[1] == nil then
+    return "" -- (most attachments have none)
+  end
   local paragraphs, row = {}, {}
   local function end_row()
     if #row > 0 then
@@ -75,6 +86,9 @@ end
 
 -- "service · [author](link)" above the title; a preview without a title still says whose it is.
 local function byline(a)
+  if a.service_name == nil and a.author_name == nil then
+    return "" -- (what the parts below join to when neither is there)
+  end
   local parts = {}
   local service = plain_line(a.service_name)
   if service then
@@ -103,6 +117,9 @@ local function footer_md(a, resolve)
 end
 
 local function buttons_md(a, resolve)
+  if type(a.actions) ~= "table" then
+    return ""
+  end
   local labels = {}
   for _, action in ipairs(list(a.actions)) do
     if type(action) == "table" and str(action.text) then
@@ -171,7 +188,7 @@ function attachments.of(a, resolve, memo)
     title_md or "",
     model.text_md or "",
     fields_md(fields),
-    blockkit.to_markdown(a.blocks, resolve),
+    a.blocks ~= nil and blockkit.to_markdown(a.blocks, resolve) or "",
     buttons_md(a, resolve),
     image and blockkit.image(image, title or "image") or "",
     footer_md(a, resolve),

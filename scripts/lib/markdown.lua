@@ -6,33 +6,38 @@ local markdown = {}
 
 -- Every character that can start inline Markdown (emphasis, code, links, images, raw HTML,
 -- autolinks, tables, strikethrough, headings) gets a backslash; CommonMark allows a backslash
--- before any ASCII punctuation, so this never shows in the rendered text.
-local INLINE_SPECIALS = "[\\`*_%[%]<>#|!~]"
-
--- The same characters as bytes.
-local IS_SPECIAL = {}
+-- before any ASCII punctuation, so this never shows in the rendered text. IS_SPECIAL: the same
+-- characters as bytes; ESCAPED: each as a string -> itself escaped, for gsub(s, "%p", ESCAPED),
+-- which leaves the other punctuation as it is (and scans much faster than the set
+-- "[\\`*_%[%]<>#|!~]" would).
+local IS_SPECIAL, ESCAPED = {}, {}
 for c in ("\\`*_[]<>#|!~"):gmatch(".") do
   IS_SPECIAL[c:byte()] = true
+  ESCAPED[c] = "\\" .. c
 end
 markdown.IS_SPECIAL = IS_SPECIAL -- (read-only: lib/mrkdwn.lua escapes with it while it styles)
 
 local find, sub, byte, gsub = string.find, string.sub, string.byte, string.gsub
 
+-- escape_chars' pieces, reused from call to call rather than a new table for each text with a
+-- special (a timeline escapes several pieces of every message); emptied after each call, as they
+-- hold its strings. escape_chars calls nothing that could escape another text meanwhile.
+local pieces = {}
+
 -- Backslash-escape the inline specials and turn `&` into `&amp;` only where it would start an
 -- entity reference (`&copy;`, `&#60;`). Does not look at line starts or newlines.
 -- Hot path (every piece of every message): hop from one punctuation character to the next ("%p"
--- scans faster than the INLINE_SPECIALS set; every special and "&" is punctuation) and cut the
+-- scans faster than a set of the specials; every special and "&" is punctuation) and cut the
 -- text at the specials. Text with many of them goes through one gsub instead.
 function markdown.escape_chars(text)
   local s = text
-  local out, n, last, hops = nil, 0, 1, 0
+  local n, last, hops = 0, 1, 0
   local amp = false -- an "&" seen on the way (every "&" is a hop when the loop runs to the end)
   local i = find(s, "%p")
   while i do
     local c = byte(s, i)
     if IS_SPECIAL[c] then
-      out = out or {}
-      out[n + 1], out[n + 2] = sub(s, last, i - 1), "\\"
+      pieces[n + 1], pieces[n + 2] = sub(s, last, i - 1), "\\"
       n = n + 2
       last = i
     elseif c == 38 then
@@ -40,16 +45,18 @@ function markdown.escape_chars(text)
     end
     hops = hops + 1
     if hops > 16 then
-      out = nil
-      s = gsub(s, INLINE_SPECIALS, "\\%0")
+      for j = 1, n do pieces[j] = nil end
+      n = 0
+      s = gsub(s, "%p", ESCAPED)
       amp = true -- not known: look below
       break
     end
     i = find(s, "%p", i + 1)
   end
-  if out then
-    out[n + 1] = sub(s, last)
-    s = table.concat(out)
+  if n > 0 then
+    pieces[n + 1] = sub(s, last)
+    s = table.concat(pieces, "", 1, n + 1)
+    for j = 1, n + 1 do pieces[j] = nil end
   end
   if amp and find(s, "&", 1, true) then
     s = gsub(s, "&(#?%w+;)", "&amp;%1")

@@ -175,6 +175,27 @@ for b = 0, 255 do
   IS_EDGE[b] = find(c, "[%s%p%c]") ~= nil
 end
 
+-- Scratch arrays of style_line, reused from line to line: nine new tables per line were most of
+-- what a timeline's conversion allocated, and the collector's work grows with that. Each is read
+-- only up to its count for the current line (what lies beyond is a former line's); style_line
+-- calls nothing that could convert another line meanwhile.
+local marks = {}      -- positions of marker characters, in order; -position once paired
+local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
+local stack = {}      -- the k of markers that may still open a pair
+-- openers[c] = the depths in `stack` of the openers of marker c, bottom to top (tops[c] of them):
+-- a closer finds its opener without walking over the others (walking made `*a ` x n then `a~ ` x n
+-- quadratic)
+local openers = { [42] = {}, [95] = {}, [126] = {} }
+local tops = {}
+local specials = {}   -- positions of the bytes escape_chars escapes, in order
+local pieces = {}     -- the output, emptied after each line (it holds its strings)
+
+local function joined(n)
+  local s = concat(pieces, "", 1, n)
+  for j = 1, n do pieces[j] = nil end
+  return s
+end
+
 -- Styles in one line of decoded text where \1N\2 stand for already-built Markdown pieces.
 -- A marker opens after start/space/punctuation and before a non-space; it closes after a
 -- non-space and before end/space/punctuation; doubled markers (`**`) are literal, as in Slack.
@@ -186,13 +207,8 @@ local function style_line(s)
   if not (find(s, "*", 1, true) or find(s, "_", 1, true) or find(s, "~", 1, true)) then
     return markdown.escape_chars(s)
   end
-  local marks = {}      -- positions of marker characters, in order; -position once paired
-  local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
-  local stack = {}      -- the k of markers that may still open a pair
-  -- by_byte[c] = the depths in `stack` of the openers of marker c, bottom to top: a closer finds
-  -- its opener without walking over the others (walking made `*a ` x n then `a~ ` x n quadratic)
-  local by_byte = { [42] = {}, [95] = {}, [126] = {} }
-  local specials, n_specials = {}, 0 -- positions of the bytes escape_chars escapes, in order
+  local n_marks, n_stack, n_specials = 0, 0, 0
+  tops[42], tops[95], tops[126] = 0, 0, 0
   local amp = false     -- an "&" seen (then the pieces go through escape_chars)
   local any = false
   local i = find(s, "%p")
@@ -210,33 +226,35 @@ local function style_line(s)
       amp = true
     end
     if MARK_MD[c] then
-      local k = #marks + 1
+      local k = n_marks + 1
+      n_marks = k
       marks[k], mark_byte[k] = i, c
       if prev ~= c and nxt ~= c then
         local can_open = (not prev or IS_EDGE[prev]) and nxt ~= nil and not IS_SPACE[nxt]
         local can_close = prev ~= nil and not IS_SPACE[prev] and (not nxt or IS_EDGE[nxt])
         local closed = false
         if can_close then
-          local mine = by_byte[c]
-          local depth = mine[#mine]
-          if depth then
+          local top = tops[c]
+          if top > 0 then
+            local depth = openers[c][top]
             local opener = stack[depth]
             marks[opener], marks[k] = -marks[opener], -i
             any = true
             -- the opener and every opener above it are used up (each is popped once: linear)
-            for d = #stack, depth, -1 do
-              local of = by_byte[mark_byte[stack[d]]]
-              of[#of] = nil
-              stack[d] = nil
+            for d = n_stack, depth, -1 do
+              local b = mark_byte[stack[d]]
+              tops[b] = tops[b] - 1
             end
+            n_stack = depth - 1
             closed = true
           end
         end
         if not closed and can_open then
-          local depth = #stack + 1
-          stack[depth] = k
-          local mine = by_byte[c]
-          mine[#mine + 1] = depth
+          n_stack = n_stack + 1
+          stack[n_stack] = k
+          local top = tops[c] + 1
+          tops[c] = top
+          openers[c][top] = n_stack
         end
       end
     end
@@ -245,26 +263,26 @@ local function style_line(s)
   if not amp then
     -- What the code below gives, without scanning the pieces again: every special gets a
     -- backslash (as escape_chars does), except paired markers, which become Markdown.
-    local out, n = {}, 0
+    local n = 0
     local last = 1
     local k = 1 -- the next of marks (every mark is a special)
     for j = 1, n_specials do
       local pos = specials[j]
-      local mark = marks[k]
+      local mark = k <= n_marks and marks[k]
       if mark == pos or mark == -pos then
         k = k + 1
       end
       if pos > last then
         n = n + 1
-        out[n] = sub(s, last, pos - 1)
+        pieces[n] = sub(s, last, pos - 1)
       end
       if mark == -pos then -- paired
         n = n + 1
-        out[n] = MARK_MD[mark_byte[k - 1]]
+        pieces[n] = MARK_MD[mark_byte[k - 1]]
         last = pos + 1
       else
         n = n + 1
-        out[n] = "\\"
+        pieces[n] = "\\"
         last = pos
       end
     end
@@ -273,33 +291,33 @@ local function style_line(s)
     end
     if last <= #s then
       n = n + 1
-      out[n] = sub(s, last)
+      pieces[n] = sub(s, last)
     end
-    return concat(out)
+    return joined(n)
   end
   if not any then
     return markdown.escape_chars(s)
   end
   local escape_chars = markdown.escape_chars
-  local out, n = {}, 0
+  local n = 0
   local last = 1
-  for k = 1, #marks do
+  for k = 1, n_marks do
     local pos = -marks[k]
     if pos > 0 then -- paired
       if pos > last then -- (an empty piece escapes to "")
         n = n + 1
-        out[n] = escape_chars(sub(s, last, pos - 1))
+        pieces[n] = escape_chars(sub(s, last, pos - 1))
       end
       n = n + 1
-      out[n] = MARK_MD[mark_byte[k]]
+      pieces[n] = MARK_MD[mark_byte[k]]
       last = pos + 1
     end
   end
   if last <= #s then
     n = n + 1
-    out[n] = escape_chars(sub(s, last))
+    pieces[n] = escape_chars(sub(s, last))
   end
-  return concat(out)
+  return joined(n)
 end
 
 -- While one line is converted, code spans, links, mentions and emoji are built first and stand
@@ -365,7 +383,8 @@ local function hold_code_spans(s, held, plain)
 end
 
 -- s with every `<...>` held, as s:gsub("<([^<>]*)>", ...) finds them: a `<` is literal when
--- another `<` comes before the next `>`. plain[placeholder] = what the token shows as code text.
+-- another `<` comes before the next `>`. plain[placeholder] = what the token shows as code text
+-- (plain is nil when the line has no code span to need it).
 local function hold_angles(s, held, resolve, plain)
   local out, last, pos = nil, 1, 1
   local close -- the first ">" at or after pos, once looked up
@@ -390,8 +409,10 @@ local function hold_angles(s, held, resolve, plain)
       local md, shown = angle_markdown(inner, resolve)
       local placeholder = hold(held, md)
       out[#out + 1] = placeholder
-      plain[placeholder] = shown
-      plain.n = plain.n + 1
+      if plain then
+        plain[placeholder] = shown
+        plain.n = plain.n + 1
+      end
       last, pos = close + 1, close + 1
     end
   end
@@ -445,6 +466,11 @@ local function convert_line(line, resolve)
     s = gsub(s, "[\1\2]", "\239\191\189") -- U+FFFD: these bytes mark held pieces below
   end
   local has_code, has_angle, has_colon = find(s, "`", 1, true), find(s, "<", 1, true), find(s, ":", 1, true)
+  -- a ":" that starts no shortcode ("at 23:31") holds nothing: hold_emoji would find none (holding
+  -- angles and code spans only puts placeholders in, which no shortcode can span)
+  if has_colon then
+    has_colon = find(s, ":[%w_+-]+:", has_colon)
+  end
   if not (has_code or has_angle or has_colon) then
     if find(s, "&", 1, true) then
       s = decode_entities(s)
@@ -454,7 +480,7 @@ local function convert_line(line, resolve)
   -- (made with room for four pieces: growing a table costs more than these keys; the pieces
   -- not held stay false, which the gsub below leaves alone; they are not in s anyway)
   local held = { n = 0, ["\0011\2"] = false, ["\0012\2"] = false, ["\0013\2"] = false }
-  local plain = { n = 0 }
+  local plain = has_code and { n = 0 } or nil -- (read by hold_code_spans only)
   if has_angle then
     s = hold_angles(s, held, resolve, plain)
   end
@@ -598,6 +624,11 @@ end
 -- Line `md` of `kind` appended to out[1..n] as join_lines does it, knowing the next line's
 -- kind and md (nil at the end). Returns the new n.
 local function put_line(out, n, kind, md, next_kind, next_md)
+  if kind == "fence" then
+    n = n + 1
+    out[n] = md
+    return n
+  end
   if kind == "blank" then
     if n > 0 and out[n] ~= "" then
       n = n + 1
@@ -627,12 +658,9 @@ local function put_line(out, n, kind, md, next_kind, next_md)
   return n
 end
 
--- join_lines(collect_lines(text)) for a text of several lines without "\r" or code blocks,
--- without the table per line: each line is put out once the next one is known.
-local function join_text_lines(text, resolve)
-  local out, n = {}, 0
-  local state = {}
-  local kind, md -- the line waiting for the next one
+-- The lines of `text` put out after the line waiting (kind, md; nil when none), each once the
+-- next one is known. Returns n and the line left waiting.
+local function put_text_lines(out, n, kind, md, text, resolve, state)
   local pos = 1
   while true do
     local nl = find(text, "\n", pos, true)
@@ -646,12 +674,68 @@ local function join_text_lines(text, resolve)
     end
     pos = nl + 1
   end
-  n = put_line(out, n, kind, md, nil, nil)
+  return n, kind, md
+end
+
+-- The line left waiting put out, the blank lines at the end dropped, the lines joined.
+local function finish_lines(out, n, kind, md)
+  if kind then
+    n = put_line(out, n, kind, md, nil, nil)
+  end
   while n > 0 and out[n] == "" do
     out[n] = nil
     n = n - 1
   end
   return concat(out, "\n")
+end
+
+-- join_lines(collect_lines(text)) for a text of several lines without "\r" or code blocks,
+-- without the table per line: each line is put out once the next one is known.
+local function join_text_lines(text, resolve)
+  local out = {}
+  return finish_lines(out, put_text_lines(out, 0, nil, nil, text, resolve, {}))
+end
+
+-- join_lines(collect_lines(text)) for a text with code blocks and without "\r", without
+-- split_fences' table per part and collect_lines' per line: text parts and code blocks are put
+-- out in order, as join_text_lines does.
+local function join_fenced_lines(s, resolve)
+  local out, n, kind, md = {}, 0, nil, nil
+  local state = {}
+  local pos = 1
+  while true do
+    local open = find(s, "```", pos, true)
+    local close = open and find(s, "```", open + 3, true)
+    -- the text before the block (without a block after it: the rest, an odd ``` included); the
+    -- newline next to a fence belongs to the fence
+    local text = sub(s, pos, close and open - 1 or -1)
+    if pos > 1 and byte(text, 1) == 10 then
+      text = sub(text, 2)
+    end
+    if close and byte(text, -1) == 10 then
+      text = sub(text, 1, -2)
+    end
+    if text ~= "" then
+      n, kind, md = put_text_lines(out, n, kind, md, text, resolve, state)
+    end
+    if not close then
+      break
+    end
+    local code = sub(s, open + 3, close - 1)
+    if byte(code, 1) == 10 then
+      code = sub(code, 2)
+    end
+    if byte(code, -1) == 10 then
+      code = sub(code, 1, -2)
+    end
+    local fence_md = markdown.fence(code_plain(code, resolve))
+    if kind then
+      n = put_line(out, n, kind, md, "fence", fence_md)
+    end
+    kind, md = "fence", fence_md
+    pos = close + 3
+  end
+  return finish_lines(out, n, kind, md)
 end
 
 -- Text and code parts of a message -> the collected lines (see add_text_lines).
@@ -697,8 +781,11 @@ function mrkdwn.to_markdown(text, resolve)
   if type(text) ~= "string" or text == "" then
     return ""
   end
-  if find(text, "\r", 1, true) or find(text, "```", 1, true) then
+  if find(text, "\r", 1, true) then
     return join_lines(collect_lines(text, resolve))
+  end
+  if find(text, "```", 1, true) then
+    return join_fenced_lines(text, resolve)
   end
   if not find(text, "\n", 1, true) then
     -- one line, no code block (most messages): what join_lines would make of that one line
@@ -716,6 +803,11 @@ end
 function mrkdwn.to_inline(text, resolve)
   if type(text) ~= "string" or text == "" then
     return ""
+  end
+  if not (find(text, "\n", 1, true) or find(text, "\r", 1, true) or find(text, "```", 1, true)) then
+    -- one line, no code block (a footer, a title): its Markdown, without the tables below
+    local _, md = line_of(text, resolve, nil)
+    return md
   end
   local out = {}
   for _, line in ipairs(collect_lines(text, resolve)) do

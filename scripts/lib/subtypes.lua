@@ -2,9 +2,11 @@
 -- "Subtypes"): /me actions, topic and purpose changes, pins, deleted parents (tombstones), and
 -- replies also sent to the channel (one copy of each). Called by lib/timeline.lua (apply on each
 -- new entry, one_copy when messages come in) and lib/render_input.lua (one_copy); calls
--- lib/mrkdwn.lua and lib/markdown.lua. To change what a subtype shows, edit its function below.
+-- lib/mrkdwn.lua, lib/markdown.lua and lib/tsutil.lua. To change what a subtype shows, edit its
+-- function below.
 local mrkdwn = require "lib.mrkdwn"
 local markdown = require "lib.markdown"
+local tsutil = require "lib.tsutil"
 
 local subtypes = {}
 
@@ -103,6 +105,19 @@ end
 -- also sent to the channel can come twice (a thread and an export's channel file): the
 -- thread_broadcast copy is the one kept, so the reply is shown once and marked.
 function subtypes.one_copy(messages)
+  -- The usual input, every ts canonical and after the one before (Slack's order): no ts comes
+  -- twice, and the copy needs no index of them (for canonical ts, string order is ts order).
+  local is_canonical = tsutil.is_canonical
+  local copy, prev = {}, nil
+  for i, m in ipairs(messages) do
+    local ts = type(m) == "table" and m.ts
+    if not (is_canonical(ts) and (prev == nil or ts > prev)) then
+      copy = nil
+      break
+    end
+    copy[i], prev = m, ts
+  end
+  if copy then return copy end
   local at, out = {}, {}
   for _, m in ipairs(messages) do
     if type(m) == "table" and type(m.ts) == "string" then

@@ -27,6 +27,8 @@ local subtypes = require "lib.subtypes"
 
 local timeline = {}
 
+local find = string.find
+
 local str = require("lib.values").text
 
 local function list(v)
@@ -125,6 +127,13 @@ local function author(authors, id, name, is_bot)
 end
 
 local function author_of(m, book, authors)
+  -- the usual message, by a person the book names, without subtype or bot_id: what the general
+  -- path below gives, without its calls
+  local user = m.user
+  if m.subtype == nil and m.bot_id == nil and type(user) == "string" then
+    local p = book[user]
+    if p and user ~= "" then return author(authors, user, p.name or user, p.is_bot == true) end
+  end
   if is_bot_message(m) then
     local id = str(m.bot_id) or str(m.user) or "bot"
     local profile = type(m.bot_profile) == "table" and m.bot_profile or {}
@@ -167,20 +176,33 @@ local function make_resolver(book, zone, channel, channel_name, channel_names, g
 end
 
 -- A message with blocks shows its blocks (its `text` is the notification fallback); one whose
--- blocks show nothing shows its text. Never both, never neither.
-local function convert(m, resolve)
+-- blocks show nothing shows its text. Never both, never neither. memo: text -> Markdown for this
+-- timeline: bots and people repeat the same text, each is converted once (as lib/attachments.lua
+-- does for attachment text). The resolvers answer the same for a text wherever it comes: offline
+-- the names are all known at the start; a report read from Slack names what a batch mentions
+-- before it converts the batch (new_reader's absorb), and asks for a person or a channel once.
+-- User groups are the exception (a later batch that mentions a group the cache lacks reads them
+-- all again): a text with one is converted each time.
+local function convert(m, resolve, memo)
   local blocks = m.blocks
   if blocks ~= nil and type(blocks) == "table" and blocks[1] ~= nil then
     local md = blockkit.to_markdown(blocks, resolve)
     if md ~= "" then return md end
   end
-  return mrkdwn.to_markdown(m.text, resolve)
+  local text = m.text
+  if type(text) ~= "string" or find(text, "<!subteam", 1, true) then return mrkdwn.to_markdown(text, resolve) end
+  local md = memo[text]
+  if md == nil then
+    md = mrkdwn.to_markdown(text, resolve)
+    memo[text] = md
+  end
+  return md
 end
 
 -- Markdown of a message's text. A converter failure shows the text escaped rather than losing the
 -- message.
-local function text_markdown(m, resolve)
-  local ok, md = pcall(convert, m, resolve)
+local function text_markdown(m, resolve, memo)
+  local ok, md = pcall(convert, m, resolve, memo)
   if ok and type(md) == "string" then return md end
   host.log("warn", "text conversion failed, showing escaped text", { ts = m.ts, error = tostring(md) })
   return markdown.escape(type(m.text) == "string" and m.text or "")
@@ -213,13 +235,13 @@ end
 -- files, attachments and reactions are set only when the message has some (hot path: most
 -- messages have none; `x ~= nil` is checked before type(x), which is a function call).
 local function entry_of(m, env)
-  local clock, date = timefmt.clock_and_date(m.ts, env.zone)
+  local clock, date = env.clock(m.ts)
   local e = {
     ts = m.ts,
     time = tsutil.to_number(m.ts),
     time_label = clock,
     author = author_of(m, env.book, env.authors),
-    text_md = text_markdown(m, env.resolve),
+    text_md = text_markdown(m, env.resolve, env.text_md),
     permalink = env.permalink and env.permalink(m.ts),
     marks = {},
     raw = m,
@@ -235,14 +257,14 @@ local function entry_of(m, env)
     e.permalink = env.permalink_of(m.ts, reply_to or ((tonumber(m.reply_count) or 0) > 0 and m.ts or nil))
   end
   env.day_of[e] = date
-  if env.second_zone then e.time2_label = timefmt.label(m.ts, env.second_zone) end
+  if env.second_clock then e.time2_label = (env.second_clock(m.ts)) end
   if m.edited ~= nil and type(m.edited) == "table" and str(m.edited.ts) then
     local el = timefmt.labels(m.edited.ts, env.zone)
     e.edited = { ts = m.edited.ts, time = tsutil.to_number(m.edited.ts),
                  label = (el.date ~= date) and (el.date .. " " .. el.short) or el.short }
   end
   if m.subtype == "thread_broadcast" then e.broadcast = true end
-  local message_files = files_of(m)
+  local message_files = (m.files ~= nil or m.file ~= nil) and files_of(m)
   if message_files then
     e.files = {}
     for _, f in ipairs(message_files) do
@@ -265,7 +287,7 @@ local function entry_of(m, env)
       end
     end
   end
-  subtypes.apply(e, m, env)
+  if m.subtype ~= nil then subtypes.apply(e, m, env) end
   return e
 end
 
@@ -279,6 +301,7 @@ local function make_env(o)
   local env = {
     zone = zone,
     second_zone = str(second_zone),
+    clock = timefmt.clocks(zone), -- ts -> clock, date (entry_of)
     channel = o.channel,
     thread_ts = o.thread_ts,
     permalink = slack.permalink_builder(o.channel, o.thread_ts, o.base_url),
@@ -287,10 +310,12 @@ local function make_env(o)
     day_of = {},
     jobs = {},
     attachment_md = {}, -- text -> Markdown, shared by the attachments (see lib/attachments.lua)
+    text_md = {}, -- a message's text -> Markdown (convert)
     max_bytes = config_part(config, "downloads").max_bytes,
     channel_mode = o.channel_mode,
     permalink_of = function(ts, in_thread) return slack.permalink(o.channel, ts, in_thread, o.base_url) end,
   }
+  if env.second_zone then env.second_clock = timefmt.clocks(env.second_zone) end
   env.resolve = make_resolver(env.book, zone, o.channel, o.channel_name, o.channel_names, o.usergroups,
     config_part(config, "timeline").emoji)
   return env
@@ -328,16 +353,18 @@ local function complete(entries, messages, env, o)
     permalink = function(ts) return slack.permalink(o.channel, ts, thread_ts, o.base_url) end,
   })
 
-  local is_kept = {}
-  for _, e in ipairs(kept) do
-    is_kept[e] = true
-  end
   for _, e in ipairs(entries) do
     e.raw = nil
   end
   local jobs = {}
-  for _, job in ipairs(env.jobs) do
-    if is_kept[job.owner] then jobs[#jobs + 1] = job end
+  if env.jobs[1] then -- (the set of kept entries only for a thread with files to download)
+    local is_kept = {}
+    for _, e in ipairs(kept) do
+      is_kept[e] = true
+    end
+    for _, job in ipairs(env.jobs) do
+      if is_kept[job.owner] then jobs[#jobs + 1] = job end
+    end
   end
 
   local parent = not o.channel_mode and messages[1] and messages[1].ts == thread_ts and messages[1] or nil

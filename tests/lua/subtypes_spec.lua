@@ -253,3 +253,27 @@ describe("thread_broadcast with root", function()
     assert.are.equal(1, n)
   end)
 end)
+
+describe("subtypes.one_copy", function()
+  local one_copy = require("lib.subtypes").one_copy
+
+  it("copies messages already in ts order, each once (a new array, the same messages)", function()
+    local input = { { ts = "1731700000.000100" }, { ts = "1731700000.000200" }, { ts = "1731700001.000000" } }
+    local got = one_copy(input)
+    assert.are_not.equal(input, got)
+    assert.are.same({ input[1], input[2], input[3] }, got)
+    assert.are.equal(input[3], got[3])
+  end)
+
+  it("keeps the first copy of a ts (the broadcast one) and leaves out what has no string ts", function()
+    local first, odd = { ts = "1731700000.000100" }, { ts = "17.5" }
+    local plain = { ts = "1731700000.000200", text = "reply" }
+    local bc = { ts = "1731700000.000200", subtype = "thread_broadcast" }
+    local got = one_copy({ first, plain, "odd", { ts = 5 }, bc, odd })
+    assert.are.equal(3, #got)
+    assert.is_true(got[1] == first and got[2] == bc and got[3] == odd)
+    local late, early = { ts = "1731700000.000300" }, { ts = "1731700000.000100" }
+    got = one_copy({ late, early })
+    assert.is_true(#got == 2 and got[1] == late and got[2] == early) -- the order is sort_by_ts's job
+  end)
+end)

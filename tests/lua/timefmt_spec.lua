@@ -49,6 +49,63 @@ local function check_range(zone, from, to, step)
   end
 end
 
+-- timefmt.clocks(zone) must say what the host says, hour after hour, whatever the order of the ts.
+local function check_clocks(zone, from, to, step)
+  local clock_of = timefmt.clocks(zone)
+  for e = from, to, step do
+    local ts = ts_of(e, e % 1000000)
+    local clock, date = clock_of(ts)
+    local want_clock, want_date = host_clock_and_date(ts, zone)
+    assert.are.same({ want_clock, want_date }, { clock, date }, zone .. " at " .. ts)
+  end
+end
+
+describe("timefmt.clocks", function()
+  it("agrees with the host across a whole-hour DST switch and midnight", function()
+    check_clocks("Test/Berlin", 1711846800 - 4 * 3600, 1711846800 + 4 * 3600, 37)
+    check_clocks("Test/Berlin", 1729990800 - 4 * 3600, 1729990800 + 4 * 3600, 41)
+    check_clocks("Test/Berlin", 1729990800 + 4 * 3600, 1729990800 - 4 * 3600, -43) -- backwards
+    check_clocks("UTC", 1735689600 - 3600, 1735689600 + 3600, 13)
+  end)
+
+  it("agrees with the host when a zone switches at a half hour, twice within two hours", function()
+    local day = 1731628800
+    check_clocks("Test/Adelaide", day, day + 4 * 3600, 29)
+    check_clocks("Test/Adelaide", day + 5400 - 3, day + 5400 + 3, 1)
+    check_clocks("Test/Adelaide", day + 9000 - 3, day + 9000 + 3, 1)
+  end)
+
+  it("formats dates like the host over many years", function()
+    local clock_of = timefmt.clocks("UTC")
+    local e = 1000000000 -- the first 10-digit ts (2001)
+    while e < 4133980800 do
+      local clock, date = clock_of(ts_of(e, 5))
+      local t = os.date("!*t", e)
+      assert.are.equal(string.format("%04d-%02d-%02d", t.year, t.month, t.day), date)
+      assert.are.equal(string.format("%02d:%02d:%02d", t.hour, t.min, t.sec), clock)
+      e = e + 86400 + 61
+    end
+  end)
+
+  it("asks the host for a ts that is not canonical", function()
+    local clock_of = timefmt.clocks("Test/Berlin")
+    assert.are.same({ "23:41:07", "2024-11-14" }, { clock_of("1731624067.0001") })
+    assert.are.same({ "23:41:07", "2024-11-14" }, { clock_of("1731624067") })
+  end)
+
+  it("asks the host once per UTC hour at most twice", function()
+    local calls = 0
+    H.time_parts = function(...)
+      calls = calls + 1
+      return real_time_parts(...)
+    end
+    local clock_of = timefmt.clocks("Test/Berlin")
+    for e = 1731600000, 1731600000 + 3 * 3600 - 1, 7 do clock_of(ts_of(e, 1)) end
+    H.time_parts = real_time_parts
+    assert.are.equal(6, calls) -- 1731600000 is a whole UTC hour: three hours, two probes each
+  end)
+end)
+
 describe("timefmt.clock_and_date", function()
   it("agrees with the host across a whole-hour DST switch and midnight", function()
     check_range("Test/Berlin", 1711846800 - 4 * 3600, 1711846800 + 4 * 3600, 37)  -- spring

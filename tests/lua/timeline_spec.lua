@@ -421,6 +421,26 @@ describe("timeline.build (offline)", function()
     for _, line in ipairs(H.logs) do assert.is_nil(line:find("failed", 1, true), line) end
   end)
 
+  it("converts a text that several messages repeat once, each entry with its Markdown", function()
+    local mrkdwn = require "lib.mrkdwn"
+    local convert, seen = mrkdwn.to_markdown, {}
+    mrkdwn.to_markdown = function(text, resolve)
+      seen[text] = (seen[text] or 0) + 1
+      return convert(text, resolve)
+    end
+    local messages = { { type = "message", user = "U1", ts = THREAD, text = "root" } }
+    for i = 1, 4 do
+      messages[#messages + 1] = { type = "message", user = "U2", ts = ts(i), text = i % 2 == 0 and "*ack*" or "<@U1> _on it_" }
+    end
+    local ok, t = pcall(timeline.build, messages, { channel = "C0INC", config = CONFIG, people = USERS })
+    mrkdwn.to_markdown = convert
+    assert(ok, t)
+    assert.are.same({ root = 1, ["*ack*"] = 1, ["<@U1> _on it_"] = 1 }, seen)
+    local md = {}
+    for _, e in ipairs(t.entries) do md[#md + 1] = e.text_md end
+    assert.are.same({ "root", "@alice _on it_", "**ack**", "@alice _on it_", "**ack**" }, md)
+  end)
+
   it("encodes to JSON (timeline.json)", function()
     local t = timeline.build(thread(), { channel = "C0INC", config = CONFIG })
     local decoded = cjson.decode(cjson.encode(t))
