@@ -2,7 +2,9 @@
 """Writes a saved thread for the offline `render` benchmark: a JSON array of conversations.replies
 pages (200 messages each, as the bot reads them) and a users.list response, with the same content
 as bench/autopsy_e2e.py's thread (its build_thread, run against a recorder instead of the fake).
-Usage: python3 bench/gen_thread.py OUT_DIR [--messages 20000]
+Usage: python3 bench/gen_thread.py OUT_DIR [--messages 20000] [--unique-texts]
+       (--unique-texts: every message's text made different by a number at its end; the thread
+       otherwise repeats a dozen texts, which the timeline converts once each)
        then: bin/postmortembot render OUT_DIR/thread.json --users OUT_DIR/users.json -o DIR
 """
 import argparse
@@ -40,9 +42,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
     ap.add_argument("--messages", type=int, default=20000)
+    ap.add_argument("--unique-texts", action="store_true",
+                    help="end every non-empty text with its message's number (no text repeats)")
     args = ap.parse_args()
     rec = Recorder()
     autopsy_e2e.build_thread(rec, args.messages, 0, 0)
+    if args.unique_texts:
+        for i, msg in enumerate(rec.messages):
+            if msg.get("text"):
+                msg["text"] += " (#%d)" % i
     pages = []
     for i in range(0, len(rec.messages), autopsy_e2e.REPLIES_PAGE):
         chunk = rec.messages[i:i + autopsy_e2e.REPLIES_PAGE]

@@ -4,7 +4,7 @@ writes the thread with bench/gen_thread.py once, then runs `bin/postmortembot re
 and prints the wall time (median and best), the CPU time and the peak RSS (the child's ru_maxrss).
 `--count-hook` also runs it with PMB_BUDGET_COUNT_HOOK=1, the budget's old installed count hook
 (core/host/budget.c), to show what arming the hook by a timer saves.
-Usage: python3 bench/render_offline.py [--messages 20000] [--runs 5] [--count-hook] [--bin PATH]
+Usage: python3 bench/render_offline.py [--messages 20000] [--runs 5] [--count-hook] [--unique-texts] [--bin PATH]
 Asserts nothing; run from the repository root after `make`.
 """
 import argparse
@@ -51,6 +51,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=20000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--unique-texts", action="store_true",
+                    help="no message text repeats (gen_thread.py --unique-texts): no text converted once for many")
     ap.add_argument("--count-hook", action="store_true",
                     help="also run with the budget's old count hook (PMB_BUDGET_COUNT_HOOK=1)")
     ap.add_argument("--bin", default=os.path.join(REPO, "bin", "postmortembot"))
@@ -58,12 +60,13 @@ def main():
     work = tempfile.mkdtemp(prefix="pmb-render-offline-")
     try:
         subprocess.run([sys.executable, os.path.join(REPO, "bench", "gen_thread.py"), work,
-                        "--messages", str(args.messages)], check=True, stdout=subprocess.DEVNULL)
+                        "--messages", str(args.messages)] + (["--unique-texts"] if args.unique_texts else []),
+                       check=True, stdout=subprocess.DEVNULL)
         env = dict(os.environ)
         env.setdefault("POSTMORTEMBOT_CONFIG", os.path.join(REPO, "config", "postmortembot.lua"))
         env.pop("PMB_BUDGET_COUNT_HOOK", None)
-        print("offline render of %d generated messages (bench/gen_thread.py), %d runs each; machine: %d CPUs"
-              % (args.messages, args.runs, os.cpu_count() or 0))
+        print("offline render of %d generated messages (bench/gen_thread.py%s), %d runs each; machine: %d CPUs"
+              % (args.messages, ", every text unique" if args.unique_texts else "", args.runs, os.cpu_count() or 0))
         series("render", args.bin, work, env, args.runs)
         if args.count_hook:
             hooked = dict(env, PMB_BUDGET_COUNT_HOOK="1")
