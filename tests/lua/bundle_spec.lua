@@ -227,6 +227,25 @@ describe("bundle", function()
                     bundle.changes(bundle.digest(after), after))
   end)
 
+  it("writes timeline.json and the digest a batch at a time, the same text as one encode of each", function()
+    -- 0, one, a batch exactly, a batch and one, several batches and a part
+    for _, n in ipairs({ 0, 1, 256, 257, 700 }) do
+      local list = {}
+      for i = 1, n do
+        list[i] = entry(string.format("%d.%06d", 1731624067 + i, i), "text " .. i .. (i % 7 == 0 and " \"q\"\n" or ""),
+          i % 5 == 0 and "1731700000.000100" or nil, i % 3 == 0 and { { id = "F" .. i }, { id = "G" .. i } } or nil)
+      end
+      local t = timeline(list)
+      local slot = bundle.prepare("C0INCIDENT", "1731624067.00" .. n)
+      bundle.write(t, slot)
+      local whole = cjson.encode(t)
+      assert.are.equal(#whole, #read(slot.dir .. "/timeline.json"), "timeline.json, " .. n .. " entries")
+      assert.are.same(cjson.decode(whole), cjson.decode(read(slot.dir .. "/timeline.json")))
+      assert.are.equal(cjson.encode(bundle.digest(t).entries), read(slot.dir .. "/" .. bundle.DIGEST_FILE),
+        "digest, " .. n .. " entries")
+    end
+  end)
+
   it("writes the digest beside timeline.json and the next version reads it, else the timeline", function()
     local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
     local first = timeline({ entry("1731624067.001900", "x"), entry("1731624068.000100", "y") })
