@@ -277,25 +277,19 @@ end
 -- shared table instead of three new ones per entry. Nothing writes into a view's lists.
 local NONE = setmetatable({}, { __newindex = function() error("report: an entry view's empty list is read-only", 2) end })
 
+-- What an entry view says when the entry has nothing of it (most entries: no date heading, no
+-- marks, no files): read through the view's metatable, so a view holds only what its entry has
+-- (a table of 8 slots instead of 32 for 20,000 entries) and a template still never falls through
+-- to an outer context (each name answers false or an empty list, never nil).
+local VIEW_DEFAULTS = { __index = {
+  date_label = false, time2_label = false, is_bot = false, edited = false, broadcast = false,
+  merged = false, status_update = false, mitigation = false, resolution = false, key_event = false,
+  action_item = false, nested = false, files = NONE, has_files = false, attachments = NONE,
+  has_attachments = false, reactions = NONE, has_reactions = false,
+} }
+
 local function entry_view(e)
   local author = e.author or NONE
-  local marks = e.marks or NONE
-  local files, attachments, reactions = NONE, NONE, NONE
-  if e.files and e.files[1] then
-    files = {}
-    for _, f in ipairs(e.files) do files[#files + 1] = file_view(f) end
-  end
-  if e.attachments and e.attachments[1] then
-    attachments = {}
-    for _, a in ipairs(e.attachments) do attachments[#attachments + 1] = attachment_view(a) end
-  end
-  if e.reactions and e.reactions[1] then
-    reactions = {}
-    for i, r in ipairs(e.reactions) do
-      reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
-                                    last = i == #e.reactions }
-    end
-  end
   local text = e.text_md
   if not text or not find(text, "%S") then
     text = false
@@ -304,33 +298,49 @@ local function entry_view(e)
   else
     text = prefix_lines(close_fences(text), "  ")
   end
-  return {
+  local v = setmetatable({
     ts = e.ts,
-    date_label = e.date_label or false,
     time_label = e.time_label or "",
-    time2_label = e.time2_label or false,
     author = one_line(author.name or author.id or "unknown"),
     has_author = author.name ~= nil or author.id ~= nil, -- false for a deleted parent (tombstone)
     author_id = author.id,
-    is_bot = author.is_bot or false,
     permalink = link_url(e.permalink),
-    edited = e.edited and { label = e.edited.label or "" } or false,
-    broadcast = e.broadcast or false,
-    merged = e.merged or false,
-    status_update = marks.status_update or false,
-    mitigation = marks.mitigation or false,
-    resolution = marks.resolution or false,
-    key_event = marks.key_event or false,
-    action_item = marks.action_item and true or false,
-    nested = e.reply_to ~= nil,
     text_block = text,
-    files = files,
-    has_files = #files > 0,
-    attachments = attachments,
-    has_attachments = #attachments > 0,
-    reactions = reactions,
-    has_reactions = #reactions > 0,
-  }
+  }, VIEW_DEFAULTS)
+  if e.date_label then v.date_label = e.date_label end
+  if e.time2_label then v.time2_label = e.time2_label end
+  if author.is_bot then v.is_bot = author.is_bot end
+  if e.edited then v.edited = { label = e.edited.label or "" } end
+  if e.broadcast then v.broadcast = e.broadcast end
+  if e.merged then v.merged = e.merged end
+  if e.reply_to ~= nil then v.nested = true end
+  local marks = e.marks
+  if marks and next(marks) ~= nil then
+    if marks.status_update then v.status_update = marks.status_update end
+    if marks.mitigation then v.mitigation = marks.mitigation end
+    if marks.resolution then v.resolution = marks.resolution end
+    if marks.key_event then v.key_event = marks.key_event end
+    if marks.action_item then v.action_item = true end
+  end
+  if e.files and e.files[1] then
+    local files = {}
+    for _, f in ipairs(e.files) do files[#files + 1] = file_view(f) end
+    v.files, v.has_files = files, #files > 0
+  end
+  if e.attachments and e.attachments[1] then
+    local attachments = {}
+    for _, a in ipairs(e.attachments) do attachments[#attachments + 1] = attachment_view(a) end
+    v.attachments, v.has_attachments = attachments, #attachments > 0
+  end
+  if e.reactions and e.reactions[1] then
+    local reactions = {}
+    for i, r in ipairs(e.reactions) do
+      reactions[#reactions + 1] = { name = one_line(r.name), char = r.char or false, count = r.count or 1,
+                                    last = i == #e.reactions }
+    end
+    v.reactions, v.has_reactions = reactions, #reactions > 0
+  end
+  return v
 end
 
 -- A reply in a channel report: its entry, rendered alone and indented under its parent's item.
