@@ -422,8 +422,10 @@ end
 local function marked_view(timeline, zone)
   local key_events, action_items = {}, {}
   for _, e in ipairs(timeline.entries or {}) do
-    local marks = e.marks or {}
-    local author = one_line(e.author and (e.author.name or e.author.id) or "unknown")
+    local marks = e.marks or NONE
+    -- (only a marked entry needs its author's label: most entries have no mark)
+    local author = (marks.key_event or marks.action_item)
+      and one_line(e.author and (e.author.name or e.author.id) or "unknown")
     if marks.key_event then
       local first = (e.text_md or ""):match("[^\n]*%S[^\n]*") or ""
       key_events[#key_events + 1] = {
@@ -431,7 +433,7 @@ local function marked_view(timeline, zone)
         author = author,
         summary = report.plain(first),
         permalink = link_url(e.permalink),
-        pinned = (marks.sources or {}).key_event == "pinned",
+        pinned = (marks.sources or NONE).key_event == "pinned",
       }
     end
     if type(marks.action_item) == "table" then
