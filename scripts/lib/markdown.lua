@@ -21,8 +21,12 @@ local find, sub, byte, gsub = string.find, string.sub, string.byte, string.gsub
 
 -- escape_chars' pieces, reused from call to call rather than a new table for each text with a
 -- special (a timeline escapes several pieces of every message); emptied after each call, as they
--- hold its strings. escape_chars calls nothing that could escape another text meanwhile.
-local pieces = {}
+-- hold its strings. One call at a time uses the spare table: a command's coroutine can be
+-- suspended in the middle of escape_chars (core/host/budget.c yields it when its time slice is
+-- over) while another command's escapes a text, so a call takes the spare, or makes a table when
+-- another call holds it, and puts it back when done (one that raised puts nothing back: the next
+-- call makes a new one).
+local spare = {}
 
 -- Backslash-escape the inline specials and turn `&` into `&amp;` only where it would start an
 -- entity reference (`&copy;`, `&#60;`). Does not look at line starts or newlines.
@@ -31,6 +35,8 @@ local pieces = {}
 -- text at the specials. Text with many of them goes through one gsub instead.
 function markdown.escape_chars(text)
   local s = text
+  local pieces = spare or {}
+  spare = nil
   local n, last, hops = 0, 1, 0
   local amp = false -- an "&" seen on the way (every "&" is a hop when the loop runs to the end)
   local i = find(s, "%p")
@@ -58,6 +64,7 @@ function markdown.escape_chars(text)
     s = table.concat(pieces, "", 1, n + 1)
     for j = 1, n + 1 do pieces[j] = nil end
   end
+  spare = pieces
   if amp and find(s, "&", 1, true) then
     s = gsub(s, "&(#?%w+;)", "&amp;%1")
   end

@@ -177,20 +177,26 @@ end
 
 -- Scratch arrays of style_line, reused from line to line: nine new tables per line were most of
 -- what a timeline's conversion allocated, and the collector's work grows with that. Each is read
--- only up to its count for the current line (what lies beyond is a former line's); style_line
--- calls nothing that could convert another line meanwhile.
-local marks = {}      -- positions of marker characters, in order; -position once paired
-local mark_byte = {}  -- mark_byte[k] = the marker at marks[k]
-local stack = {}      -- the k of markers that may still open a pair
--- openers[c] = the depths in `stack` of the openers of marker c, bottom to top (tops[c] of them):
--- a closer finds its opener without walking over the others (walking made `*a ` x n then `a~ ` x n
--- quadratic)
-local openers = { [42] = {}, [95] = {}, [126] = {} }
-local tops = {}
-local specials = {}   -- positions of the bytes escape_chars escapes, in order
-local pieces = {}     -- the output, emptied after each line (it holds its strings)
+-- only up to its count for the current line (what lies beyond is a former line's). A set is used
+-- by one call at a time: a command's coroutine can be suspended in the middle of style_line
+-- (core/host/budget.c yields it when its time slice is over) while another command's converts a
+-- line, so a call takes the spare set, or makes one when another call holds it, and puts it back
+-- when done (a call that raised puts nothing back: the next one makes a new set). In each set:
+-- [1] marks: positions of marker characters, in order; -position once paired
+-- [2] mark_byte: mark_byte[k] = the marker at marks[k]
+-- [3] stack: the k of markers that may still open a pair
+-- [4] openers: openers[c] = the depths in `stack` of the openers of marker c, bottom to top
+--     (tops[c] of them): a closer finds its opener without walking over the others (walking made
+--     `*a ` x n then `a~ ` x n quadratic)
+-- [5] tops
+-- [6] specials: positions of the bytes escape_chars escapes, in order
+-- [7] pieces: the output, emptied after each line (it holds its strings)
+local function new_scratch()
+  return { {}, {}, {}, { [42] = {}, [95] = {}, [126] = {} }, {}, {}, {} }
+end
+local spare = new_scratch()
 
-local function joined(n)
+local function joined(pieces, n)
   local s = concat(pieces, "", 1, n)
   for j = 1, n do pieces[j] = nil end
   return s
@@ -203,10 +209,9 @@ end
 -- escapes a lone `*` `_` `~` as `\*` `\_` `\~`, so only the paired markers need cutting out).
 -- The markers are found by hopping over punctuation ("%p"; every special and "&" is one), and
 -- the specials are escaped on the way.
-local function style_line(s)
-  if not (find(s, "*", 1, true) or find(s, "_", 1, true) or find(s, "~", 1, true)) then
-    return markdown.escape_chars(s)
-  end
+local function style_marked(s, scratch)
+  local marks, mark_byte, stack, openers, tops, specials, pieces =
+    scratch[1], scratch[2], scratch[3], scratch[4], scratch[5], scratch[6], scratch[7]
   local n_marks, n_stack, n_specials = 0, 0, 0
   tops[42], tops[95], tops[126] = 0, 0, 0
   local amp = false     -- an "&" seen (then the pieces go through escape_chars)
@@ -293,7 +298,7 @@ local function style_line(s)
       n = n + 1
       pieces[n] = sub(s, last)
     end
-    return joined(n)
+    return joined(pieces, n)
   end
   if not any then
     return markdown.escape_chars(s)
@@ -317,7 +322,18 @@ local function style_line(s)
     n = n + 1
     pieces[n] = escape_chars(sub(s, last))
   end
-  return joined(n)
+  return joined(pieces, n)
+end
+
+local function style_line(s)
+  if not (find(s, "*", 1, true) or find(s, "_", 1, true) or find(s, "~", 1, true)) then
+    return markdown.escape_chars(s)
+  end
+  local scratch = spare or new_scratch()
+  spare = nil
+  local out = style_marked(s, scratch)
+  spare = scratch
+  return out
 end
 
 -- While one line is converted, code spans, links, mentions and emoji are built first and stand
