@@ -207,50 +207,39 @@ local function build_and_upload(ctx, progress, plan)
   end
   local title = written.view.title
   -- Four things side by side: the .md goes up; the zip is finished, then goes up; the comment is
-  -- made; timeline.json is written once both uploads have ended (its encoding is CPU on this
-  -- thread: 20,000 entries held each upload step ~20-30 ms when it ran beside them). Whichever
-  -- ends last of what a step needs does that step: the share (both files and the comment), the
+  -- made; timeline.json is written (a batch of entries at a time: the uploads' steps get the
+  -- thread between its time slices). Whichever ends last of what a step needs does that step: the
   -- version's completion (timeline.json put in place once the zip is there: a version is complete
-  -- only with its zip).
+  -- only with its zip), then the share (both files, the comment, and the version complete or
+  -- failed: a report seen in the thread is a version the next one compares with).
   local md_id, md_err, zip_id, zip_err, zipped, zip_failed, comment_text
   local job, job_err, completed, complete_err
   local shared, share_err, share_tried
-  local function complete_when_ready()
-    if zipped and job and completed == nil then
-      completed, complete_err = job.finish(written)
-      completed = completed or false
-    end
-  end
   local function share_when_ready()
-    if share_tried or not (md_id and zip_id and comment_text) then return end
+    if share_tried or not (md_id and zip_id and comment_text) or completed == nil then return end
     share_tried = true
     shared, share_err = upload.share(ctx.channel, ctx.thread_ts, {
       { id = md_id, title = "Postmortem: " .. title },
       { id = zip_id, title = "Postmortem bundle: " .. title },
     }, comment_text)
   end
-  -- an upload branch ends (pcall's answer): counted whatever happened, so timeline.json's branch
-  -- never waits for a branch that raised
-  local uploads_left, upload_ended = 2, host.signal()
-  local function ended(ok, raised)
-    uploads_left = uploads_left - 1
-    upload_ended:notify()
-    if not ok then error(raised, 0) end
+  local function complete_when_ready()
+    if zipped and job and completed == nil then
+      completed, complete_err = job.finish(written)
+      completed = completed or false
+      share_when_ready()
+    end
   end
   local done = host.all({
     function()
-      ended(pcall(function()
-        md_id, md_err = upload.send({ path = written.md_path, filename = written.md_name })
-      end))
+      md_id, md_err = upload.send({ path = written.md_path, filename = written.md_name })
       share_when_ready()
     end,
     function()
-      ended(pcall(function()
-        zipped, zip_failed = written.finish_zip()
-        if not zipped then return end
-        complete_when_ready()
-        zip_id, zip_err = upload.send({ path = written.zip_path, filename = written.zip_name })
-      end))
+      zipped, zip_failed = written.finish_zip()
+      if not zipped then return end
+      complete_when_ready()
+      zip_id, zip_err = upload.send({ path = written.zip_path, filename = written.zip_name })
       share_when_ready()
     end,
     function()
@@ -258,9 +247,10 @@ local function build_and_upload(ctx, progress, plan)
       share_when_ready()
     end,
     function()
-      while uploads_left > 0 do upload_ended:wait() end
       job, job_err = bundle.complete_begin(timeline, slot)
+      if not job then completed = false end -- (the share goes on; the command then says why)
       complete_when_ready()
+      share_when_ready()
     end,
   })
   if job and completed == nil then job.abort() end -- the zip failed (or a step raised)
