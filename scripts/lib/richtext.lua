@@ -201,7 +201,9 @@ local function put(w, md, style)
   if md == "" then
     return
   end
-  close_markers(w, style)
+  if w.open[1] then -- (close_markers has nothing to do when no marker is open)
+    close_markers(w, style)
+  end
   local buf, nbuf = w.buf, w.nbuf
   local body = md
   if IS_SPACE[byte(md, 1)] then
@@ -280,7 +282,9 @@ local function put_piece(w, piece, style, to_md)
       put_code(w, piece, style.no_code)
     end
   else
-    flush_code(w)
+    if w.code_style then
+      flush_code(w)
+    end
     put(w, to_md(piece), style)
   end
 end
@@ -338,7 +342,8 @@ local function inline_lines(elements, resolve, plain)
       break -- (where ipairs would stop)
     end
     if type(e) == "table" then
-      local style = style_of(e.style)
+      local s = e.style
+      local style = s == nil and PLAIN or style_of(s) -- (no call for unstyled elements, the most)
       local t = e.type
       if t == "text" then -- (most elements: element_text's answer without the call)
         local v = e.text
@@ -371,6 +376,18 @@ end
 -- Lines of one paragraph-like element: safe starts, trailing spaces gone, hard breaks between
 -- non-empty lines, empty lines as paragraph breaks (collapsed), no empty lines at the ends.
 local function paragraph(lines, prefix)
+  if lines[2] == nil then -- one line (most sections): no second table
+    local md = markdown.line_start(lines[1])
+    local last = byte(md, -1)
+    if last == 32 or last == 9 then
+      md = md:gsub("[ \t]+$", "")
+    end
+    if md == "" then
+      return {}
+    end
+    lines[1] = prefix and prefix .. md or md
+    return lines
+  end
   local out = {}
   for k = 1, #lines do -- (lines is built by inline_lines: no holes)
     local md = markdown.line_start(lines[k])
@@ -465,7 +482,7 @@ function richtext.to_markdown(block, resolve)
   if type(block) ~= "table" then
     return ""
   end
-  local blocks = {}
+  local first, blocks -- (the table only from the second paragraph: most blocks have one)
   local elements = list_of(block.elements)
   local i = 1
   while i <= #elements do
@@ -493,17 +510,24 @@ function richtext.to_markdown(block, resolve)
     else
       lines = paragraph(inline_lines({ e }, resolve))
     end
-    if #lines == 1 then
-      blocks[#blocks + 1] = lines[1]
-    elseif #lines > 0 then
-      blocks[#blocks + 1] = concat(lines, "\n")
+    local md = lines[1]
+    if lines[2] ~= nil then
+      md = concat(lines, "\n")
+    end
+    if md == nil then -- (no lines)
+    elseif not first then
+      first = md
+    elseif not blocks then
+      blocks = { first, md }
+    else
+      blocks[#blocks + 1] = md
     end
     i = i + 1
   end
-  if #blocks == 1 then
-    return blocks[1]
+  if blocks then
+    return concat(blocks, "\n\n")
   end
-  return concat(blocks, "\n\n")
+  return first or ""
 end
 
 -- The first rich_text block of a message, or nil.
