@@ -9,7 +9,7 @@ local richtext = require "lib.richtext"
 
 local blockkit = {}
 
-local concat = table.concat
+local find, concat = string.find, table.concat
 
 local str = require("lib.values").text
 
@@ -259,6 +259,10 @@ end
 
 -- Blocks -> Markdown, one paragraph (or list, quote, code block) per block that shows something.
 function blockkit.to_markdown(blocks, resolve)
+  if type(blocks) == "table" and blocks[2] == nil and blocks[1] ~= nil then -- (one block: no table)
+    local md = blockkit.block(blocks[1], resolve)
+    return find(md, "%S") and md or ""
+  end
   local parts = {}
   for _, b in ipairs(list(blocks)) do
     local md = blockkit.block(b, resolve)

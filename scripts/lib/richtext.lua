@@ -8,7 +8,7 @@ local mrkdwn = require "lib.mrkdwn"
 
 local richtext = {}
 
-local find, concat = string.find, table.concat
+local find, sub, byte, match, concat = string.find, string.sub, string.byte, string.match, table.concat
 
 local function str(v)
   if type(v) == "string" then
@@ -105,26 +105,35 @@ local function emoji_markdown(e, resolve)
   return markdown.escape_chars(str(e.unicode) or "")
 end
 
+-- The emphasis markers in the order they nest (outermost first), with the style flag each needs.
+local MARKERS = { { flag = "bold", md = "**" }, { flag = "italic", md = "_" }, { flag = "strike", md = "~~" } }
+
 -- The 16 possible styles, made once: STYLES[n] with n = bold 1 + italic 2 + strike 4 + code 8.
--- Runs compare styles by identity; `no_code` is the same style without code.
+-- Runs compare styles by identity; `no_code` is the same style without code; `markers` the
+-- MARKERS it needs, in order (empty for plain text, which then skips the marker loop).
 local STYLES = {}
 for n = 0, 15 do
-  STYLES[n] = { bold = n & 1 ~= 0, italic = n & 2 ~= 0, strike = n & 4 ~= 0, code = n & 8 ~= 0 }
+  local style = { bold = n & 1 ~= 0, italic = n & 2 ~= 0, strike = n & 4 ~= 0, code = n & 8 ~= 0, markers = {} }
+  for _, m in ipairs(MARKERS) do
+    if style[m.flag] then style.markers[#style.markers + 1] = m end
+  end
+  STYLES[n] = style
 end
 for n = 0, 15 do
   STYLES[n].no_code = STYLES[n & 7]
 end
-
--- The emphasis markers in the order they nest (outermost first), with the style flag each needs.
-local MARKERS = { { flag = "bold", md = "**" }, { flag = "italic", md = "_" }, { flag = "strike", md = "~~" } }
+local PLAIN = STYLES[0]
 
 local function style_of(style)
   if style == nil or type(style) ~= "table" then
-    return STYLES[0]
+    return PLAIN
   end
   return STYLES[(style.bold == true and 1 or 0) + (style.italic == true and 2 or 0)
     + (style.strike == true and 4 or 0) + (style.code == true and 8 or 0)]
 end
+
+-- %s in a pattern: the bytes a piece's leading or trailing white space can be made of.
+local IS_SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
 
 -- Builds the Markdown lines of inline elements. Markers are opened lazily (right before the first
 -- non-space content that needs them) and closed as soon as the style drops them, with edge spaces
@@ -132,17 +141,32 @@ end
 -- share one pair of markers whatever the elements (`**~~:x:[l](u)~~**`, never `~~****~~`), and
 -- adjacent code pieces become one code span: two spans side by side would merge their backtick
 -- runs and leave code text outside any span.
-local writer_mt = {}
-writer_mt.__index = writer_mt
+-- A writer is plain local functions on a table with counted arrays (nbuf, ncode): this runs for
+-- every piece of every rich_text message, where method calls, a table per line and per code run,
+-- and a match that copied each piece to split off its leading spaces cost the most: 36 µs per
+-- message of bench/blocks_convert.lua's generated set with them, 21 µs without (text elements
+-- also taken without element_text's call).
+-- Writers are reused (a free list rather than one shared writer: a resolver called in between
+-- could convert another block).
+local free_writers, nfree = {}, 0
 
 local function new_writer()
-  return setmetatable({ lines = {}, buf = {}, open = {}, code = nil }, writer_mt)
+  if nfree > 0 then
+    local w = free_writers[nfree]
+    free_writers[nfree] = nil
+    nfree = nfree - 1
+    return w
+  end
+  return { lines = {}, nlines = 0, buf = {}, nbuf = 0, open = {}, code = {}, ncode = 0, code_style = nil }
 end
 
 -- Move trailing spaces of the current line out of the way of a closing marker.
-function writer_mt:close_markers(keep)
-  local open, buf = self.open, self.buf
+local function close_markers(w, keep)
+  local open = w.open
   local n = #open
+  if n == 0 then
+    return
+  end
   local cut = n + 1
   for i = 1, n do
     if not keep or not keep[open[i].flag] then
@@ -153,37 +177,50 @@ function writer_mt:close_markers(keep)
   if cut > n then
     return
   end
-  local last = buf[#buf] or ""
-  local trail = last:match("%s*$")
-  if trail ~= "" then
-    buf[#buf] = last:sub(1, #last - #trail)
+  local buf, nbuf = w.buf, w.nbuf
+  local trail = ""
+  local last = buf[nbuf]
+  if last and IS_SPACE[byte(last, -1)] then
+    trail = match(last, "%s*$")
+    buf[nbuf] = sub(last, 1, #last - #trail)
   end
   for i = n, cut, -1 do
-    buf[#buf + 1] = open[i].md
+    nbuf = nbuf + 1
+    buf[nbuf] = open[i].md
     open[i] = nil
   end
   if trail ~= "" then
-    buf[#buf + 1] = trail
+    nbuf = nbuf + 1
+    buf[nbuf] = trail
   end
+  w.nbuf = nbuf
 end
 
 -- Append Markdown `md` (one line, already escaped) in `style` (no code bit).
-function writer_mt:put(md, style)
+local function put(w, md, style)
   if md == "" then
     return
   end
-  self:close_markers(style)
-  local lead, body = md:match("^(%s*)(.*)$")
-  local buf = self.buf
-  if lead ~= "" then
-    buf[#buf + 1] = lead
+  if w.open[1] then -- (close_markers has nothing to do when no marker is open)
+    close_markers(w, style)
   end
-  if body == "" then
-    return
+  local buf, nbuf = w.buf, w.nbuf
+  local body = md
+  if IS_SPACE[byte(md, 1)] then
+    local lead
+    lead, body = match(md, "^(%s*)(.*)$")
+    nbuf = nbuf + 1
+    buf[nbuf] = lead
+    if body == "" then
+      w.nbuf = nbuf
+      return
+    end
   end
-  local open = self.open
-  for _, m in ipairs(MARKERS) do
-    if style[m.flag] then
+  local markers = style.markers
+  if markers[1] then
+    local open = w.open
+    for k = 1, #markers do
+      local m = markers[k]
       local found = false
       for i = 1, #open do
         if open[i] == m then
@@ -192,70 +229,95 @@ function writer_mt:put(md, style)
       end
       if not found then
         open[#open + 1] = m
-        buf[#buf + 1] = m.md
+        nbuf = nbuf + 1
+        buf[nbuf] = m.md
       end
     end
   end
-  buf[#buf + 1] = body
+  nbuf = nbuf + 1
+  buf[nbuf] = body
+  w.nbuf = nbuf
 end
 
-function writer_mt:flush_code()
-  local code = self.code
-  if code then
-    self.code = nil
-    self:put(markdown.code_span(concat(code.parts)), code.style)
+local function flush_code(w)
+  local style = w.code_style
+  if style then
+    local code, n = w.code, w.ncode
+    local text = n == 1 and code[1] or concat(code, "", 1, n)
+    for i = 1, n do code[i] = nil end
+    w.code_style, w.ncode = nil, 0
+    put(w, markdown.code_span(text), style)
   end
 end
 
 -- Plain `text` as code in `style` (its no_code part wraps the span); joins a code run in progress.
-function writer_mt:put_code(text, style)
-  local code = self.code
-  if code and code.style ~= style then
-    self:flush_code()
-    code = nil
+local function put_code(w, text, style)
+  local current = w.code_style
+  if current ~= style then
+    if current then
+      flush_code(w)
+    end
+    w.code_style = style
   end
-  if not code then
-    code = { parts = {}, style = style }
-    self.code = code
-  end
-  code.parts[#code.parts + 1] = text
+  local n = w.ncode + 1
+  w.code[n] = text
+  w.ncode = n
 end
 
-function writer_mt:end_line()
-  self:flush_code()
-  self:close_markers(nil)
-  self.lines[#self.lines + 1] = concat(self.buf)
-  self.buf = {}
+local function end_line(w)
+  flush_code(w)
+  close_markers(w, nil)
+  local buf, nbuf = w.buf, w.nbuf
+  local n = w.nlines + 1
+  w.lines[n] = nbuf == 1 and buf[1] or concat(buf, "", 1, nbuf)
+  w.nlines = n
+  for i = 1, nbuf do buf[i] = nil end
+  w.nbuf = 0
+end
+
+-- One line of plain text: code joins the code run, other text is escaped and put.
+local function put_piece(w, piece, style, to_md)
+  if style.code then
+    if piece ~= "" then
+      put_code(w, piece, style.no_code)
+    end
+  else
+    if w.code_style then
+      flush_code(w)
+    end
+    put(w, to_md(piece), style)
+  end
 end
 
 -- Text that may hold line breaks (a lone CR is one too: CommonMark ends a line there).
-function writer_mt:text(text, style, to_md)
+local function put_text(w, text, style, to_md)
+  if not find(text, "\n", 1, true) and not find(text, "\r", 1, true) then
+    put_piece(w, text, style, to_md) -- (the usual case: one line, no copy of it)
+    return
+  end
   if find(text, "\r", 1, true) then
     text = text:gsub("\r\n?", "\n")
   end
   local pos = 1
   while true do
     local nl = find(text, "\n", pos, true)
-    local piece = nl and text:sub(pos, nl - 1) or text:sub(pos)
-    if style.code then
-      if piece ~= "" then
-        self:put_code(piece, style.no_code)
-      end
-    else
-      self:flush_code()
-      self:put(to_md(piece), style)
-    end
+    put_piece(w, nl and sub(text, pos, nl - 1) or sub(text, pos), style, to_md)
     if not nl then
       break
     end
-    self:end_line()
+    end_line(w)
     pos = nl + 1
   end
 end
 
-function writer_mt:finish()
-  self:end_line()
-  return self.lines
+-- The writer's lines (handed over: the writer gets a new array); the writer goes back to the free list.
+local function finish(w)
+  end_line(w)
+  local out = w.lines
+  w.lines, w.nlines = {}, 0
+  nfree = nfree + 1
+  free_writers[nfree] = w
+  return out
 end
 
 -- Inline elements -> array of Markdown lines (not yet safe at their starts).
@@ -280,33 +342,52 @@ local function inline_lines(elements, resolve, plain)
       break -- (where ipairs would stop)
     end
     if type(e) == "table" then
-      local style = style_of(e.style)
+      local s = e.style
+      local style = s == nil and PLAIN or style_of(s) -- (no call for unstyled elements, the most)
       local t = e.type
-      if t == "link" and e.unsafe ~= true and markdown.safe_url(str(e.url)) then
+      if t == "text" then -- (most elements: element_text's answer without the call)
+        local v = e.text
+        if type(v) ~= "string" then
+          v = str(v) or ""
+        end
+        put_text(w, v, style, escape_chars)
+      elseif t == "link" and e.unsafe ~= true and markdown.safe_url(str(e.url)) then
         local text, url = element_text(e, resolve)
         text = text:gsub("[\r\n]+", " ")
-        w:flush_code()
+        flush_code(w)
         local label_md = style.code and markdown.code_span(text) or escape_chars(text)
-        w:put(markdown.link(label_md, url), style.no_code)
+        put(w, markdown.link(label_md, url), style.no_code)
       elseif t == "link" then
         local text, url = element_text(e, resolve)
-        w:text(text ~= url and (text .. " (" .. url .. ")") or url, style, escape_chars)
+        put_text(w, text ~= url and (text .. " (" .. url .. ")") or url, style, escape_chars)
       elseif t == "color" then
-        w:put_code((element_text(e, resolve):gsub("[\r\n]+", " ")), style.no_code)
+        put_code(w, (element_text(e, resolve):gsub("[\r\n]+", " ")), style.no_code)
       elseif t == "emoji" and not style.code then
-        w:flush_code()
-        w:put(emoji_markdown(e, resolve), style)
+        flush_code(w)
+        put(w, emoji_markdown(e, resolve), style)
       else
-        w:text((element_text(e, resolve)), style, escape_chars)
+        put_text(w, (element_text(e, resolve)), style, escape_chars)
       end
     end
   end
-  return w:finish()
+  return finish(w)
 end
 
 -- Lines of one paragraph-like element: safe starts, trailing spaces gone, hard breaks between
 -- non-empty lines, empty lines as paragraph breaks (collapsed), no empty lines at the ends.
 local function paragraph(lines, prefix)
+  if lines[2] == nil then -- one line (most sections): no second table
+    local md = markdown.line_start(lines[1])
+    local last = byte(md, -1)
+    if last == 32 or last == 9 then
+      md = md:gsub("[ \t]+$", "")
+    end
+    if md == "" then
+      return {}
+    end
+    lines[1] = prefix and prefix .. md or md
+    return lines
+  end
   local out = {}
   for k = 1, #lines do -- (lines is built by inline_lines: no holes)
     local md = markdown.line_start(lines[k])
@@ -401,7 +482,7 @@ function richtext.to_markdown(block, resolve)
   if type(block) ~= "table" then
     return ""
   end
-  local blocks = {}
+  local first, blocks -- (the table only from the second paragraph: most blocks have one)
   local elements = list_of(block.elements)
   local i = 1
   while i <= #elements do
@@ -429,17 +510,24 @@ function richtext.to_markdown(block, resolve)
     else
       lines = paragraph(inline_lines({ e }, resolve))
     end
-    if #lines == 1 then
-      blocks[#blocks + 1] = lines[1]
-    elseif #lines > 0 then
-      blocks[#blocks + 1] = concat(lines, "\n")
+    local md = lines[1]
+    if lines[2] ~= nil then
+      md = concat(lines, "\n")
+    end
+    if md == nil then -- (no lines)
+    elseif not first then
+      first = md
+    elseif not blocks then
+      blocks = { first, md }
+    else
+      blocks[#blocks + 1] = md
     end
     i = i + 1
   end
-  if #blocks == 1 then
-    return blocks[1]
+  if blocks then
+    return concat(blocks, "\n\n")
   end
-  return concat(blocks, "\n\n")
+  return first or ""
 end
 
 -- The first rich_text block of a message, or nil.

@@ -120,6 +120,23 @@ describe("richtext.to_markdown cases", function()
     assert.are.equal("", richtext.to_markdown("rich_text"))
   end)
 
+  -- The converter reuses its line writers; one held by a conversion in progress is never lent out.
+  it("gives the same Markdown when a resolver converts another block meanwhile, or raised in one before", function()
+    local b = block(section(T("a", { bold = true }), { type = "user", user_id = "U1", style = { bold = true } },
+      T(" x\ny", { code = true }), T(" z")), list("ordered", { "one", "two" }))
+    local expected = richtext.to_markdown(b, RESOLVE)
+    local inner = block(section(T("inner", { italic = true }), T(" `c`", { code = true })))
+    local nested = setmetatable({ user = function(id)
+      richtext.to_markdown(inner, RESOLVE)
+      return RESOLVE.user(id)
+    end }, { __index = RESOLVE })
+    assert.are.equal(expected, richtext.to_markdown(b, nested))
+    local failing = setmetatable({ user = function() error("resolver failed") end }, { __index = RESOLVE })
+    assert.is_false(pcall(richtext.to_markdown, b, failing))
+    assert.are.equal(expected, richtext.to_markdown(b, RESOLVE))
+    assert.are.equal("_inner_``  `c` ``", richtext.to_markdown(inner, RESOLVE))
+  end)
+
   it("works without resolvers", function()
     local b = block(section({ type = "user", user_id = "U1" }, T(" "), { type = "channel", channel_id = "C1" }))
     assert.are.equal("@U1 \\#C1", richtext.to_markdown(b))
