@@ -275,8 +275,11 @@ local function end_line(w)
   w.nbuf = 0
 end
 
--- One line of plain text: code joins the code run, other text is escaped and put.
+-- One line of plain text: code joins the code run, other text is escaped and put. An empty piece
+-- puts nothing and leaves a code run open: closed for nothing, it would be followed by the next
+-- code span, and two touching fences ("`a``b`") are one run of backticks to CommonMark.
 local function put_piece(w, piece, style, to_md)
+  if piece == "" then return end
   if style.code then
     if piece ~= "" then
       put_code(w, piece, style.no_code)
@@ -353,7 +356,9 @@ local function inline_lines(elements, resolve, plain)
         put_text(w, v, style, escape_chars)
       elseif t == "link" and e.unsafe ~= true and markdown.safe_url(str(e.url)) then
         local text, url = element_text(e, resolve)
-        text = text:gsub("[\r\n]+", " ")
+        -- cleaned before it is made a code span: markdown.link cleans the label it is given, and a
+        -- NUL dropped from inside "`\0`" would leave "``", a fence that pairs with later backticks
+        text = markdown.clean_label((text:gsub("[\r\n]+", " ")))
         flush_code(w)
         local label_md = style.code and markdown.code_span(text) or escape_chars(text)
         put(w, markdown.link(label_md, url), style.no_code)

@@ -137,6 +137,22 @@ describe("richtext.to_markdown cases", function()
     assert.are.equal("_inner_``  `c` ``", richtext.to_markdown(inner, RESOLVE))
   end)
 
+  -- found by bench/convert_property.sh past make check's seeds (1005794, 3002879): raw HTML and
+  -- a data: link in the document, from backtick runs that changed after the code span was made
+  it("keeps a code-styled link label a code span when its text is only what labels drop", function()
+    local link = { type = "link", url = "https://e.example/p", text = "\0", style = { code = true } }
+    local md = richtext.to_markdown(block(section(link, T(" then "), T("<b>", { code = true }))), RESOLVE)
+    assert.is_nil(md:find("``", 1, true), md) -- no empty "``" fence left to pair with later backticks
+    assert.matches("`<b>`$", md)
+  end)
+
+  it("joins code pieces with nothing between them into one code span, never two touching fences", function()
+    local color = function(v) return { type = "color", value = v } end
+    local empty_link = { type = "link", url = "", text = "" }
+    local md = richtext.to_markdown(block(section(color("<data:text/html,x>"), empty_link, color("&lt;````"))), RESOLVE)
+    assert.are.equal("````` <data:text/html,x>&lt;```` `````", md)
+  end)
+
   it("works without resolvers", function()
     local b = block(section({ type = "user", user_id = "U1" }, T(" "), { type = "channel", channel_id = "C1" }))
     assert.are.equal("@U1 \\#C1", richtext.to_markdown(b))
