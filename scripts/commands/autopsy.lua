@@ -151,8 +151,25 @@ local function plan_of(ctx, scope)
            end }
 end
 
+-- One report of a thread (or of a channel's window) at a time in this process: a version is
+-- numbered "last complete + 1" (lib/store_files.lua), so a second request while the first is
+-- being made would write into the same folder. making[key] is the coroutine making that report:
+-- build_and_upload runs in a coroutine of its own (run's host.all), which is dead once it has
+-- returned, raised or been stopped, so a turn is never left taken.
+local making = {}
+local function take_turn(key)
+  local me = coroutine.running()
+  local holder = making[key]
+  while holder and holder ~= me and coroutine.status(holder) ~= "dead" do
+    host.sleep(0.05)
+    holder = making[key]
+  end
+  making[key] = me
+end
+
 -- The work: returns a short description of what was done, or raises / returns nil, err, stage.
 local function build_and_upload(ctx, progress, plan)
+  take_turn(plan.channel .. "\n" .. plan.key)
   local build_started = host.monotonic()
   local slot = bundle.prepare(plan.channel, plan.key)
   -- the zip takes each kept attachment as its download ends: after the last one only the .md and

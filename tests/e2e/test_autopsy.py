@@ -159,6 +159,26 @@ class AutopsyTest(BotTestCase):
         self.assertIn("checked twice", v2)
         self.assertIn("version 2", v2)
 
+    def test_two_requests_at_once_in_one_thread_make_two_versions(self):
+        # asked twice before the first report is done: each is a version of its own (file mode
+        # numbers a version "last complete + 1": two at once must not both write v1)
+        bot = self.start_bot()
+        before = len(self.fs.uploads)
+        self.fs.mention(self.channel, ALICE, "autopsy this", thread_ts=self.parent)
+        self.fs.mention(self.channel, ALICE, "autopsy this", thread_ts=self.parent)
+        self.fs.wait_for(lambda: len(self.fs.uploads) >= before + 2, timeout=120,
+                         what="two uploads (bot log:\n%s)" % bot.tail(30))
+        base = os.path.join(bot.data_dir, "reports", self.channel, self.parent)
+        self.assertEqual(["v1", "v2"], sorted(os.listdir(base)))
+        for v in ("v1", "v2"):
+            with open(os.path.join(base, v, "timeline.json"), encoding="utf-8") as f:
+                self.assertTrue(json.load(f)["entries"], v)
+            with open(os.path.join(base, v, MD_NAME), encoding="utf-8") as f:
+                self.assertEqual(v == "v2", "version 2" in f.read(), v)
+        with self.fs.lock:
+            comments = sorted((u["initial_comment"] or "") for u in self.fs.uploads[before:])
+        self.assertEqual(1, sum(1 for c in comments if c.startswith("Version 2.") or "Version 2." in c), comments)
+
     def test_template_edit_and_sighup_change_the_next_report(self):
         bot = self.make_bot()
         _, templates = bot.scripts_copy()
