@@ -341,14 +341,6 @@ local function render_into(template, view, partials, escape, name, out)
   step(stack, 1, env, out)
 end
 
--- Parse and compile `template` (what a render does first, once per template): raises
--- "NAME:LINE: message" on a bad template, or "mustache: compiling NAME: ..." when it cannot become
--- code. For the self-check (lib/templates.lua), so a reload refuses what a render would fail on.
-function mustache.compile(template, name)
-  compile_nodes(mustache.parse(template, name), name)
-  return true
-end
-
 -- Render `template` with `view`. `partials` is a table name -> source (or nil); `escape` a
 -- function string -> string used by {{name}} (default: HTML escaping). {{{name}}} and {{&name}}
 -- are never escaped.

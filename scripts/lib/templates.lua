@@ -67,8 +67,7 @@ function templates.render_to(write, name, view)
   mustache.render_to(write, source, view or {}, partial_table(all, name), templates.escape_for(name), name)
 end
 
--- true, or false plus a list of messages: every template parses and compiles, and every partial
--- it names exists.
+-- true, or false plus a list of messages: every template parses and every partial it names exists.
 function templates.check_all()
   local all = host.templates()
   local errors = {}
@@ -77,12 +76,8 @@ function templates.check_all()
   table.sort(names)
   for _, name in ipairs(names) do
     local ok, used = pcall(mustache.partials_used, all[name], name .. ".mustache")
-    local compiled, compile_err = true, nil
-    if ok then compiled, compile_err = pcall(mustache.compile, all[name], name .. ".mustache") end
     if not ok then
       errors[#errors + 1] = tostring(used)
-    elseif not compiled then
-      errors[#errors + 1] = tostring(compile_err)
     else
       local partials = partial_table(all, name)
       for _, p in ipairs(used) do

@@ -69,19 +69,6 @@ describe("templates", function()
     assert.matches("^r%.md%.mustache: partial 'ghost' not found", errs[2])
   end)
 
-  it("check_all compiles each template: one that cannot become code is refused, not rendered later", function()
-    -- no template of a sane size fails to compile; a load that refuses stands in for one that would
-    sources["r.md"] = "{{#xs}}compiled once {{y}}{{/xs}}"
-    local real_load = load
-    _G.load = function() return nil, "too many things" end
-    local ok, errs = templates.check_all()
-    _G.load = real_load
-    assert.is_false(ok)
-    assert.are.equal(1, #errs)
-    assert.matches("^mustache: compiling r%.md%.mustache: too many things", errs[1])
-    assert.is_true(templates.check_all())
-  end)
-
   it("reads the sources on every call (a reload changes the next render)", function()
     sources["r.md"] = "one"
     assert.are.equal("one", templates.render("r.md", {}))
