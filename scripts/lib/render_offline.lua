@@ -142,9 +142,10 @@ function render_offline.run(opts)
     offline = true,
     channel_mode = got.window, -- a window is a channel report: threads nested under their parent
   })
-  -- the messages as read are not needed any more (entries keep what they show): let the
-  -- collector have them before the report is rendered, the largest allocation of all
+  -- the messages as read are not needed any more (entries keep what they show): they are
+  -- collected before the report is rendered, the largest allocation of all
   got.messages = nil
+  host.collect_garbage()
   if got.window then
     timeline.window = { oldest = opts.since and input.parse_time(opts.since, "--since") or nil,
                         latest = opts["until"] and input.parse_time(opts["until"], "--until") or nil }

@@ -59,6 +59,11 @@ return { name = "probe", help = "probe — what the sandbox offers", run = funct
   parts[#parts + 1] = "require_io=" .. (pcall(require, "io") and "allowed" or "refused")
   parts[#parts + 1] = "require_outside=" .. (pcall(require, "../../etc/passwd") and "allowed" or "refused")
   parts[#parts + 1] = "proc_environ=" .. (require("host").read_file("/proc/self/environ") and "allowed" or "refused")
+  -- host.collect_garbage: a full collection, so garbage only weakly held is gone after it
+  local weak = setmetatable({}, { __mode = "v" })
+  weak[1] = {}
+  require("host").collect_garbage()
+  parts[#parts + 1] = "collect_garbage=" .. (weak[1] == nil and "freed" or "kept")
   ctx.reply(table.concat(parts, " "))
 end }
 """
@@ -171,6 +176,8 @@ class HostTest(CommandBotTestCase):
         self.assertEqual("refused", seen["require_outside"])
         # the environment holds the tokens
         self.assertEqual("refused", seen["proc_environ"])
+        # host.collect_garbage runs a whole cycle (a report calls it before it renders)
+        self.assertEqual("freed", seen["collect_garbage"])
 
     def test_a_script_cannot_resume_a_coroutine_the_host_runs(self):
         # resuming a task that waits on I/O would run its continuation early and free what the
