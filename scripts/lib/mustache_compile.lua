@@ -42,11 +42,14 @@ local function lookup_code(unit, node, k, lookup_of)
     return string.format("local v%d = A[%d](stack, d%d)\n", k, aux(unit, lookup_of(node)), k)
   end
   local key = q(first)
+  -- (false and strings, what most names hold, are told apart without calling type)
   return string.format(
     "local v%d = t%d[%s]\n"
       .. "if v%d == nil then for i = d%d - 1, 1, -1 do v%d = tables[i][%s]; if v%d ~= nil then break end end end\n"
-      .. "if v%d == NULL then v%d = nil elseif type(v%d) == 'function' then v%d = v%d(stack[d%d]) end\n",
-    k, k, key, k, k, k, key, k, k, k, k, k, k, k)
+      .. "if v%d and v%d ~= true then\n"
+      .. "if v%d == NULL then v%d = nil else local ty = type(v%d); if ty == 'function' then v%d = v%d(stack[d%d]) end end\n"
+      .. "end\n",
+    k, k, key, k, k, k, key, k, k, k, k, k, k, k, k, k)
 end
 
 local emit_nodes -- (recursive: sections hold nodes)
