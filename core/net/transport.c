@@ -188,8 +188,15 @@ static void transport_on_signal(uv_signal_t *h, int signum)
     (void)h;
     if (signum == SIGHUP) {
         if (!tr.stopping) {
-            log_event(LOG_INFO, "SIGHUP: reloading", NULL);
-            if (mailbox_post(tr.script_mb, &tr.reload_node, transport_run_reload, NULL) < 0) {
+            /* one reload node: a SIGHUP that comes while a reload still waits for the script loop
+             * is part of that reload (it will read the files as they are when it runs) */
+            int rc = mailbox_post(tr.script_mb, &tr.reload_node, transport_run_reload, NULL);
+            if (rc == 0) {
+                log_event(LOG_INFO, "SIGHUP: reloading", NULL);
+            } else if (rc > 0) {
+                log_event(LOG_INFO, "SIGHUP: a reload is already waiting; this one is part of it",
+                          NULL);
+            } else {
                 log_event(LOG_WARN, "SIGHUP ignored: the script loop is not taking work", NULL);
             }
         }

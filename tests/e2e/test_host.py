@@ -321,21 +321,32 @@ class HostTest(CommandBotTestCase):
         for e in envs:
             self.assertEqual(sum(1 for a in self.fs.acks if a.envelope_id == e), 1)
 
+    def reloads_asked(self, bot):
+        """How many reloads the SIGHUPs sent so far asked for (called once every event sent with
+        them was answered: the signals were handled long before). A SIGHUP that comes while a
+        reload still waits for the script loop is part of that reload (one reload node), and the
+        kernel merges a SIGHUP sent while the previous one is still pending: on a loaded machine
+        20 SIGHUPs can be fewer reloads."""
+        return len(re.findall(r'msg="SIGHUP: reloading"', bot.log_text()))
+
     def test_twenty_sighups_during_event_stream(self):
         bot = self.bot_with({"hello": HELLO % {"version": "v1"}})
         self.ask("hello warm")
         self.wait_post(r"^hello-v1 warm$")
         rss_start = self.rss_kb(bot.pid)
         self.sighups_during_events(bot, 1)
-        bot.wait_log(r'msg="reload ok" generation=21\b', timeout=20)
+        reloads = self.reloads_asked(bot)
+        self.assertGreaterEqual(reloads, 10, "most of 20 SIGHUPs 90 ms apart are reloads of their own")
+        bot.wait_log(r'msg="reload ok" generation=%d\b' % (1 + reloads), timeout=20)
         rss_first = self.rss_kb(bot.pid)
         self.sighups_during_events(bot, 2)
-        bot.wait_log(r'msg="reload ok" generation=41\b', timeout=20)
+        reloads = self.reloads_asked(bot)
+        bot.wait_log(r'msg="reload ok" generation=%d\b' % (1 + reloads), timeout=20)
         rss_second = self.rss_kb(bot.pid)
         self.assertEqual(self.fs.connect_count, 1)
         self.assertTrue(bot.running())
         # old generations were closed once their coroutines ended
-        self.assertGreaterEqual(len(re.findall(r'msg="generation closed"', bot.log_text())), 39)
+        self.assertGreaterEqual(len(re.findall(r'msg="generation closed"', bot.log_text())), reloads - 1)
         if "asan" not in os.path.basename(bot.binary):  # ASan's quarantine keeps freed memory
             self.assertLess(rss_first - rss_start, 24 * 1024,
                             "RSS grew from %d kB to %d kB over 20 reloads" % (rss_start, rss_first))
