@@ -90,15 +90,29 @@ static struct file_writer *writer_check(lua_State *L)
     return luaL_checkudata(L, 1, WRITER_MT);
 }
 
-/* writer:write(chunk) -> true | nil, err (the writer is aborted: the file is not written) */
+/* writer:write(chunk [, i [, j]]) -> true | nil, err (the writer is aborted: the file is not
+ * written). i and j pick chunk:sub(i, j) without making that string (a JSON batch written
+ * without its brackets: lib/bundle.lua). */
 static int writer_write(lua_State *L)
 {
     struct file_writer *w = writer_check(L);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
+    lua_Integer i = luaL_optinteger(L, 3, 1);
+    lua_Integer j = luaL_optinteger(L, 4, -1);
+    lua_Integer n = (lua_Integer)len;
     if (w->fd < 0) {
         return luaL_error(L, "file writer: write after close");
     }
+    /* string.sub's reading of i and j: negative counts from the end, clamped to the string */
+    i = i < 0 ? (i < -n ? 1 : n + i + 1) : (i == 0 ? 1 : i);
+    j = j < 0 ? (j < -n ? 0 : n + j + 1) : (j > n ? n : j);
+    if (i > j) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    data += i - 1;
+    len = (size_t)(j - i + 1);
     if (file_writer_write(w, data, len) < 0) {
         int e = errno;
         file_writer_abort(w);

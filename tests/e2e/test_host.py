@@ -64,6 +64,19 @@ return { name = "probe", help = "probe — what the sandbox offers", run = funct
   weak[1] = {}
   require("host").collect_garbage()
   parts[#parts + 1] = "collect_garbage=" .. (weak[1] == nil and "freed" or "kept")
+  -- writer:write(chunk, i, j) writes chunk:sub(i, j), whatever i and j
+  local host = require("host")
+  local path = host.config().data_dir .. "/probe-sub.txt"
+  local w = host.file_writer(path)
+  local cases = { { 2, -2 }, { 0 }, { -100, 100 }, { 4, 3 }, { -2 }, { 3, 3 }, { 7 }, { 1, -7 }, { -6, 1 } }
+  local want = {}
+  for _, c in ipairs(cases) do
+    w:write("abcdef", c[1], c[2])
+    want[#want + 1] = ("abcdef"):sub(c[1], c[2] or -1)
+  end
+  w:close()
+  local got = host.read_file(path)
+  parts[#parts + 1] = "file_writer_sub=" .. (got == table.concat(want) and "same" or ("differs:" .. tostring(got)))
   ctx.reply(table.concat(parts, " "))
 end }
 """
@@ -178,6 +191,8 @@ class HostTest(CommandBotTestCase):
         self.assertEqual("refused", seen["proc_environ"])
         # host.collect_garbage runs a whole cycle (a report calls it before it renders)
         self.assertEqual("freed", seen["collect_garbage"])
+        # writer:write(chunk, i, j) is chunk:sub(i, j) (lib/bundle.lua writes JSON batches so)
+        self.assertEqual("same", seen["file_writer_sub"])
 
     def test_a_script_cannot_resume_a_coroutine_the_host_runs(self):
         # resuming a task that waits on I/O would run its continuation early and free what the
