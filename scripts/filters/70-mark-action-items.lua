@@ -4,21 +4,30 @@
 -- lists each as a task "- [ ] text — @owner"; the owner is the first person the message mentions.
 -- To change the words, edit the config lists; to change what counts, edit this file.
 
--- The prefixes lowercased, once per report: { {prefix, lowercased}, … }, and the longest's length.
+-- The prefixes lowercased, once per report: { {prefix, lowercased}, … }, the longest's length, and
+-- the set of their first bytes in either case (nil when a prefix is empty: it starts any text).
 local function lowered(prefixes)
-  local out, longest = {}, 0
+  local out, longest, first = {}, 0, {}
   for i, p in ipairs(prefixes) do
     local lp = tostring(p):lower()
     out[i] = { p, lp }
     if #lp > longest then longest = #lp end
+    if lp == "" then
+      first = nil
+    elseif first then
+      first[lp:byte(1)] = true
+      first[lp:sub(1, 1):upper():byte(1)] = true
+    end
   end
-  return out, longest
+  return out, longest, first
 end
 
 -- The prefix the text starts with (case-insensitive, after leading spaces, quotes and emphasis
--- marks), or nil. Only the text's first characters are lowercased: this runs on every message.
-local function prefix_of(text, prefixes, longest)
+-- marks), or nil. This runs on every message: a text whose first character starts no prefix is
+-- answered without making any string, and only the text's first characters are lowercased.
+local function prefix_of(text, prefixes, longest, first)
   local start = text:find("[^%s>*_]")
+  if first and not (start and first[text:byte(start)]) then return nil end
   local head = start and text:sub(start, start + longest - 1):lower() or ""
   for _, p in ipairs(prefixes) do
     local lp = p[2]
@@ -53,11 +62,11 @@ return {
     local t = env.config.timeline or {}
     local wanted = {}
     for _, name in ipairs(t.action_item_reactions or { "memo", "ballot_box_with_check" }) do wanted[name] = true end
-    local prefixes, longest = lowered(t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" })
+    local prefixes, longest, first = lowered(t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" })
     for _, entry in ipairs(entries) do
       local raw = entry.raw or {}
       local text = type(raw.text) == "string" and raw.text or ""
-      local prefix = prefix_of(text, prefixes, longest)
+      local prefix = prefix_of(text, prefixes, longest, first)
       local by_reaction = false
       if type(raw.reactions) == "table" then
         for _, r in ipairs(raw.reactions) do

@@ -93,6 +93,24 @@ describe("70-mark-action-items", function()
     assert.is_nil(es[8].marks.action_item)
   end)
 
+  it("finds a prefix after spaces, quote and emphasis marks, in any case; an empty one starts any text", function()
+    local es = {
+      entry(1, { user = "U1", text = "  > *todo:* call the bank" }),
+      entry(2, { user = "U1", text = "_FOLLOW-UP:_ capacity plan" }),
+      entry(3, { user = "U1", text = "tomorrow: nothing" }),
+      entry(4, { user = "U1", text = "" }),
+    }
+    run_rule("70-mark-action-items", es, env({}))
+    assert.is_table(es[1].marks.action_item)
+    assert.is_table(es[2].marks.action_item)
+    assert.is_nil(es[3].marks.action_item)
+    assert.is_nil(es[4].marks.action_item)
+    local all = { entry(1, { user = "U1", text = "anything" }), entry(2, { user = "U1", text = "" }) }
+    run_rule("70-mark-action-items", all, env({ timeline = { action_item_prefixes = { "Zz:", "" } } }))
+    assert.is_table(all[1].marks.action_item)
+    assert.is_table(all[2].marks.action_item)
+  end)
+
   it("takes its words from config timeline.action_item_prefixes", function()
     local es = { entry(1, { user = "U1", text = "TODO: x" }), entry(2, { user = "U1", text = "Aufgabe: y" }) }
     run_rule("70-mark-action-items", es, env({ timeline = { action_item_prefixes = { "Aufgabe:" } } }))
