@@ -3,9 +3,10 @@
 -- env.command_ts is the ts of the request (nil in an offline render).
 local function is_report_request(entry, bot_user_id)
   local text = (entry.raw and entry.raw.text) or ""
-  local who, rest = text:match("^%s*<@([%w]+)[^>]*>%s*(.*)$")
-  if not who or (bot_user_id and who ~= bot_user_id) then return false end
-  return rest:lower():match("^autopsy%f[%W]") ~= nil
+  if type(text) ~= "string" then return false end
+  -- "autopsy" in any case, matched in place (most mentions are not requests: no copy of their text)
+  local who = text:match("^%s*<@([%w]+)[^>]*>%s*[Aa][Uu][Tt][Oo][Pp][Ss][Yy]%f[%W]")
+  return who ~= nil and (not bot_user_id or who == bot_user_id)
 end
 
 return {

@@ -16,9 +16,9 @@ end
 
 -- "<@BOT> statusupdate ..." -> "statusupdate ..." (lowercase); nil when not addressed to the bot.
 local function command_text(text, bot_user_id)
-  local who, rest = text:match("^%s*<@([%w]+)[^>]*>%s*(.*)$")
+  local who, at = text:match("^%s*<@([%w]+)[^>]*>%s*()")
   if not who or (bot_user_id and who ~= bot_user_id) then return nil end
-  return rest:lower()
+  return text:sub(at):lower() -- (only a message to the bot is copied and lowercased)
 end
 
 -- Each phrase lowercased, with a Lua pattern matching it as whole words only.

@@ -68,8 +68,9 @@ end
 local function last_request_ts(messages, bot)
   local found
   for _, m in ipairs(messages) do
-    local who, rest = (type(m.text) == "string" and m.text or ""):match("^%s*<@([%w]+)[^>]*>%s*(.*)$")
-    if who and (not bot.user_id or who == bot.user_id) and rest:lower():match("^autopsy%f[%W]") then
+    -- (the word in any case, matched where it is: no copy of the rest of every text)
+    local who = type(m.text) == "string" and m.text:match("^%s*<@([%w]+)[^>]*>%s*[Aa][Uu][Tt][Oo][Pp][Ss][Yy]%f[%W]")
+    if who and (not bot.user_id or who == bot.user_id) then
       found = m.ts
     end
   end

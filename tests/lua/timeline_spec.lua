@@ -379,6 +379,20 @@ describe("timeline.build (offline)", function()
     assert.truthy(t.entries[1].permalink:find("/archives/C0INC/p", 1, true))
   end)
 
+  it("takes the last request, in any case, as the command and an earlier one as an earlier request", function()
+    local messages = thread()
+    messages[#messages + 1] = { type = "message", user = "U2", ts = ts(1400), text = "<@U0PMBOT> autopsying is fun" }
+    messages[#messages + 1] = { type = "message", user = "U2", ts = ts(1500), text = "  <@U0PMBOT>  AUTOPSY" }
+    local t = timeline.build(messages, { people = { U1 = USERS.U1 }, channel = "C0INC", config = CONFIG })
+    local reasons = {}
+    for _, d in ipairs(t.dropped) do
+      for _, it in ipairs(d.items) do reasons[it.ts] = d.reason end
+    end
+    assert.are.equal("the request for this report", reasons[ts(1500)])
+    assert.are.equal("an earlier request for a report", reasons[ts(1300)])
+    assert.truthy(by_ts(t, ts(1400)))
+  end)
+
   it("uses files already under out_dir/attachments and marks the others 'offline render'", function()
     H.exists = function(p) return p == "/out/attachments/F1-graph.png" and "file" or nil end
     H.file_size = function() return 10 end
