@@ -141,3 +141,15 @@ size_t mailbox_depth(struct mailbox *mb)
     pthread_mutex_unlock(&mb->lock);
     return n;
 }
+
+int mailbox_waiting(struct mailbox *mb, struct mailbox_node *n)
+{
+    int queued;
+    if (!mb) {
+        return 0;
+    }
+    pthread_mutex_lock(&mb->lock);
+    queued = n->queued;
+    pthread_mutex_unlock(&mb->lock);
+    return queued;
+}

@@ -35,5 +35,8 @@ void mailbox_close(struct mailbox *mb, loop_task_fn drop);
 void mailbox_free(struct mailbox *mb);
 /* Tasks waiting now (any thread). */
 size_t mailbox_depth(struct mailbox *mb);
+/* Is n's task still waiting (posted, not run yet)? Any thread; a snapshot: the owner may take
+ * the task the moment after. */
+int mailbox_waiting(struct mailbox *mb, struct mailbox_node *n);
 
 #endif

@@ -188,15 +188,21 @@ static void transport_on_signal(uv_signal_t *h, int signum)
     (void)h;
     if (signum == SIGHUP) {
         if (!tr.stopping) {
-            /* one reload node: a SIGHUP that comes while a reload still waits for the script loop
-             * is part of that reload (it will read the files as they are when it runs) */
-            int rc = mailbox_post(tr.script_mb, &tr.reload_node, transport_run_reload, NULL);
-            if (rc == 0) {
+            /* One reload node: a SIGHUP that comes while a reload still waits for the script loop
+             * is part of that reload (it reads the files as they are when it runs). "reloading" is
+             * said before the post, so that it comes before the reload's own lines; only this
+             * thread posts the node, so one not waiting now is not waiting at the post either. */
+            int waiting = mailbox_waiting(tr.script_mb, &tr.reload_node);
+            if (!waiting) {
                 log_event(LOG_INFO, "SIGHUP: reloading", NULL);
-            } else if (rc > 0) {
+            }
+            int rc = mailbox_post(tr.script_mb, &tr.reload_node, transport_run_reload, NULL);
+            if (rc > 0) {
                 log_event(LOG_INFO, "SIGHUP: a reload is already waiting; this one is part of it",
                           NULL);
-            } else {
+            } else if (rc == 0 && waiting) {
+                log_event(LOG_INFO, "SIGHUP: reloading", NULL); /* it was taken in between */
+            } else if (rc < 0) {
                 log_event(LOG_WARN, "SIGHUP ignored: the script loop is not taking work", NULL);
             }
         }

@@ -1,7 +1,8 @@
 /* test_mailbox.c — unit tests for loop.c's ready queue and mailbox.c, whose nodes live in their
  * owners: a node queued twice runs once, a node may be queued again from its own task, a task
  * whose owner went away can be taken off the queue, a bounded or closed mailbox refuses a post
- * (and the poster keeps its object), and a closed mailbox hands what waits to `drop`. */
+ * (and the poster keeps its object), a node says whether its task still waits, and a closed mailbox
+ * hands what waits to `drop`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,13 +64,16 @@ static void test_mailbox_nodes(void **state)
     assert_int_equal(loop_init(), 0);
     struct mailbox *mb = mailbox_open(2);
     assert_non_null(mb);
+    assert_int_equal(mailbox_waiting(mb, &n1), 0);
     assert_int_equal(mailbox_post(mb, &n1, count, NULL), 0);
+    assert_int_equal(mailbox_waiting(mb, &n1), 1);           /* posted, not run yet */
     assert_int_equal(mailbox_post(mb, &n1, count, NULL), 1); /* coalesced: the queued one stands */
     assert_int_equal(mailbox_post(mb, &n2, count, NULL), 0);
     assert_int_equal(mailbox_post(mb, &n3, count, NULL), -1); /* full (bound 2) */
     assert_int_equal(mailbox_depth(mb), 2);
     mailbox_close(mb, drop); /* what waits is handed to drop, not run */
     assert_int_equal(dropped, 2);
+    assert_int_equal(mailbox_waiting(mb, &n1), 0); /* handed on: waiting no more */
     assert_int_equal(runs, 0);
     assert_int_equal(mailbox_post(mb, &n3, count, NULL), -1); /* closed */
     assert_int_equal(mailbox_post(mb, &n1, count, NULL), -1); /* n1 is free again, still closed */
