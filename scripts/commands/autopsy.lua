@@ -182,9 +182,8 @@ local function build_and_upload(ctx, progress, plan)
     return nil, err, plan.what
   end
   progress.progress("report", 1, 1)
-  -- the messages as read are garbage now (the entries keep what they show): collected before the
-  -- render allocates, rather than carried beside it (a 20,000-message thread: ~7 MB less at peak)
-  host.collect_garbage()
+  -- the messages as read are garbage now: collected before the render allocates (a big thread)
+  timeline_lib.collect_messages(timeline.fetched or #(timeline.entries or {}))
   local written
   -- timeline.json (what makes the folder a version) is written beside the upload, below, and the
   -- zip is finished there too: the .md goes up meanwhile

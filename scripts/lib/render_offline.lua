@@ -143,9 +143,10 @@ function render_offline.run(opts)
     channel_mode = got.window, -- a window is a channel report: threads nested under their parent
   })
   -- the messages as read are not needed any more (entries keep what they show): they are
-  -- collected before the report is rendered, the largest allocation of all
+  -- collected before the report is rendered, the largest allocation of all (a big thread)
+  local read = #got.messages
   got.messages = nil
-  host.collect_garbage()
+  timeline_lib.collect_messages(read)
   if got.window then
     timeline.window = { oldest = opts.since and input.parse_time(opts.since, "--since") or nil,
                         latest = opts["until"] and input.parse_time(opts["until"], "--until") or nil }

@@ -461,3 +461,17 @@ describe("timeline.build (offline)", function()
     assert.are.equal(#t.entries, #decoded.entries)
   end)
 end)
+
+describe("timeline.collect_messages", function()
+  it("collects the heap once a thread of 1,000 messages or more is let go of, not for a small one", function()
+    reset_host()
+    local collections = 0
+    H.collect_garbage = function() collections = collections + 1 end
+    timeline.collect_messages(999)
+    timeline.collect_messages(nil)
+    assert.are.equal(0, collections)
+    timeline.collect_messages(1000)
+    timeline.collect_messages(20000)
+    assert.are.equal(2, collections)
+  end)
+end)
