@@ -151,14 +151,20 @@ static void zip_writer_after(uv_work_t *req, int status)
         w->waiter = NULL;
         c->rc = w->failed || !w->finished ? -1 : 0;
         snprintf(c->err, sizeof c->err, "%s", w->failed ? w->err : "the zip was dropped");
+    } else {
+        c = NULL;
+    }
+    /* w is done with before the task resumes: the script may abort the writer (or the collector
+     * finalize it) while it runs, and w is then freed at once (no work runs) */
+    if (w->abandoned) {
+        zip_writer_free(w);
+    }
+    if (c) {
         if (c->op.task) {
             host_task_resume(c->op.task, 0);
         } else {
             free(c); /* its task was cancelled meanwhile */
         }
-    }
-    if (w->abandoned) {
-        zip_writer_free(w);
     }
 }
 
