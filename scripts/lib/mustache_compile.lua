@@ -47,7 +47,7 @@ local function lookup_code(unit, node, k, lookup_of)
     "local v%d = t%d[%s]\n"
       .. "if v%d == nil then for i = d%d - 1, 1, -1 do v%d = tables[i][%s]; if v%d ~= nil then break end end end\n"
       .. "if v%d and v%d ~= true then\n"
-      .. "if v%d == NULL then v%d = nil else local ty = type(v%d); if ty == 'function' then v%d = v%d(stack[d%d]) end end\n"
+      .. "if v%d == NULL then v%d = nil elseif type(v%d) == 'function' then v%d = v%d(stack[d%d]) end\n"
       .. "end\n",
     k, k, key, k, k, k, key, k, k, k, k, k, k, k, k, k)
 end
