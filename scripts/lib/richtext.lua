@@ -281,9 +281,7 @@ end
 local function put_piece(w, piece, style, to_md)
   if piece == "" then return end
   if style.code then
-    if piece ~= "" then
-      put_code(w, piece, style.no_code)
-    end
+    put_code(w, piece, style.no_code)
   else
     if w.code_style then
       flush_code(w)
