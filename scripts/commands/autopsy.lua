@@ -155,8 +155,9 @@ end
 -- numbered "last complete + 1" (lib/store_files.lua), so a second request while the first is
 -- being made would write into the same folder. making[key] is the coroutine making that report:
 -- build_and_upload runs in a coroutine of its own (run's host.all), which is dead once it has
--- returned, raised or been stopped, so a turn is never left taken.
-local making = {}
+-- returned, raised or been stopped, so a turn is never left taken. Weak values: a finished report's
+-- coroutine is collected and its key goes with it (one key per thread ever reported would stay).
+local making = setmetatable({}, { __mode = "v" })
 local function take_turn(key)
   local me = coroutine.running()
   local holder = making[key]
