@@ -97,7 +97,9 @@ build/asan/%.o: core/%.c $(CORE_HDR) $(BOOT_INC)
 
 build/tests/%: tests/c/%.c $(LIB_OBJ)
 	@mkdir -p build/tests
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(PMB_LDLIBS) $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(PMB_LDLIBS) $(TEST_MALLOC_LIBS) $(LDLIBS) -lcmocka
+# The other unit tests keep glibc's malloc; the render's arena (core/host/batch_arena.c) is jemalloc's.
+build/tests/test_batch_arena: TEST_MALLOC_LIBS := $(MALLOC_LIBS)
 
 unit: need-deps $(TEST_BIN)
 

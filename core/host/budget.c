@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "base/loop.h"
+#include "host/batch_arena.h"
 #include "host/host_gen.h"
 
 #define BUDGET_HOOK_COUNT 1000
@@ -252,7 +253,11 @@ void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p;
 
     if (nsize == 0) {
-        free(ptr);
+        if (m->batch) {
+            batch_arena_free(ptr);
+        } else {
+            free(ptr);
+        }
         m->used -= old;
         return NULL;
     }
@@ -270,7 +275,7 @@ void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             return NULL;
         }
     }
-    p = realloc(ptr, nsize);
+    p = m->batch ? batch_arena_realloc(ptr, nsize) : realloc(ptr, nsize);
     if (!p) {
         return NULL;
     }

@@ -16,6 +16,7 @@
 
 #include "base/strcopy.h"
 #include "base/tzfile.h"
+#include "host/batch_arena.h"
 #include "host/host_gen.h"
 
 /* A resume of a command yields back to the loop after this much time where it can (budget.c). */
@@ -353,6 +354,8 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     gen->mem.reserve = HOST_RESERVE_BYTES;
     gen->limits.cpu = gen->limits.stretch = 2; /* until the config is read */
     gen->config_ref = gen->templates_ref = gen->init_ref = gen->boot_ref = LUA_NOREF;
+    /* a render is one report and an exit: its heap on huge pages (batch_arena.c says why) */
+    gen->mem.batch = gen->mode == HOST_MODE_RENDER && batch_arena_open();
     gen->L = lua_newstate(budget_alloc, gen);
     if (!gen->L) {
         snprintf(err, errsz, "cannot create a Lua state");

@@ -20,6 +20,7 @@ struct budget_mem {
     size_t cap;     /* budget.memory_mb */
     size_t reserve; /* extra bytes the error path may use once a run was killed */
     size_t peak;
+    int batch; /* 1: allocated in batch_arena.c (a render), else realloc/free */
 };
 
 struct budget_limits {
