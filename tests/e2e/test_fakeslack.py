@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -16,6 +17,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import FakeSlack, WebhookSink  # noqa: E402
+from upload_sink import UploadSink  # noqa: E402
 import wsclient  # noqa: E402
 import wsproto  # noqa: E402
 
@@ -290,6 +292,38 @@ class TestFiles(FakeTestCase):
         self.assertEqual(thread[-1]["user"], "U0BOT")
         again = api(self.fs, "files.completeUploadExternal", {"files": files, "channel_id": "C0INC"})[2]
         self.assertEqual(again["error"], "file_not_found")
+
+    def test_upload_sink_counts_bodies_without_keeping_them(self):
+        """With upload_sink set (the benchmarks), uploads are received and measured, not kept: the
+        completion checks the length and lists the files; two uploads at once each get the right
+        first bytes; a short body is still refused."""
+        self.fs.upload_sink = UploadSink(buffer_bytes=1 << 20, buffers=1)
+        parent = self.fs.add_thread("C0INC", 1)
+        zip_bytes = b"PK\x03\x04" + os.urandom(3 << 20)  # three passes through the 1 MiB buffer
+        md = b"# Postmortem\n" * 50000
+        _, _, z = api(self.fs, "files.getUploadURLExternal", {"filename": "bundle.zip", "length": len(zip_bytes)})
+        _, _, m = api(self.fs, "files.getUploadURLExternal", {"filename": "p.md", "length": len(md)})
+        results = []
+        posts = [threading.Thread(target=lambda u=u, b=b: results.append(http_request(u, "POST", b)[0]))
+                 for u, b in ((z["upload_url"], zip_bytes), (m["upload_url"], md))]
+        for t in posts:
+            t.start()
+        for t in posts:
+            t.join()
+        self.assertEqual(results, [200, 200])
+        files = json.dumps([{"id": m["file_id"]}, {"id": z["file_id"]}])
+        _, _, done = api(self.fs, "files.completeUploadExternal", {"files": files, "channel_id": "C0INC",
+                                                                   "thread_ts": parent})
+        self.assertTrue(done["ok"], done)
+        up = self.fs.uploads[0]
+        self.assertEqual([(f["filename"], f["bytes"], f["head"]) for f in up["files"]],
+                         [("p.md", None, md[:64]), ("bundle.zip", None, zip_bytes[:64])])
+        self.assertEqual([self.fs.files[f["id"]]["size"] for f in up["files"]], [len(md), len(zip_bytes)])
+        _, _, r = api(self.fs, "files.getUploadURLExternal", {"filename": "x.md", "length": 10})
+        http_request(r["upload_url"], "POST", b"short")
+        _, _, short = api(self.fs, "files.completeUploadExternal", {"files": json.dumps([{"id": r["file_id"]}])},
+                          as_json=True)
+        self.assertEqual(short["error"], "file_upload_size_mismatch")
 
     def test_upload_with_wrong_length_is_refused(self):
         _, _, r = api(self.fs, "files.getUploadURLExternal", {"filename": "x.md", "length": 10})

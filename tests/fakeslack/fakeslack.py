@@ -66,6 +66,9 @@ class FakeSlack:
         self.usergroup_handles = {}
         self.pending_uploads = {}
         self._upload_counter = 0
+        # None: uploads are kept byte for byte; an upload_sink.UploadSink: only their length and
+        # first bytes (the benchmarks: see upload_sink.py)
+        self.upload_sink = None
         self._last_ts = ts_key("1700000000.000000")
         # settings
         self.max_page = 1000
@@ -646,7 +649,8 @@ class FakeSlack:
             counts = collections.Counter(r["api_method"] for r in self.requests if r.get("api_method"))
             return {"connections": [{"id": c.id, "open": c.open, "opened_at": c.opened_at,
                                      "closed_at": c.closed_at} for c in self.connections],
-                    "uploads": [dict(u, files=[{k: v for k, v in f.items() if k != "bytes"} for f in u["files"]])
+                    "uploads": [dict(u, files=[{k: v for k, v in f.items() if k not in ("bytes", "head")}
+                                               for f in u["files"]])
                                 for u in self.uploads],
                     "posts": [{k: v for k, v in p.items() if k != "params"} for p in self._posts],
                     "reactions": list(self.reactions), "calls": dict(counts),

@@ -157,6 +157,11 @@ class Handler(StrictRequests, http.server.BaseHTTPRequestHandler):
             return self._other_host(path)
         if path.startswith("/link") and self.headers.get("Upgrade", "").lower() == "websocket":
             return self._websocket(url)
+        sink = self.fs.upload_sink
+        if (sink is not None and path.startswith("/upload/") and self.headers.get("Content-Length")
+                and self.headers.get("Transfer-Encoding", "").lower() != "chunked"):
+            return self._upload(path[len("/upload/"):], b"", received=sink.receive(
+                self.rfile, int(self.headers["Content-Length"])))
         body = self._read_body()
         if path.startswith("/_control/"):
             return self._control(path[len("/_control/"):], body)
@@ -193,14 +198,18 @@ class Handler(StrictRequests, http.server.BaseHTTPRequestHandler):
         self._send_json(webapi.call(fs, method, params))
 
     # --- uploads --------------------------------------------------------------------------
-    def _upload(self, file_id, body):
+    def _upload(self, file_id, body, received=None):
+        """An upload POST; `received` = (length, first bytes) when FakeSlack.upload_sink took the
+        body instead of keeping it (then `body` is empty)."""
         fs = self.fs
         fs._record_request(self, body, {}, api_method=None)
         if self._fault_answered("upload"):
             return
         ctype = self.headers.get("Content-Type", "")
         data = body
-        if ctype.lower().startswith("multipart/form-data"):
+        if received is not None:
+            data = None
+        elif ctype.lower().startswith("multipart/form-data"):
             parts = parse_multipart(ctype, body)
             files = [p for p in parts if p["filename"] is not None] or [p for p in parts if p["name"] == "file"]
             if not files:
@@ -211,9 +220,10 @@ class Handler(StrictRequests, http.server.BaseHTTPRequestHandler):
             if up is None or up["completed"] or self.command != "POST":
                 return self._send(404, b"unknown upload", "text/plain")
             up["bytes"] = data
+            up["received"] = received  # (length, first bytes) from the sink, or None
             up["uploads"] += 1
             up["auth_header"] = "authorization" in {k.lower() for k in self.headers.keys()}
-        self._send(200, ("OK - %d" % len(data)).encode(), "text/plain")
+        self._send(200, ("OK - %d" % (len(data) if received is None else received[0])).encode(), "text/plain")
 
     # --- response_url (slash commands, shortcuts) ------------------------------------------
     def _response(self, rid, body):
