@@ -40,6 +40,8 @@ function init.self_check()
     problems[#problems + 1] = e
   end
   if #problems > 0 then return false, problems end
+  -- the report templates compiled now, not by the first report after its last page
+  if module_exists("lib.bundle") then require("lib.bundle").prepare_templates(host.config()) end
   return true
 end
 

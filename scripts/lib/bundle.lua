@@ -5,16 +5,33 @@
 -- numbers and the previous timeline come from lib/store.lua (files or the database).
 -- bundle.zip_start begins the zip before the report is written, so the attachments go in as they
 -- arrive. Called by commands/autopsy.lua (and render_offline.lua for write_report); calls
--- lib/report.lua, lib/incident_picture.lua (attachments/incident-timeline.svg), cjson and host
+-- lib/report.lua, lib/templates.lua, lib/incident_picture.lua (attachments/incident-timeline.svg),
+-- cjson and host
 -- (files, zip, zip_writer).
 local host = require "host"
 local cjson = require "cjson"
 local report = require "lib.report"
+local templates = require "lib.templates"
 local incident_picture = require "lib.incident_picture"
 local store = require "lib.store"
 local store_files = require "lib.store_files"
 
 local bundle = {}
+
+-- Compile the report templates ahead of their first render (lib/templates.lua's prepare): the
+-- default one, each channel's, and the picture's. init.lua calls it when a generation is built, so
+-- that the first report after a start or a reload does not compile them after its last page. A
+-- broken template is left for the self-check and the render to report.
+function bundle.prepare_templates(config)
+  local r = (config or {}).report or {}
+  local names = { report.template_name(config, nil), incident_picture.TEMPLATE }
+  for _, name in pairs(type(r.templates_by_channel) == "table" and r.templates_by_channel or {}) do
+    names[#names + 1] = name
+  end
+  for _, name in ipairs(names) do
+    if type(name) == "string" then pcall(templates.prepare, name) end
+  end
+end
 
 -- Beside timeline.json in a version's folder: what the next version compares with.
 local DIGEST_FILE = "entries-digest.json"

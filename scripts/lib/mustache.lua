@@ -362,4 +362,31 @@ function mustache.render_to(write, template, view, partials, escape, name)
   if out.n > 0 then out.flush(out) end
 end
 
+-- Parse and compile `template` and every partial it names, inside sections too and indented as
+-- each tag is, as its first render would: that render then finds them all done. Raises as a
+-- render would on a broken template.
+function mustache.prepare(template, partials, name)
+  local seen = {}
+  local function walk(nodes)
+    for _, node in ipairs(nodes) do
+      if type(node) == "table" then
+        local src = node.kind == ">" and partials and partials[node.key]
+        if src ~= nil and src ~= false then
+          local source = indent_source(src, node.indent)
+          if not seen[source] then
+            seen[source] = true
+            local tree = mustache.parse(source, node.key)
+            compile_nodes(tree, node.key)
+            walk(tree)
+          end
+        end
+        if node.children then walk(node.children) end
+      end
+    end
+  end
+  local tree = mustache.parse(template, name)
+  compile_nodes(tree, name)
+  walk(tree)
+end
+
 return mustache

@@ -46,25 +46,34 @@ local function partial_table(all, parent)
   })
 end
 
--- Render the template `name` (without .mustache) with `view`. Raises when the template is missing
--- or broken; the message names the template.
-function templates.render(name, view)
+-- Every template's source and the one named; raises (at the caller's caller) when it is missing.
+local function source_of(name)
   local all = host.templates()
   local source = all[name]
   if not source then
-    error("no template '" .. name .. "' (expected " .. name .. ".mustache under templates_dir)", 2)
+    error("no template '" .. name .. "' (expected " .. name .. ".mustache under templates_dir)", 3)
   end
+  return all, source
+end
+
+-- Render the template `name` (without .mustache) with `view`. Raises when the template is missing
+-- or broken; the message names the template.
+function templates.render(name, view)
+  local all, source = source_of(name)
   return mustache.render(source, view or {}, partial_table(all, name), templates.escape_for(name), name)
 end
 
 -- templates.render's text handed to write(chunk) in pieces as it is rendered.
 function templates.render_to(write, name, view)
-  local all = host.templates()
-  local source = all[name]
-  if not source then
-    error("no template '" .. name .. "' (expected " .. name .. ".mustache under templates_dir)", 2)
-  end
+  local all, source = source_of(name)
   mustache.render_to(write, source, view or {}, partial_table(all, name), templates.escape_for(name), name)
+end
+
+-- Parse and compile the template `name` and its partials now, so that its first render does not
+-- (lib/mustache.lua's prepare). Raises as templates.render would.
+function templates.prepare(name)
+  local all, source = source_of(name)
+  mustache.prepare(source, partial_table(all, name), name)
 end
 
 -- true, or false plus a list of messages: every template parses and every partial it names exists.

@@ -295,6 +295,20 @@ describe("bundle", function()
     assert.has_error(function() bundle.write(t, again, { defer_zip = true }) end)
   end)
 
+  it("prepares the report templates: the default, each channel's, the picture's; a broken one is left to the render", function()
+    local templates = require "lib.templates"
+    local real, asked = templates.prepare, {}
+    templates.prepare = function(name)
+      asked[#asked + 1] = name
+      if name == "broken.md" then error("broken.md:1: unclosed section") end
+    end
+    local ok, err = pcall(bundle.prepare_templates, { report = { template = "t.md",
+      templates_by_channel = { C0OPS = "broken.md" } } })
+    templates.prepare = real
+    assert(ok, err)
+    assert.are.same({ "t.md", "incident-timeline.svg", "broken.md" }, asked)
+  end)
+
   it("reads the previous version's timeline.json back", function()
     local slot = bundle.prepare("C0INCIDENT", "1731624067.001900")
     bundle.write(timeline({ entry("1731624067.001900", "x") }), slot)

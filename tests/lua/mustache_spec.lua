@@ -151,6 +151,32 @@ describe("mustache compiled to code", function()
       out)
   end)
 
+  it("prepare compiles a template and its partials, in sections and indented, so a render compiles nothing", function()
+    local compile = require "lib.mustache_compile"
+    local real, calls = compile.tree, 0
+    compile.tree = function(...) calls = calls + 1 return real(...) end
+    -- sources no other spec uses: the parse cache is keyed by the text
+    local partials = { item = "<{{name}}> (prepare spec)\n", head = "== {{title}} == (prepare spec)\n" }
+    local template = "{{>head}}\n{{#items}}\n  {{>item}}\n{{/items}}\nend of the prepare spec\n"
+    local view = { title = "T", items = { { name = "a" }, { name = "b" } } }
+    local ok, err = pcall(function()
+      mustache.prepare(template, partials, "prepare-spec")
+      assert.are.equal(3, calls) -- the template, head, and item as indented under its tag
+      assert.are.equal("== T == (prepare spec)\n  <a> (prepare spec)\n  <b> (prepare spec)\nend of the prepare spec\n",
+        mustache.render(template, view, partials))
+      assert.are.equal(3, calls)
+      -- (the count sees compilation: a template not prepared compiles at its render)
+      mustache.render("{{x}} not prepared (prepare spec)", { x = 1 })
+      assert.are.equal(4, calls)
+    end)
+    compile.tree = real
+    assert(ok, err)
+  end)
+
+  it("prepare raises on a broken template, as a render would", function()
+    assert.has_error(function() mustache.prepare("{{#open}} never closed", {}, "broken") end)
+  end)
+
   it("hands a long list to the sink in pieces, the same text as one string", function()
     local items = {}
     for i = 1, 5000 do items[i] = { n = i } end
