@@ -17,6 +17,7 @@
  * C unit tests) sees them as NULL and gets no arena (batch_arena_open returns 0): budget.c then
  * uses realloc/free as always. */
 #include <jemalloc/jemalloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,8 +35,10 @@
 #define BATCH_REGION_BYTES ((size_t)1 << 30)
 #define BATCH_THP_MODE "/sys/kernel/mm/transparent_hugepage/enabled"
 
-static char *batch_next, *batch_end; /* the current region's free part */
-static int batch_flags;              /* mallocx flags: the arena and its cache; 0 = none */
+/* the current region's free part; the lock: jemalloc may ask from any thread that uses the arena */
+static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *batch_next, *batch_end;
+static int batch_flags; /* mallocx flags: the arena and its cache; 0 = none */
 
 /* A new region of at least `need` bytes, starting on a huge-page boundary. 0 or -1. */
 static int batch_region(size_t need)
@@ -68,14 +71,17 @@ static void *batch_extent_alloc(extent_hooks_t *hooks, void *new_addr, size_t si
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
         return NULL;
     }
+    pthread_mutex_lock(&batch_lock);
     at = ((uintptr_t)batch_next + alignment - 1) & ~(uintptr_t)(alignment - 1);
     if (batch_next == NULL || at + size > (uintptr_t)batch_end || at + size < at) {
         if (batch_region(size + alignment) < 0) {
+            pthread_mutex_unlock(&batch_lock);
             return NULL;
         }
         at = ((uintptr_t)batch_next + alignment - 1) & ~(uintptr_t)(alignment - 1);
     }
     batch_next = (char *)(at + size);
+    pthread_mutex_unlock(&batch_lock);
     *zero = true; /* never handed out before: as the kernel gave it */
     *commit = true;
     return (void *)at;
