@@ -39,6 +39,7 @@
 static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *batch_next, *batch_end;
 static int batch_flags; /* mallocx flags: the arena and its cache; 0 = none */
+static int batch_tried; /* batch_arena_open ran once: an arena is made at most once */
 
 /* A new region of at least `need` bytes, starting on a huge-page boundary. 0 or -1. */
 static int batch_region(size_t need)
@@ -146,9 +147,10 @@ int batch_arena_open(void)
     extent_hooks_t *hooks = &batch_hooks;
     char name[64];
 
-    if (batch_flags) {
-        return 1;
+    if (batch_tried) {
+        return batch_flags != 0;
     }
+    batch_tried = 1;
     if (!mallctl || !mallocx || !rallocx || !dallocx || !batch_thp_possible()) {
         return 0;
     }
@@ -166,7 +168,7 @@ int batch_arena_open(void)
     (void)mallctl(name, NULL, NULL, &never, sizeof never);
     len = sizeof cache;
     if (mallctl("tcache.create", &cache, &len, NULL, 0) != 0) {
-        return 0; /* (the arena stays unused: one arena, once per process) */
+        return 0; /* (the arena stays unused) */
     }
     batch_flags = MALLOCX_ARENA(arena) | MALLOCX_TCACHE(cache);
     return 1;
