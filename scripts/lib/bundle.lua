@@ -19,12 +19,14 @@ local store_files = require "lib.store_files"
 local bundle = {}
 
 -- Compile the report templates ahead of their first render (lib/templates.lua's prepare): the
--- default one, each channel's, and the picture's. init.lua calls it when a generation is built, so
--- that the first report after a start or a reload does not compile them after its last page. A
--- broken template is left for the self-check and the render to report.
+-- default one, each channel's, and the picture's when one is drawn. init.lua calls it when a
+-- generation is built, so that the first report after a start or a reload does not compile them
+-- after its last page (~6 ms more per reload). A broken template is left for the self-check and
+-- the render to report.
 function bundle.prepare_templates(config)
   local r = (config or {}).report or {}
-  local names = { report.template_name(config, nil), incident_picture.TEMPLATE }
+  local names = { report.template_name(config, nil) }
+  if incident_picture.config(config).format ~= "none" then names[#names + 1] = incident_picture.TEMPLATE end
   for _, name in pairs(type(r.templates_by_channel) == "table" and r.templates_by_channel or {}) do
     names[#names + 1] = name
   end

@@ -295,7 +295,7 @@ describe("bundle", function()
     assert.has_error(function() bundle.write(t, again, { defer_zip = true }) end)
   end)
 
-  it("prepares the report templates: the default, each channel's, the picture's; a broken one is left to the render", function()
+  it("prepares the report templates: the default, each channel's, the picture's when one is drawn; a broken one is left to the render", function()
     local templates = require "lib.templates"
     local real, asked = templates.prepare, {}
     templates.prepare = function(name)
@@ -307,6 +307,11 @@ describe("bundle", function()
     templates.prepare = real
     assert(ok, err)
     assert.are.same({ "t.md", "incident-timeline.svg", "broken.md" }, asked)
+    asked = {}
+    templates.prepare = function(name) asked[#asked + 1] = name end
+    bundle.prepare_templates({ report = { picture = { format = "none" } } }) -- (no picture drawn)
+    templates.prepare = real
+    assert.are.same({ "postmortem.md" }, asked)
   end)
 
   it("reads the previous version's timeline.json back", function()
