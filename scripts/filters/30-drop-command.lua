@@ -1,11 +1,10 @@
 -- Drops the `@postmortembot autopsy this` message that asked for this report, and earlier requests
 -- for a report in the same thread (they are not part of the incident). Run by lib/filters.lua;
 -- env.command_ts is the ts of the request (nil in an offline render).
+local slackfmt = require "lib.slackfmt"
+
 local function is_report_request(entry, bot_user_id)
-  local text = (entry.raw and entry.raw.text) or ""
-  if type(text) ~= "string" then return false end
-  -- "autopsy" in any case, matched in place (most mentions are not requests: no copy of their text)
-  local who = text:match("^%s*<@([%w]+)[^>]*>%s*[Aa][Uu][Tt][Oo][Pp][Ss][Yy]%f[%W]")
+  local who = slackfmt.report_request_to(entry.raw and entry.raw.text)
   return who ~= nil and (not bot_user_id or who == bot_user_id)
 end
 

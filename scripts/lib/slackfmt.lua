@@ -1,7 +1,7 @@
 -- Slack text helpers: escape text we send (& < > only), links <url|label>, message permalinks,
 -- turning Slack-encoded text into plain text for outside destinations (webhooks), short
--- bold marks and trimming typed arguments. Called by lib/broadcast.lua and the
--- status/incident commands; calls nothing.
+-- bold marks, trimming typed arguments and telling a report request. Called by lib/broadcast.lua,
+-- the status/incident commands, lib/timeline.lua and filters/30-drop-command.lua; calls nothing.
 local slackfmt = {}
 
 -- Text without leading and trailing white space; nil becomes "".
@@ -82,6 +82,16 @@ function slackfmt.mentioned_users(text)
     end
   end
   return ids
+end
+
+-- The user id a report request is addressed to, or nil: a message that starts with a mention
+-- followed by the word "autopsy" in any case ("<@U0BOT> autopsy this", "<@U0BOT|bot> Autopsy"; not
+-- "autopsying", not a mention later in the text). Matched where it is: most messages are not
+-- requests, and their text is not copied. The one reading of a request for the offline render
+-- (lib/timeline.lua) and filters/30-drop-command.lua.
+function slackfmt.report_request_to(text)
+  if type(text) ~= "string" then return nil end
+  return text:match("^%s*<@([%w]+)[^>]*>%s*[Aa][Uu][Tt][Oo][Pp][Ss][Yy]%f[%W]")
 end
 
 -- The text without Slack's bold marks (*word*), for a title put inside a bold line of our own:

@@ -13,6 +13,7 @@ local people = require "lib.people"
 local usergroups = require "lib.usergroups"
 local mentions = require "lib.mentions"
 local slack = require "lib.slack"
+local slackfmt = require "lib.slackfmt"
 local files = require "lib.files"
 local early_downloads = require "lib.early_downloads"
 local filters = require "lib.filters"
@@ -53,7 +54,7 @@ end
 function timeline.infer_bot(messages)
   local user_id
   for _, m in ipairs(messages) do
-    local who = type(m.text) == "string" and m.text:match("^%s*<@([%w]+)[^>]*>%s*[Aa]utopsy")
+    local who = slackfmt.report_request_to(m.text)
     if who then user_id = who end
   end
   if not user_id then return {} end
@@ -68,8 +69,7 @@ end
 local function last_request_ts(messages, bot)
   local found
   for _, m in ipairs(messages) do
-    -- (the word in any case, matched where it is: no copy of the rest of every text)
-    local who = type(m.text) == "string" and m.text:match("^%s*<@([%w]+)[^>]*>%s*[Aa][Uu][Tt][Oo][Pp][Ss][Yy]%f[%W]")
+    local who = slackfmt.report_request_to(m.text)
     if who and (not bot.user_id or who == bot.user_id) then
       found = m.ts
     end

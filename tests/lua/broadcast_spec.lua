@@ -49,6 +49,17 @@ describe("slackfmt", function()
     slackfmt = require "lib.slackfmt"
   end)
 
+  it("tells a report request and whom it is addressed to: a leading mention, then the word autopsy in any case", function()
+    assert.are.equal("U0BOT", slackfmt.report_request_to("<@U0BOT> autopsy this"))
+    assert.are.equal("U0BOT", slackfmt.report_request_to("  <@U0BOT|postmortembot>   AUTOPSY"))
+    assert.are.equal("U0BOT", slackfmt.report_request_to("<@U0BOT> Autopsy since 14:05"))
+    assert.is_nil(slackfmt.report_request_to("<@U0BOT> autopsying is fun"))
+    assert.is_nil(slackfmt.report_request_to("<@U0BOT> please autopsy this"))
+    assert.is_nil(slackfmt.report_request_to("autopsy this, <@U0BOT>"))
+    assert.is_nil(slackfmt.report_request_to(nil))
+    assert.is_nil(slackfmt.report_request_to({}))
+  end)
+
   it("escapes only & < >", function()
     assert.are.equal('a &amp; &lt;b&gt; "c" *d*', slackfmt.escape('a & <b> "c" *d*'))
   end)

@@ -379,6 +379,14 @@ describe("timeline.build (offline)", function()
     assert.truthy(t.entries[1].permalink:find("/archives/C0INC/p", 1, true))
   end)
 
+  it("infers the bot from a request only: the word autopsy whole, in any case", function()
+    assert.are.same({}, timeline.infer_bot({ { ts = ts(1), user = "U1", text = "<@U0OTHER> autopsying is fun" } }))
+    assert.are.same({ user_id = "U0PMBOT", bot_id = "B0PMBOT" }, timeline.infer_bot({
+      { ts = ts(1), user = "U1", text = "<@U0PMBOT> AUTOPSY this" },
+      { ts = ts(2), user = "U0PMBOT", bot_id = "B0PMBOT", text = "working on it" },
+    }))
+  end)
+
   it("takes the last request, in any case, as the command and an earlier one as an earlier request", function()
     local messages = thread()
     messages[#messages + 1] = { type = "message", user = "U2", ts = ts(1400), text = "<@U0PMBOT> autopsying is fun" }
