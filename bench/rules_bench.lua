@@ -1,0 +1,55 @@
+-- The filter rules alone (issue 18: they run after the last page): builds the timeline of a saved
+-- thread with no rules, then runs each rule of scripts/filters/ in file order over the entries the
+-- rule before it kept, and prints the milliseconds each took, three times. The host is stubbed
+-- (UTC, no bot, no pins), so this times the rules' Lua alone (lua5.4, glibc's malloc).
+-- Run from the repo root:  python3 bench/gen_thread.py /tmp/t20k
+--                          lua5.4 bench/rules_bench.lua /tmp/t20k
+package.path = "scripts/?.lua;scripts/?/init.lua;tests/lua/?.lua;" .. package.path
+local cjson = require "cjson"
+local stub = require "helpers.host_stub"
+
+local names = {}
+for file in io.popen("ls scripts/filters"):lines() do
+  if file:match("%.lua$") then names[#names + 1] = "filters." .. file:gsub("%.lua$", "") end
+end
+table.sort(names)
+
+package.loaded.host = {
+  log = function() end,
+  now = function() return 1731700000 end,
+  config = function() return { timezone = "UTC" } end,
+  bot = function() return nil end,
+  exists = function() return nil end,
+  generation = function() return 1 end,
+  templates = function() return {} end,
+  time_parts = stub.utc_time_parts,
+  format_time = stub.utc_format_time,
+  list_scripts = function() return names end,
+}
+local timeline = require "lib.timeline"
+local filters = require "lib.filters"
+local render_offline = require "lib.render_offline"
+
+local dir = assert(arg[1], "usage: lua5.4 bench/rules_bench.lua DIR")
+local pages = cjson.decode(stub.read(dir .. "/thread.json"))
+local messages = {}
+for _, p in ipairs(pages.messages and { pages } or pages) do
+  for _, m in ipairs(p.messages or { p }) do messages[#messages + 1] = m end
+end
+local people = render_offline.people_from_users(cjson.decode(stub.read(dir .. "/users.json")))
+local config = { timezone = "UTC" }
+local rules = filters.load(names)
+local t = timeline.build(messages, { channel = "C0BENCH", people = people, config = config, offline = true,
+                                     rules = {} })
+print(string.format("rules_bench: %d entries, %d rules (ms each, in order)", #t.entries, #rules))
+for _ = 1, 3 do
+  local line, total, current = {}, 0, t.entries
+  for _, rule in ipairs(rules) do
+    local started = os.clock()
+    current = filters.run(current, { rule }, { config = config, bot = {}, pinned = {} })
+    local ms = (os.clock() - started) * 1000
+    total = total + ms
+    line[#line + 1] = string.format("%s %.1f", rule.name, ms)
+  end
+  print(string.format("  %s | all %.1f ms", table.concat(line, ", "), total))
+end
