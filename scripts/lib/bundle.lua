@@ -6,8 +6,7 @@
 -- bundle.zip_start begins the zip before the report is written, so the attachments go in as they
 -- arrive. Called by commands/autopsy.lua (and render_offline.lua for write_report); calls
 -- lib/report.lua, lib/templates.lua, lib/incident_picture.lua (attachments/incident-timeline.svg),
--- cjson and host
--- (files, zip, zip_writer).
+-- cjson and host (files, zip, zip_writer).
 local host = require "host"
 local cjson = require "cjson"
 local report = require "lib.report"

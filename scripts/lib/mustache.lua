@@ -362,31 +362,35 @@ function mustache.render_to(write, template, view, partials, escape, name)
   if out.n > 0 then out.flush(out) end
 end
 
+-- Partials nested deeper than this are left to the render: a partial that includes itself on an
+-- indented line is a new source at every level (each level indents it once more).
+local PREPARE_DEPTH = 8
+
 -- Parse and compile `template` and every partial it names, inside sections too and indented as
 -- each tag is, as its first render would: that render then finds them all done. Raises as a
 -- render would on a broken template.
 function mustache.prepare(template, partials, name)
   local seen = {}
-  local function walk(nodes)
+  local function walk(nodes, depth)
     for _, node in ipairs(nodes) do
       if type(node) == "table" then
-        local src = node.kind == ">" and partials and partials[node.key]
+        local src = node.kind == ">" and depth < PREPARE_DEPTH and partials and partials[node.key]
         if src ~= nil and src ~= false then
           local source = indent_source(src, node.indent)
           if not seen[source] then
             seen[source] = true
             local tree = mustache.parse(source, node.key)
             compile_nodes(tree, node.key)
-            walk(tree)
+            walk(tree, depth + 1)
           end
         end
-        if node.children then walk(node.children) end
+        if node.children then walk(node.children, depth) end
       end
     end
   end
   local tree = mustache.parse(template, name)
   compile_nodes(tree, name)
-  walk(tree)
+  walk(tree, 0)
 end
 
 return mustache

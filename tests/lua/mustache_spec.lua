@@ -173,6 +173,24 @@ describe("mustache compiled to code", function()
     assert(ok, err)
   end)
 
+  it("prepare stops at a partial that includes itself, indented deeper at each level", function()
+    local partials = { node = "{{name}} (recursive prepare spec)\n{{#kids}}\n  {{>node}}\n{{/kids}}\n" }
+    local template = "{{>node}}"
+    local compile = require "lib.mustache_compile"
+    local real, calls = compile.tree, 0
+    compile.tree = function(...)
+      calls = calls + 1
+      if calls > 50 then error("prepare does not stop") end -- (without a bound it never would)
+      return real(...)
+    end
+    local ok, err = pcall(mustache.prepare, template, partials, "recursive")
+    compile.tree = real
+    assert(ok, err)
+    assert.is_true(calls <= 10, calls)
+    assert.are.equal("a (recursive prepare spec)\n  b (recursive prepare spec)\n    c (recursive prepare spec)\n",
+      mustache.render(template, { name = "a", kids = { { name = "b", kids = { { name = "c", kids = {} } } } } }, partials))
+  end)
+
   it("prepare raises on a broken template, as a render would", function()
     assert.has_error(function() mustache.prepare("{{#open}} never closed", {}, "broken") end)
   end)
