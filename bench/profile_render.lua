@@ -9,23 +9,8 @@
 package.path = "scripts/?.lua;scripts/?/init.lua;tests/lua/?.lua;" .. package.path
 local cjson = require "cjson"
 local stub = require "helpers.host_stub"
-local TEMPLATES = stub.disk_templates()
-
-package.loaded.host = {
-  log = function() end,
-  now = function() return 1731700000 end,
-  config = function() return { timezone = "UTC" } end,
-  bot = function() return nil end,
-  exists = function() return nil end,
-  generation = function() return 1 end,
-  templates = function() return TEMPLATES end,
-  time_parts = stub.utc_time_parts,
-  format_time = stub.utc_format_time,
-  list_scripts = function()
-    return { "filters.10-drop-bot-self", "filters.20-drop-joins", "filters.30-drop-command",
-             "filters.40-collapse-alert-storms", "filters.50-mark-status" }
-  end,
-}
+package.loaded.host = stub.offline_host({ "filters.10-drop-bot-self", "filters.20-drop-joins",
+  "filters.30-drop-command", "filters.40-collapse-alert-storms", "filters.50-mark-status" })
 local timeline = require "lib.timeline"
 local report = require "lib.report"
 local render_offline = require "lib.render_offline"

@@ -14,18 +14,7 @@ for file in io.popen("ls scripts/filters"):lines() do
 end
 table.sort(names)
 
-package.loaded.host = {
-  log = function() end,
-  now = function() return 1731700000 end,
-  config = function() return { timezone = "UTC" } end,
-  bot = function() return nil end,
-  exists = function() return nil end,
-  generation = function() return 1 end,
-  templates = function() return {} end,
-  time_parts = stub.utc_time_parts,
-  format_time = stub.utc_format_time,
-  list_scripts = function() return names end,
-}
+package.loaded.host = stub.offline_host(names)
 local timeline = require "lib.timeline"
 local filters = require "lib.filters"
 local render_offline = require "lib.render_offline"

@@ -10,18 +10,7 @@ local cjson = require "cjson"
 local stub = require "helpers.host_stub"
 local cmark = require "helpers.cmark"
 
-package.loaded.host = {
-  log = function() end,
-  now = function() return 1731700000 end,
-  config = function() return { timezone = "UTC" } end,
-  bot = function() return nil end,
-  exists = function() return nil end,
-  generation = function() return 1 end,
-  templates = stub.disk_templates,
-  time_parts = stub.utc_time_parts,
-  format_time = stub.utc_format_time,
-  list_scripts = function() return {} end,
-}
+package.loaded.host = stub.offline_host()
 
 local timeline = require "lib.timeline"
 local report = require "lib.report"

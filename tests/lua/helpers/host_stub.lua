@@ -1,7 +1,7 @@
 -- Pieces of the fake C `host` module shared by the Lua specs (tests/lua/*_spec.lua) and
 -- bench/render_bench.lua: host.all run one function after another, UTC clock functions, files and
--- templates read from disk, error values. Each spec still builds its own stub table
--- from these. Uses only the Lua standard library (and the `find` and `cd` commands for templates).
+-- templates read from disk, error values, a whole offline host (offline_host). Most specs still
+-- build their own stub table from these. Uses only the Lua standard library (and the `find` and `cd` commands for templates).
 local M = {}
 
 -- The whole file at path; raises when it cannot be opened.
@@ -114,6 +114,26 @@ end
 -- host.format_time in UTC, but %Z prints the zone name it was given.
 function M.utc_format_time_named(epoch, zone, fmt)
   return (os.date("!" .. fmt:gsub("%%Z", zone), math.floor(tonumber(epoch))))
+end
+
+-- The whole host of an offline timeline and report, as bench/profile_render.lua,
+-- bench/rules_bench.lua and slack_real_spec.lua use it: UTC, no bot, no files, a fixed clock,
+-- generation 1, the templates of templates/ (read once) and `scripts` as the filter rules
+-- (module names, e.g. "filters.10-drop-bot-self"; none when nil).
+function M.offline_host(scripts)
+  local templates = M.disk_templates()
+  return {
+    log = function() end,
+    now = function() return 1731700000 end,
+    config = function() return { timezone = "UTC" } end,
+    bot = function() return nil end,
+    exists = function() return nil end,
+    generation = function() return 1 end,
+    templates = function() return templates end,
+    time_parts = M.utc_time_parts,
+    format_time = M.utc_format_time,
+    list_scripts = function() return scripts or {} end,
+  }
 end
 
 -- The error value host.api and host.http return: a table with .code whose tostring is text
