@@ -15,8 +15,8 @@ The instrument's own share (measured 2026-12-06 on the 2-vCPU VM): a fake that k
 20 MB shows its upload POST as ~60 ms although the bytes cross the socket in ~12 ms: the rest is
 the fake putting them in fresh memory, which this VM charges ~3 ms per MB at first touch (touching
 20 MB of new anonymous memory in Python alone: 63-79 ms). So the bench gives the fake an
-UploadSink (tests/fakeslack/upload_sink.py: the body read through one buffer touched beforehand,
-only its length and first bytes kept, the zip's checked to start as a zip); --keep-upload-bytes
+UploadSink (tests/fakeslack/upload_sink.py: the body read through reused buffers, one sink for
+all runs, only its length and first bytes kept, the zip's checked to start as a zip); --keep-upload-bytes
 keeps them as the tests do, to see that share. The fake's downloads go out 64 KiB a send, with
 1-7 ms over the 30 ms.
 Usage: python3 bench/autopsy_e2e.py [--runs 3] [--latency 0.030] [--messages 300] [--images 20]

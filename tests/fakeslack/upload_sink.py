@@ -4,12 +4,12 @@ The fake normally keeps every upload's bytes (tests unzip them). Keeping a 20 MB
 putting it in fresh Python memory, and on our VMs the kernel charges ~3 ms per MB of memory
 touched for the first time: ~60 ms that a timing shows as the bot's upload although it is the
 fake's. With FakeSlack.upload_sink set to an UploadSink, routes.py hands it the body of each
-upload POST that has a Content-Length: the sink reads it through one buffer, primed when the sink
-is made (one transfer through a socket pair: the first 20 MB received into a new buffer took ~27
-ms, the next ones 2-3 ms; touching its pages alone did not do it), and keeps only its length and its first bytes (no hash: hashing 20 MB would cost the
-fake as much again). The completion then hosts the file as generated content of that size
-(FakeSlack.add_file with an int), so it is listed like any upload but its bytes cannot be
-downloaded again.
+upload POST that has a Content-Length: the sink reads it through reused buffers, each primed when
+the sink is made (one transfer through a socket pair: in the bench, a sink's first 20 MB upload
+took 349-367 ms end to end unprimed, 330 primed, the later ones ~320), and keeps only the body's
+length and first bytes (no hash: hashing 20 MB would cost the fake as much again). The completion
+then hosts the file as generated content of that size (FakeSlack.add_file with an int), so it is
+listed like any upload but its bytes cannot be downloaded again.
 """
 import socket
 import threading
