@@ -176,11 +176,6 @@ int batch_arena_open(void)
     return 1;
 }
 
-int batch_arena_active(void)
-{
-    return batch_flags != 0;
-}
-
 void *batch_arena_realloc(void *ptr, size_t size)
 {
     return ptr ? rallocx(ptr, size, batch_flags) : mallocx(size, batch_flags);

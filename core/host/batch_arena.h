@@ -7,7 +7,6 @@
 /* Make the arena (once per process). 1 when it is ready; 0 when this binary has no jemalloc, the
  * kernel gives no huge pages (THP "never") or jemalloc refused: then use realloc/free. */
 int batch_arena_open(void);
-int batch_arena_active(void); /* 1 once batch_arena_open returned 1 */
 /* realloc/free in the arena (only after batch_arena_open returned 1); size > 0. */
 void *batch_arena_realloc(void *ptr, size_t size);
 void batch_arena_free(void *ptr);
