@@ -5,14 +5,12 @@
 return {
   name = "10-drop-bot-self",
   description = "Drops this bot's own messages and uploads.",
-  apply = function(entries, env)
-    local me = env.bot or {}
-    return env.drop_where(entries, function(entry)
-      local m = entry.raw or {}
-      if entry.ts == env.thread_ts then return nil end
-      if me.user_id and m.user == me.user_id then return "posted by this bot" end
-      if me.bot_id and m.bot_id == me.bot_id then return "posted by this bot" end
-      return nil
-    end)
+  each = function(entry, env)
+    local me = env.bot
+    local m = entry.raw or {}
+    if entry.ts == env.thread_ts then return nil end
+    if me.user_id and m.user == me.user_id then return "posted by this bot" end
+    if me.bot_id and m.bot_id == me.bot_id then return "posted by this bot" end
+    return nil
   end,
 }

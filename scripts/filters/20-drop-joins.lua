@@ -10,9 +10,7 @@ local SUBTYPES = {
 return {
   name = "20-drop-joins",
   description = "Drops joins and leaves.",
-  apply = function(entries, env)
-    return env.drop_where(entries, function(entry)
-      return SUBTYPES[entry.subtype or ""]
-    end)
+  each = function(entry)
+    return SUBTYPES[entry.subtype or ""]
   end,
 }

@@ -11,13 +11,11 @@ end
 return {
   name = "30-drop-command",
   description = "Drops the request for this report.",
-  apply = function(entries, env)
-    local bot_user_id = env.bot and env.bot.user_id
-    return env.drop_where(entries, function(entry)
-      if entry.ts == env.thread_ts then return nil end
-      if env.command_ts and entry.ts == env.command_ts then return "the request for this report" end
-      if bot_user_id and is_report_request(entry, bot_user_id) then return "an earlier request for a report" end
-      return nil
-    end)
+  each = function(entry, env)
+    local bot_user_id = env.bot.user_id
+    if entry.ts == env.thread_ts then return nil end
+    if env.command_ts and entry.ts == env.command_ts then return "the request for this report" end
+    if bot_user_id and is_report_request(entry, bot_user_id) then return "an earlier request for a report" end
+    return nil
   end,
 }

@@ -23,7 +23,12 @@ end
 return {
   name = "40-collapse-alert-storms",
   description = "Collapses repeated alerts from the same bot into one entry.",
+  -- (each entry's key is worked out as it is read, from entry.raw; the storms once all are read)
+  prepare = function(entry)
+    return alert_key(entry)
+  end,
   apply = function(entries, env)
+    local key_of = env.prepared
     local t = env.config.timeline or {}
     local window = tonumber(t.alert_storm_window) or 600
     local out, storm = {}, nil
@@ -40,7 +45,7 @@ return {
     end
 
     for _, entry in ipairs(entries) do
-      local key = alert_key(entry)
+      local key = key_of[entry]
       if storm and key == storm.key and entry.time - storm.members[1].time <= window then
         storm.members[#storm.members + 1] = entry
       else

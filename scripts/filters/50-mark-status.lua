@@ -40,33 +40,51 @@ local function has_phrase(lower_text, patterns)
   return false
 end
 
+-- The marks one message earns, in the order they are given (mark() keeps the strongest source):
+-- { what, source, what, source, ... }, or nil. From entry.raw: worked out as the entry is read.
+local function marks_of(entry, env)
+  local p = env.patterns
+  if not p then
+    local t = env.config.timeline or {}
+    p = { reaction = t.resolution_reaction or "white_check_mark",
+          resolution = phrase_patterns(t.resolution_phrases), mitigation = phrase_patterns(t.mitigation_phrases) }
+    p.any_phrase = p.resolution[1] ~= nil or p.mitigation[1] ~= nil
+    env.patterns = p
+  end
+  local out
+  local function add(what, source)
+    out = out or {}
+    out[#out + 1] = what
+    out[#out + 1] = source
+  end
+  local m = entry.raw or {}
+  local text = type(m.text) == "string" and m.text or ""
+  local command = command_text(text, env.bot.user_id)
+  if command and command:match("^statusupdate%f[%W]") then add("status_update", "phrase") end
+  if command and command:match("^incident%s+resolve%f[%W]") then add("resolution", "incident resolve") end
+  if m.reactions ~= nil and type(m.reactions) == "table" then
+    for _, r in ipairs(m.reactions) do
+      if type(r) == "table" and r.name == p.reaction then add("resolution", "reaction") end
+    end
+  end
+  if p.any_phrase and text ~= "" and not (entry.author and entry.author.is_bot) then
+    local lower = text:lower()
+    if has_phrase(lower, p.resolution) then add("resolution", "phrase") end
+    if has_phrase(lower, p.mitigation) then add("mitigation", "phrase") end
+  end
+  return out
+end
+
 return {
   name = "50-mark-status",
   description = "Marks status updates, mitigation and resolution; drops nothing.",
+  prepare = marks_of,
   apply = function(entries, env)
-    local t = env.config.timeline or {}
-    local reaction = t.resolution_reaction or "white_check_mark"
-    local bot_user_id = env.bot and env.bot.user_id
-    local resolution_patterns = phrase_patterns(t.resolution_phrases)
-    local mitigation_patterns = phrase_patterns(t.mitigation_phrases)
-    local any_phrase = resolution_patterns[1] ~= nil or mitigation_patterns[1] ~= nil
+    local marks_for = env.prepared
     for _, entry in ipairs(entries) do
-      local m = entry.raw or {}
-      local text = type(m.text) == "string" and m.text or ""
-      local command = command_text(text, bot_user_id)
-      if command and command:match("^statusupdate%f[%W]") then mark(entry, "status_update", "phrase") end
-      if command and command:match("^incident%s+resolve%f[%W]") then
-        mark(entry, "resolution", "incident resolve")
-      end
-      if m.reactions ~= nil and type(m.reactions) == "table" then
-        for _, r in ipairs(m.reactions) do
-          if type(r) == "table" and r.name == reaction then mark(entry, "resolution", "reaction") end
-        end
-      end
-      if any_phrase and text ~= "" and not (entry.author and entry.author.is_bot) then
-        local lower = text:lower()
-        if has_phrase(lower, resolution_patterns) then mark(entry, "resolution", "phrase") end
-        if has_phrase(lower, mitigation_patterns) then mark(entry, "mitigation", "phrase") end
+      local list = marks_for[entry]
+      if list then
+        for i = 1, #list, 2 do mark(entry, list[i], list[i + 1]) end
       end
     end
     return entries

@@ -55,28 +55,40 @@ local function owner_of(text, env)
   return nil
 end
 
+-- The action item one entry is, as it is read (entry.raw's text and reactions), or nil.
+local function item_of(entry, env)
+  local c = env.words
+  if not c then
+    local t = env.config.timeline or {}
+    c = { wanted = {} }
+    for _, name in ipairs(t.action_item_reactions or { "memo", "ballot_box_with_check" }) do c.wanted[name] = true end
+    c.prefixes, c.longest, c.first = lowered(t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" })
+    env.words = c
+  end
+  local raw = entry.raw or {}
+  local text = type(raw.text) == "string" and raw.text or ""
+  local prefix = prefix_of(text, c.prefixes, c.longest, c.first)
+  local by_reaction = false
+  if type(raw.reactions) == "table" then
+    for _, r in ipairs(raw.reactions) do
+      if type(r) == "table" and c.wanted[r.name] then by_reaction = true end
+    end
+  end
+  if not (prefix or by_reaction) then return nil end
+  return { text = task_text(entry, prefix), owner = owner_of(text, env), source = prefix and "prefix" or "reaction" }
+end
+
 return {
   name = "70-mark-action-items",
   description = "Marks action items (reactions, TODO:/Action:/AI:/Follow-up: prefixes); drops nothing.",
+  prepare = item_of,
   apply = function(entries, env)
-    local t = env.config.timeline or {}
-    local wanted = {}
-    for _, name in ipairs(t.action_item_reactions or { "memo", "ballot_box_with_check" }) do wanted[name] = true end
-    local prefixes, longest, first = lowered(t.action_item_prefixes or { "TODO:", "Action:", "AI:", "Follow-up:" })
+    local item_for = env.prepared
     for _, entry in ipairs(entries) do
-      local raw = entry.raw or {}
-      local text = type(raw.text) == "string" and raw.text or ""
-      local prefix = prefix_of(text, prefixes, longest, first)
-      local by_reaction = false
-      if type(raw.reactions) == "table" then
-        for _, r in ipairs(raw.reactions) do
-          if type(r) == "table" and wanted[r.name] then by_reaction = true end
-        end
-      end
-      if prefix or by_reaction then
+      local item = item_for[entry]
+      if item then
         entry.marks = entry.marks or {}
-        entry.marks.action_item = { text = task_text(entry, prefix), owner = owner_of(text, env),
-                                    source = prefix and "prefix" or "reaction" }
+        entry.marks.action_item = item
       end
     end
     return entries

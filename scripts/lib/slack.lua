@@ -26,9 +26,10 @@ local function nonempty(v)
 end
 
 -- Cursor pagination of a Web API method that lists messages: calls host.api(method, params) page
--- after page, adds each new message (by ts) to `out` in the order read, and calls
--- on_page(resp, info) after each page; on_page returning true stops early. info = { complete,
--- pages, calls, limit, error }. When the first page fails there is nothing to build on: returns
+-- after page, adds each new message (by ts) to `out` in the order read (out = false: keeps none,
+-- for a caller whose work takes each page), and calls on_page(resp, info) after each page;
+-- on_page returning true stops early. info = { complete, pages, calls, limit, error, count (new
+-- messages read) }. When the first page fails there is nothing to build on: returns
 -- nil, err. When a later page fails (after the core's retries), returns info with complete = false.
 -- sizes (optional): page sizes to ask for (params.limit), largest first. A page that comes back
 -- shorter than asked while more follow sets the size to what Slack gave (it caps pages); a page
@@ -38,8 +39,8 @@ end
 -- runs while the next page is on the wire (host.all), the last page's after it, before the return.
 function slack.read_pages(method, params, out, on_page, sizes, work)
   local seen, seen_cursors = {}, {}
-  for _, m in ipairs(out) do seen[m.ts] = true end
-  local info = { complete = true, pages = 0, calls = 0 }
+  for _, m in ipairs(out or {}) do seen[m.ts] = true end
+  local info = { complete = true, pages = 0, calls = 0, count = 0 }
   local size_at = 1
   local limit = sizes and sizes[1] or params.limit
   local cursor
@@ -83,10 +84,11 @@ function slack.read_pages(method, params, out, on_page, sizes, work)
     for _, m in ipairs(messages) do
       if type(m) == "table" and type(m.ts) == "string" and not seen[m.ts] then
         seen[m.ts] = true
-        out[#out + 1] = m
+        if out then out[#out + 1] = m end
         batch[#batch + 1] = m
       end
     end
+    info.count = info.count + #batch
     if work then pending = work(batch) end
     local meta = resp.response_metadata
     local next_cursor = type(meta) == "table" and meta.next_cursor or nil
@@ -116,26 +118,43 @@ end
 -- When the first page fails there is nothing to build on: returns nil, err.
 -- When a later page fails (after the core's retries), returns what was read with complete = false.
 -- work: as slack.read_pages' (each page's new messages, handled while the next is read).
-function slack.replies(channel, ts, on_page, work)
-  local order, expected = {}, nil
+-- The pages of a thread read into `out` (a list, or false: kept by nobody but work). Returns
+-- info with fetched, expected and parent (the parent message, when read), or nil, err.
+local function read_thread(channel, ts, out, on_page, work)
+  local expected, parent = nil, nil
   local info, err = slack.read_pages("conversations.replies",
-    { channel = channel, ts = ts }, order, function(resp, page_info)
+    { channel = channel, ts = ts }, out, function(resp, page_info)
       for _, m in ipairs(type(resp.messages) == "table" and resp.messages or {}) do
-        if type(m) == "table" and m.ts == ts and type(m.reply_count) == "number" then
-          expected = m.reply_count + 1
+        if type(m) == "table" and m.ts == ts then
+          parent = parent or m
+          if type(m.reply_count) == "number" then expected = m.reply_count + 1 end
         end
       end
-      if on_page then on_page(#order, expected, page_info.pages) end
+      if on_page then on_page(page_info.count, expected, page_info.pages) end
     end, slack.REPLIES_SIZES, work)
   if not info then return nil, err end
-  info.fetched, info.expected = #order, expected
-  tsutil.sort_by_ts(order)
+  info.fetched, info.expected, info.parent = info.count, expected, parent
   if info.expected and info.fetched < info.expected and info.complete then
     -- Every page came back but fewer messages than reply_count: deleted replies or a race with a
     -- new reply. Not an error; the counts stay visible to the timeline.
     info.short = true
   end
+  return info
+end
+
+function slack.replies(channel, ts, on_page, work)
+  local order = {}
+  local info, err = read_thread(channel, ts, order, on_page, work)
+  if not info then return nil, err end
+  tsutil.sort_by_ts(order)
   return order, info
+end
+
+-- The thread as slack.replies reads it, each page handed to work(batch) (as read_pages') and kept
+-- by nobody else: a 20,000-message thread is never held whole. Returns info (as slack.replies'),
+-- with parent = the parent message when it was read; or nil, err.
+function slack.replies_each(channel, ts, on_page, work)
+  return read_thread(channel, ts, false, on_page, work)
 end
 
 -- id -> display name, through the people cache (TTL config timeline.user_cache_ttl).

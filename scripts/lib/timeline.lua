@@ -322,24 +322,38 @@ local function make_env(o)
   return env
 end
 
--- The steps that need the whole thread, once every message is an entry (entries[i] made from
--- messages[i]): the filter rules (they look across messages: repeats, alert storms, the command,
--- status marks), the day headings (the first kept entry of a day), the figures (first response,
--- mitigation, resolution among the kept entries), the downloads still to do (only for kept
--- entries). Returns timeline, jobs.
-local function complete(entries, messages, env, o)
-  local config = o.config or {}
-  local zone, thread_ts = env.zone, env.thread_ts
-  local rules = o.rules or filters.rules()
-  local kept, dropped = filters.run(entries, rules, {
+-- The filter rules of one report (lib/filters.lua's stream): each page's entries are handed to it
+-- as they are made, so that the rules' per-entry work is done while the next page is on the wire.
+-- o: bot, command_ts, channel, config, pinned, rules.
+local function rules_stream(env, o)
+  return filters.stream(o.rules or filters.rules(), {
     bot = o.bot or {},
     command_ts = o.command_ts,
-    thread_ts = thread_ts,
+    thread_ts = env.thread_ts,
     channel = o.channel,
-    config = config,
+    config = o.config or {},
     pinned = o.pinned or {},
     name_of = function(id) return env.book[id] and env.book[id].name or nil end,
   })
+end
+
+-- A page's entries to the rules; their messages let go of when no rule reads them later.
+local function add_to_rules(stream, entries)
+  stream.add(entries)
+  if not stream.keeps_raw then
+    for _, e in ipairs(entries) do e.raw = nil end
+  end
+end
+
+-- The steps that need the whole thread, once every message is an entry and has been through
+-- add_to_rules: the rules that look across messages (alert storms, and the marks, which are worked
+-- out as each entry is read and set on the entries kept), the day headings (the first kept entry
+-- of a day), the figures (first response, mitigation, resolution among the kept entries), the
+-- downloads still to do (only for kept entries). o: as assemble's, plus fetched (messages read)
+-- and parent (the thread's parent message, for its reply_count). Returns timeline, jobs.
+local function complete(stream, env, o)
+  local zone, thread_ts = env.zone, env.thread_ts
+  local kept, dropped = stream.finish(not o.channel_mode) -- (a channel's replies follow their parent)
 
   local prev_day
   for _, e in ipairs(kept) do
@@ -354,7 +368,7 @@ local function complete(entries, messages, env, o)
     permalink = function(ts) return slack.permalink(o.channel, ts, thread_ts, o.base_url) end,
   })
 
-  for _, e in ipairs(entries) do
+  for _, e in ipairs(kept) do
     e.raw = nil
   end
   local jobs = {}
@@ -368,7 +382,7 @@ local function complete(entries, messages, env, o)
     end
   end
 
-  local parent = not o.channel_mode and messages[1] and messages[1].ts == thread_ts and messages[1] or nil
+  local parent = not o.channel_mode and o.parent or nil
   local expected = parent and type(parent.reply_count) == "number" and parent.reply_count + 1 or nil
   local people_used = {}
   for _, e in ipairs(kept) do
@@ -384,7 +398,7 @@ local function complete(entries, messages, env, o)
     zone = zone,
     second_zone = env.second_zone,
     complete = true,
-    fetched = #messages,
+    fetched = o.fetched,
     expected = expected,
     entries = kept,
     dropped = dropped,
@@ -403,9 +417,13 @@ end
 local function assemble(messages, o)
   o.thread_ts = o.thread_ts or (messages[1] and (str(messages[1].thread_ts) or messages[1].ts))
   local env = make_env(o)
+  local stream = rules_stream(env, o)
   local entries = {}
   for i, m in ipairs(messages) do entries[i] = entry_of(m, env) end
-  return complete(entries, messages, env, o)
+  add_to_rules(stream, entries)
+  o.fetched = #messages
+  o.parent = messages[1] and messages[1].ts == o.thread_ts and messages[1] or nil
+  return complete(stream, env, o)
 end
 
 -- Offline build for `render` (see docs/timeline-model.md). opts: people = {[id] = user object or
@@ -497,10 +515,10 @@ local function new_reader(ctx, opts, channel_mode)
   local tl_conf = config_part(config, "timeline")
   local ttl = tonumber(tl_conf.user_cache_ttl)
   local bot = ctx.bot or host.bot() or {}
-  local reader = { entries = {}, batches = 0 }
+  local reader = { batches = 0 }
   local book, groups, channel_names = {}, {}, {}
   local asked, channels_asked, named = {}, 0, 0
-  local channel_name, pinned, env
+  local channel_name, pinned, env, rules
   local early = opts.out_dir and early_downloads.new(opts.out_dir, {
     concurrency = downloads.concurrency or 4,
     max_bytes = downloads.max_bytes,
@@ -582,24 +600,31 @@ local function new_reader(ctx, opts, channel_mode)
         usergroups = groups, thread_ts = thread_ts, base_url = bot.url, config = config,
         channel_mode = channel_mode,
       })
+      rules = rules_stream(env, { bot = bot, command_ts = ctx.ts or nil, channel = ctx.channel,
+                                  config = config, pinned = pinned, rules = opts.rules })
     end
-    local entries = reader.entries
-    for _, m in ipairs(batch) do entries[#entries + 1] = entry_of(m, env) end
+    local entries = {}
+    for i, m in ipairs(batch) do entries[i] = entry_of(m, env) end
+    add_to_rules(rules, entries)
   end
 
-  -- r: thread_ts, info (complete, fetched, expected, bounded). entries[i] must be messages[i]'s.
-  -- Returns the timeline (its files not downloaded yet: reader.download) and the kept file jobs.
-  function reader.finish(messages, r)
+  -- r: thread_ts, info (complete, fetched, expected, bounded, parent: the thread's parent message
+  -- when it was read). Every page absorbed. Returns the timeline (its files not downloaded yet:
+  -- reader.download) and the kept file jobs.
+  function reader.finish(r)
     local info = r.info
     for id, name in pairs(channel_names) do
       if name == false then channel_names[id] = nil end
     end
-    local t, file_jobs = complete(reader.entries, messages, env, {
+    if not rules then -- no page at all (an empty channel window)
+      reader.absorb({}, r.thread_ts)
+    end
+    local t, file_jobs = complete(rules, env, {
       channel = ctx.channel, channel_name = channel_name, thread_ts = r.thread_ts, bot = bot,
-      base_url = bot.url, config = config, command_ts = ctx.ts or nil, rules = opts.rules,
-      incident = opts.incident, channel_mode = channel_mode, pinned = pinned,
+      base_url = bot.url, config = config, command_ts = ctx.ts or nil,
+      incident = opts.incident, channel_mode = channel_mode, fetched = info.fetched, parent = info.parent,
     })
-    reader.entries = nil
+    rules = nil
     t.complete = info.complete
     t.fetched = info.fetched
     t.expected = info.expected or t.expected
@@ -667,22 +692,20 @@ function timeline.collect(ctx, opts)
   local progress = opts.progress or function() end
   local thread_ts = ctx.thread_ts or ctx.ts
   local reader = new_reader(ctx, opts, false)
-  local messages, info, t, file_jobs
+  local info, err, t, file_jobs
   reader.run(function()
     -- each page's files start downloading as it arrives; it is named and converted while the next
     -- one is on the wire
-    messages, info = slack.replies(ctx.channel, thread_ts, function(n, expected)
+    info, err = slack.replies_each(ctx.channel, thread_ts, function(n, expected)
       progress("messages", n, expected)
     end, function(batch)
       reader.prefetch(batch)
       return function() reader.absorb(batch, thread_ts) end
     end)
-    if not messages then return end
-    -- the pages' entries, in the order of the messages (slack.replies sorts them by ts)
-    tsutil.sort_by_ts(reader.entries)
-    t, file_jobs = reader.finish(messages, { thread_ts = thread_ts, info = info })
+    if not info then return end
+    t, file_jobs = reader.finish({ thread_ts = thread_ts, info = info })
   end)
-  if not messages then return nil, info end
+  if not info then return nil, err end
   return reader.download(t, file_jobs)
 end
 
@@ -720,7 +743,7 @@ function timeline.collect_channel(ctx, opts)
   reader.prefetch(messages)
   reader.run(function()
     reader.absorb(messages, key)
-    t, file_jobs = reader.finish(messages, { thread_ts = key, info = info })
+    t, file_jobs = reader.finish({ thread_ts = key, info = info })
   end)
   reader.download(t, file_jobs)
   t.window = { oldest = opts.oldest, latest = opts.latest }

@@ -55,7 +55,13 @@ describe("the filter engine", function()
   it("refuses a rule without apply, naming the file", function()
     package.loaded["filters.broken"] = { name = "broken" }
     assert.has_error(function() filters.load({ "filters.broken" }) end,
-      "filters.broken: the rule has no apply function")
+      "filters.broken: the rule has no apply function (nor each)")
+    package.loaded["filters.both"] = { each = function() end, apply = function(e) return e end }
+    assert.has_error(function() filters.load({ "filters.both" }) end,
+      "filters.both: a rule has either each or apply, not both")
+    package.loaded["filters.lone"] = { each = function() end, prepare = function() end }
+    assert.has_error(function() filters.load({ "filters.lone" }) end,
+      "filters.lone: prepare must be a function, beside apply")
   end)
 
   it("records entries a rule leaves out without saying why, under its description", function()
@@ -84,6 +90,105 @@ describe("the filter engine", function()
     assert.truthy(dropped[1].reason:find("boom"))
     assert.are.equal(0, #dropped[1].items)
     assert.are.equal("error", H.last_log.level)
+  end)
+
+  it("keeps an entry an each rule fails on, drops the others it names, and says on how many it failed", function()
+    local rule = filters.validate({ name = "shaky", each = function(e)
+      if e.text_md == "boom" then error("no text") end
+      if e.text_md == "x" then return "an x" end
+    end }, "filters.shaky")
+    local a, b, c, d = entry(1, { text = "x" }), entry(2, { text = "boom" }), entry(3, { text = "y" }),
+      entry(4, { text = "boom" })
+    local kept, dropped = filters.run({ a, b, c, d }, { rule }, {})
+    assert.are.same({ b, c, d }, kept)
+    assert.are.equal(2, #dropped)
+    assert.are.equal("an x", dropped[1].reason)
+    assert.are.equal("shaky", dropped[2].rule)
+    assert.truthy(dropped[2].reason:find("failed on 2 entries", 1, true))
+    assert.truthy(dropped[2].reason:find("no text", 1, true))
+    assert.are.equal(0, #dropped[2].items)
+  end)
+
+  it("gives apply what prepare returned for each entry as it was read, and skips a rule whose prepare fails", function()
+    local seen_raw = {}
+    local tag = filters.validate({ name = "tag",
+      prepare = function(e) seen_raw[#seen_raw + 1] = e.raw.text; return e.raw.text == "b" and "B" or nil end,
+      apply = function(entries, env)
+        for _, e in ipairs(entries) do e.tag = env.prepared[e] end
+        return entries
+      end }, "filters.tag")
+    local broken = filters.validate({ name = "broken",
+      prepare = function(e) if e.raw.text == "c" then error("bad c") end end,
+      apply = function() return {} end }, "filters.broken2")
+    local a, b, c = entry(1, { text = "a" }), entry(2, { text = "b" }), entry(3, { text = "c" })
+    local stream = filters.stream({ tag, broken }, {})
+    assert.is_false(stream.keeps_raw)
+    stream.add({ a, b })
+    for _, e in ipairs({ a, b }) do e.raw = nil end -- what the timeline does when keeps_raw is false
+    stream.add({ c })
+    local kept, dropped = stream.finish()
+    assert.are.same({ "a", "b", "c" }, seen_raw)
+    assert.are.same({ a, b, c }, kept) -- the broken rule's apply (drop everything) never ran
+    assert.is_nil(a.tag)
+    assert.are.equal("B", b.tag)
+    assert.are.equal(1, #dropped)
+    assert.are.equal("broken", dropped[1].rule)
+    assert.truthy(dropped[1].reason:find("skipped: ", 1, true))
+    assert.truthy(dropped[1].reason:find("bad c", 1, true))
+  end)
+
+  it("runs early each rules page by page, and later ones with the whole list, in file order", function()
+    local order = {}
+    local function each(name, drop)
+      return filters.validate({ name = name, each = function(e)
+        order[#order + 1] = name .. ":" .. e.text_md
+        if e.text_md == drop then return "not " .. drop end
+      end }, "filters." .. name)
+    end
+    local whole = filters.validate({ name = "whole", apply = function(entries)
+      order[#order + 1] = "whole:" .. #entries
+      return entries
+    end }, "filters.whole")
+    local stream = filters.stream({ each("e1", "a"), whole, each("e2", "b") }, {})
+    assert.is_true(stream.keeps_raw) -- an apply without prepare and a late each read the entries at the end
+    local a, b, c = entry(1, { text = "a" }), entry(2, { text = "b" }), entry(3, { text = "c" })
+    stream.add({ a, b })
+    assert.are.same({ "e1:a", "e1:b" }, order)
+    stream.add({ c })
+    local kept, dropped = stream.finish()
+    assert.are.same({ "e1:a", "e1:b", "e1:c", "whole:2", "e2:b", "e2:c" }, order)
+    assert.are.same({ c }, kept)
+    assert.are.same({ "e1", "e2" }, { dropped[1].rule, dropped[2].rule })
+  end)
+
+  it("gives the same kept list and explanation for pages out of order as for the sorted thread", function()
+    local rules = filters.rules()
+    local env = { bot = BOT, thread_ts = THREAD, config = CONFIG }
+    local function thread()
+      local out = { entry(0, { ts = THREAD, user = "U1", text = "down" }, { id = "U1", name = "ada" }) }
+      for i = 1, 12 do
+        local sub = (i % 3 == 0) and "channel_join" or nil
+        local raw = (i >= 10) and { bot_id = "B0ALERTS", subtype = "bot_message", text = "CPU high" }
+          or { user = "U" .. i, subtype = sub, text = "step " .. i }
+        out[#out + 1] = entry(i * 10, raw)
+      end
+      return out
+    end
+    local sorted = thread()
+    local kept1, dropped1 = filters.run(sorted, rules, env)
+    local shuffled = thread()
+    local stream = filters.stream(rules, env)
+    stream.add({ shuffled[9], shuffled[10], shuffled[11], shuffled[12], shuffled[13] })
+    stream.add({ shuffled[1], shuffled[2], shuffled[3], shuffled[4] })
+    stream.add({ shuffled[5], shuffled[6], shuffled[7], shuffled[8] })
+    local kept2, dropped2 = stream.finish(true)
+    assert.are.same(ts_list(kept1), ts_list(kept2))
+    assert.are.same(dropped1, dropped2)
+    assert.is_true(#dropped1 >= 2) -- joins and an alert storm, so the order of groups was at stake
+    -- without by_ts (a channel: replies after their parent) the order added is the order kept
+    local as_added = filters.stream(rules, env)
+    as_added.add({ shuffled[2], shuffled[1] })
+    assert.are.same({ shuffled[2].ts, shuffled[1].ts }, ts_list((as_added.finish(false))))
   end)
 
   it("cuts the summary to 80 bytes on a character boundary", function()
