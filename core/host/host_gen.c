@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/metrics.h"
 #include "base/strcopy.h"
 #include "base/tzfile.h"
 #include "host/batch_arena.h"
@@ -331,6 +332,58 @@ void host_gen_close(struct host_gen *gen)
     free(gen);
 }
 
+/* The generation's usual collector: incremental, a cycle once the heap has grown by half (Lua's
+ * default waits for it to double). Measured on the 20,000-message render (issue 18,
+ * bench/gen_thread.py): pause 200 0.91 s and 65 MB peak RSS, 150 0.96 s and 58 MB, 130 1.06 s and
+ * 52 MB; the generational mode took 10-15% longer than 200 and peaked 6 MB higher. A render is one
+ * report and an exit, its heap on huge pages (batch_arena.c): it keeps Lua's default, time before
+ * memory (the 20,000-message render with the arena, 5 runs each: 150 0.44-0.51 s, 48 MB; 200
+ * 0.40-0.43 s, 52 MB; 300 0.40-0.42 s, 58 MB). budget.memory_mb counts garbage not yet collected:
+ * a render's heap may reach twice its live size (the 20,000-message render: ~25 MB live). */
+static void host_gen_collector_incremental(struct host_gen *gen)
+{
+    lua_gc(gen->L, LUA_GCINC, gen->mode == HOST_MODE_RENDER ? HOST_GC_PAUSE_BATCH : HOST_GC_PAUSE,
+           0, 0);
+}
+
+/* Generational mode for the end of a big report (host.collect_garbage("generational"), after a
+ * full collection): what the thread's reading built (20,000 entries) is old by then and stays to
+ * the end, and what the render, the JSON and the uploads make is short-lived, so minor
+ * collections that look at the young objects only do the work, instead of incremental cycles that
+ * mark every entry again each time the heap grows by half. The 20,000-message autopsy
+ * (bench/autopsy_e2e.py --messages 20000, 4 runs each, alternated): after the last page 258-279
+ * ms and 43.2-43.9 MB peak RSS, against 295-300 ms and 45.7-46.4 MB incremental. Reading is
+ * not done in it: every entry survives, and minor collections would keep finding them alive. */
+static int young_holds_all; /* over every generation alive (a reload may leave one running) */
+
+static void host_gen_count_young(int change)
+{
+    young_holds_all += change;
+    metrics_gauge_set("pmb_script_collector_generational",
+                      "commands holding the script collector in generational mode (a big report "
+                      "once its thread is read); 0 when none",
+                      NULL, young_holds_all);
+}
+
+void host_gen_hold_young(struct host_gen *gen)
+{
+    if (gen->young_holds++ == 0) {
+        lua_gc(gen->L, LUA_GCGEN, 0, 0);
+    }
+    host_gen_count_young(1);
+}
+
+void host_gen_release_young(struct host_gen *gen)
+{
+    if (gen->young_holds <= 0) {
+        return;
+    }
+    if (--gen->young_holds == 0) {
+        host_gen_collector_incremental(gen);
+    }
+    host_gen_count_young(-1);
+}
+
 struct host_gen *host_gen_build(const struct host_options *opts, int number,
                                 const struct host_gen *prev, char *err, size_t errsz)
 {
@@ -366,16 +419,8 @@ struct host_gen *host_gen_build(const struct host_options *opts, int number,
     /* lua_newstate leaves the main thread's extra space uninitialised, and every coroutine a
      * script creates copies it: NULL says "not a host task" (host_task_of). */
     *(struct host_task **)lua_getextraspace(gen->L) = NULL;
-    /* Incremental collection, a cycle once the heap has grown by half (Lua's default waits for it
-     * to double). Measured on the 20,000-message render (issue 18, bench/gen_thread.py): pause 200
-     * 0.91 s and 65 MB peak RSS, 150 0.96 s and 58 MB, 130 1.06 s and 52 MB; the generational mode
-     * took 10-15% longer than 200 and peaked 6 MB higher. A render is one report and an exit, its
-     * heap on huge pages (batch_arena.c): it keeps Lua's default, time before memory (the
-     * 20,000-message render with the arena, 5 runs each: 150 0.44-0.51 s, 48 MB; 200 0.40-0.43 s,
-     * 52 MB; 300 0.40-0.42 s, 58 MB). budget.memory_mb counts garbage not yet collected: a render's
-     * heap may reach twice its live size (the 20,000-message render: ~25 MB live). */
-    lua_gc(gen->L, LUA_GCINC, gen->mode == HOST_MODE_RENDER ? HOST_GC_PAUSE_BATCH : HOST_GC_PAUSE,
-           0, 0);
+    host_gen_collector_incremental(gen);
+    host_gen_count_young(0); /* (the gauge is there from the start) */
     budget_install_hook(gen->L);
     /* Loading has a budget too: a script whose top level loops fails the load. Loading cannot
      * yield, so the limit is one stretch: twice the running generation's stretch bound, at least

@@ -69,8 +69,9 @@ struct host_gen {
     struct budget_mem mem; /* first member: the allocator's ud is the generation */
     lua_State *L;
     int number;
-    int refs;    /* live tasks */
-    int retired; /* no longer current: closed when refs drops to 0 */
+    int refs;        /* live tasks */
+    int retired;     /* no longer current: closed when refs drops to 0 */
+    int young_holds; /* tasks holding the collector in generational mode (host_gen_hold_young) */
     enum host_mode mode;
     struct budget_limits limits; /* budget.cpu_seconds, budget.stretch_seconds, slice */
     char *config_path;           /* as given */
@@ -93,6 +94,10 @@ struct host_gen {
 struct host_gen *host_gen_build(const struct host_options *opts, int number,
                                 const struct host_gen *prev, char *err, size_t errsz);
 void host_gen_close(struct host_gen *gen); /* NULL is fine */
+/* The collector of gen in generational mode while at least one task holds it (a big report once
+ * its thread is read: host.collect_garbage("generational")), else in its incremental mode. */
+void host_gen_hold_young(struct host_gen *gen);
+void host_gen_release_young(struct host_gen *gen);
 /* host.c: close gen if it is retired and its last task ended (host_task.c calls it). */
 void host_gen_release(struct host_gen *gen);
 /* host.c: start envelopes that wait for a free coroutine (host_task.c calls it when one ends). */
@@ -124,6 +129,7 @@ struct host_task {
     char outcome[16];   /* "failed" when the router answered an error itself; "" = ok */
     unsigned api_calls; /* host.api calls of this task and of its host.all children (a command's
                            Web API calls, for pmb_command_api_calls_total) */
+    int holds_young;    /* holds gen's collector in generational mode until it ends */
     /* database mode: the job this envelope runs as (host.job), "" otherwise */
     char job_id[200];
     int job_generation, job_degraded;

@@ -118,6 +118,9 @@ static void host_task_free(struct host_task *t)
         host_job_ended(t);
     }
     host_task_unlink(t);
+    if (t->holds_young) {
+        host_gen_release_young(gen);
+    }
     *(struct host_task **)lua_getextraspace(t->co) = NULL;
     lua_resetthread(t->co);
     luaL_unref(gen->L, LUA_REGISTRYINDEX, t->ref);

@@ -282,12 +282,21 @@ static int prim_monotonic(lua_State *L)
     return 1;
 }
 
-/* A full garbage collection now. A report calls it once its messages are let go of and before
- * it renders: the incremental collector would otherwise still be carrying the 20,000 messages of
- * a big thread as garbage while the render allocates, and the process would peak with both. */
+/* host.collect_garbage([mode]): a full garbage collection now. A report calls it once its
+ * messages are let go of and before it renders: the incremental collector would otherwise still be
+ * carrying the 20,000 messages of a big thread as garbage while the render allocates, and the
+ * process would peak with both. mode "generational": then the collector in generational mode
+ * until the command's task ends (host_gen_hold_young: what is left is old, what follows young). */
 static int prim_collect_garbage(lua_State *L)
 {
+    static const char *const modes[] = {"full", "generational", NULL};
+    int mode = luaL_checkoption(L, 1, "full", modes);
+    struct host_task *t = host_task_command(host_task_of(L));
     lua_gc(L, LUA_GCCOLLECT);
+    if (mode == 1 && t && !t->holds_young) {
+        t->holds_young = 1;
+        host_gen_hold_young(t->gen);
+    }
     return 0;
 }
 

@@ -657,13 +657,17 @@ local function new_reader(ctx, opts, channel_mode)
   return reader
 end
 
--- A full collection once a big thread's messages are let go of (after the rules the entries keep
--- what they show), before the report's render allocates beside them: the incremental collector
--- would still be carrying them (20,000 messages: the render peaks ~7 MB lower). Below BIG_THREAD
--- messages that garbage is too small to pay for a collection of the whole heap.
+-- Once a big thread is read: the reading's garbage collected before the report's render allocates
+-- beside it, the ts answers tsutil remembered let go of (20,000 of them), and the collector in
+-- generational mode for the rest of the command (host.collect_garbage): the entries are old from
+-- here on, and the render, the JSON and the uploads make short-lived garbage that minor
+-- collections take without marking every entry again. Below BIG_THREAD messages none of it pays.
 local BIG_THREAD = 1000
 function timeline.collect_messages(count)
-  if (count or 0) >= BIG_THREAD then host.collect_garbage() end
+  if (count or 0) >= BIG_THREAD then
+    tsutil.forget()
+    host.collect_garbage("generational")
+  end
 end
 
 -- The ts of the pinned messages of a channel (pins.list), as a set; empty when pins cannot be

@@ -34,6 +34,11 @@ local function canonical(ts)
 end
 tsutil.is_canonical = canonical
 
+-- Forget the remembered answers (a report's reading is done: its 20,000 ts need not stay).
+function tsutil.forget()
+  memo, memo_size = {}, 0
+end
+
 -- A string that sorts like the ts: fixed-width seconds and microseconds. Unparsable ts sort last.
 function tsutil.key(ts)
   if canonical(ts) then return "00000" .. ts end

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 import zipfile
 
-from harness import REPO, BotTestCase, bot_binary, free_port
+from harness import REPO, BotTestCase, CommandBotTestCase, bot_binary, free_port
 
 ALICE = "U01ALICE"  # a human of tests/fixtures/incident
 
@@ -474,6 +474,63 @@ class MetricsTest(OpsBotTest):
             self.assertEqual(help0 + 2, value_of(fams, "pmb_commands_total", command="help", outcome="ok"),
                              "pmb_commands_total is not counted (families: %s)" % sorted(fams))
         del bot
+
+
+# host.collect_garbage("generational") as a big report calls it once its thread is read: "hold NAME"
+# holds until "hold release NAME" (so the test can look at /metrics meanwhile); "hold fail" raises
+HOLD = r"""local host = require "host"
+local released, wake = {}, host.signal()
+return { name = "hold", help = "hold — the collector in generational mode", run = function(ctx, args)
+  local name = args:match("^release (%S+)$")
+  if name then
+    released[name] = true
+    wake:notify()
+    return
+  end
+  local refused = not pcall(host.collect_garbage, "sideways")
+  host.collect_garbage("generational")
+  host.collect_garbage("generational") -- the same command: still one hold
+  ctx.reply("holding " .. args .. " refused=" .. tostring(refused))
+  while not released[args] do wake:wait() end
+  if args == "fail" then error("failing while holding") end
+  ctx.reply("done " .. args)
+end }
+"""
+
+
+class CollectorModeTest(CommandBotTestCase):
+    """A command that puts the script collector in generational mode holds it until it ends, however
+    it ends; /metrics says how many commands hold it (core/host/host_gen.c host_gen_hold_young)."""
+    CHANNEL = "C0GCMODE"
+
+    def generational(self, port):
+        status, _, body = http_get(port, "/metrics")
+        self.assertEqual(200, status, body)
+        return value_of(parse_exposition(body), "pmb_script_collector_generational")
+
+    def wait_generational(self, port, want):
+        deadline = time.monotonic() + 10
+        while self.generational(port) != want:
+            if time.monotonic() > deadline:
+                self.fail("pmb_script_collector_generational never became %s" % want)
+            time.sleep(0.05)
+
+    def test_a_hold_ends_with_its_command_whether_it_succeeds_or_fails(self):
+        self.fs.add_channel(self.CHANNEL, "gc-mode")
+        port = free_port()
+        self.bot_with({"hold": HOLD}, env={"POSTMORTEMBOT_LISTEN": "127.0.0.1:%d" % port})
+        self.ask("hold ok")
+        self.assertIn("refused=true", self.wait_post(r"^holding ok")["text"])
+        self.wait_generational(port, 1)
+        self.ask("hold fail")
+        self.wait_post(r"^holding fail")
+        self.wait_generational(port, 2)
+        self.ask("hold release fail")
+        self.wait_post(r"failing while holding")
+        self.wait_generational(port, 1)
+        self.ask("hold release ok")
+        self.wait_post(r"^done ok")
+        self.wait_generational(port, 0)
 
 
 class HealthTest(OpsBotTest):

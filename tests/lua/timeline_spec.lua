@@ -473,13 +473,14 @@ end)
 describe("timeline.collect_messages", function()
   it("collects the heap once a thread of 1,000 messages or more is let go of, not for a small one", function()
     reset_host()
-    local collections = 0
-    H.collect_garbage = function() collections = collections + 1 end
+    local modes = {}
+    H.collect_garbage = function(mode) modes[#modes + 1] = mode end
     timeline.collect_messages(999)
     timeline.collect_messages(nil)
-    assert.are.equal(0, collections)
+    assert.are.same({}, modes)
     timeline.collect_messages(1000)
     timeline.collect_messages(20000)
-    assert.are.equal(2, collections)
+    -- and the collector generational for the rest of the report
+    assert.are.same({ "generational", "generational" }, modes)
   end)
 end)
