@@ -252,8 +252,7 @@ end
 
 -- Rules over a timeline read a page at a time. base_env: bot, command_ts, thread_ts, channel,
 -- config, pinned, name_of. Returns a stream:
---   stream.add(entries)   a page's entries: the early each rules and every prepare run on them;
---                         returns how many of them are still in
+--   stream.add(entries)   a page's entries: the early each rules and every prepare run on them
 --   stream.keeps_raw      false when no rule will read entry.raw after add (the caller may drop it)
 --   stream.finish(by_ts)  -> kept entries, dropped = { {rule=, reason=, items = {…}} }; the entries
 --                         in the order added, or with by_ts in ts order (a thread's pages, should
@@ -297,7 +296,6 @@ function filters.stream(rules, base_env)
       if rules[i].prepare and not states[i].skipped then run_prepare(rules[i], states[i], list) end
     end
     for _, entry in ipairs(list) do survivors[#survivors + 1] = entry end
-    return #list
   end
 
   function stream.finish(by_ts)

@@ -609,15 +609,12 @@ local function new_reader(ctx, opts, channel_mode)
   end
 
   -- r: thread_ts, info (complete, fetched, expected, bounded, parent: the thread's parent message
-  -- when it was read). Every page absorbed. Returns the timeline (its files not downloaded yet:
-  -- reader.download) and the kept file jobs.
+  -- when it was read). Called after absorb (every page is absorbed, an empty one too). Returns the
+  -- timeline (its files not downloaded yet: reader.download) and the kept file jobs.
   function reader.finish(r)
     local info = r.info
     for id, name in pairs(channel_names) do
       if name == false then channel_names[id] = nil end
-    end
-    if not rules then -- no page at all (an empty channel window)
-      reader.absorb({}, r.thread_ts)
     end
     local t, file_jobs = complete(rules, env, {
       channel = ctx.channel, channel_name = channel_name, thread_ts = r.thread_ts, bot = bot,
