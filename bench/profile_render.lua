@@ -7,22 +7,15 @@
 -- Run from the repo root:  python3 bench/gen_thread.py /tmp/t20k
 --                          lua5.4 bench/profile_render.lua /tmp/t20k [TOP]
 package.path = "scripts/?.lua;scripts/?/init.lua;tests/lua/?.lua;" .. package.path
-local cjson = require "cjson"
 local stub = require "helpers.host_stub"
 package.loaded.host = stub.offline_host({ "filters.10-drop-bot-self", "filters.20-drop-joins",
   "filters.30-drop-command", "filters.40-collapse-alert-storms", "filters.50-mark-status" })
 local timeline = require "lib.timeline"
 local report = require "lib.report"
-local render_offline = require "lib.render_offline"
 
 local dir = assert(arg[1], "usage: lua5.4 bench/profile_render.lua DIR [TOP]")
 local top = tonumber(arg[2]) or 12
-local pages = cjson.decode(stub.read(dir .. "/thread.json"))
-local messages = {}
-for _, p in ipairs(pages.messages and { pages } or pages) do
-  for _, m in ipairs(p.messages or { p }) do messages[#messages + 1] = m end
-end
-local people = render_offline.people_from_users(cjson.decode(stub.read(dir .. "/users.json")))
+local messages, people = stub.saved_thread(dir)
 
 local self_n, incl_n, total, last = {}, {}, 0, 0
 local function name_of(info)

@@ -7,7 +7,6 @@
 -- Run from the repo root:  python3 bench/gen_thread.py /tmp/t20k
 --                          lua5.4 bench/rules_bench.lua /tmp/t20k
 package.path = "scripts/?.lua;scripts/?/init.lua;tests/lua/?.lua;" .. package.path
-local cjson = require "cjson"
 local stub = require "helpers.host_stub"
 
 local names = {}
@@ -19,15 +18,9 @@ table.sort(names)
 package.loaded.host = stub.offline_host(names)
 local timeline = require "lib.timeline"
 local filters = require "lib.filters"
-local render_offline = require "lib.render_offline"
 
 local dir = assert(arg[1], "usage: lua5.4 bench/rules_bench.lua DIR")
-local pages = cjson.decode(stub.read(dir .. "/thread.json"))
-local messages = {}
-for _, p in ipairs(pages.messages and { pages } or pages) do
-  for _, m in ipairs(p.messages or { p }) do messages[#messages + 1] = m end
-end
-local people = render_offline.people_from_users(cjson.decode(stub.read(dir .. "/users.json")))
+local messages, people = stub.saved_thread(dir)
 local config = { timezone = "UTC" }
 local rules = filters.load(names)
 local t = timeline.build(messages, { channel = "C0BENCH", people = people, config = config, offline = true,

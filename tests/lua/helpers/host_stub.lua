@@ -1,7 +1,9 @@
 -- Pieces of the fake C `host` module shared by the Lua specs (tests/lua/*_spec.lua) and
 -- bench/render_bench.lua: host.all run one function after another, UTC clock functions, files and
--- templates read from disk, error values, a whole offline host (offline_host). Most specs still
--- build their own stub table from these. Uses only the Lua standard library (and the `find` and `cd` commands for templates).
+-- templates read from disk, error values, a whole offline host (offline_host), a thread saved by
+-- bench/gen_thread.py (saved_thread, for the Lua benches). Most specs still build their own stub
+-- table from these. Uses the Lua standard library (and the `find` and `cd` commands for
+-- templates); saved_thread also lua-cjson and lib/render_offline.lua.
 local M = {}
 
 -- The whole file at path; raises when it cannot be opened.
@@ -134,6 +136,20 @@ function M.offline_host(scripts)
     format_time = M.utc_format_time,
     list_scripts = function() return scripts or {} end,
   }
+end
+
+-- A thread saved by bench/gen_thread.py in dir: its messages (thread.json, pages of
+-- conversations.replies, flattened) and its people for timeline.build (users.json). Call it once the
+-- host stub is in package.loaded (lib/render_offline.lua requires it).
+function M.saved_thread(dir)
+  local cjson = require "cjson"
+  local pages = cjson.decode(M.read(dir .. "/thread.json"))
+  local messages = {}
+  for _, p in ipairs(pages.messages and { pages } or pages) do
+    for _, m in ipairs(p.messages or { p }) do messages[#messages + 1] = m end
+  end
+  local people = require("lib.render_offline").people_from_users(cjson.decode(M.read(dir .. "/users.json")))
+  return messages, people
 end
 
 -- The error value host.api and host.http return: a table with .code whose tostring is text
