@@ -112,12 +112,6 @@ function slack.read_pages(method, params, out, on_page, sizes, work)
   return info
 end
 
--- Every message of the thread `ts` in `channel`, parent first, in ts order, each ts once.
--- on_page(fetched_so_far, expected_or_nil, page_number) is called after every page.
--- Returns messages, info; info = { complete, fetched, expected, pages, error }.
--- When the first page fails there is nothing to build on: returns nil, err.
--- When a later page fails (after the core's retries), returns what was read with complete = false.
--- work: as slack.read_pages' (each page's new messages, handled while the next is read).
 -- The pages of a thread read into `out` (a list, or false: kept by nobody but work). Returns
 -- info with fetched, expected and parent (the parent message, when read), or nil, err.
 local function read_thread(channel, ts, out, on_page, work)
@@ -142,6 +136,12 @@ local function read_thread(channel, ts, out, on_page, work)
   return info
 end
 
+-- Every message of the thread `ts` in `channel`, parent first, in ts order, each ts once.
+-- on_page(fetched_so_far, expected_or_nil, page_number) is called after every page.
+-- Returns messages, info; info = { complete, fetched, expected, pages, error }.
+-- When the first page fails there is nothing to build on: returns nil, err.
+-- When a later page fails (after the core's retries), returns what was read with complete = false.
+-- work: as slack.read_pages' (each page's new messages, handled while the next is read).
 function slack.replies(channel, ts, on_page, work)
   local order = {}
   local info, err = read_thread(channel, ts, order, on_page, work)
