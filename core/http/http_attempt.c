@@ -288,10 +288,6 @@ void http_start_attempt(struct http_call *c)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, http_close_socket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, NULL);
-    if (c->allow_private) {
-        /* a connection opened without the check is never handed to a checked request */
-        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-    }
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
@@ -327,7 +323,8 @@ void http_start_attempt(struct http_call *c)
         return;
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->attempt_headers);
-    if (http_multi_add(e) < 0) {
+    /* allow-listed transfers keep their connections apart (http_multi.h) */
+    if (http_multi_add(e, c->allow_private) < 0) {
         http_finish(c, HTTP_ERR_IO, NULL, "curl refused the request");
     }
 }

@@ -18,6 +18,10 @@ struct http_sock {
 };
 
 static CURLM *http_multi;
+/* The connection cache of unchecked transfers (CURL_LOCK_DATA_CONNECT): the multi's own cache
+ * holds only connections whose address passed the check (or Slack's API host's). One thread
+ * uses it, so it needs no lock callbacks. */
+static CURLSH *http_unchecked_share;
 static uv_timer_t *http_multi_timer;
 static http_multi_done_fn http_multi_done;
 static struct http_sock *http_socks;
@@ -201,11 +205,16 @@ int http_multi_init(http_multi_done_fn done)
     }
     http_multi = curl_multi_init();
     http_multi_timer = malloc(sizeof *http_multi_timer);
-    if (!http_multi || !http_multi_timer) {
+    http_unchecked_share = curl_share_init();
+    if (!http_multi || !http_multi_timer || !http_unchecked_share ||
+        curl_share_setopt(http_unchecked_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) !=
+            CURLSHE_OK) {
         curl_multi_cleanup(http_multi);
         free(http_multi_timer);
+        curl_share_cleanup(http_unchecked_share);
         http_multi = NULL;
         http_multi_timer = NULL;
+        http_unchecked_share = NULL;
         return -1;
     }
     uv_timer_init(loop_get(), http_multi_timer);
@@ -216,9 +225,12 @@ int http_multi_init(http_multi_done_fn done)
     return 0;
 }
 
-int http_multi_add(CURL *easy)
+int http_multi_add(CURL *easy, int unchecked)
 {
     if (!http_multi) {
+        return -1;
+    }
+    if (unchecked && curl_easy_setopt(easy, CURLOPT_SHARE, http_unchecked_share) != CURLE_OK) {
         return -1;
     }
     return curl_multi_add_handle(http_multi, easy) == CURLM_OK ? 0 : -1;
@@ -249,6 +261,12 @@ void http_multi_shutdown(void)
         http_multi_sock_close(http_socks);
     }
     curl_multi_cleanup(http_multi);
+    /* closes the unchecked cache's idle connections (through the close-socket callback); only
+     * refused while an easy handle still uses the share, which http.c has cleaned up by now */
+    if (curl_share_cleanup(http_unchecked_share) != CURLSHE_OK) {
+        log_event(LOG_WARN, "the unchecked connection cache was still in use at shutdown", NULL);
+    }
+    http_unchecked_share = NULL;
     http_multi = NULL;
     http_multi_closing = 0;
     while (http_spare) {

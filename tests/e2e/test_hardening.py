@@ -132,6 +132,22 @@ class HardeningTest(BotTestCase):
         self.assertEqual([], sink.requests_for("/inside"))
         self.assertEqual(1, len(sink.requests_for("/relay")))
 
+    def test_1_a_checked_webhook_never_rides_an_allow_listed_connection(self):
+        # the allow-listed hook's kept-alive connection to the sink must not carry the checked
+        # hook's request to the same host and port: each update refuses "inside" again
+        sink = WebhookSink().start()
+        self.addCleanup(sink.stop)
+        # (inside first: the hooks start in order, so inside is the one offered the idle connection)
+        hooks = [{"name": "inside", "url": sink.url + "inside", "retries": 0},
+                 {"name": "relay", "url": sink.url + "relay", "allow_private": True, "retries": 0}]
+        self.start_bot({"status": {"channels": [STATUS], "webhooks": hooks}}, allow_loopback=False)
+        for i in range(3):
+            reply = self.reply_to("statusupdate update %d" % i)
+            self.assertIn("webhook relay: ok", reply)
+            self.assertIn("webhook inside: failed", reply)
+        self.assertEqual(3, len(sink.requests_for("/relay")))
+        self.assertEqual([], sink.requests_for("/inside"))
+
     def test_1_autopsy_reports_the_refused_file_and_bundles_nothing_from_inside(self):
         f = self.redirecting_file("F0META", "http://169.254.169.254/latest/meta-data/iam")
         g = self.redirecting_file("F0LOOP", self.fs.other_url + "files-cdn/F0LOOP/x")
