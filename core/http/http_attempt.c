@@ -281,7 +281,8 @@ void http_start_attempt(struct http_call *c)
     c->refused_addr[0] = '\0';
     c->refused_why = NULL;
     /* Web API calls go to api_base only; so may the upload URL and Slack's own file hosts */
-    c->check_addr = c->kind != HTTP_KIND_API && !c->allow_private && !http_is_api_host(c->url);
+    int exempt = c->kind == HTTP_KIND_API || http_is_api_host(c->url);
+    c->check_addr = !exempt && !c->allow_private;
 
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, http_open_socket_cb);
@@ -323,8 +324,9 @@ void http_start_attempt(struct http_call *c)
         return;
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->attempt_headers);
-    /* allow-listed transfers keep their connections apart (http_multi.h) */
-    if (http_multi_add(e, c->allow_private) < 0) {
+    /* a transfer that skips the check only because it is allow-listed keeps its connections apart
+     * (http_multi.h); the api_base host's are everybody's (no request to it is checked) */
+    if (http_multi_add(e, !exempt && c->allow_private) < 0) {
         http_finish(c, HTTP_ERR_IO, NULL, "curl refused the request");
     }
 }

@@ -176,26 +176,43 @@ local function build_and_upload(ctx, progress, plan)
   -- the zip takes each kept attachment as its download ends: after the last one only the .md and
   -- the zip's directory are left to write
   local zip = bundle.zip_start(slot)
+  local collected = false
+  -- the .md; timeline.json (what makes the folder a version) is written beside the upload, below,
+  -- and the zip is finished there too: the .md goes up meanwhile
+  local function render(t)
+    progress.progress("report", 1, 1)
+    if not collected then
+      collected = true
+      -- the messages as read are garbage now: collected before the render allocates (a big thread)
+      timeline_lib.collect_messages(t.fetched or #(t.entries or {}))
+    end
+    return bundle.write(t, slot, { json = false, zip_stream = zip, defer_zip = true })
+  end
+  -- rendered while the last downloads are on the wire, kept if they ended as announced
+  local ahead, ahead_unchanged
   local timeline, err = plan.read({ out_dir = slot.dir, progress = progress.progress,
-                                    on_file = zip and zip.add })
+                                    on_file = zip and zip.add,
+                                    ahead = function(t, unchanged)
+                                      ahead, ahead_unchanged = render(t), unchanged
+                                    end })
   if not timeline then
     if zip then zip.abort() end
     return nil, err, plan.what
   end
-  progress.progress("report", 1, 1)
-  -- the messages as read are garbage now: collected before the render allocates (a big thread)
-  timeline_lib.collect_messages(timeline.fetched or #(timeline.entries or {}))
   local written
-  -- timeline.json (what makes the folder a version) is written beside the upload, below, and the
-  -- zip is finished there too: the .md goes up meanwhile
-  written, err = bundle.write(timeline, slot, { json = false, zip_stream = zip, defer_zip = true })
+  if ahead and ahead_unchanged() then
+    written = ahead
+  else
+    written, err = render(timeline)
+  end
   if not written then
     if zip then zip.abort() end
     return nil, err, "writing the report"
   end
   host.observe("pmb_report_build_seconds", host.monotonic() - build_started)
   ctx.log("info", "report written", { path = written.md_path, version = slot.version,
-                                      entries = written.view.counts.entries })
+                                      entries = written.view.counts.entries,
+                                      rendered = written == ahead and "beside the last downloads" or "after the downloads" })
 
   -- the upload's comment, with what changed since the previous version (made beside the upload:
   -- it is needed only to share the files)

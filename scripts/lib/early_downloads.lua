@@ -7,6 +7,12 @@
 -- before the rules: an early file whose name differs (a clash with a dropped one) is fetched again.
 -- With opts.on_file, each kept file is handed on (its local path) as soon as it and every kept
 -- file before it in name order are in (lib/bundle.lua's zip takes them).
+-- keep(jobs, ahead): the last downloads' wait is not lost. ahead(unchanged) is called at most once,
+-- beside the downloads, as soon as the last kept file's download has started (and one at least is
+-- still on the wire), with every kept file entry set as finish() would set it if those files
+-- arrive as announced (under their kept names, Slack's size): the report can be rendered
+-- meanwhile. Once finish() returned, unchanged() says whether the entries are still what ahead saw
+-- (else it must be rendered again).
 -- Calls lib/files.lua and host (all, signal, mkdir, remove, download through files.fetch).
 local host = require "host"
 local files = require "lib.files"
@@ -32,6 +38,10 @@ function early_downloads.new(out_dir, opts)
   -- the reading's end notify it
   local changed = host.signal()
   local in_order, handed = {}, 0    -- after keep(): the kept downloads in name order; how many handed on
+  local ahead                       -- keep()'s ahead, until it is called
+  -- notified when a download starts and when the dispatcher returns: the ahead's wait looks again
+  local moved = host.signal()
+  local dispatching = true          -- until the dispatcher returned
 
   -- Hand on the kept files that are in, in name order, up to the first one still missing.
   local function hand_on()
@@ -78,6 +88,7 @@ function early_downloads.new(out_dir, opts)
   local function fetch(d)
     d.state = "running"
     started = started + 1
+    moved:notify() -- (the ahead's wait wakes once this download is on its way)
     d.outcome = files.fetch(d.url, out_dir, d.safe, fetch_opts)
     d.state = "done"
     done = done + 1
@@ -94,11 +105,69 @@ function early_downloads.new(out_dir, opts)
     return nil
   end
 
+  -- After keep(): "ready" when every kept file is in or on its way and one at least is on the
+  -- wire; "wait" while one is still to start (queued, or a name freed by a dropped file: finish()
+  -- fetches those); "never" when all are in (nothing to wait for beside the work).
+  local function ahead_state()
+    local running = false
+    for _, key in ipairs(kept_order) do
+      local state = kept[key].source.state
+      if state == "running" then
+        running = true
+      elseif state ~= "done" then
+        return "wait"
+      end
+    end
+    return running and "ready" or "never"
+  end
+
+  -- The kept files' entries as finish() would set them if the downloads still running end as
+  -- announced; then ahead(unchanged) (see the top).
+  local function call_ahead()
+    local fn = ahead
+    ahead = nil
+    local seen = {} -- { entry, local_path, size, missing_reason } as ahead saw them
+    for _, key in ipairs(kept_order) do
+      local g = kept[key]
+      local d = g.source
+      files.apply(g.entries, d.state == "done" and d.outcome or { local_path = files.local_path(d.safe) })
+      for _, fe in ipairs(g.entries) do
+        seen[#seen + 1] = { fe, fe.local_path, fe.size, fe.missing_reason }
+      end
+    end
+    local function unchanged()
+      for _, s in ipairs(seen) do
+        local fe = s[1]
+        if fe.local_path ~= s[2] or fe.size ~= s[3] or fe.missing_reason ~= s[4] then return false end
+      end
+      return true
+    end
+    local ok, err = pcall(fn, unchanged)
+    if not ok then host.log("warn", "work beside the last downloads failed", { err = tostring(err) }) end
+  end
+
   local function worker()
     while not stopped do
       local d = next_queued()
       if not d then return end
       fetch(d)
+    end
+  end
+
+  -- Once the reading (and keep) is over, in its coroutine: calls keep()'s ahead as soon as the last
+  -- kept download is on its way; returns without it when that cannot happen any more (no ahead,
+  -- everything in, the rest left for finish(), the reading failed).
+  local function wait_to_call_ahead()
+    while ahead and kept and not stopped do
+      local state = ahead_state()
+      if state == "ready" then
+        host.sleep(0) -- (the download just started goes out on the loop first)
+        if not stopped then call_ahead() end
+        return
+      elseif state == "never" or not dispatching then
+        return
+      end
+      moved:wait()
     end
   end
 
@@ -119,7 +188,8 @@ function early_downloads.new(out_dir, opts)
   end
 
   -- Run fn (the reading, the names, the rules) beside the downloads; returns once fn returned and
-  -- the queue is empty. An error in fn stops the downloads not started and is raised again.
+  -- the queue is empty. An error in fn stops the downloads not started and is raised again. When fn
+  -- called keep() with an ahead, its coroutine then waits to call it (see the top).
   function self.run(fn)
     local results = host.all({
       function()
@@ -128,8 +198,13 @@ function early_downloads.new(out_dir, opts)
         if not ok then stopped = true end
         changed:notify()
         if not ok then error(err, 0) end
+        wait_to_call_ahead()
       end,
-      dispatcher,
+      function()
+        dispatcher()
+        dispatching = false
+        moved:notify()
+      end,
     })
     for _, r in ipairs(results) do
       if not r.ok then error(r.error, 0) end
@@ -138,8 +213,9 @@ function early_downloads.new(out_dir, opts)
 
   -- The jobs of the kept entries (lib/timeline.lua's complete). Early downloads nobody needs and not
   -- started are skipped; kept files not fetched yet are queued, unless their name is an early
-  -- file's (then finish() fetches them once that file is gone).
-  function self.keep(jobs)
+  -- file's (then finish() fetches them once that file is gone). ahead_fn: optional (see the top).
+  function self.keep(jobs, ahead_fn)
+    ahead = ahead_fn
     kept, kept_order = files.group_by_id(jobs)
     local names = files.unique_names(kept, kept_order)
     for _, key in ipairs(kept_order) do

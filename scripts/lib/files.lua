@@ -225,13 +225,18 @@ function files.group_by_id(jobs)
 end
 local group_by_id = files.group_by_id
 
+-- The report-relative path of a downloaded file named safe (files.unique_names).
+function files.local_path(safe)
+  return files.DIR .. "/" .. safe
+end
+
 -- Download url into out_dir/attachments/<safe> (the folder exists). Returns what the file entries
 -- get: { local_path, sha256, size } or { reason }. opts: max_bytes, allow_private (resolved).
 function files.fetch(url, out_dir, safe, opts)
   local dl_opts = { max_bytes = opts.max_bytes, allow_private = opts.allow_private or nil }
-  local res, err = host.download(url, out_dir .. "/" .. files.DIR .. "/" .. safe, dl_opts)
+  local res, err = host.download(url, out_dir .. "/" .. files.local_path(safe), dl_opts)
   if not res then return { reason = files.reason(err, opts.max_bytes) } end
-  return { local_path = files.DIR .. "/" .. safe, sha256 = res.sha256, size = res.size }
+  return { local_path = files.local_path(safe), sha256 = res.sha256, size = res.size }
 end
 
 -- A host.all result of a files.fetch as that outcome (a fetch that raised is a failed download).
@@ -240,7 +245,8 @@ function files.outcome_of(r)
   return { reason = "download failed: " .. tostring(r and r.error or "no result") }
 end
 
--- Set an outcome (files.fetch's) on file entries: local_path, sha256, size, or missing_reason.
+-- Set an outcome (files.fetch's) on file entries: local_path, sha256, size, or missing_reason (and
+-- no local_path nor sha256: a failure replaces a predicted arrival, lib/early_downloads.lua).
 function files.apply(entries, outcome)
   for _, fe in ipairs(entries) do
     if outcome.local_path then
@@ -248,6 +254,7 @@ function files.apply(entries, outcome)
       fe.sha256 = outcome.sha256
       fe.size = outcome.size or fe.size
     else
+      fe.local_path, fe.sha256 = nil, nil
       fe.missing_reason = outcome.reason
     end
   end

@@ -636,7 +636,14 @@ local function new_reader(ctx, opts, channel_mode)
     end
     t.requested_at = host.now()
 
-    if early then early.keep(file_jobs) end
+    if early then
+      -- opts.ahead(t, unchanged): t as it will be if the downloads still running end as announced
+      -- (lib/early_downloads.lua's keep)
+      early.keep(file_jobs, opts.ahead and function(unchanged)
+        t.files = files.stats(t.entries)
+        opts.ahead(t, unchanged)
+      end)
+    end
     return t, file_jobs
   end
 
@@ -686,7 +693,10 @@ end
 -- Read the thread of ctx (channel, thread_ts, ts = the request, user, config) from Slack and build
 -- its timeline, downloading kept files into opts.out_dir/attachments/.
 -- opts: out_dir (required for downloads), progress(stage, n, total) with stage "messages",
--- "people", "files", on_file(local_path) for each kept file downloaded (lib/early_downloads.lua).
+-- "people", "files", on_file(local_path) for each kept file downloaded (lib/early_downloads.lua),
+-- ahead(t, unchanged): called at most once, while the last downloads are on the wire, with the
+-- timeline as it will be if they end as announced (the report can be rendered meanwhile); once
+-- collect returned, unchanged() says whether it is (else render the timeline returned).
 -- Returns timeline, or nil, err when not even the first page could be read.
 function timeline.collect(ctx, opts)
   opts = opts or {}

@@ -6,7 +6,9 @@ downloaded but is neither in attachments/ nor in the zip nor counted; the zip, w
 files arrive, lists attachments/, the kept files in name order, the incident picture, then the .md;
 the bot's own earlier upload is never fetched; a failed early download is reported as before (its
 reason in the .md, counted as missing); the progress message is posted once although the downloads
-report beside the reading. Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
+report beside the reading. The .md is rendered beside the last downloads (keep()'s ahead) and kept
+when they end as announced; a last file that fails or is not the size Slack gave makes it rendered
+again, with what really came. Uses tests/e2e/harness.py (BotTestCase) and tests/fakeslack."""
 import glob
 import io
 import os
@@ -128,6 +130,61 @@ class EarlyDownloadsTest(BotTestCase):
         md = open(glob.glob(os.path.join(v1, "*.md"))[0], encoding="utf-8").read()
         self.assertIn("broken.png: _not included: HTTP status 404_", md)
         self.assertFalse(os.path.exists(os.path.join(v1, "attachments", "F0FAIL1-broken.png")))
+
+
+class RenderBesideTheLastDownloadsTest(BotTestCase):
+    """Two quick files and slow ones (16 KiB per 50 ms), two downloads at a time: the .md is
+    rendered while the slow ones are on the wire."""
+
+    def thread(self, slow_files):
+        fs = self.fs
+        fs.set_identity(user_id="U0PMBOT", bot_id="B0PMBOT", user="postmortembot")
+        fs.add_channel(CHANNEL, "inc-early", members=[ALICE])
+        fs.add_user(ALICE, "alice")
+        self.parent = fs.add_message(CHANNEL, {"type": "message", "user": ALICE, "text": "checkout is down",
+                                               "ts": "1731620000.000100", "thread_ts": "1731620000.000100"})["ts"]
+        quick = [fs.add_file("F0QUICK%d" % i, "quick-%d.bin" % i, b"q" * (3000 + i)) for i in (1, 2)]
+        files = quick + [fs.add_file(*f[:3], mode="slow", obj_fields=f[3] if len(f) > 3 else None)
+                         for f in slow_files]
+        for i, f in enumerate(files, 1):
+            fs.add_message(CHANNEL, {"type": "message", "ts": "1731620%03d.000200" % (10 * i),
+                                     "thread_ts": self.parent, "user": ALICE, "text": "file %d" % i, "files": [f]})
+
+    def autopsy(self, downloads=None):
+        bot = self.start_bot({"downloads": dict({"concurrency": 2}, **(downloads or {}))})
+        self.fs.mention(CHANNEL, ALICE, "autopsy this", thread_ts=self.parent)
+        self.fs.wait_for(lambda: self.fs.uploads, timeout=60, what="the upload (bot log:\n%s)" % bot.tail(40))
+        written = bot.wait_log(r'msg="report written"', timeout=10).line
+        v1 = os.path.join(bot.data_dir, "reports", CHANNEL, self.parent, "v1")
+        md = open(glob.glob(os.path.join(v1, "*.md"))[0], encoding="utf-8").read()
+        uploaded = [f for f in self.fs.uploads[0]["files"] if f["filename"].endswith(".md")][0]["bytes"]
+        self.assertEqual(md.encode("utf-8"), uploaded)  # what went up is what is on disk
+        return written, md, v1
+
+    def test_kept_when_the_last_files_arrive_as_announced(self):
+        self.thread([("F0SLOW1", "slow-1.bin", 64 * 1024), ("F0SLOW2", "slow-2.bin", 48 * 1024)])
+        written, md, v1 = self.autopsy()
+        self.assertIn('rendered="beside the last downloads"', written)
+        self.assertIn("[slow-1.bin](attachments/F0SLOW1-slow-1.bin) (64.0 KB)", md)
+        self.assertIn("[slow-2.bin](attachments/F0SLOW2-slow-2.bin) (48.0 KB)", md)
+        self.assertIn("[quick-1.bin](attachments/F0QUICK1-quick-1.bin) (2.9 KB)", md)
+        self.assertEqual(64 * 1024, os.path.getsize(os.path.join(v1, "attachments", "F0SLOW1-slow-1.bin")))
+        self.assertRegex(self.fs.uploads[0]["initial_comment"], r"^Postmortem: \d+ entries, 4 files attached\.")
+
+    def test_rendered_again_when_a_last_file_fails_or_is_not_the_size_slack_gave(self):
+        # slow-1's bytes are more than Slack said; slow-2 says 1 KB but is past the limit, found out
+        # only as its bytes arrive
+        self.thread([("F0SLOW1", "slow-1.bin", 64 * 1024, {"size": 1000}),
+                     ("F0SLOW2", "slow-2.bin", 96 * 1024, {"size": 1024})])
+        written, md, v1 = self.autopsy({"max_bytes": 80 * 1024})
+        self.assertIn('rendered="after the downloads"', written)
+        self.assertIn("[slow-1.bin](attachments/F0SLOW1-slow-1.bin) (64.0 KB)", md)
+        self.assertNotIn("1000 B", md)
+        self.assertIn("slow-2.bin: _not included: too large", md)
+        self.assertNotIn("attachments/F0SLOW2", md)
+        self.assertFalse(os.path.exists(os.path.join(v1, "attachments", "F0SLOW2-slow-2.bin")))
+        self.assertRegex(self.fs.uploads[0]["initial_comment"],
+                         r"^Postmortem: \d+ entries, 3 files attached, 1 could not be downloaded\.")
 
 
 if __name__ == "__main__":

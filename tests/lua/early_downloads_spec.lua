@@ -3,7 +3,9 @@
 -- dropped entries are removed and never set on an entry, a dropped file not started is never
 -- fetched, a name a dropped file held is fetched again for the kept one, and nothing runs beside
 -- more than `concurrency` downloads. host.all runs one function after another here (the bot runs
--- them concurrently); calling run before keep makes the early downloads happen first.
+-- them concurrently); calling run before keep makes the early downloads happen first. The ahead
+-- specs at the end take turns instead (coroutines, each download a few turns long), to see when
+-- keep()'s ahead is called and what the entries hold then.
 package.path = "tests/lua/?.lua;" .. package.path
 local stub = require "helpers.host_stub"
 local H = {}
@@ -48,7 +50,7 @@ describe("early_downloads", function()
     assert.are.equal("sum-https://f/F1", ka.entry.sha256)
     assert.are.equal("attachments/F3-c.png", kc.entry.local_path)
     assert.is_nil(b.entry.local_path)
-    for _, limit in ipairs(H.limits) do assert.is_true(limit <= 2) end
+    -- (at most `concurrency` downloads at once: the ahead specs below count them)
   end)
 
   it("never fetches a dropped file whose download had not started when the rules ran", function()
@@ -152,4 +154,133 @@ describe("early_downloads", function()
     assert.are.equal("the reading broke", err)
     assert.are.same({}, H.downloads)
   end)
+
+  -- host.all's functions as coroutines taking turns (a download is 1 turn long, 6 for a URL holding
+  -- "slow"; a host.all inside a function gives the others a turn after each of its own rounds),
+  -- host.sleep one turn, host.signal woken by any notify after the wait began.
+  local function taking_turns()
+    local log = {}
+    H.all = function(fns)
+      local cos, results = {}, {}
+      for i, fn in ipairs(fns) do cos[i] = coroutine.create(fn) end
+      for _ = 1, 1000 do
+        local alive = false
+        for i, co in ipairs(cos) do
+          if coroutine.status(co) == "suspended" then
+            local ok, v = coroutine.resume(co)
+            if not ok then
+              results[i] = { ok = false, error = v }
+            elseif coroutine.status(co) == "dead" then
+              results[i] = { ok = true, value = v }
+            else
+              alive = true
+            end
+          end
+        end
+        if not alive then return results end
+        if coroutine.isyieldable() then coroutine.yield() end
+      end
+      error("host.all: its functions never ended")
+    end
+    H.sleep = function() coroutine.yield() end
+    H.signal = function()
+      local sig = { notified = 0 }
+      function sig.notify() sig.notified = sig.notified + 1 return 0 end
+      function sig.wait()
+        local seen = sig.notified
+        repeat coroutine.yield() until sig.notified ~= seen
+        return true
+      end
+      return sig
+    end
+    local running = 0
+    log.most = 0
+    H.download = function(url, dest)
+      log[#log + 1] = "start " .. url
+      H.downloads[#H.downloads + 1] = dest
+      running = running + 1
+      log.most = math.max(log.most, running)
+      for _ = 1, url:find("slow") and 6 or 1 do coroutine.yield() end
+      running = running - 1
+      log[#log + 1] = "end " .. url
+      if url:find("fail") then return nil, { code = "http_status", status = 403 } end
+      return { path = dest, size = #url, sha256 = "sum-" .. url }
+    end
+    return log
+  end
+
+  -- A job whose Slack size is what the download will give (lib/files.lua's entry size).
+  local function sized(id, name, url)
+    local j = job(id, name, url)
+    j.entry.size = #j.url
+    return j
+  end
+
+  -- The three kept files a, b and c (c slow, url_c), two at a time, the rules done before any
+  -- download: returns the kept jobs, what ahead saw (nil when not called) and the early downloads.
+  local function three_files(url_c, ahead_too)
+    local log = taking_turns()
+    local a, b, c = sized("F1", "a.png"), sized("F2", "b.png"), sized("F3", "c.png", url_c)
+    local ka, kb, kc = again(a), again(b), again(c)
+    for _, k in ipairs({ ka, kb, kc }) do k.entry.size = #k.url end
+    local e = early_downloads.new(OUT, { concurrency = 2 })
+    e.add({ a, b, c })
+    local saw
+    e.run(function()
+      e.keep({ ka, kb, kc }, ahead_too ~= false and function(unchanged)
+        saw = { log = table.concat(log, ","), unchanged = unchanged, a = ka.entry.local_path,
+                c = kc.entry.local_path, c_sha = kc.entry.sha256, c_size = kc.entry.size }
+      end or nil)
+    end)
+    e.finish()
+    return { ka, kb, kc }, saw, log
+  end
+
+  it("calls ahead once the last download is on its way, with the entries as they will be", function()
+    local kept, saw, log = three_files("https://f/slow-c")
+    assert.are.equal(2, log.most) -- (two at a time, as asked)
+    assert.is_table(saw)
+    -- a and b were in, c had started and was not
+    assert.are.equal("start https://f/F1,start https://f/F2,end https://f/F1,start https://f/slow-c,"
+                     .. "end https://f/F2", saw.log)
+    assert.are.equal("attachments/F1-a.png", saw.a)
+    assert.are.equal("attachments/F3-c.png", saw.c)
+    assert.is_nil(saw.c_sha)
+    assert.are.equal(#"https://f/slow-c", saw.c_size)
+    -- c came in as announced: what ahead saw holds, and the entry has its digest now
+    assert.is_true(saw.unchanged())
+    assert.are.equal("sum-https://f/slow-c", kept[3].entry.sha256)
+  end)
+
+  it("says ahead's entries changed when the last download fails, and leaves no path on it", function()
+    local kept, saw = three_files("https://f/slow-fail")
+    assert.are.equal("attachments/F3-c.png", saw.c)
+    assert.is_false(saw.unchanged())
+    assert.are.equal("HTTP status 403", kept[3].entry.missing_reason)
+    assert.is_nil(kept[3].entry.local_path)
+    assert.is_nil(kept[3].entry.sha256)
+    assert.are.equal("attachments/F1-a.png", kept[1].entry.local_path)
+  end)
+
+  it("says ahead's entries changed when a file is not the size Slack gave", function()
+    local kept, saw = three_files("https://f/slow-c", true)
+    assert.is_true(saw.unchanged())
+    kept[3].entry.size = 1 -- (as if the bytes had not been what Slack announced)
+    assert.is_false(saw.unchanged())
+  end)
+
+  it("calls no ahead when every download ended before the rules, or when none was given", function()
+    taking_turns()
+    local a = sized("F1", "a.png")
+    local e = early_downloads.new(OUT, {})
+    e.add({ a })
+    e.run(function() end)
+    local called = false
+    e.keep({ again(a) }, function() called = true end)
+    e.finish()
+    assert.is_false(called)
+    local _, saw = three_files("https://f/slow-c", false)
+    assert.is_nil(saw)
+  end)
 end)
+
