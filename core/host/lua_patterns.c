@@ -101,49 +101,61 @@ static void patterns_end(const struct patterns_state *st)
 
 /* "%<cl>" against byte c: the classes of the manual (plus Lua's deprecated %z); upper case is
  * the complement; any other character stands for itself. */
-static int patterns_class(int c, int cl)
+/* For each byte, the classes it is in; for each class letter (either case), its bit; 0 for any
+ * other byte. Filled once from <ctype.h> by patterns_tables_init, in the C locale the process
+ * keeps (nothing calls setlocale), so that a class costs two table reads rather than a tolower()
+ * and an is*() call: the report's scripts test classes on every byte they scan. */
+enum {
+    PATTERNS_CL_A = 1 << 0,
+    PATTERNS_CL_C = 1 << 1,
+    PATTERNS_CL_D = 1 << 2,
+    PATTERNS_CL_G = 1 << 3,
+    PATTERNS_CL_L = 1 << 4,
+    PATTERNS_CL_P = 1 << 5,
+    PATTERNS_CL_S = 1 << 6,
+    PATTERNS_CL_U = 1 << 7,
+    PATTERNS_CL_W = 1 << 8,
+    PATTERNS_CL_X = 1 << 9,
+    PATTERNS_CL_Z = 1 << 10,
+};
+static unsigned short patterns_byte_classes[256];
+static unsigned short patterns_class_bits[256];
+
+static void patterns_tables_init(void)
 {
-    int hit;
-    switch (tolower(cl)) {
-    case 'a':
-        hit = isalpha(c);
-        break;
-    case 'c':
-        hit = iscntrl(c);
-        break;
-    case 'd':
-        hit = isdigit(c);
-        break;
-    case 'g':
-        hit = isgraph(c);
-        break;
-    case 'l':
-        hit = islower(c);
-        break;
-    case 'p':
-        hit = ispunct(c);
-        break;
-    case 's':
-        hit = isspace(c);
-        break;
-    case 'u':
-        hit = isupper(c);
-        break;
-    case 'w':
-        hit = isalnum(c);
-        break;
-    case 'x':
-        hit = isxdigit(c);
-        break;
-    case 'z':
-        hit = c == 0;
-        break;
-    default:
-        return cl == c;
+    static const struct {
+        char letter;
+        unsigned short bit;
+    } letters[] = {{'a', PATTERNS_CL_A}, {'c', PATTERNS_CL_C}, {'d', PATTERNS_CL_D},
+                   {'g', PATTERNS_CL_G}, {'l', PATTERNS_CL_L}, {'p', PATTERNS_CL_P},
+                   {'s', PATTERNS_CL_S}, {'u', PATTERNS_CL_U}, {'w', PATTERNS_CL_W},
+                   {'x', PATTERNS_CL_X}, {'z', PATTERNS_CL_Z}};
+    for (int c = 0; c < 256; c++) {
+        patterns_byte_classes[c] =
+            (unsigned short)((isalpha(c) ? PATTERNS_CL_A : 0) | (iscntrl(c) ? PATTERNS_CL_C : 0) |
+                             (isdigit(c) ? PATTERNS_CL_D : 0) | (isgraph(c) ? PATTERNS_CL_G : 0) |
+                             (islower(c) ? PATTERNS_CL_L : 0) | (ispunct(c) ? PATTERNS_CL_P : 0) |
+                             (isspace(c) ? PATTERNS_CL_S : 0) | (isupper(c) ? PATTERNS_CL_U : 0) |
+                             (isalnum(c) ? PATTERNS_CL_W : 0) | (isxdigit(c) ? PATTERNS_CL_X : 0) |
+                             (c == 0 ? PATTERNS_CL_Z : 0));
+        patterns_class_bits[c] = 0;
     }
-    if (isupper(cl))
-        return !hit;
-    return hit;
+    for (size_t i = 0; i < sizeof letters / sizeof letters[0]; i++) {
+        patterns_class_bits[(unsigned char)letters[i].letter] = letters[i].bit;
+        patterns_class_bits[toupper((unsigned char)letters[i].letter)] = letters[i].bit;
+    }
+}
+
+/* Byte c against the class of "%cl": a class letter (its capital: the complement), else cl itself.
+ */
+static inline int patterns_class(int c, int cl)
+{
+    unsigned bit = patterns_class_bits[cl];
+    int hit;
+    if (!bit)
+        return cl == c;
+    hit = (patterns_byte_classes[c] & bit) != 0;
+    return isupper(cl) ? !hit : hit;
 }
 
 /* Byte c against the set that opens with '[' at p and closes with the ']' at close. */
@@ -823,5 +835,7 @@ void lua_patterns_register(lua_State *L)
                                               {"gmatch", patterns_gmatch},
                                               {"gsub", patterns_gsub},
                                               {NULL, NULL}};
+    if (!patterns_class_bits['a'])
+        patterns_tables_init();
     luaL_setfuncs(L, patterns_funcs, 0);
 }

@@ -23,6 +23,7 @@
 #include "base/metrics.h"
 #include "base/tzfile.h"
 #include "host/host_gen.h"
+#include "host/md_escape.h"
 #include "host/read_rule.h"
 
 #define PRIM_ERR_MT "pmb.err"
@@ -692,6 +693,7 @@ void prim_local_register(lua_State *L)
                                    {"file_size", prim_file_size},
                                    {"sha256", prim_sha256},
                                    {"base64", prim_base64},
+                                   {"escape_markdown", md_escape_lua},
                                    {"log", prim_log},
                                    {"bot", prim_bot},
                                    {"generation", prim_generation},

@@ -1,7 +1,8 @@
 -- CommonMark-safe building blocks: escaping user text, code spans, fenced blocks, links, images.
 -- Called by lib/mrkdwn.lua, lib/richtext.lua, lib/templates.lua (the escape of .md templates) and
--- the report code. Pure Lua, calls nothing. Rule: nothing user-supplied that goes through here can
--- change the document's block structure or become raw HTML.
+-- the report code. Pure Lua, but for escape_chars, which the host does in C when it can
+-- (host.escape_markdown, core/host/md_escape.c: the same result). Rule: nothing user-supplied that
+-- goes through here can change the document's block structure or become raw HTML.
 local markdown = {}
 
 -- Every character that can start inline Markdown (emphasis, code, links, images, raw HTML,
@@ -33,7 +34,7 @@ local spare = {}
 -- Hot path (every piece of every message): hop from one punctuation character to the next ("%p"
 -- scans faster than a set of the specials; every special and "&" is punctuation) and cut the
 -- text at the specials. Text with many of them goes through one gsub instead.
-function markdown.escape_chars(text)
+local function escape_chars_lua(text)
   local s = text
   local pieces = spare or {}
   spare = nil
@@ -69,6 +70,19 @@ function markdown.escape_chars(text)
     s = gsub(s, "&(#?%w+;)", "&amp;%1")
   end
   return s
+end
+markdown.escape_chars_lua = escape_chars_lua -- (what defines the result: the specs and tests/c compare)
+
+-- The host's C escaping when there is a host that has it (not in the specs, which load no host).
+local c_escape
+do
+  local ok, host = pcall(require, "host")
+  c_escape = ok and type(host) == "table" and rawget(host, "escape_markdown") or nil
+end
+
+function markdown.escape_chars(text)
+  if c_escape and type(text) == "string" then return c_escape(text) end
+  return escape_chars_lua(text)
 end
 
 -- Make one line of already-escaped Markdown safe at the start of a block: drop the leading
