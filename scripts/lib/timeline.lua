@@ -755,10 +755,11 @@ function timeline.collect_channel(ctx, opts)
   reader.run(function()
     reader.absorb(messages, key)
     t, file_jobs = reader.finish({ thread_ts = key, info = info })
+    -- (before the downloads end: opts.ahead renders the report while the last ones are on the wire)
+    t.window = { oldest = opts.oldest, latest = opts.latest }
+    t.threads = n_threads
   end)
   reader.download(t, file_jobs)
-  t.window = { oldest = opts.oldest, latest = opts.latest }
-  t.threads = n_threads
   return t
 end
 

@@ -12,6 +12,7 @@ again, with what really came. Uses tests/e2e/harness.py (BotTestCase) and tests/
 import glob
 import io
 import os
+import time
 import zipfile
 
 from harness import BotTestCase
@@ -170,6 +171,28 @@ class RenderBesideTheLastDownloadsTest(BotTestCase):
         self.assertIn("[quick-1.bin](attachments/F0QUICK1-quick-1.bin) (2.9 KB)", md)
         self.assertEqual(64 * 1024, os.path.getsize(os.path.join(v1, "attachments", "F0SLOW1-slow-1.bin")))
         self.assertRegex(self.fs.uploads[0]["initial_comment"], r"^Postmortem: \d+ entries, 4 files attached\.")
+
+    def test_a_channel_window_rendered_beside_its_last_downloads_says_its_window(self):
+        # the channel report's own fields (its window, its threads) are set before the downloads
+        # end: the .md rendered beside them has them
+        fs = self.fs
+        fs.set_identity(user_id="U0PMBOT", bot_id="B0PMBOT", user="postmortembot")
+        fs.add_channel(CHANNEL, "inc-early", members=[ALICE])
+        fs.add_user(ALICE, "alice")
+        now = time.time()
+        files = [fs.add_file("F0QUICK%d" % i, "quick-%d.bin" % i, b"q" * 3000) for i in (1, 2)]
+        files.append(fs.add_file("F0SLOW1", "slow-1.bin", 64 * 1024, mode="slow"))
+        for i, f in enumerate(files, 1):
+            fs.add_message(CHANNEL, {"type": "message", "ts": "%.6f" % (now - 3000 + 60 * i), "user": ALICE,
+                                     "text": "file %d" % i, "files": [f]})
+        bot = self.start_bot({"downloads": {"concurrency": 2}})
+        cmd_ts, _ = fs.mention(CHANNEL, ALICE, "autopsy last 2h")
+        fs.wait_for(lambda: fs.uploads, timeout=60, what="the upload (bot log:\n%s)" % bot.tail(40))
+        written = bot.wait_log(r'msg="report written"', timeout=10).line
+        self.assertIn('rendered="beside the last downloads"', written)
+        md = [f for f in fs.uploads[0]["files"] if f["filename"].endswith(".md")][0]["bytes"].decode("utf-8")
+        self.assertIn("The channel's messages in order (since ", md)
+        self.assertIn("[slow-1.bin](attachments/F0SLOW1-slow-1.bin) (64.0 KB)", md)
 
     def test_rendered_again_when_a_last_file_fails_or_is_not_the_size_slack_gave(self):
         # slow-1's bytes are more than Slack said; slow-2 says 1 KB but is past the limit, found out
