@@ -1,7 +1,10 @@
 -- The scripts' entry point: the host (core/host.c) requires this module when it builds a
--- generation and calls load() and self_check() before the generation may serve; then
+-- generation and calls load(how) and self_check(how) before the generation may serve; then
 -- on_envelope(envelope) in a fresh coroutine per Socket Mode envelope, and render(opts) for the
 -- `render` subcommand. Commands live in lib/router.lua's registry, filters in lib/filters.lua.
+-- how.render is true when the generation is built for the `render` subcommand: one report and an
+-- exit, so the commands (and what only they use) are neither loaded nor checked: a render does not
+-- wait ~20 ms for them, nor fail for a command it never runs (`postmortembot check` checks them).
 local host = require "host"
 local router = require "lib.router"
 
@@ -15,11 +18,11 @@ local function module_exists(name)
   error(err, 0)
 end
 
--- Register every command (scripts/commands/*.lua, sorted) and filter rule. Raises on the first
--- broken file; the message starts with file:line.
-function init.load()
+-- Register every command (scripts/commands/*.lua, sorted; not for a render) and filter rule.
+-- Raises on the first broken file; the message starts with file:line.
+function init.load(how)
   router.reset()
-  for _, name in ipairs(host.list_scripts("commands")) do
+  for _, name in ipairs(how and how.render and {} or host.list_scripts("commands")) do
     router.add(require(name), "scripts/" .. name:gsub("%.", "/") .. ".lua")
   end
   if module_exists("lib.filters") then
@@ -27,17 +30,21 @@ function init.load()
   end
 end
 
--- true, or false plus a list of problems.
-function init.self_check()
-  local problems = router.check()
-  if module_exists("lib.templates") then
-    local ok, errs = require("lib.templates").check_all()
-    if not ok then
-      for _, e in ipairs(errs) do problems[#problems + 1] = e end
+-- true, or false plus a list of problems. For a render only the report's templates are compiled
+-- (a broken one fails the render itself).
+function init.self_check(how)
+  local problems = {}
+  if not (how and how.render) then
+    problems = router.check()
+    if module_exists("lib.templates") then
+      local ok, errs = require("lib.templates").check_all()
+      if not ok then
+        for _, e in ipairs(errs) do problems[#problems + 1] = e end
+      end
     end
-  end
-  for _, e in ipairs(require("lib.destinations").check(host.config())) do
-    problems[#problems + 1] = e
+    for _, e in ipairs(require("lib.destinations").check(host.config())) do
+      problems[#problems + 1] = e
+    end
   end
   if #problems > 0 then return false, problems end
   -- the report templates compiled now, not by the first report after its last page

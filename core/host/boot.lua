@@ -77,15 +77,17 @@ local function lock_globals()
   })
 end
 
-function boot.load_init()
+-- for_render: the generation is the `render` subcommand's (init.load's `how.render`).
+function boot.load_init(for_render)
   lock_globals()
   local init = require "init"
   if type(init) ~= "table" then error("init.lua must return a table", 0) end
   for _, f in ipairs({ "load", "self_check", "on_envelope", "render" }) do
     if type(init[f]) ~= "function" then error("init.lua: init." .. f .. " is not a function", 0) end
   end
-  init.load()
-  local ok, errs = init.self_check()
+  local how = { render = for_render == true }
+  init.load(how)
+  local ok, errs = init.self_check(how)
   if ok ~= true then
     if type(errs) == "table" then errs = table.concat(errs, "; ") end
     error("self-check failed: " .. tostring(errs or "no reason given"), 0)

@@ -308,7 +308,8 @@ static int host_gen_load(lua_State *L)
 
     /* scripts: init.lua and everything it loads, then the self-check */
     lua_getfield(L, boot, "load_init");
-    lua_call(L, 0, 1); /* stack: boot cfg init */
+    lua_pushboolean(L, gen->mode == HOST_MODE_RENDER); /* a render loads no commands */
+    lua_call(L, 1, 1);                                 /* stack: boot cfg init */
     gen->init_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     return 0;
