@@ -269,11 +269,11 @@ function files.attach_offline(jobs, out_dir)
   local names = files.unique_names(groups, order) -- the names the bot's downloads use
   for _, key in ipairs(order) do
     local safe = names[key]
-    local path = (out_dir or ".") .. "/" .. files.DIR .. "/" .. safe
+    local path = (out_dir or ".") .. "/" .. files.local_path(safe)
     local present = out_dir and host.exists(path) == "file"
     for _, fe in ipairs(groups[key].entries) do
       if present then
-        fe.local_path = files.DIR .. "/" .. safe
+        fe.local_path = files.local_path(safe)
         fe.size = host.file_size(path) or fe.size
       else
         fe.missing_reason = "offline render"

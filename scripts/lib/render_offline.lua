@@ -65,14 +65,13 @@ end
 -- Copy saved file bytes (files_dir/<FILEID>, from --files) into out_dir/attachments/ for the
 -- timeline's file entries that have none; the rest get a reason.
 local function attach_saved_files(timeline, files_dir, out_dir)
-  local downloaded, missing, bytes = 0, 0, 0
   for _, e in ipairs(timeline.entries or {}) do
     for _, f in ipairs(e.files or {}) do
       if not f.local_path and not f.missing_reason and f.id then
         local src = files_dir and safe_id(f.id) and (files_dir .. "/" .. f.id) or nil
         local data = src and host.exists(src) == "file" and host.read_file(src) or nil
         if data then
-          local rel = files_lib.DIR .. "/" .. files_lib.safe_name(f.id, f.name or f.title)
+          local rel = files_lib.local_path(files_lib.safe_name(f.id, f.name or f.title))
           host.write_file(out_dir .. "/" .. rel, data)
           f.local_path, f.size, f.sha256 = rel, #data, host.sha256(data)
         elseif not safe_id(f.id) then
@@ -81,14 +80,9 @@ local function attach_saved_files(timeline, files_dir, out_dir)
           f.missing_reason = files_dir and "not in the --files folder" or "not available offline (see --files)"
         end
       end
-      if f.local_path and not f.missing_reason then
-        downloaded, bytes = downloaded + 1, bytes + (f.size or 0)
-      else
-        missing = missing + 1
-      end
     end
   end
-  timeline.files = { downloaded = downloaded, missing = missing, bytes = bytes }
+  timeline.files = files_lib.stats(timeline.entries or {})
 end
 
 -- The channel's id and name from --channel: a conversations.info response or the channel object.
