@@ -22,8 +22,10 @@ end
 -- Raises on the first broken file; the message starts with file:line.
 function init.load(how)
   router.reset()
-  for _, name in ipairs(how and how.render and {} or host.list_scripts("commands")) do
-    router.add(require(name), "scripts/" .. name:gsub("%.", "/") .. ".lua")
+  if not (how and how.render) then
+    for _, name in ipairs(host.list_scripts("commands")) do
+      router.add(require(name), "scripts/" .. name:gsub("%.", "/") .. ".lua")
+    end
   end
   if module_exists("lib.filters") then
     require("lib.filters").rules()

@@ -99,8 +99,6 @@ static void patterns_end(const struct patterns_state *st)
     patterns_units = st->units;
 }
 
-/* "%<cl>" against byte c: the classes of the manual (plus Lua's deprecated %z); upper case is
- * the complement; any other character stands for itself. */
 /* For each byte, the classes it is in; for each class letter (either case), its bit; 0 for any
  * other byte. Filled once from <ctype.h> by patterns_tables_init, in the C locale the process
  * keeps (nothing calls setlocale), so that a class costs two table reads rather than a tolower()
@@ -146,8 +144,8 @@ static void patterns_tables_init(void)
     }
 }
 
-/* Byte c against the class of "%cl": a class letter (its capital: the complement), else cl itself.
- */
+/* "%<cl>" against byte c: the classes of the manual (plus Lua's deprecated %z); upper case is
+ * the complement; any other character stands for itself. */
 static inline int patterns_class(int c, int cl)
 {
     unsigned bit = patterns_class_bits[cl];
